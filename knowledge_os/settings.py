@@ -75,6 +75,15 @@ class EmbedderSettings(_Section):
     )
     batch_size: int = Field(default=32, ge=1, le=256)
     threads: int = Field(default=2, ge=1)
+    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout for ollama.")
+    ollama_query_prompt: str = Field(
+        default="task: search result | query: ",
+        description="Prepended to queries (embeddinggemma's retrieval prompt).",
+    )
+    ollama_document_prompt: str = Field(
+        default="title: none | text: ",
+        description="Prepended to documents (embeddinggemma's document prompt).",
+    )
 
 
 class VectorSettings(_Section):
@@ -96,6 +105,12 @@ class GraphSettings(_Section):
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
     neo4j_database: str = "neo4j"
+    neo4j_connect_timeout_s: float = Field(default=10.0, gt=0)
+    max_frontier: int = Field(
+        default=10_000,
+        ge=1,
+        description="Expansion: most frontier nodes expanded per BFS level (both backends).",
+    )
 
 
 class PostgresSettings(_Section):
