@@ -95,6 +95,9 @@ class VectorSettings(_Section):
     api_key: SecretStr | None = None
     collection: str = "kos_chunks"
     hnsw_ef: int = Field(default=64, ge=8)
+    hnsw_m: int = Field(default=16, ge=4, description="HNSW edges per node (built at optimize).")
+    hnsw_ef_construct: int = Field(default=100, ge=8)
+    timeout_s: float = Field(default=10.0, gt=0, description="Request timeout for a server.")
 
 
 class GraphSettings(_Section):
@@ -129,6 +132,11 @@ class StorageSettings(_Section):
     checkpointer: Literal["sqlite", "postgres", "memory"] = "sqlite"
     memory: Literal["sqlite", "postgres"] = "sqlite"
     memory_retention_days: int = Field(default=90, ge=1)
+    dead_letter_lease_s: int = Field(
+        default=900,
+        ge=1,
+        description="A claimed dead letter is due again after this many seconds without mark_*.",
+    )
 
 
 class RouterSettings(_Section):
