@@ -30,7 +30,7 @@ from typing import Any, NoReturn, TypeVar
 
 import orjson
 
-from knowledge_os.errors import BackendError, BackendUnavailableError
+from knowledge_os.errors import BackendError, BackendUnavailableError, ConfigError
 from knowledge_os.retrieval.base import GraphEdge, GraphHit, GraphNode
 from knowledge_os.retrieval.graph_sqlite import DEFAULT_MAX_FRONTIER, bounded_bfs
 
@@ -105,6 +105,7 @@ class Neo4jGraphStore:
     Raises:
         BackendUnavailableError: the server did not answer or refused the credentials;
             the message names the URI (password redacted).
+        ConfigError: the driver rejected the URI or options.
     """
 
     def __init__(
@@ -248,14 +249,17 @@ class Neo4jGraphStore:
         """Re-raise a driver exception as BackendUnavailableError / BackendError."""
         errors = self._neo4j.exceptions
         where = f"Neo4j at {redact_uri(self.uri)} (database {self.database!r})"
+        detail = redact_uri(str(exc))
+        if isinstance(exc, errors.ConfigurationError):
+            raise ConfigError(f"{where}: {detail}") from exc
         if isinstance(exc, errors.AuthError):
             raise BackendUnavailableError(
-                f"{where}: authentication failed during {action}: {exc}"
+                f"{where}: authentication failed during {action}: {detail}"
             ) from exc
         if isinstance(exc, (errors.ServiceUnavailable, errors.SessionExpired, OSError)):
             raise BackendUnavailableError(
-                f"{where}: server unavailable during {action}: {exc}"
+                f"{where}: server unavailable during {action}: {detail}"
             ) from exc
         if isinstance(exc, (errors.Neo4jError, errors.DriverError)):
-            raise BackendError(f"{where}: {action} failed: {exc}") from exc
+            raise BackendError(f"{where}: {action} failed: {detail}") from exc
         raise exc
