@@ -56,6 +56,7 @@ class LLMSettings(_Section):
     n_ctx: int = Field(default=8192, ge=512, description="llama.cpp context window, tokens.")
     n_threads: int = Field(default=2, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int = Field(default=42, description="Sampling seed (llama.cpp and Ollama).")
     max_tokens: int = Field(default=256, ge=16, description="Default completion cap per call.")
     ollama_url: str = "http://127.0.0.1:11434"
     ollama_model: str = "qwen2.5:3b"

