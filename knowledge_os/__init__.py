@@ -1,0 +1,42 @@
+"""Knowledge OS: agent-graph orchestration on LangGraph.
+
+The public surface is listed in ``__all__`` (pinned by tests/unit/test_public_api.py).
+"""
+
+from knowledge_os.api import Citation, KnowledgeOS, Quality, RouteInfo, RunResult, RunUsage
+from knowledge_os.errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    BudgetExceededError,
+    ConfigError,
+    DomainConfigError,
+    IngestError,
+    InputError,
+    KnowledgeOSError,
+    UnknownNameError,
+)
+from knowledge_os.settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "BackendTimeoutError",
+    "BackendUnavailableError",
+    "BudgetExceededError",
+    "Citation",
+    "ConfigError",
+    "DomainConfigError",
+    "IngestError",
+    "InputError",
+    "KnowledgeOS",
+    "KnowledgeOSError",
+    "Quality",
+    "RouteInfo",
+    "RunResult",
+    "RunUsage",
+    "Settings",
+    "UnknownNameError",
+    "__version__",
+]

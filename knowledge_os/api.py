@@ -1,0 +1,283 @@
+"""The Python API: ingest, run (sync and async), stream node updates, inspect threads.
+
+Example::
+
+    from knowledge_os import KnowledgeOS
+
+    kos = KnowledgeOS()
+    kos.ingest()                                   # the machine's Debian changelogs
+    result = kos.run("What changed in openssl since March?")
+    print(result.answer, [c.id for c in result.citations])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from knowledge_os.errors import InputError
+from knowledge_os.graph.state import Context
+from knowledge_os.retrieval.ingest import IngestReport
+from knowledge_os.retrieval.sources import DEFAULT_DEBIAN_DOC_DIR
+from knowledge_os.services import Services, reset_services
+from knowledge_os.settings import Settings
+
+__all__ = ["Citation", "KnowledgeOS", "Quality", "RouteInfo", "RunResult", "RunUsage", "resume_dead_letter"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Citation(_Model):
+    """A cited document. ``metadata`` of a changelog entry has package, version, date."""
+
+    id: str
+    title: str
+    score: float
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RouteInfo(_Model):
+    """``method``: cache, heuristic, llm, fallback (or forced, when a domain was given)."""
+
+    domain: str
+    method: str
+    confidence: float
+
+
+class Quality(_Model):
+    score: float
+    passed: bool
+    issues: list[str] = Field(default_factory=list)
+
+
+class RunUsage(_Model):
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    steps: int = 0
+    latency_s: float = 0.0
+
+
+class RunResult(_Model):
+    """The result of one run; ``model_dump()`` is the ``kos run --json`` object."""
+
+    run_id: str
+    thread_id: str
+    domain: str
+    route: RouteInfo
+    path: Literal["fast", "smart"]
+    answer: str
+    citations: list[Citation]
+    quality: Quality
+    usage: RunUsage
+    manifest: dict[str, Any]
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], thread_id: str) -> RunResult:
+        route = state.get("route") or {}
+        usage = state.get("usage") or {}
+        manifest = state.get("manifest") or {}
+        started, finished = manifest.get("started_at"), manifest.get("finished_at")
+        return cls(
+            run_id=state["run_id"],
+            thread_id=thread_id,
+            domain=state["domain"],
+            route=RouteInfo(domain=route.get("domain", state["domain"]), method=route.get("method", "fallback"),
+                            confidence=float(route.get("confidence", 0.0))),
+            path=state.get("path", "fast"),
+            answer=state.get("answer", ""),
+            citations=[Citation(id=c["id"], title=c["title"], score=c["score"], metadata=c.get("metadata", {}))
+                       for c in state.get("citations") or []],
+            quality=Quality(**{k: (state.get("quality") or {}).get(k, d) for k, d in
+                               (("score", 0.0), ("passed", False), ("issues", []))}),
+            usage=RunUsage(
+                llm_calls=usage.get("llm_calls", 0), prompt_tokens=usage.get("prompt_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0), steps=usage.get("steps", 0),
+                latency_s=round((finished - started), 3) if started and finished else 0.0,
+            ),
+            manifest=manifest,
+        )
+
+
+class KnowledgeOS:
+    """The framework's front door.
+
+    Args:
+        settings: Backends and models; default ``Settings()`` (``KOS_*`` env + kos.yaml).
+        services: Prebuilt services (tests inject fakes); overrides ``settings``.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, services: Services | None = None) -> None:
+        self.services = services or Services(settings)
+        self.settings = self.services.settings
+        reset_services(self.services)  # nodes resolve services through get_services() too
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def ingest(
+        self, paths: Sequence[Path | str] | None = None, *, on_progress: Callable[[int, int], None] | None = None
+    ) -> IngestReport:
+        """Ingest files/folders (default: ``/usr/share/doc``'s Debian changelogs).
+
+        Returns:
+            The report; ``report.problems`` names every skipped file or line.
+        """
+        from knowledge_os.retrieval.ingest import ingest
+
+        targets = [Path(p) for p in paths] if paths else [DEFAULT_DEBIAN_DOC_DIR]
+        report = ingest(self.services, targets, on_progress=on_progress)
+        self.services.invalidate()
+        return report
+
+    # -- runs -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _graph(self) -> AsyncIterator[Any]:
+        from knowledge_os.graph.builder import builder
+        from knowledge_os.graph.checkpointer import open_checkpointer
+
+        async with open_checkpointer(self.settings) as saver:
+            yield builder.compile(checkpointer=saver, name="knowledge_os")
+
+    def _context(self, domain: str | None, path: str | None, persona: str | None,
+                 as_of: date | str | None, use_cache: bool) -> Context:
+        if domain is not None:
+            self.services.domains.get(domain)  # UnknownNameError lists the domains
+        if path not in (None, "fast", "smart"):
+            raise InputError(f"path must be 'fast' or 'smart', got {path!r}")
+        day = as_of.isoformat() if isinstance(as_of, date) else as_of
+        if day is not None:
+            try:
+                date.fromisoformat(day)
+            except ValueError as exc:
+                raise InputError(f"as_of must be an ISO date (YYYY-MM-DD), got {day!r}") from exc
+        return Context(domain=domain, path=path, persona=persona, as_of=day, use_cache=use_cache,
+                       services=self.services)
+
+    @staticmethod
+    def _check_query(query: str) -> str:
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("the query is empty")
+        return query.strip()
+
+    async def arun(
+        self, query: str, *, thread_id: str | None = None, domain: str | None = None,
+        path: Literal["fast", "smart"] | None = None, persona: str | None = None,
+        as_of: date | str | None = None, use_cache: bool = True,
+    ) -> RunResult:
+        """Answer a question (async). A new thread unless ``thread_id`` continues one.
+
+        Raises:
+            InputError: empty query, bad ``path`` or ``as_of``.
+            UnknownNameError: unknown ``domain``.
+        On any other failure the run is put on the dead-letter queue with its thread id
+        and last checkpoint (so ``kos dlq work`` can resume it), then the error is raised.
+        """
+        query = self._check_query(query)
+        context = self._context(domain, path, persona, as_of, use_cache)
+        thread_id = thread_id or str(uuid.uuid4())
+        config = {"configurable": {"thread_id": thread_id}}
+        async with self._graph() as graph:
+            try:
+                state = await graph.ainvoke({"query": query}, config=config, context=context)
+            except Exception as exc:
+                await self._dead_letter(graph, config, query, context, exc)
+                raise
+        return RunResult.from_state(state, thread_id)
+
+    def run(self, query: str, **kwargs: Any) -> RunResult:
+        """Synchronous :meth:`arun` (same arguments)."""
+        return asyncio.run(self.arun(query, **kwargs))
+
+    async def astream(
+        self, query: str, *, thread_id: str | None = None, domain: str | None = None,
+        path: Literal["fast", "smart"] | None = None, persona: str | None = None,
+        as_of: date | str | None = None, use_cache: bool = True,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(node_name, state_update)`` as each node finishes."""
+        query = self._check_query(query)
+        context = self._context(domain, path, persona, as_of, use_cache)
+        config = {"configurable": {"thread_id": thread_id or str(uuid.uuid4())}}
+        async with self._graph() as graph:
+            async for chunk in graph.astream({"query": query}, config=config, context=context,
+                                             stream_mode="updates"):
+                for node, update in chunk.items():
+                    yield node, update or {}
+
+    async def aget_thread(self, thread_id: str) -> RunResult | None:
+        """The latest finished run of a thread, from its checkpoint (None if unknown)."""
+        async with self._graph() as graph:
+            snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+        if not snapshot.values or "run_id" not in snapshot.values or not snapshot.values.get("domain"):
+            return None
+        return RunResult.from_state(snapshot.values, thread_id)
+
+    def get_thread(self, thread_id: str) -> RunResult | None:
+        return asyncio.run(self.aget_thread(thread_id))
+
+    async def aresume(self, thread_id: str) -> RunResult:
+        """Resume an interrupted run of a thread from its last checkpoint; completed nodes
+        are not repeated."""
+        config = {"configurable": {"thread_id": thread_id}}
+        context = Context(services=self.services)
+        async with self._graph() as graph:
+            snapshot = await graph.aget_state(config)
+            if not snapshot.values:
+                raise InputError(f"thread {thread_id!r} has no checkpoint")
+            if snapshot.next:
+                state = await graph.ainvoke(None, config=config, context=context)
+            else:
+                state = snapshot.values
+        return RunResult.from_state(state, thread_id)
+
+    async def _dead_letter(self, graph: Any, config: dict[str, Any], query: str, context: Context,
+                           exc: BaseException) -> None:
+        from knowledge_os.memory.factory import make_dead_letter_queue
+
+        try:
+            snapshot = await graph.aget_state(config)
+            checkpoint_id = (snapshot.config.get("configurable") or {}).get("checkpoint_id")
+            queue = make_dead_letter_queue(self.settings)
+            try:
+                await queue.enqueue(
+                    run_id=(snapshot.values or {}).get("run_id") or str(uuid.uuid4()),
+                    thread_id=config["configurable"]["thread_id"], checkpoint_id=checkpoint_id,
+                    payload={"query": query, "domain": context.domain, "path": context.path,
+                             "persona": context.persona, "as_of": context.as_of},
+                    error=f"{type(exc).__name__}: {exc}", stack=traceback.format_exc(),
+                )
+            finally:
+                await queue.close()
+        except Exception as dlq_exc:  # never hide the original error
+            logger.error("could not dead-letter the failed run: %s", dlq_exc)
+
+    def graph_mermaid(self) -> str:
+        """The graph as Mermaid text (offline)."""
+        from knowledge_os.graph.builder import graph
+
+        return graph.get_graph().draw_mermaid()
+
+    def close(self) -> None:
+        self.services.close()
+
+
+async def resume_dead_letter(letter: Any) -> None:
+    """Resume a dead-lettered run from its checkpoint (used by ``kos dlq work``)."""
+    kos = KnowledgeOS()
+    try:
+        await kos.aresume(letter.thread_id)
+    finally:
+        kos.close()

@@ -1,0 +1,147 @@
+"""The ``kos`` command line (typer + rich). The library never configures logging; this does.
+
+Exit codes: 0 success; 1 the command ran but something was skipped or failed
+(e.g. a file that could not be ingested); 2 bad input or configuration (one line on
+stderr names the problem).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from knowledge_os.errors import KnowledgeOSError
+
+app = typer.Typer(name="kos", help="Knowledge OS: agent-graph orchestration on LangGraph.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _kos():  # noqa: ANN202 - imported lazily to keep `kos --help` fast
+    from knowledge_os.api import KnowledgeOS
+
+    return KnowledgeOS()
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders; default: /usr/share/doc changelogs.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Ingest Debian changelogs, text/Markdown/PDF folders or JSONL posts."""
+    try:
+        kos = _kos()
+        with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, disable=json_out or not err.is_terminal and False) as progress:
+            task = progress.add_task("files", total=None)
+            report = kos.ingest(paths or None,
+                                on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+        kos.close()
+    except KnowledgeOSError as exc:
+        _fail(exc)
+    data = report.as_dict()
+    if json_out:
+        sys.stdout.write(orjson.dumps(data).decode() + "\n")
+    else:
+        out.print(
+            f"files {data['files']} (failed {data['files_failed']}), documents {data['documents']}: "
+            f"new {data['new']}, updated {data['updated']}, unchanged {data['unchanged']}; "
+            f"graph +{data['graph_nodes']} nodes, +{data['graph_edges']} edges; "
+            f"{data['seconds']} s ({data['entries_per_s']} entries/s)", highlight=False)
+    for problem in report.problems:
+        err.print(f"skipped: {problem}", highlight=False, markup=False)
+    if report.files == 0 and report.problems:
+        raise typer.Exit(2)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    question: Annotated[Optional[str], typer.Argument(help="The question. Omit with --thread to inspect a thread.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
+    thread: Annotated[Optional[str], typer.Option("--thread", help="Continue or inspect this thread id.")] = None,
+    domain: Annotated[Optional[str], typer.Option("--domain", help="Force a domain (skip routing).")] = None,
+    path: Annotated[Optional[str], typer.Option("--path", help="Force the fast or smart path.")] = None,
+    persona: Annotated[Optional[str], typer.Option("--persona", help="Who the answer is for.")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Today's date for 'since March' (YYYY-MM-DD).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Skip the answer cache.")] = False,
+) -> None:
+    """Answer a question with citations."""
+    try:
+        kos = _kos()
+        if question is None:
+            if thread is None:
+                raise typer.BadParameter("give a QUESTION, or --thread ID to inspect a thread")
+            result = kos.get_thread(thread)
+            if result is None:
+                from knowledge_os.errors import InputError
+
+                raise InputError(f"thread {thread!r} has no finished run")
+        else:
+            result = kos.run(question, thread_id=thread, domain=domain, path=path, persona=persona,
+                             as_of=as_of, use_cache=not no_cache)
+        kos.close()
+    except KnowledgeOSError as exc:
+        _fail(exc)
+    if json_out:
+        sys.stdout.write(orjson.dumps(result.model_dump()).decode() + "\n")
+        return
+    r = result
+    out.print(r.answer, highlight=False, markup=False)
+    out.print()
+    out.print(f"route: {r.route.domain} ({r.route.method}, confidence {r.route.confidence:.2f})  "
+              f"path: {r.path}  quality: {r.quality.score:.2f}{'' if r.quality.passed else ' (below threshold)'}  "
+              f"LLM calls: {r.usage.llm_calls}  {r.usage.latency_s:.2f} s  thread: {r.thread_id}",
+              highlight=False, markup=False)
+    out.print("citations:", highlight=False)
+    for n, c in enumerate(r.citations, start=1):
+        md = c.metadata
+        extra = " ".join(f"{k}={md[k]}" for k in ("package", "version", "date") if md.get(k))
+        out.print(f"  [{md.get('n', n)}] {c.id}  {extra}  score={c.score:.4f}", highlight=False, markup=False)
+
+
+@app.command()
+def graph() -> None:
+    """Print the agent graph as Mermaid (offline)."""
+    from knowledge_os.graph.builder import graph as compiled
+
+    sys.stdout.write(compiled.get_graph().draw_mermaid())
+
+
+def _mount_ops() -> None:
+    try:
+        from knowledge_os._cli_ops import db_app, dlq_app, memory_app
+    except ImportError:  # TEMP until the ops sub-apps land
+        return
+
+    app.add_typer(db_app, name="db", help="Database schema (PostgreSQL / SQLite).")
+    app.add_typer(memory_app, name="memory", help="Episodic memory.")
+    app.add_typer(dlq_app, name="dlq", help="Dead-letter queue.")
+
+
+_mount_ops()
+
+
+def main() -> None:
+    """Entry point of the ``kos`` command."""
+    app()

@@ -1,0 +1,100 @@
+"""Load domain YAML files into a registry.
+
+Built-in domains come from ``configs/domains``; folders in ``Settings.domains_dirs`` are
+read after it, so a user's ``digest.yaml`` replaces the built-in one. Every problem is a
+:class:`~knowledge_os.errors.DomainConfigError` naming the file and the key path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from knowledge_os.domains.spec import DomainSpec
+from knowledge_os.errors import DomainConfigError, UnknownNameError
+
+__all__ = ["DomainRegistry", "load_domain_file"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_domain_file(path: Path) -> DomainSpec:
+    """Parse and validate one domain YAML file.
+
+    Raises:
+        DomainConfigError: unreadable file, malformed YAML, unknown or invalid key
+            (the message names ``path`` and the dotted key path), or a ``name`` that
+            differs from the file stem.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DomainConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DomainConfigError(str(path), "", f"malformed YAML{where}: {problem}") from exc
+    if not isinstance(raw, dict):
+        raise DomainConfigError(str(path), "", "expected a mapping at the top level")
+    try:
+        spec = DomainSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key_path = ".".join(str(p) for p in err["loc"])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise DomainConfigError(str(path), key_path, message) from exc
+    if spec.name != path.stem:
+        raise DomainConfigError(
+            str(path), "name", f"{spec.name!r} must match the file name {path.stem!r}"
+        )
+    return spec
+
+
+class DomainRegistry:
+    """Domains by name, in load order."""
+
+    def __init__(self, specs: Iterable[DomainSpec]) -> None:
+        self._specs: dict[str, DomainSpec] = {}
+        for spec in specs:
+            self._specs[spec.name] = spec
+
+    @classmethod
+    def from_dirs(cls, dirs: Iterable[Path]) -> DomainRegistry:
+        """Load every ``*.yaml`` in each folder; later folders override earlier ones.
+
+        Raises:
+            DomainConfigError: a file is invalid, or a folder does not exist.
+        """
+        specs: list[DomainSpec] = []
+        for folder in dirs:
+            if not folder.is_dir():
+                raise DomainConfigError(str(folder), "", "domains folder does not exist")
+            for path in sorted(folder.glob("*.yaml")):
+                specs.append(load_domain_file(path))
+                logger.debug("loaded domain %s from %s", specs[-1].name, path)
+        if not specs:
+            raise DomainConfigError(", ".join(map(str, dirs)), "", "no domain YAML files found")
+        return cls(specs)
+
+    def get(self, name: str) -> DomainSpec:
+        """Raises UnknownNameError listing the known domains."""
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise UnknownNameError("domain", name, self._specs) from None
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def __iter__(self) -> Iterator[DomainSpec]:
+        return iter(self._specs.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs

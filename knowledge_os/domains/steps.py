@@ -1,0 +1,218 @@
+"""The shared step library. A domain YAML lists step names; ``execute`` runs them in order.
+
+Each step reads and writes a :class:`StepContext`. Steps: ``retrieve`` (RetrievalService),
+``expand`` (graph neighbours of the top documents), ``group`` (by channel, newest first),
+``stats`` (counts of change kinds and entities per period, computed from the data) and
+``summarise`` (the LLM writes a cited summary; the cited listing is built from the data).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from knowledge_os.domains.spec import DomainSpec
+from knowledge_os.errors import BackendError, BudgetExceededError
+from knowledge_os.llm.budget import Budget, merge_usage
+from knowledge_os.llm.calls import call_llm
+from knowledge_os.retrieval.query import DateRange, QueryAnalysis
+from knowledge_os.retrieval.service import RetrievalRequest
+
+if TYPE_CHECKING:
+    from knowledge_os.services import Services
+
+__all__ = ["STEPS", "StepContext", "doc_to_state", "render_context"]
+
+logger = logging.getLogger(__name__)
+
+LISTING_MAX = 10  # entries shown (and cited) in a digest listing
+PROMPT_DOCS = 8  # entries the LLM sees
+PROMPT_DOC_CHARS = 280
+
+
+@dataclass(slots=True, kw_only=True)
+class StepContext:
+    """Inputs and outputs of a plan's steps for one execution.
+
+    Attributes:
+        broaden: Replan level: 0 = as asked, 1 = without the date range, 2 = also
+            without the package filter.
+        n_candidates: Answers to draft (2 on the Smart Path or for important domains).
+        documents: Retrieved documents as state dicts (see :func:`doc_to_state`).
+        candidates: Drafts ``{"answer", "summary", "citations": [doc ids], "variant"}``.
+    """
+
+    services: Services
+    spec: DomainSpec
+    analysis: QueryAnalysis
+    as_of: date
+    budget: Budget
+    usage: dict[str, int]
+    persona: str | None = None
+    broaden: int = 0
+    n_candidates: int = 1
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] | None = None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    fallback_used: bool = False
+
+    def note_usage(self, delta: dict[str, int]) -> None:
+        self.usage.update(merge_usage(self.usage, delta))
+
+
+def doc_to_state(doc: Any, score: float, sources: tuple[str, ...]) -> dict[str, Any]:
+    """A retrieved document as a JSON-able dict for the graph state."""
+    return {
+        "id": doc.id,
+        "title": doc.title,
+        "channel": doc.channel,
+        "ts": doc.ts,
+        "date": datetime.fromtimestamp(doc.ts, UTC).date().isoformat() if doc.ts else "",
+        "score": score,
+        "sources": list(sources),
+        "metadata": dict(doc.metadata),
+        "text": doc.text,
+        "content_hash": doc.content_hash,
+    }
+
+
+def retrieve(ctx: StepContext) -> None:
+    r = ctx.spec.retrieval
+    req = RetrievalRequest(
+        analysis=ctx.analysis,
+        domain=ctx.spec.name,
+        top_k=r.top_k,
+        max_documents=r.max_documents,
+        graph_depth=r.graph_depth,
+        use_dates=ctx.broaden < 1,
+        use_packages=ctx.broaden < 2,
+    )
+    result = ctx.services.retrieval.retrieve(req)
+    for k, v in result.timings_ms.items():
+        ctx.timings_ms[f"retrieve.{k}"] = v
+    ctx.documents = [doc_to_state(d.document, d.score, d.sources) for d in result.documents]
+
+
+def expand(ctx: StepContext) -> None:
+    """Add graph neighbours (shared CVEs, bugs, authors) of the top 3 documents."""
+    have = {d["id"] for d in ctx.documents}
+    room = ctx.spec.retrieval.max_documents - len(have)
+    if room <= 0 or not ctx.documents or ctx.spec.retrieval.graph_depth == 0:
+        return
+    seeds = [f"doc:{d['id']}" for d in ctx.documents[:3]]
+    hits = ctx.services.graph_store.expand(
+        seeds, depth=min(ctx.spec.retrieval.graph_depth, 3), limit=room * 4, kinds=["document"]
+    )
+    new_ids = [h.id.removeprefix("doc:") for h in hits if h.distance > 0]
+    new_ids = [i for i in new_ids if i not in have][:room]
+    for doc in ctx.services.docstore.get(new_ids):
+        ctx.documents.append(doc_to_state(doc, 0.0, ("graph_expand",)))
+
+
+def group(ctx: StepContext) -> None:
+    """Exact id matches (a named CVE or bug) first; then by channel, the most relevant
+    channel first and newest first inside it."""
+    first_rank: dict[str, int] = {}
+    for i, d in enumerate(ctx.documents):
+        first_rank.setdefault(d["channel"], i)
+    ctx.documents.sort(key=lambda d: ("exact" not in d["sources"], first_rank[d["channel"]], -d["ts"], d["id"]))
+
+
+def stats(ctx: StepContext) -> None:
+    """Trend statistics from the data (not the LLM); see :func:`compute_trend`."""
+    from knowledge_os.domains.trend import compute_trend
+
+    ctx.stats = compute_trend(ctx.services.docstore, ctx.spec, ctx.analysis,
+                              as_of=ctx.as_of, use_packages=ctx.broaden < 2)
+
+
+def summarise(ctx: StepContext) -> None:
+    """Draft ``n_candidates`` answers: an LLM summary over the top documents plus a
+    listing built from the data, every entry cited as ``[n]``."""
+    from knowledge_os.domains.compose import compose_answer, fallback_summary
+
+    listing = ctx.documents[:LISTING_MAX] if ctx.spec.answer_style == "grouped" else ctx.documents[:5]
+    for variant in range(ctx.n_candidates):
+        summary = None
+        try:
+            summary = _llm_summary(ctx, listing, variant)
+        except BudgetExceededError as exc:
+            ctx.events.append({"type": "budget_exceeded", "budget": exc.budget})
+            ctx.note_usage({"budget_exceeded": 1})
+        except BackendError as exc:
+            logger.warning("summary LLM call failed: %s", exc)
+            ctx.events.append({"type": "error", "where": "summarise", "error": str(exc)[:300]})
+        if not summary:
+            summary = fallback_summary(ctx, listing)
+            ctx.fallback_used = True
+            ctx.events.append({"type": "fallback_used", "where": "summarise"})
+        ctx.candidates.append(
+            {
+                "answer": compose_answer(ctx, summary, listing),
+                "summary": summary,
+                "citations": [d["id"] for d in listing],
+                "variant": variant,
+            }
+        )
+
+
+_VARIANT_HINTS = (
+    "",
+    " Lead with the most important change (security fixes first).",
+)
+
+
+def render_context(listing: list[dict[str, Any]]) -> str:
+    """Numbered entries for a prompt: ``[n] title (date): body excerpt``."""
+    lines = []
+    for n, d in enumerate(listing[:PROMPT_DOCS], start=1):
+        body = " ".join(d["text"].split("\n", 1)[-1].split())
+        body = re.sub(r"^\*\s*", "", body)[:PROMPT_DOC_CHARS]
+        lines.append(f"[{n}] {d['title']} ({d['date']}): {body}")
+    return "\n".join(lines)
+
+
+def _llm_summary(ctx: StepContext, listing: list[dict[str, Any]], variant: int) -> str | None:
+    if not listing and ctx.stats is None:
+        return None
+    p = ctx.spec.prompts
+    dates: DateRange | None = ctx.analysis.dates if ctx.broaden < 1 else None
+    fields = {
+        "query": ctx.analysis.text,
+        "context": render_context(listing) or "(no entries)",
+        "stats": (ctx.stats or {}).get("table", ""),
+        "persona": ctx.persona or "a developer",
+        "today": ctx.as_of.isoformat(),
+        "period": dates.describe() if dates else "any time",
+        "issues": "",
+    }
+    system = p.system.format(**fields)
+    user = p.summarise.format(**fields) + _VARIANT_HINTS[variant % len(_VARIANT_HINTS)]
+    reply = call_llm(
+        ctx.services.chat_model,
+        [SystemMessage(system), HumanMessage(user)],
+        usage=ctx.usage,
+        budget=ctx.budget,
+        max_tokens=160,
+    )
+    ctx.note_usage(reply.usage())
+    ctx.timings_ms[f"llm.summarise.{variant}"] = reply.latency_ms
+    text = reply.text.strip()
+    return text or None
+
+
+STEPS: dict[str, Callable[[StepContext], None]] = {
+    "retrieve": retrieve,
+    "expand": expand,
+    "group": group,
+    "stats": stats,
+    "summarise": summarise,
+}

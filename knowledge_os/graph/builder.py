@@ -1,0 +1,58 @@
+"""Wire the Knowledge OS graph. Logic lives in ``knowledge_os.nodes``.
+
+::
+
+    START -> cache_lookup --hit--> finalize -> END
+                 | miss
+                 v
+               route -> plan -> execute -> verify -> rank --ok--> cache_store -> finalize
+                         ^                    ^         |
+                         |                    +-correct-+ (once, below the threshold)
+                         +------ replan --------------- + (Smart Path, while budget lasts)
+
+``builder`` is importable so tests can compile it with their own checkpointer; the module
+ends by compiling ``graph`` for ``langgraph dev`` (LangGraph Studio), which supplies its
+own persistence.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from knowledge_os.graph.edges import route_after_cache_lookup, route_after_rank
+from knowledge_os.graph.state import Context, InputState, OutputState, State
+from knowledge_os.nodes.cache_lookup import cache_lookup
+from knowledge_os.nodes.cache_store import cache_store
+from knowledge_os.nodes.correct import correct
+from knowledge_os.nodes.execute import execute
+from knowledge_os.nodes.finalize import finalize
+from knowledge_os.nodes.plan import plan
+from knowledge_os.nodes.rank import rank
+from knowledge_os.nodes.route import route
+from knowledge_os.nodes.verify import verify
+
+__all__ = ["builder", "graph"]
+
+builder = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
+builder.add_node("cache_lookup", cache_lookup)
+builder.add_node("route", route)
+builder.add_node("plan", plan)
+builder.add_node("execute", execute)
+builder.add_node("verify", verify)
+builder.add_node("rank", rank)
+builder.add_node("correct", correct)
+builder.add_node("cache_store", cache_store)
+builder.add_node("finalize", finalize)
+
+builder.add_edge(START, "cache_lookup")
+builder.add_conditional_edges("cache_lookup", route_after_cache_lookup)
+builder.add_edge("route", "plan")
+builder.add_edge("plan", "execute")
+builder.add_edge("execute", "verify")
+builder.add_edge("verify", "rank")
+builder.add_conditional_edges("rank", route_after_rank)
+builder.add_edge("correct", "verify")
+builder.add_edge("cache_store", "finalize")
+builder.add_edge("finalize", END)
+
+graph = builder.compile(name="knowledge_os")

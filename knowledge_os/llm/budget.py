@@ -1,0 +1,63 @@
+"""Per-request budgets and usage accounting.
+
+The graph state carries a :class:`Usage` dict merged by :func:`merge_usage`; every LLM
+call and every node step is counted, and :meth:`Budget.check` raises
+:class:`~knowledge_os.errors.BudgetExceededError` before a call that would pass a limit.
+Nodes catch it, fall back to work without the LLM, and record ``budget_exceeded``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypedDict
+
+from knowledge_os.errors import BudgetExceededError
+
+__all__ = ["Budget", "Usage", "add_usage", "merge_usage"]
+
+
+class Usage(TypedDict, total=False):
+    """Counts for one run: LLM calls, prompt and completion tokens, node steps."""
+
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    steps: int
+    budget_exceeded: int
+
+
+def merge_usage(left: Mapping[str, int] | None, right: Mapping[str, int] | None) -> dict[str, int]:
+    """Reducer for ``State.usage``: add counters; ``{"reset": 1}`` clears them first."""
+    if right and right.get("reset"):
+        return {k: v for k, v in right.items() if k != "reset"}
+    out = dict(left or {})
+    for k, v in (right or {}).items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def add_usage(*parts: Mapping[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in parts:
+        out = merge_usage(out, p)
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """Limits for one request (settings, overridden per domain YAML)."""
+
+    max_llm_calls: int
+    max_tokens: int
+    max_steps: int
+
+    def check(self, usage: Mapping[str, int], *, next_call: bool = False, next_step: bool = False) -> None:
+        """Raise BudgetExceededError if ``usage`` (plus the next call/step) passes a limit."""
+        if next_call and usage.get("llm_calls", 0) + 1 > self.max_llm_calls:
+            raise BudgetExceededError("llm_calls", self.max_llm_calls)
+        tokens = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+        if next_call and tokens >= self.max_tokens:
+            raise BudgetExceededError("tokens", self.max_tokens)
+        if next_step and usage.get("steps", 0) + 1 > self.max_steps:
+            raise BudgetExceededError("steps", self.max_steps)

@@ -1,0 +1,80 @@
+"""Helpers shared by nodes: services, "today", budgets, timing."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from knowledge_os.domains.spec import DomainSpec
+from knowledge_os.graph.state import Context, State
+from knowledge_os.llm.budget import Budget
+from knowledge_os.retrieval.query import DateRange, QueryAnalysis
+from knowledge_os.services import Services, get_services
+
+__all__ = ["analysis_from_state", "as_of", "budget_for", "services_of", "timed"]
+
+NodeFn = Callable[[State, Runtime[Context]], Awaitable[dict[str, Any]]]
+
+
+def services_of(runtime: Runtime[Context] | None) -> Services:
+    ctx = runtime.context if runtime is not None else None
+    if ctx is not None and ctx.services is not None:
+        return ctx.services
+    return get_services()
+
+
+def as_of(runtime: Runtime[Context] | None) -> date:
+    ctx = runtime.context if runtime is not None else None
+    if ctx is not None and ctx.as_of:
+        return date.fromisoformat(ctx.as_of)
+    return datetime.now(UTC).date()
+
+
+def budget_for(services: Services, spec: DomainSpec | None) -> Budget:
+    """Settings' budgets, overridden by the domain YAML where it sets them."""
+    b = services.settings.budgets
+    d = spec.budgets if spec is not None else None
+    return Budget(
+        max_llm_calls=(d.max_llm_calls if d and d.max_llm_calls else b.max_llm_calls),
+        max_tokens=(d.max_tokens if d and d.max_tokens else b.max_tokens),
+        max_steps=(d.max_steps if d and d.max_steps else b.max_steps),
+    )
+
+
+def analysis_from_state(state: State) -> QueryAnalysis:
+    a = state["analysis"]
+    dates = DateRange(**a["dates"]) if a.get("dates") else None
+    return QueryAnalysis(
+        text=a["text"], cves=tuple(a["cves"]), bugs=tuple(a["bugs"]),
+        packages=tuple(a["packages"]), dates=dates,
+    )
+
+
+def timed(name: str) -> Callable[[NodeFn], NodeFn]:
+    """Add the node's wall time to ``timings_ms[name]`` and count one step."""
+
+    def wrap(fn: NodeFn) -> NodeFn:
+        @functools.wraps(fn)
+        async def node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+            t0 = time.perf_counter()
+            update = await fn(state, runtime)
+            elapsed = round((time.perf_counter() - t0) * 1000, 3)
+            timings = dict(update.pop("timings_ms", {}) or {})
+            if "reset" in timings:
+                timings[name] = elapsed
+            else:
+                timings[name] = timings.get(name, 0.0) + elapsed
+            update["timings_ms"] = timings
+            usage = dict(update.pop("usage", {}) or {})
+            usage["steps"] = usage.get("steps", 0) + 1
+            update["usage"] = usage
+            return update
+
+        return node
+
+    return wrap

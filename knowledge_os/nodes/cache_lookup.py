@@ -1,0 +1,98 @@
+"""Node ``cache_lookup``: start a run, analyse the query, try the answer cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from knowledge_os.cache.keys import cache_key, stable_json
+from knowledge_os.graph.state import Context, State
+from knowledge_os.nodes._common import as_of, services_of, timed
+from knowledge_os.retrieval.query import QueryAnalysis, analyze_query
+from knowledge_os.services import Services
+
+__all__ = ["answer_cache_scope", "cache_lookup"]
+
+
+def answer_cache_scope(services: Services, ctx: Context | None, day: str) -> dict[str, Any]:
+    """Everything besides the query that an answer depends on."""
+    s = services.settings
+    return {
+        "prompt": s.llm.prompt_version,
+        "llm": services.model_name(),
+        "embedder": services.embedder.name,
+        "domain": ctx.domain if ctx else None,
+        "path": ctx.path if ctx else None,
+        "persona": ctx.persona if ctx else None,
+        "as_of": day,
+    }
+
+
+def analysis_signature(a: QueryAnalysis) -> str:
+    return stable_json([a.cves, a.bugs, a.packages,
+                        [a.dates.ts_from, a.dates.ts_to] if a.dates else None])
+
+
+@timed("cache_lookup")
+async def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    services = services_of(runtime)
+    ctx = runtime.context
+    today = as_of(runtime)
+    analysis = analyze_query(state["query"], channels=services.channels(), as_of=today)
+    update: dict[str, Any] = {
+        "run_id": str(uuid.uuid4()),
+        "started_at": time.time(),
+        "analysis": dataclasses.asdict(analysis),
+        "cache": {"hit": False, "kind": None},
+        "route": {},
+        "plan": {},
+        "documents": [],
+        "stats": None,
+        "candidates": [],
+        "answer": "",
+        "citations": [],
+        "quality": {},
+        "corrected": False,
+        "replans": 0,
+        "fallback_used": False,
+        "error": None,
+        "manifest": {},
+        "usage": {"reset": 1},
+        "timings_ms": {"reset": 0.0},
+    }
+    if (ctx is not None and not ctx.use_cache) or not services.settings.cache.answer_cache:
+        return update
+    scope = answer_cache_scope(services, ctx, today.isoformat())
+    key = cache_key("answer", {**scope, "query": state["query"]})
+    update["cache"] = {"hit": False, "kind": None, "key": key}
+    cached = services.answer_cache.get_exact(key)
+    similarity = 1.0
+    kind = "exact"
+    if cached is None:
+        near = services.answer_cache.get_near(
+            scope=stable_json(scope),
+            signature=analysis_signature(analysis),
+            embedding=services.retrieval.embed_query(state["query"]),
+            thresholds={d.name: d.cache.near_hit_threshold for d in services.domains},
+        )
+        if near is None:
+            return update
+        cached, similarity = near
+        kind = "near"
+    update.update(
+        domain=cached["domain"],
+        path=cached["path"],
+        route={"domain": cached["domain"], "method": "cache", "confidence": round(similarity, 4),
+               "path": cached["path"], "qos": cached["route"].get("qos")},
+        answer=cached["answer"],
+        citations=cached["citations"],
+        quality=cached["quality"],
+        cache={"hit": True, "kind": kind, "key": key, "similarity": round(similarity, 4),
+               "source_run_id": cached.get("run_id")},
+        events=[{"type": "cache_hit", "kind": kind}],
+    )
+    return update

@@ -1,0 +1,73 @@
+"""Node ``execute``: run the plan's steps from the shared step library."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from knowledge_os.domains.compose import compose_answer, fallback_summary
+from knowledge_os.domains.steps import STEPS, StepContext
+from knowledge_os.errors import BudgetExceededError
+from knowledge_os.graph.state import Context, State
+from knowledge_os.nodes._common import analysis_from_state, as_of, budget_for, services_of, timed
+
+__all__ = ["execute", "step_context"]
+
+logger = logging.getLogger(__name__)
+
+
+def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
+    services = services_of(runtime)
+    spec = services.domains.get(state["domain"])
+    n = 2 if (state["path"] == "smart" or spec.important) else 1
+    return StepContext(
+        services=services,
+        spec=spec,
+        analysis=analysis_from_state(state),
+        as_of=as_of(runtime),
+        budget=budget_for(services, spec),
+        usage=dict(state.get("usage", {})),
+        persona=runtime.context.persona if runtime.context else None,
+        broaden=(state.get("plan") or {}).get("broaden", 0),
+        n_candidates=min(n, services.settings.max_rank_candidates),
+        documents=list(state.get("documents") or []),
+        stats=state.get("stats"),
+    )
+
+
+@timed("execute")
+async def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = step_context(state, runtime)
+    ctx.documents = []
+    ctx.stats = None
+    before = dict(ctx.usage)
+    done: list[str] = []
+    for name in state["plan"]["steps"]:
+        try:
+            ctx.budget.check(ctx.usage, next_step=True)
+        except BudgetExceededError as exc:
+            ctx.events.append({"type": "budget_exceeded", "budget": exc.budget, "at_step": name})
+            ctx.note_usage({"budget_exceeded": 1})
+            break
+        STEPS[name](ctx)
+        ctx.note_usage({"steps": 1})
+        done.append(name)
+    if not ctx.candidates:  # summarise did not run (budget): answer from the data alone
+        listing = ctx.documents[:10]
+        ctx.candidates.append({"answer": compose_answer(ctx, fallback_summary(ctx, listing), listing),
+                               "summary": fallback_summary(ctx, listing),
+                               "citations": [d["id"] for d in listing], "variant": 0})
+        ctx.fallback_used = True
+    delta = {k: v - before.get(k, 0) for k, v in ctx.usage.items() if v != before.get(k, 0)}
+    return {
+        "documents": ctx.documents,
+        "stats": ctx.stats,
+        "candidates": ctx.candidates,
+        "fallback_used": state.get("fallback_used", False) or ctx.fallback_used,
+        "usage": delta,
+        "timings_ms": ctx.timings_ms,
+        "events": ctx.events,
+        "plan": {**state["plan"], "done": done},
+    }

@@ -1,0 +1,119 @@
+"""Node ``finalize``: the unified manifest, episodic events and metrics.
+
+The manifest holds references only (ids, hashes, counts, timings, decisions) and is at
+most :data:`MANIFEST_MAX_BYTES`; it is part of the state, so it is stored with the run's
+checkpoint and can be read back from the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+
+import knowledge_os
+from knowledge_os.cache.normalizer import backend as hash_backend
+from knowledge_os.cache.normalizer import normalize_and_hash
+from knowledge_os.graph.state import Context, State
+from knowledge_os.memory.base import EpisodicEvent
+from knowledge_os.nodes._common import budget_for, services_of, timed
+
+__all__ = ["MANIFEST_MAX_BYTES", "build_manifest", "finalize"]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_MAX_BYTES = 100_000
+MANIFEST_SCHEMA = "kos.manifest/1"
+
+
+def build_manifest(state: State, *, thread_id: str | None, services: Any, limits: dict[str, int]) -> dict[str, Any]:
+    """The run's manifest (references only), trimmed to fit MANIFEST_MAX_BYTES."""
+    docs = state.get("documents") or []
+    manifest: dict[str, Any] = {
+        "schema": MANIFEST_SCHEMA,
+        "run_id": state["run_id"],
+        "thread_id": thread_id,
+        "query_hash": normalize_and_hash(state["query"]),
+        "answer_hash": normalize_and_hash(state.get("answer") or ""),
+        "started_at": state.get("started_at"),
+        "finished_at": time.time(),
+        "versions": {
+            "knowledge_os": knowledge_os.__version__,
+            "hash_backend": hash_backend(),
+            "llm": services.model_name(),
+            "embedder": services.embedder.name if state.get("documents") or state.get("cache", {}).get("hit") else None,
+            "prompt": services.settings.llm.prompt_version,
+        },
+        "cache": {k: v for k, v in (state.get("cache") or {}).items()},
+        "route": state.get("route") or {},
+        "plan": state.get("plan") or {},
+        "analysis": {k: state["analysis"][k] for k in ("cves", "bugs", "packages", "dates")},
+        "documents": [
+            {"id": d["id"], "hash": d.get("content_hash"), "score": d["score"], "sources": d["sources"]}
+            for d in docs
+        ],
+        "citations": [c["id"] for c in state.get("citations") or []],
+        "candidates": [
+            {"variant": c.get("variant"), "score": c.get("quality", {}).get("score"),
+             "corrected": bool(c.get("corrected")), "answer_hash": normalize_and_hash(c["answer"])}
+            for c in state.get("candidates") or []
+        ],
+        "counts": {"documents": len(docs), "citations": len(state.get("citations") or []),
+                   "candidates": len(state.get("candidates") or []), "events": len(state.get("events") or [])},
+        "quality": state.get("quality") or {},
+        "usage": state.get("usage") or {},
+        "budget": limits,
+        "timings_ms": state.get("timings_ms") or {},
+        "replans": state.get("replans", 0),
+        "corrected": state.get("corrected", False),
+        "fallback_used": state.get("fallback_used", False),
+    }
+    while len(orjson.dumps(manifest)) > MANIFEST_MAX_BYTES and manifest["documents"]:
+        manifest["documents"] = manifest["documents"][: len(manifest["documents"]) // 2]
+        manifest["truncated"] = True
+    return manifest
+
+
+@timed("finalize")
+async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    services = services_of(runtime)
+    thread_id = (get_config().get("configurable") or {}).get("thread_id")
+    spec = services.domains.get(state["domain"]) if state.get("domain") in services.domains else None
+    b = budget_for(services, spec)
+    limits = {"llm_calls": b.max_llm_calls, "tokens": b.max_tokens, "steps": b.max_steps}
+    manifest = build_manifest(state, thread_id=thread_id, services=services, limits=limits)
+    latency_s = time.time() - state.get("started_at", time.time())
+    quality = state.get("quality") or {}
+    route = state.get("route") or {}
+    hit = (state.get("cache") or {}).get("hit")
+    services.metrics.observe_run(
+        domain=state.get("domain", "none"), path=state.get("path", "fast"),
+        route_method=route.get("method", "none"), status="ok" if quality.get("passed") else "low_quality",
+        latency_s=latency_s, usage=state.get("usage") or {}, limits=limits,
+        quality=quality.get("score"), timings_ms=state.get("timings_ms") or {},
+        cache_outcome="hit" if hit else "miss",
+    )
+    run = state["run_id"]
+    events = [EpisodicEvent(type="run_started", entity_type="run", entity_id=run,
+                            metadata={"thread_id": thread_id, "query_hash": manifest["query_hash"]})]
+    for e in state.get("events") or []:
+        events.append(EpisodicEvent(type=e.get("type", "error"), entity_type="run", entity_id=run,
+                                    metadata={k: v for k, v in e.items() if k != "type"}))
+    events.append(EpisodicEvent(
+        type="run_completed", entity_type="run", entity_id=run,
+        metadata={"domain": state.get("domain"), "path": state.get("path"), "route": route.get("method"),
+                  "quality": quality.get("score"), "latency_s": round(latency_s, 3),
+                  "usage": state.get("usage") or {}},
+    ))
+    try:
+        memory = await services.episodic_memory()
+        await memory.record_many(events)
+    except Exception as exc:  # memory must never lose the answer; the failure is logged
+        logger.warning("episodic memory write failed: %s", exc)
+    history = {"run_id": run, "query": state["query"], "domain": state.get("domain"),
+               "answer": state.get("answer", "")[:2000]}
+    return {"manifest": manifest, "history": [history]}

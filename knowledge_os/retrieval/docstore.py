@@ -1,0 +1,250 @@
+"""The document store: SQLite tables for documents, an FTS5 index and an exact entity index.
+
+Tables (in ``Settings.sqlite_path``):
+
+* ``documents`` — one row per :class:`~knowledge_os.retrieval.base.Document`.
+* ``documents_fts`` — FTS5 (unicode61, diacritics folded) over title and text, kept in
+  step by triggers; ranked by BM25.
+* ``doc_entities`` — (entity, doc_id): exact lookup of CVE ids, bug numbers, packages.
+* ``package_aliases`` — binary package folder name -> source package (``libc6`` -> ``glibc``).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import orjson
+
+from knowledge_os.retrieval.base import Document, VectorFilter
+
+__all__ = ["DocumentStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    channel TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    entities TEXT NOT NULL,
+    content_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_channel_ts ON documents(channel, ts);
+CREATE INDEX IF NOT EXISTS documents_ts ON documents(ts);
+CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
+    title, text, content='documents', content_rowid='rowid',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS documents_ai AFTER INSERT ON documents BEGIN
+    INSERT INTO documents_fts(rowid, title, text) VALUES (new.rowid, new.title, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_ad AFTER DELETE ON documents BEGIN
+    INSERT INTO documents_fts(documents_fts, rowid, title, text)
+    VALUES ('delete', old.rowid, old.title, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS documents_au AFTER UPDATE ON documents BEGIN
+    INSERT INTO documents_fts(documents_fts, rowid, title, text)
+    VALUES ('delete', old.rowid, old.title, old.text);
+    INSERT INTO documents_fts(rowid, title, text) VALUES (new.rowid, new.title, new.text);
+END;
+CREATE TABLE IF NOT EXISTS doc_entities (
+    entity TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    PRIMARY KEY (entity, doc_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS doc_entities_doc ON doc_entities(doc_id);
+CREATE TABLE IF NOT EXISTS package_aliases (
+    alias TEXT PRIMARY KEY,
+    channel TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+_WORD_RE = re.compile(r"[\w][\w.+-]*", re.UNICODE)
+
+
+def _row_to_doc(row: sqlite3.Row) -> Document:
+    return Document(
+        id=row["id"],
+        channel=row["channel"],
+        title=row["title"],
+        text=row["text"],
+        ts=row["ts"],
+        source=row["source"],
+        metadata=orjson.loads(row["metadata"]),
+        entities=tuple(orjson.loads(row["entities"])),
+        content_hash=row["content_hash"],
+    )
+
+
+def _filter_sql(flt: VectorFilter | None, alias: str = "d") -> tuple[str, list[object]]:
+    if flt is None or flt.is_empty():
+        return "", []
+    clauses: list[str] = []
+    args: list[object] = []
+    if flt.channels:
+        clauses.append(f"{alias}.channel IN ({','.join('?' * len(flt.channels))})")
+        args.extend(flt.channels)
+    if flt.sources:
+        clauses.append(f"{alias}.source IN ({','.join('?' * len(flt.sources))})")
+        args.extend(flt.sources)
+    if flt.ts_from is not None:
+        clauses.append(f"{alias}.ts >= ?")
+        args.append(flt.ts_from)
+    if flt.ts_to is not None:
+        clauses.append(f"{alias}.ts < ?")
+        args.append(flt.ts_to)
+    return " AND " + " AND ".join(clauses), args
+
+
+class DocumentStore:
+    """Documents with full-text and exact-entity lookup. Thread-safe within a process.
+
+    Args:
+        path: SQLite file (created with its folder), or ``":memory:"``.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def upsert(self, docs: Sequence[Document]) -> None:
+        """Insert or replace documents and their entity rows in one transaction."""
+        rows = [
+            (
+                d.id, d.channel, d.title, d.text, d.ts, d.source,
+                orjson.dumps(dict(d.metadata)).decode(), orjson.dumps(list(d.entities)).decode(),
+                d.content_hash,
+            )
+            for d in docs
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    """INSERT INTO documents(id, channel, title, text, ts, source, metadata,
+                                             entities, content_hash)
+                       VALUES (?,?,?,?,?,?,?,?,?)
+                       ON CONFLICT(id) DO UPDATE SET channel=excluded.channel,
+                         title=excluded.title, text=excluded.text, ts=excluded.ts,
+                         source=excluded.source, metadata=excluded.metadata,
+                         entities=excluded.entities, content_hash=excluded.content_hash""",
+                    rows,
+                )
+                self._db.executemany(
+                    "DELETE FROM doc_entities WHERE doc_id = ?", [(d.id,) for d in docs]
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO doc_entities(entity, doc_id) VALUES (?, ?)",
+                    [(e, d.id) for d in docs for e in d.entities],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def add_aliases(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record ``(alias, channel)`` pairs, e.g. binary package -> source package."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO package_aliases(alias, channel) VALUES (?, ?)", list(pairs)
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """``{id: content_hash}`` for the ids that are stored."""
+        out: dict[str, str] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                q = f"SELECT id, content_hash FROM documents WHERE id IN ({','.join('?' * len(chunk))})"
+                out.update({r[0]: r[1] for r in self._db.execute(q, chunk)})
+        return out
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """Documents for ``ids`` in the given order; unknown ids are left out."""
+        if not ids:
+            return []
+        found: dict[str, Document] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = list(ids[i : i + 500])
+                q = f"SELECT * FROM documents WHERE id IN ({','.join('?' * len(chunk))})"
+                found.update({r["id"]: _row_to_doc(r) for r in self._db.execute(q, chunk)})
+        return [found[i] for i in ids if i in found]
+
+    def by_entities(
+        self, entities: Sequence[str], *, flt: VectorFilter | None = None, limit: int = 50
+    ) -> list[str]:
+        """Ids of documents linked to any of ``entities`` (exact match), newest first."""
+        if not entities:
+            return []
+        where, args = _filter_sql(flt)
+        q = (
+            "SELECT DISTINCT d.id, d.ts FROM doc_entities e JOIN documents d ON d.id = e.doc_id "
+            f"WHERE e.entity IN ({','.join('?' * len(entities))}){where} "
+            "ORDER BY d.ts DESC, d.id LIMIT ?"
+        )
+        with self._lock:
+            return [r[0] for r in self._db.execute(q, [*entities, *args, limit])]
+
+    def search_text(
+        self, query: str, *, flt: VectorFilter | None = None, limit: int = 40
+    ) -> list[tuple[str, float]]:
+        """BM25 full-text search: ``[(doc_id, score)]``, best first; score = -bm25 (>0).
+
+        The query's words are OR-ed; each is quoted, so FTS5 syntax in user text is inert.
+        """
+        words = [w for w in _WORD_RE.findall(query.lower()) if len(w) > 1]
+        if not words:
+            return []
+        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in dict.fromkeys(words))
+        where, args = _filter_sql(flt)
+        q = (
+            "SELECT d.id, bm25(documents_fts) AS rank FROM documents_fts "
+            "JOIN documents d ON d.rowid = documents_fts.rowid "
+            f"WHERE documents_fts MATCH ?{where} ORDER BY rank LIMIT ?"
+        )
+        with self._lock:
+            return [(r[0], -float(r[1])) for r in self._db.execute(q, [match, *args, limit])]
+
+    def iter_documents(self, flt: VectorFilter | None = None) -> Iterator[Document]:
+        """Every document matching ``flt``, oldest first (for statistics)."""
+        where, args = _filter_sql(flt)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM documents d WHERE 1=1{where} ORDER BY d.ts, d.id", args
+            ).fetchall()
+        for r in rows:
+            yield _row_to_doc(r)
+
+    def channels(self) -> dict[str, str]:
+        """Known names -> channel: every channel maps to itself, plus the aliases."""
+        with self._lock:
+            out = {r[0]: r[0] for r in self._db.execute("SELECT DISTINCT channel FROM documents")}
+            for alias, channel in self._db.execute("SELECT alias, channel FROM package_aliases"):
+                out.setdefault(alias, channel)
+        return out
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

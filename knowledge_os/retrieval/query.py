@@ -1,0 +1,212 @@
+"""Query analysis: the ids, packages and date range a question names (English, Russian).
+
+Everything here is deterministic and cheap; the router and the retrieval service both
+use it. Dates are resolved against ``as_of`` (the run's "today", UTC).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from knowledge_os.retrieval.base import VectorFilter
+from knowledge_os.retrieval.entities import bug_ids, cve_ids
+
+__all__ = ["DateRange", "QueryAnalysis", "analyze_query", "parse_date_range"]
+
+_MONTHS_EN = {m: i for i, m in enumerate(
+    ["january", "february", "march", "april", "may", "june", "july", "august",
+     "september", "october", "november", "december"], start=1)}
+_MONTHS_EN.update({k[:3]: v for k, v in list(_MONTHS_EN.items())})
+# Russian month stems cover nominative, genitive and prepositional forms (март, марта, марте).
+_MONTHS_RU = {"январ": 1, "феврал": 2, "март": 3, "апрел": 4, "ма": 5, "июн": 6, "июл": 7,
+              "август": 8, "сентябр": 9, "октябр": 10, "ноябр": 11, "декабр": 12}
+_RU_MONTH_RE = r"(январ\w*|феврал\w*|март\w*|апрел\w*|ма[йяе]|июн\w*|июл\w*|август\w*|сентябр\w*|октябр\w*|ноябр\w*|декабр\w*)"
+_EN_MONTH_RE = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365,
+              "дн": 1, "ден": 1, "недел": 7, "месяц": 30, "год": 365, "лет": 365}
+
+# Words that are also Debian package names but, in a question, are ordinary words.
+_STOPWORDS = frozenset("""
+a about after all an and any are as at be been before between by can changed changes
+did do does done during each for from has have how in into is it its last less make
+more most new of on or over past patch recent since so that the their them these this
+those time to up was were what when where which while who why will with within year
+file files login time less more which show list tell give find top what's fix fixes
+fixed bug bugs security update updates upload uploads package packages kind kinds trend
+trends rising quarter month week day days version versions debian release
+""".split())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DateRange:
+    """A half-open UTC range ``[ts_from, ts_to)`` in Unix seconds; either end may be open.
+    ``label`` is what the query said, for manifests and prompts."""
+
+    ts_from: int | None
+    ts_to: int | None
+    label: str
+
+    def describe(self) -> str:
+        fmt = lambda ts: datetime.fromtimestamp(ts, UTC).date().isoformat()  # noqa: E731
+        start = fmt(self.ts_from) if self.ts_from is not None else "the beginning"
+        end = fmt(self.ts_to) if self.ts_to is not None else "now"
+        return f"{start} .. {end}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryAnalysis:
+    """What a question names.
+
+    Attributes:
+        text: The query, stripped.
+        cves: CVE ids, upper-case.
+        bugs: Debian bug numbers.
+        packages: Channels (source packages) named, resolved through aliases.
+        dates: The date range named, or None.
+    """
+
+    text: str
+    cves: tuple[str, ...] = ()
+    bugs: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    dates: DateRange | None = None
+
+    @property
+    def entity_ids(self) -> tuple[str, ...]:
+        """Graph/entity ids: ``cve:...``, ``bug:...``, ``package:...``."""
+        return (
+            tuple(f"cve:{c}" for c in self.cves)
+            + tuple(f"bug:{b}" for b in self.bugs)
+            + tuple(f"package:{p}" for p in self.packages)
+        )
+
+    def to_filter(self, *, with_dates: bool = True, with_packages: bool = True) -> VectorFilter:
+        return VectorFilter(
+            channels=self.packages or None if with_packages else None,
+            ts_from=self.dates.ts_from if (with_dates and self.dates) else None,
+            ts_to=self.dates.ts_to if (with_dates and self.dates) else None,
+        )
+
+
+def _ts(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
+
+
+def _month_start(year: int, month: int) -> date:
+    return date(year, month, 1)
+
+
+def _add_months(d: date, months: int) -> date:
+    m = d.month - 1 + months
+    return date(d.year + m // 12, m % 12 + 1, 1)
+
+
+def _ru_month(word: str) -> int:
+    for stem, num in sorted(_MONTHS_RU.items(), key=lambda kv: -len(kv[0])):
+        if word.startswith(stem):
+            return num
+    raise ValueError(word)
+
+
+def parse_date_range(text: str, as_of: date) -> DateRange | None:
+    """The date range a query names, resolved against ``as_of``; None if it names none.
+
+    Understands (English / Russian): since <month> [year] / с <месяца> [года];
+    in|during <month> <year>; in <year> / в|за <год> [году]; this|last quarter /
+    в этом|прошлом квартале; this|last year / в этом|прошлом году; last|past N
+    days|weeks|months|years / за последние N дней|недель|месяцев|лет; last month|week /
+    за последний месяц|неделю; since YYYY-MM[-DD] / с YYYY-MM[-DD].
+    A month without a year that lies after ``as_of`` means the previous year.
+    """
+    q = text.lower()
+    tomorrow = _ts(as_of + timedelta(days=1))
+
+    def month_year(month: int, year: str | None) -> date:
+        y = int(year) if year else as_of.year
+        if not year and month > as_of.month:
+            y -= 1
+        return _month_start(y, month)
+
+    m = re.search(r"\b(?:since|from|after|с|со|после)\s+(\d{4})-(\d{2})(?:-(\d{2}))?\b", q)
+    if m:
+        start = date(int(m[1]), int(m[2]), int(m[3] or 1))
+        return DateRange(ts_from=_ts(start), ts_to=tomorrow, label=m[0])
+    m = re.search(rf"\b(?:since|from|after)\s+{_EN_MONTH_RE}\b(?:\s+(\d{{4}}))?", q)
+    if m:
+        start = month_year(_MONTHS_EN[m[1][:3]], m[2])
+        return DateRange(ts_from=_ts(start), ts_to=tomorrow, label=m[0])
+    m = re.search(rf"(?:^|\s)(?:с|со|после)\s+{_RU_MONTH_RE}(?:\s+(\d{{4}}))?", q)
+    if m:
+        start = month_year(_ru_month(m[1]), m[2])
+        return DateRange(ts_from=_ts(start), ts_to=tomorrow, label=m[0].strip())
+    m = re.search(rf"\b(?:in|during)\s+{_EN_MONTH_RE}\s+(\d{{4}})\b", q)
+    if m:
+        start = _month_start(int(m[2]), _MONTHS_EN[m[1][:3]])
+        return DateRange(ts_from=_ts(start), ts_to=_ts(_add_months(start, 1)), label=m[0])
+    m = re.search(rf"(?:^|\s)(?:в|за)\s+{_RU_MONTH_RE}\s+(\d{{4}})", q)
+    if m:
+        start = _month_start(int(m[2]), _ru_month(m[1]))
+        return DateRange(ts_from=_ts(start), ts_to=_ts(_add_months(start, 1)), label=m[0].strip())
+
+    q_start = _month_start(as_of.year, 3 * ((as_of.month - 1) // 3) + 1)
+    if re.search(r"\b(this|current)\s+quarter\b|(?:в|за)\s+(?:этом|этот|текущем|текущий)\s+квартал", q):
+        return DateRange(ts_from=_ts(q_start), ts_to=tomorrow, label="this quarter")
+    if re.search(r"\b(last|previous|past)\s+quarter\b|(?:в|за)\s+(?:прошлом|прошлый|предыдущем|предыдущий)\s+квартал", q):
+        prev = _add_months(q_start, -3)
+        return DateRange(ts_from=_ts(prev), ts_to=_ts(q_start), label="last quarter")
+    if re.search(r"\b(this|current)\s+year\b|(?:в|за)\s+(?:этом|этот|текущем|текущий)\s+год", q):
+        return DateRange(ts_from=_ts(date(as_of.year, 1, 1)), ts_to=tomorrow, label="this year")
+    if re.search(r"\b(last|previous)\s+year\b|(?:в|за)\s+(?:прошлом|прошлый)\s+год", q):
+        y = as_of.year - 1
+        return DateRange(ts_from=_ts(date(y, 1, 1)), ts_to=_ts(date(y + 1, 1, 1)), label="last year")
+    m = re.search(r"\b(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b", q) or re.search(
+        r"(?:за|в)\s+последни[ейх]\s+(\d{1,3})\s+(дн|ден|недел|месяц|год|лет)\w*", q
+    )
+    if m:
+        days = int(m[1]) * _UNIT_DAYS[m[2]]
+        return DateRange(ts_from=_ts(as_of - timedelta(days=days - 1)), ts_to=tomorrow, label=m[0])
+    m = re.search(r"\b(?:last|past)\s+(day|week|month|year)\b", q) or re.search(
+        r"(?:за|в)\s+последн\w+\s+(дн|ден|недел|месяц|год)\w*", q
+    )
+    if m:
+        days = _UNIT_DAYS[m[1]]
+        return DateRange(ts_from=_ts(as_of - timedelta(days=days - 1)), ts_to=tomorrow, label=m[0])
+    m = re.search(r"\b(?:in|during|for)\s+((?:19|20)\d{2})\b", q) or re.search(
+        r"(?:^|\s)(?:в|за)\s+((?:19|20)\d{2})(?:\s+год\w*)?", q
+    )
+    if m:
+        y = int(m[1])
+        return DateRange(ts_from=_ts(date(y, 1, 1)), ts_to=_ts(date(y + 1, 1, 1)), label=m[0].strip())
+    return None
+
+
+_TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9.+-]*[a-z0-9+]|[a-z0-9]")
+
+
+def analyze_query(text: str, *, channels: Mapping[str, str], as_of: date) -> QueryAnalysis:
+    """Extract ids, packages and dates from a query.
+
+    Args:
+        text: The question (any language).
+        channels: Known names -> channel (see ``DocumentStore.channels``).
+        as_of: "Today" for relative dates.
+    """
+    q = text.strip()
+    lowered = q.lower()
+    packages: dict[str, None] = {}
+    for tok in _TOKEN_RE.findall(lowered):
+        tok = tok.rstrip(".")
+        if tok in _STOPWORDS or tok.isdigit() or len(tok) < 2:
+            continue
+        if tok in channels:
+            packages.setdefault(channels[tok], None)
+    return QueryAnalysis(
+        text=q,
+        cves=tuple(cve_ids(q)),
+        bugs=tuple(bug_ids(q, closes_only=False)),
+        packages=tuple(packages),
+        dates=parse_date_range(q, as_of),
+    )

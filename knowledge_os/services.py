@@ -1,0 +1,211 @@
+"""The long-lived objects a run needs, built once per process from :class:`Settings`.
+
+Nodes reach them through :func:`get_services` (or ``Context.services`` in tests), so the
+compiled graph in ``knowledge_os.graph.builder`` can be served by ``langgraph dev``
+without arguments. Heavy parts (models, stores) are created on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from knowledge_os.cache.ttl import KeyedCache
+from knowledge_os.domains.registry import DomainRegistry
+from knowledge_os.settings import Settings
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from knowledge_os.cache.answers import AnswerCache
+    from knowledge_os.memory.base import EpisodicMemory
+    from knowledge_os.cache.answers import AnswerCache
+    from knowledge_os.memory.base import EpisodicMemory
+    from knowledge_os.observability.metrics import Metrics
+    from knowledge_os.retrieval.base import Embedder, GraphStore, VectorStore
+    from knowledge_os.retrieval.docstore import DocumentStore
+    from knowledge_os.retrieval.service import RetrievalService
+
+__all__ = ["Services", "get_services", "reset_services"]
+
+
+class Services:
+    """Stores, models, caches and the domain registry for one settings object.
+
+    Args:
+        settings: The settings; defaults to ``Settings()`` (environment + kos.yaml).
+        chat_model: Override the chat model (unit tests pass a fake).
+        embedder: Override the embedder (unit tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        chat_model: BaseChatModel | None = None,
+        embedder: Embedder | None = None,
+        vector_store: VectorStore | None = None,
+        graph_store: GraphStore | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._chat_model = chat_model
+        self._chat_model_given = chat_model is not None
+        self._embedder = embedder
+        self._vector_store = vector_store
+        self._graph_store = graph_store
+        self._lock = threading.RLock()
+        self._channels: dict[str, str] | None = None
+        self._examples: dict[str, np.ndarray] | None = None
+        self._memory: EpisodicMemory | None = None
+        s = self.settings
+        self.domains = DomainRegistry.from_dirs([s.builtin_domains_dir, *s.domains_dirs])
+        self.router_cache: KeyedCache[dict] = KeyedCache(
+            "router", maxsize=s.router.cache_max_entries, ttl_s=s.router.cache_ttl_s
+        )
+        self.retrieval_cache: KeyedCache[list] = KeyedCache(
+            "retrieval", maxsize=s.cache.retrieval_max_entries, ttl_s=s.cache.retrieval_ttl_s
+        )
+        self.embedding_cache: KeyedCache = KeyedCache(
+            "embedding", maxsize=s.cache.embedding_max_entries, ttl_s=s.cache.retrieval_ttl_s
+        )
+
+    # Each accessor builds its object once, under the lock.
+
+    @functools.cached_property
+    def docstore(self) -> DocumentStore:
+        from knowledge_os.retrieval.docstore import DocumentStore
+
+        with self._lock:
+            return DocumentStore(self.settings.sqlite_path)
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                from knowledge_os.retrieval.embedders import make_embedder
+
+                self._embedder = make_embedder(self.settings.embedder)
+            return self._embedder
+
+    @property
+    def vector_store(self) -> VectorStore:
+        with self._lock:
+            if self._vector_store is None:
+                from knowledge_os.retrieval.vectors import make_vector_store
+
+                self._vector_store = make_vector_store(self.settings, self.embedder.dim)
+            return self._vector_store
+
+    @property
+    def graph_store(self) -> GraphStore:
+        with self._lock:
+            if self._graph_store is None:
+                from knowledge_os.retrieval.graph_factory import make_graph_store
+
+                self._graph_store = make_graph_store(self.settings)
+            return self._graph_store
+
+    @property
+    def chat_model(self) -> BaseChatModel:
+        with self._lock:
+            if self._chat_model is None:
+                from knowledge_os.llm.chat import make_chat_model
+
+                self._chat_model = make_chat_model(self.settings.llm)
+            return self._chat_model
+
+    @functools.cached_property
+    def retrieval(self) -> RetrievalService:
+        from knowledge_os.retrieval.service import RetrievalService
+
+        return RetrievalService(self)
+
+    @functools.cached_property
+    def metrics(self) -> Metrics:
+        from knowledge_os.observability.metrics import Metrics
+
+        return Metrics()
+
+    @functools.cached_property
+    def answer_cache(self) -> AnswerCache:
+        from knowledge_os.cache.answers import AnswerCache
+
+        return AnswerCache(self.settings.sqlite_path, ttl_s=self.settings.cache.answer_ttl_s)
+
+    def channels(self) -> dict[str, str]:
+        """Known package/channel names -> channel; cached until :meth:`invalidate`."""
+        with self._lock:
+            if self._channels is None:
+                self._channels = self.docstore.channels()
+            return self._channels
+
+    def example_embeddings(self) -> dict[str, np.ndarray]:
+        """Per domain, the embeddings of its YAML example queries (computed once)."""
+        with self._lock:
+            if self._examples is None:
+                self._examples = {
+                    d.name: np.stack([self.retrieval.embed_query(e) for e in d.routing.examples])
+                    for d in self.domains
+                    if d.routing.examples
+                }
+            return self._examples
+
+    async def episodic_memory(self) -> EpisodicMemory:
+        if self._memory is None:
+            from knowledge_os.memory.factory import make_episodic_memory
+
+            self._memory = make_episodic_memory(self.settings)
+        return self._memory
+
+    def invalidate(self) -> None:
+        """Forget derived caches after the corpus changed (ingest)."""
+        with self._lock:
+            self._channels = None
+            self.retrieval_cache.clear()
+
+    def model_name(self) -> str:
+        """A stable name of the chat model for cache keys and manifests."""
+        llm = self.settings.llm
+        if self._chat_model_given:
+            return type(self._chat_model).__name__
+        if llm.provider == "ollama":
+            return f"ollama/{llm.ollama_model}"
+        return f"llamacpp/{llm.model_path.name if llm.model_path else 'smollm2-135m-instruct-q4_1'}"
+
+    def close(self) -> None:
+        """Flush and close the stores that were opened."""
+        with self._lock:
+            if self._vector_store is not None:
+                self._vector_store.close()
+                self._vector_store = None
+            if self._graph_store is not None:
+                self._graph_store.close()
+                self._graph_store = None
+            for name in ("docstore", "answer_cache"):
+                if name in self.__dict__:
+                    self.__dict__.pop(name).close()
+
+
+_default: Services | None = None
+_default_lock = threading.Lock()
+
+
+def get_services() -> Services:
+    """The process-wide services for ``Settings()``; built on first call."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Services()
+        return _default
+
+
+def reset_services(services: Services | None = None) -> None:
+    """Replace (or drop, with None) the process-wide services; closes the old ones."""
+    global _default
+    with _default_lock:
+        if _default is not None and _default is not services:
+            _default.close()
+        _default = services
