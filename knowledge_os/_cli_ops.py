@@ -1,0 +1,221 @@
+"""Operations sub-commands of ``kos``: ``db``, ``memory`` and ``dlq`` (mounted in cli.py).
+
+Each command loads :class:`Settings` from the usual sources, opens the configured store
+(``settings.storage.memory``), and closes it (and the shared PostgreSQL pool) before it
+returns. Exit codes follow cli.py: 0 success, 1 some work failed, 2 bad configuration or
+an unreachable backend (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Optional, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from knowledge_os.errors import KnowledgeOSError
+
+__all__ = ["db_app", "dlq_app", "memory_app"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+memory_app = typer.Typer(no_args_is_help=True, help="Episodic memory.")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter queue.")
+
+
+
+@db_app.callback()
+def _db() -> None:
+    """Database schema (PostgreSQL migrations)."""
+
+
+_out = Console()
+_err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
+
+
+def _settings() -> Any:
+    from knowledge_os.settings import Settings
+
+    return Settings()
+
+
+def _fail(exc: Exception) -> None:
+    _err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _run(main: Callable[[], Awaitable[T]], settings: Any) -> T:
+    """Run ``main`` in a fresh loop; close the shared PostgreSQL pool afterwards."""
+
+    async def wrapper() -> T:
+        try:
+            return await main()
+        finally:
+            if settings.storage.memory == "postgres":
+                from knowledge_os.db.pool import close_pool
+
+                await close_pool()
+
+    try:
+        return asyncio.run(wrapper())
+    except KnowledgeOSError as exc:
+        _fail(exc)
+        raise  # unreachable: _fail raises typer.Exit
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else ""
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending PostgreSQL migrations (``postgres.dsn``); SQLite tables need none."""
+    settings = _settings()
+    if settings.postgres.dsn is None:
+        _out.print("postgres.dsn is not set: nothing to upgrade (SQLite stores create their tables)")
+        return
+    from knowledge_os.db.pool import redact_dsn, upgrade
+
+    try:
+        applied = upgrade(settings)
+    except KnowledgeOSError as exc:
+        _fail(exc)
+    where = redact_dsn(settings.postgres.dsn.get_secret_value())
+    if applied:
+        _out.print(f"applied {len(applied)} migration(s) to {where}: {', '.join(applied)}")
+    else:
+        _out.print(f"{where} is up to date")
+
+
+@memory_app.command("purge")
+def memory_purge(
+    older_than_days: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Cut-off in days; default storage.memory_retention_days (90)."),
+    ] = None,
+) -> None:
+    """Delete episodic events older than the retention period."""
+    from knowledge_os.memory.factory import make_episodic_memory
+
+    settings = _settings()
+    days = older_than_days or settings.storage.memory_retention_days
+
+    async def main() -> int:
+        memory = make_episodic_memory(settings)
+        try:
+            return await memory.purge(older_than_days=days)
+        finally:
+            await memory.close()
+
+    deleted = _run(main, settings)
+    _out.print(f"deleted {deleted} event(s) older than {days} day(s)")
+
+
+@memory_app.command("recent")
+def memory_recent(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Most events shown.")] = 20,
+    event_type: Annotated[Optional[str], typer.Option("--type", help="Only this event type.")] = None,
+    entity_id: Annotated[Optional[str], typer.Option(help="Only this entity (a run id ...).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the newest episodic events."""
+    from knowledge_os.memory.factory import make_episodic_memory
+
+    settings = _settings()
+
+    async def main() -> list[Any]:
+        memory = make_episodic_memory(settings)
+        try:
+            return await memory.recent(
+                limit=limit, entity_id=entity_id, types=[event_type] if event_type else None
+            )
+        finally:
+            await memory.close()
+
+    events = _run(main, settings)
+    if json_out:
+        for e in events:
+            typer.echo(orjson.dumps({
+                "id": e.id, "type": e.type, "entity_type": e.entity_type,
+                "entity_id": e.entity_id, "metadata": e.metadata, "created_at": _iso(e.created_at),
+            }).decode())
+        return
+    table = Table("id", "created_at (UTC)", "type", "entity", "metadata")
+    for e in events:
+        meta = orjson.dumps(e.metadata).decode()
+        table.add_row(str(e.id), _iso(e.created_at), e.type, f"{e.entity_type}:{e.entity_id}",
+                      meta if len(meta) <= 80 else meta[:77] + "...")
+    _out.print(table)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    status: Annotated[
+        Optional[str], typer.Option(help="pending, reprocessed or permanent_failure.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """List dead letters, newest first."""
+    from knowledge_os.memory._common import STATUSES
+    from knowledge_os.memory.factory import make_dead_letter_queue
+
+    if status is not None and status not in STATUSES:
+        _fail(ValueError(f"unknown status {status!r}; allowed: {', '.join(STATUSES)}"))
+    settings = _settings()
+
+    async def main() -> list[Any]:
+        queue = make_dead_letter_queue(settings)
+        try:
+            return await queue.list(status=status, limit=limit)
+        finally:
+            await queue.close()
+
+    letters = _run(main, settings)
+    if json_out:
+        for d in letters:
+            typer.echo(orjson.dumps({
+                "id": d.id, "run_id": d.run_id, "thread_id": d.thread_id,
+                "checkpoint_id": d.checkpoint_id, "status": d.status, "attempts": d.attempts,
+                "next_attempt_at": _iso(d.next_attempt_at), "error": d.error,
+            }).decode())
+        return
+    table = Table("id", "status", "attempts", "next attempt (UTC)", "thread", "error")
+    for d in letters:
+        error = d.error if len(d.error) <= 60 else d.error[:57] + "..."
+        table.add_row(str(d.id), d.status, str(d.attempts), _iso(d.next_attempt_at), d.thread_id, error)
+    _out.print(table)
+
+
+@dlq_app.command("work")
+def dlq_work(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Most letters resumed.")] = 10,
+) -> None:
+    """Resume due dead letters from their checkpoints (retry bookkeeping included)."""
+    from knowledge_os.api import resume_dead_letter
+    from knowledge_os.memory.dlq_worker import work_due
+    from knowledge_os.memory.factory import make_dead_letter_queue
+
+    settings = _settings()
+
+    async def main() -> dict[str, int]:
+        queue = make_dead_letter_queue(settings)
+        try:
+            return await work_due(queue, resume_dead_letter, limit=limit)
+        finally:
+            await queue.close()
+
+    counts = _run(main, settings)
+    _out.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    if counts["rescheduled"] or counts["permanent_failure"]:
+        raise typer.Exit(1)
