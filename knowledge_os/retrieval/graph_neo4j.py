@@ -73,6 +73,16 @@ MATCH (:Node {id: i})--(m:Node)
 RETURN DISTINCT m.id AS id, m.kind AS kind
 """
 
+_LAST_LEVEL = """
+UNWIND $ids AS i
+MATCH (:Node {id: i})--(m:Node)
+WHERE m.kind IS NOT NULL AND NOT m.id IN $seen AND ($kinds IS NULL OR m.kind IN $kinds)
+WITH DISTINCT m.id AS id, m.kind AS kind
+RETURN id, kind
+ORDER BY id
+LIMIT $k
+"""
+
 _GET_NODES = """
 UNWIND $ids AS i
 MATCH (n:Node {id: i})
@@ -189,6 +199,12 @@ class Neo4jGraphStore:
             neighbours=lambda ids: {
                 r["id"]: r["kind"] for r in self._run(_NEIGHBOURS, {"ids": ids}, read=True)
             },
+            last_level=lambda ids, seen, wanted, k: [
+                (r["id"], r["kind"])
+                for r in self._run(
+                    _LAST_LEVEL, {"ids": ids, "seen": seen, "kinds": wanted, "k": k}, read=True
+                )
+            ],
             max_frontier=self.max_frontier,
         )
 

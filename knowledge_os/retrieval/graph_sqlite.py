@@ -13,6 +13,9 @@ The level-wise walk touches each edge at most once per direction, and is bounded
 
 * **Early stop** - results are ordered by ``(distance, id)``, so once ``limit`` matching
   nodes are known at distance <= d, deeper levels cannot change the answer; the walk stops.
+* **Last-level push-down** - the nodes of the last level walked are only returned, never
+  expanded, so that level asks the store for just the ``limit - found`` smallest unseen
+  ids of the wanted kinds (``ORDER BY id LIMIT k`` in SQL) instead of every neighbour.
 * **Frontier cap** - when a level's frontier holds more than ``max_frontier`` nodes
   (default 10,000), only the first ``max_frontier`` by id are expanded and the walk ends
   after that level. Returned distances stay exact minimum hop counts; only the set of
@@ -41,6 +44,8 @@ __all__ = ["DEFAULT_MAX_FRONTIER", "MAX_DEPTH", "SqliteGraphStore", "bounded_bfs
 logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 5
+
+LastLevel = Callable[[list[str], list[str], "list[str] | None", int], Sequence[tuple[str, str]]]
 DEFAULT_MAX_FRONTIER = 10_000
 
 _SCHEMA = """
@@ -71,6 +76,22 @@ nb(id) AS (
     SELECT e.src FROM f CROSS JOIN edges AS e ON e.dst = f.id
 )
 SELECT nb.id, n.kind FROM nb LEFT JOIN nodes AS n ON n.id = nb.id
+"""
+
+# The last level: only unseen neighbours with a node row and a wanted kind, the k
+# smallest ids (?2 = seen ids, ?3 = kinds or NULL, ?4 = k).
+_LAST_LEVEL_SQL = """
+WITH f(id) AS (SELECT value FROM json_each(?1)),
+nb(id) AS (
+    SELECT e.dst FROM f CROSS JOIN edges AS e ON e.src = f.id
+    UNION
+    SELECT e.src FROM f CROSS JOIN edges AS e ON e.dst = f.id
+)
+SELECT nb.id, n.kind FROM nb JOIN nodes AS n ON n.id = nb.id
+WHERE nb.id NOT IN (SELECT value FROM json_each(?2))
+  AND (?3 IS NULL OR n.kind IN (SELECT value FROM json_each(?3)))
+ORDER BY nb.id
+LIMIT ?4
 """
 
 _KINDS_SQL = "SELECT id, kind FROM nodes WHERE id IN (SELECT value FROM json_each(?1))"
@@ -106,6 +127,7 @@ def bounded_bfs(
     kinds: Sequence[str] | None,
     lookup: Callable[[list[str]], Mapping[str, str]],
     neighbours: Callable[[list[str]], Mapping[str, str | None]],
+    last_level: LastLevel | None = None,
     max_frontier: int = DEFAULT_MAX_FRONTIER,
 ) -> list[GraphHit]:
     """Level-wise breadth-first expansion over undirected edges (see the module docstring).
@@ -120,6 +142,10 @@ def bounded_bfs(
         lookup: ``ids -> {id: kind}`` for the ids that have a node row.
         neighbours: ``frontier ids -> {neighbour id: kind or None}`` over edges in both
             directions (None = no node row; walked through, never returned).
+        last_level: Optional push-down for the last level walked, whose new nodes are only
+            returned, never expanded: ``(frontier, seen ids, kinds or None, k) -> up to k
+            (id, kind) pairs`` of unseen neighbours with a node row and a wanted kind,
+            ascending id. Without it ``neighbours`` is used and filtered here.
         max_frontier: Most frontier nodes expanded per level, >= 1.
 
     Returns:
@@ -133,15 +159,17 @@ def bounded_bfs(
         raise ValueError(f"max_frontier must be >= 1, got {max_frontier}")
     if limit <= 0:
         return []
-    wanted = None if kinds is None else frozenset(kinds)
+    wanted = None if kinds is None else sorted(set(kinds))
+    wanted_set = None if wanted is None else frozenset(wanted)
     start = list(dict.fromkeys(seeds))
     if not start:
         return []
     seen: set[str] = set(start)
+    # (distance, id, kind); GraphHit objects are built for the returned ones only.
     hits = [
-        GraphHit(id=node_id, kind=kind, distance=0)
+        (0, node_id, kind)
         for node_id, kind in lookup(start).items()
-        if wanted is None or kind in wanted
+        if wanted_set is None or kind in wanted_set
     ]
     frontier = sorted(start)
     for level in range(1, depth + 1):
@@ -156,18 +184,22 @@ def bounded_bfs(
                 max_frontier,
             )
             frontier = frontier[:max_frontier]
+        if last_level is not None and (capped or level == depth):
+            need = limit - len(hits)
+            hits.extend((level, i, k) for i, k in last_level(frontier, sorted(seen), wanted, need))
+            break
         found = {k: v for k, v in neighbours(frontier).items() if k not in seen}
         seen.update(found)
         hits.extend(
-            GraphHit(id=node_id, kind=kind, distance=level)
+            (level, node_id, kind)
             for node_id, kind in found.items()
-            if kind is not None and (wanted is None or kind in wanted)
+            if kind is not None and (wanted_set is None or kind in wanted_set)
         )
         frontier = sorted(found)
         if capped:
             break
-    hits.sort(key=lambda h: (h.distance, h.id))
-    return hits[:limit]
+    hits.sort()
+    return [GraphHit(id=i, kind=k, distance=d) for d, i, k in hits[:limit]]
 
 
 def _dumps(properties: Mapping[str, Any]) -> str:
@@ -270,6 +302,7 @@ class SqliteGraphStore:
             kinds=kinds,
             lookup=self._kinds_of,
             neighbours=self._neighbours,
+            last_level=self._last_level,
             max_frontier=self.max_frontier,
         )
 
@@ -310,6 +343,17 @@ class SqliteGraphStore:
 
     def _neighbours(self, frontier: list[str]) -> dict[str, str | None]:
         return dict(self._query(_NEIGHBOURS_SQL, (_json_list(frontier),)))
+
+    def _last_level(
+        self, frontier: list[str], seen: list[str], kinds: list[str] | None, k: int
+    ) -> list[tuple[str, str]]:
+        params = (
+            _json_list(frontier),
+            _json_list(seen),
+            None if kinds is None else _json_list(kinds),
+            k,
+        )
+        return [(r[0], r[1]) for r in self._query(_LAST_LEVEL_SQL, params)]
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
