@@ -6,15 +6,16 @@ Model:
   constraint (``kos_node_id``) serves every lookup by id, and ``kind`` is a property with
   its own index (``kos_node_kind``). ``props`` holds the properties as a JSON string,
   because Neo4j properties cannot be nested maps.
-* an edge is a relationship of its own type (``MENTIONS``, ``FIXES`` ...), written with
-  Cypher 5.26 dynamic types ``[:$(row.type)]``, so the type is a query parameter too.
+* an edge is a relationship of its own type (``MENTIONS``, ``FIXES`` ...). Relationship
+  types cannot be fast query parameters (see ``_UPSERT_EDGES``), so edges are grouped by
+  type, each type is checked to be a plain identifier (``check_edge_type``) and quoted.
   An edge whose endpoint has no node yet MERGEs a bare ``(:Node {id})`` without ``kind``;
   such placeholders are walked through but never returned or counted (the SQLite store
   treats ids without a node row the same way).
 * constraints and indexes are created on first use (``IF NOT EXISTS``).
 
-Every value travels as a query parameter, in ``UNWIND $rows`` batches; nothing from the
-caller is pasted into Cypher. Expansion runs the same level-wise walk as the embedded
+Every value travels as a query parameter, in ``UNWIND $rows`` batches; the only
+caller-given text in Cypher is a validated relationship-type identifier. Expansion runs the same level-wise walk as the embedded
 store (:func:`~knowledge_os.retrieval.graph_sqlite.bounded_bfs`): one parameterised
 one-hop query per level instead of a variable-length pattern, whose path enumeration
 explodes through hub nodes. ``depth`` is validated (int, 1..5) before the walk and only
@@ -32,7 +33,7 @@ import orjson
 
 from knowledge_os.errors import BackendError, BackendUnavailableError, ConfigError
 from knowledge_os.retrieval.base import GraphEdge, GraphHit, GraphNode
-from knowledge_os.retrieval.graph_sqlite import DEFAULT_MAX_FRONTIER, bounded_bfs
+from knowledge_os.retrieval.graph_sqlite import DEFAULT_MAX_FRONTIER, bounded_bfs, check_edge_type
 
 __all__ = ["Neo4jGraphStore", "redact_uri"]
 
@@ -53,11 +54,15 @@ MERGE (n:Node {id: row.id})
 SET n.kind = row.kind, n.name = row.name, n.props = row.props
 """
 
+# {rel_type} is filled with a relationship type checked by ``check_edge_type`` (an
+# identifier, [A-Za-z_][A-Za-z0-9_]*, never a value); ids travel as parameters. A static
+# type is what lets MERGE use per-type degrees: with a dynamic ``[:$(row.type)]`` type,
+# 5,000 edges into one hub took 12-15 s instead of 0.5 s (Neo4j 5.26, measured).
 _UPSERT_EDGES = """
 UNWIND $rows AS row
-MERGE (a:Node {id: row.src})
-MERGE (b:Node {id: row.dst})
-MERGE (a)-[:$(row.type)]->(b)
+MERGE (a:Node {{id: row.src}})
+MERGE (b:Node {{id: row.dst}})
+MERGE (a)-[:`{rel_type}`]->(b)
 """
 
 _LOOKUP = """
@@ -155,6 +160,7 @@ class Neo4jGraphStore:
         would otherwise hold one huge transaction in the server's heap).
 
         Raises:
+            InputError: an edge type is not an identifier (checked before any write).
             BackendUnavailableError: the server went away.
             BackendError: the server rejected the write.
         """
@@ -167,8 +173,13 @@ class Neo4jGraphStore:
             }
             for n in nodes
         ]
-        edge_rows = [{"src": e.src, "dst": e.dst, "type": e.type} for e in edges]
-        for query, rows in ((_UPSERT_NODES, node_rows), (_UPSERT_EDGES, edge_rows)):
+        by_type: dict[str, list[dict[str, str]]] = {}
+        for e in edges:
+            by_type.setdefault(check_edge_type(e.type), []).append({"src": e.src, "dst": e.dst})
+        batches = [(_UPSERT_NODES, node_rows)] + [
+            (_UPSERT_EDGES.format(rel_type=rel_type), rows) for rel_type, rows in sorted(by_type.items())
+        ]
+        for query, rows in batches:
             for start in range(0, len(rows), BATCH_ROWS):
                 self._run(query, {"rows": rows[start : start + BATCH_ROWS]})
 

@@ -28,6 +28,7 @@ which is how both stores return the same hits on the same data.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,14 +37,22 @@ from typing import Any
 
 import orjson
 
-from knowledge_os.errors import BackendUnavailableError
+from knowledge_os.errors import BackendUnavailableError, InputError
 from knowledge_os.retrieval.base import GraphEdge, GraphHit, GraphNode
 
-__all__ = ["DEFAULT_MAX_FRONTIER", "MAX_DEPTH", "SqliteGraphStore", "bounded_bfs", "check_depth"]
+__all__ = [
+    "DEFAULT_MAX_FRONTIER",
+    "MAX_DEPTH",
+    "SqliteGraphStore",
+    "bounded_bfs",
+    "check_depth",
+    "check_edge_type",
+]
 
 logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 5
+_EDGE_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 LastLevel = Callable[[list[str], list[str], "list[str] | None", int], Sequence[tuple[str, str]]]
 DEFAULT_MAX_FRONTIER = 10_000
@@ -103,6 +112,18 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 _INSERT_EDGE_SQL = "INSERT OR IGNORE INTO edges (src, dst, type) VALUES (?, ?, ?)"
+
+
+def check_edge_type(edge_type: str) -> str:
+    """Validate an edge type: an identifier ``[A-Za-z_][A-Za-z0-9_]*``, at most 64 chars
+    (``MENTIONS``, ``ENTRY_OF`` ...). Both stores apply it, so both accept the same edges.
+
+    Raises:
+        InputError: any other string.
+    """
+    if not _EDGE_TYPE.fullmatch(edge_type):
+        raise InputError(f"edge type must match [A-Za-z_][A-Za-z0-9_]{{0,63}}, got {edge_type!r}")
+    return edge_type
 
 
 def check_depth(depth: object) -> int:
@@ -255,10 +276,11 @@ class SqliteGraphStore:
         are walked through by :meth:`expand` but such ids are never returned.
 
         Raises:
+            InputError: an edge type is not an identifier (see :func:`check_edge_type`).
             BackendUnavailableError: SQLite failed (locked past the busy timeout, disk full).
         """
         node_rows = [(n.id, n.kind, n.name, _dumps(n.properties)) for n in nodes]
-        edge_rows = [(e.src, e.dst, e.type) for e in edges]
+        edge_rows = [(e.src, e.dst, check_edge_type(e.type)) for e in edges]
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")

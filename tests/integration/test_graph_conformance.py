@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_os.errors import BackendUnavailableError, ConfigError
+from knowledge_os.errors import BackendUnavailableError, ConfigError, InputError
 from knowledge_os.retrieval.base import GraphEdge, GraphHit, GraphNode, GraphStore
 from knowledge_os.retrieval.graph_factory import make_graph_store
 from knowledge_os.settings import Settings
@@ -140,6 +140,13 @@ def test_values_are_data_not_query_text(store: GraphStore) -> None:
     store.upsert([_node(nasty, q="'\""), _node("package:p")], [_edge(nasty, "package:p", "MENTIONS")])
     assert [h.id for h in store.expand([nasty], depth=1, limit=5)] == [nasty, "package:p"]
     assert store.counts() == {"nodes": 2, "edges": 1}
+
+
+@pytest.mark.parametrize("bad", ["", "HAS SPACE", "X`]->(y) DETACH DELETE y //", "1ST", "é"])
+def test_edge_types_must_be_identifiers(store: GraphStore, bad: str) -> None:
+    with pytest.raises(InputError, match="edge type"):
+        store.upsert([_node("document:a")], [_edge("document:a", "package:p"), _edge("document:a", "package:p", bad)])
+    assert store.counts() == {"nodes": 0, "edges": 0}
 
 
 def test_large_batches(store: GraphStore) -> None:
