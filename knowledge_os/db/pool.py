@@ -164,7 +164,7 @@ async def get_pool(settings: Settings) -> asyncpg.Pool:
                 command_timeout=pg.command_timeout_s,
                 timeout=pg.connect_timeout_s,
             )
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise BackendUnavailableError(
                 f"PostgreSQL at {redact_dsn(dsn)}: cannot open pool: {exc}"
             ) from exc
