@@ -33,7 +33,12 @@ import orjson
 
 from knowledge_os.errors import BackendError, BackendUnavailableError, ConfigError
 from knowledge_os.retrieval.base import GraphEdge, GraphHit, GraphNode
-from knowledge_os.retrieval.graph_sqlite import DEFAULT_MAX_FRONTIER, bounded_bfs, check_edge_type
+from knowledge_os.retrieval.graph_sqlite import (
+    DEFAULT_MAX_FRONTIER,
+    bounded_bfs,
+    check_depth,
+    check_edge_type,
+)
 
 __all__ = ["Neo4jGraphStore", "redact_uri"]
 
@@ -201,23 +206,35 @@ class Neo4jGraphStore:
             ValueError: ``depth`` outside 1..5 (checked before any query).
             BackendUnavailableError: the server went away.
         """
-        return bounded_bfs(
-            seeds,
-            depth=depth,
-            limit=limit,
-            kinds=kinds,
-            lookup=lambda ids: {r["id"]: r["kind"] for r in self._run(_LOOKUP, {"ids": ids})},
-            neighbours=lambda ids: {
-                r["id"]: r["kind"] for r in self._run(_NEIGHBOURS, {"ids": ids}, read=True)
-            },
-            last_level=lambda ids, seen, wanted, k: [
-                (r["id"], r["kind"])
-                for r in self._run(
-                    _LAST_LEVEL, {"ids": ids, "seen": seen, "kinds": wanted, "k": k}, read=True
-                )
-            ],
-            max_frontier=self.max_frontier,
-        )
+        check_depth(depth)
+        self._ensure_schema()
+
+        def walk(tx: Any) -> list[GraphHit]:
+            def rows(query: str, **params: Any) -> list[Any]:
+                return list(tx.run(query, params))
+
+            return bounded_bfs(
+                seeds,
+                depth=depth,
+                limit=limit,
+                kinds=kinds,
+                lookup=lambda ids: {r["id"]: r["kind"] for r in rows(_LOOKUP, ids=ids)},
+                neighbours=lambda ids: {r["id"]: r["kind"] for r in rows(_NEIGHBOURS, ids=ids)},
+                last_level=lambda ids, seen, wanted, k: [
+                    (r["id"], r["kind"])
+                    for r in rows(_LAST_LEVEL, ids=ids, seen=seen, kinds=wanted, k=k)
+                ],
+                max_frontier=self.max_frontier,
+            )
+
+        # One read transaction for every level: one BEGIN/COMMIT, not one per level.
+        def call() -> list[GraphHit]:
+            with self._driver.session(
+                database=self.database, default_access_mode=self._neo4j.READ_ACCESS
+            ) as session:
+                return session.execute_read(walk)
+
+        return self._execute(call)
 
     def get_nodes(self, ids: Sequence[str]) -> list[GraphNode]:
         """The nodes that exist among ``ids``, in no particular order."""
