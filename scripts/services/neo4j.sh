@@ -59,6 +59,16 @@ start() {
     return 0
   fi
   if bolt_answers; then
+    # Started from another checkout (its own pid file)? Adopt it; anything else is an error.
+    local other
+    other="$(pgrep -f "KosNeo4j .* $HOST $PORT " | head -n 1 || true)"
+    if [ -n "$other" ]; then
+      mkdir -p "$DATA"
+      echo "$other" >"$PIDFILE"
+      log "adopted the KosNeo4j already serving $HOST:$PORT (pid $other)"
+      echo "export KOS_TEST_NEO4J_URI=bolt://$HOST:$PORT"
+      return 0
+    fi
     log "port $PORT is taken by another process; set KOS_NEO4J_PORT"
     exit 1
   fi
