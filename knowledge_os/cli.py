@@ -129,10 +129,7 @@ def graph() -> None:
 
 
 def _mount_ops() -> None:
-    try:
-        from knowledge_os._cli_ops import db_app, dlq_app, memory_app
-    except ImportError:  # TEMP until the ops sub-apps land
-        return
+    from knowledge_os._cli_ops import db_app, dlq_app, memory_app
 
     app.add_typer(db_app, name="db", help="Database schema (PostgreSQL / SQLite).")
     app.add_typer(memory_app, name="memory", help="Episodic memory.")

@@ -25,6 +25,11 @@ __all__ = ["IngestReport", "graph_records", "ingest"]
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 256
+# Characters of a document's text that are embedded. multilingual-e5-small costs about
+# 1.4 ms per token per core here (benchmarks/bench_ingest.py), and a few changelog entries
+# run to thousands of lines; the head of an entry names what changed. The whole text
+# stays in the full-text index, so exact and lexical matches see all of it.
+EMBED_MAX_CHARS = 512
 _EDGE_TYPES = {"package": "ENTRY_OF", "channel": "ENTRY_OF", "cve": "FIXES", "bug": "CLOSES"}
 
 
@@ -159,7 +164,7 @@ def ingest(
 
 
 def _write(services: Services, docs: Sequence[Document]) -> tuple[int, int]:
-    embeddings = services.embedder.embed_documents([d.text for d in docs])
+    embeddings = services.embedder.embed_documents([d.text[:EMBED_MAX_CHARS] for d in docs])
     services.vector_store.upsert(
         [
             VectorPoint(
