@@ -142,3 +142,7 @@ _mount_ops()
 def main() -> None:
     """Entry point of the ``kos`` command."""
     app()
+
+
+if __name__ == "__main__":
+    main()

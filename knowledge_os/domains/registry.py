@@ -46,9 +46,11 @@ def load_domain_file(path: Path) -> DomainSpec:
     except ValidationError as exc:
         err = exc.errors()[0]
         key_path = ".".join(str(p) for p in err["loc"])
-        message = err["msg"]
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
+        elif not key_path and ": " in message:  # model-level checks say "key.path: problem"
+            key_path, message = message.split(": ", 1)
         raise DomainConfigError(str(path), key_path, message) from exc
     if spec.name != path.stem:
         raise DomainConfigError(

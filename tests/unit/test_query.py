@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from knowledge_os.retrieval.query import analyze_query, parse_date_range
+
+AS_OF = date(2026, 11, 22)
+CHANNELS = {"openssl": "openssl", "libc6": "glibc", "glibc": "glibc", "less": "less", "tar": "tar"}
+
+
+def d(ts: int | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).date().isoformat()
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("what changed since March?", "2026-03-01", "2026-11-23"),
+        ("since december", "2025-12-01", "2026-11-23"),  # a month after as_of: last year
+        ("since March 2024", "2024-03-01", "2026-11-23"),
+        ("since 2025-07-15", "2025-07-15", "2026-11-23"),
+        ("in May 2025", "2025-05-01", "2025-06-01"),
+        ("this quarter", "2026-10-01", "2026-11-23"),
+        ("last quarter", "2026-07-01", "2026-10-01"),
+        ("this year", "2026-01-01", "2026-11-23"),
+        ("last year", "2025-01-01", "2026-01-01"),
+        ("in 2024", "2024-01-01", "2025-01-01"),
+        ("past 3 months", "2026-08-25", "2026-11-23"),
+        ("last week", "2026-11-16", "2026-11-23"),
+        ("с марта", "2026-03-01", "2026-11-23"),
+        ("с марта 2025", "2025-03-01", "2026-11-23"),
+        ("в мае 2025", "2025-05-01", "2025-06-01"),
+        ("в этом квартале", "2026-10-01", "2026-11-23"),
+        ("в прошлом квартале", "2026-07-01", "2026-10-01"),
+        ("в этом году", "2026-01-01", "2026-11-23"),
+        ("за 2024 год", "2024-01-01", "2025-01-01"),
+        ("за последние 2 недели", "2026-11-09", "2026-11-23"),
+        ("за последний месяц", "2026-10-24", "2026-11-23"),
+    ],
+)
+def test_date_ranges(text: str, start: str, end: str) -> None:
+    r = parse_date_range(text, AS_OF)
+    assert r is not None, text
+    assert (d(r.ts_from), d(r.ts_to)) == (start, end)
+
+
+def test_no_date_named() -> None:
+    assert parse_date_range("what changed in openssl?", AS_OF) is None
+
+
+def test_ids_packages_and_aliases() -> None:
+    a = analyze_query("Did libc6 fix CVE-2023-4911 or bug #1055473?", channels=CHANNELS, as_of=AS_OF)
+    assert a.cves == ("CVE-2023-4911",)
+    assert a.bugs == ("1055473",)
+    assert a.packages == ("glibc",)
+    assert a.entity_ids == ("cve:CVE-2023-4911", "bug:1055473", "package:glibc")
+
+
+def test_common_words_are_not_packages() -> None:
+    a = analyze_query("more or less what changed", channels=CHANNELS, as_of=AS_OF)
+    assert a.packages == ()
+
+
+def test_filter_respects_flags() -> None:
+    a = analyze_query("openssl since March", channels=CHANNELS, as_of=AS_OF)
+    assert a.to_filter().channels == ("openssl",)
+    assert a.to_filter(with_dates=False).ts_from is None
+    assert a.to_filter(with_packages=False).channels is None
