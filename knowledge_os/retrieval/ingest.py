@@ -46,6 +46,9 @@ class IngestReport:
     graph_nodes: int = 0
     graph_edges: int = 0
     seconds: float = 0.0
+    seconds_read: float = 0.0
+    seconds_embed: float = 0.0
+    seconds_write: float = 0.0
     problems: list[SourceProblem] = field(default_factory=list)
 
     @property
@@ -63,6 +66,9 @@ class IngestReport:
             "graph_nodes": self.graph_nodes,
             "graph_edges": self.graph_edges,
             "seconds": round(self.seconds, 2),
+            "seconds_read": round(self.seconds_read, 2),
+            "seconds_embed": round(self.seconds_embed, 2),
+            "seconds_write": round(self.seconds_write, 2),
             "entries_per_s": round(self.entries_per_s, 1),
             "problems": [str(p) for p in self.problems],
         }
@@ -117,13 +123,15 @@ def ingest(
 
     def flush() -> None:
         if pending:
-            nodes, edges = _write(services, pending)
+            nodes, edges = _write(services, pending, report)
             report.graph_nodes += nodes
             report.graph_edges += edges
             pending.clear()
 
     for i, src in enumerate(files, start=1):
+        t_read = time.perf_counter()
         docs, aliases, file_problems = read_file(src)
+        report.seconds_read += time.perf_counter() - t_read
         if file_problems:
             report.problems.extend(file_problems)
             if not docs:
@@ -163,8 +171,11 @@ def ingest(
     return report
 
 
-def _write(services: Services, docs: Sequence[Document]) -> tuple[int, int]:
+def _write(services: Services, docs: Sequence[Document], report: IngestReport) -> tuple[int, int]:
+    t0 = time.perf_counter()
     embeddings = services.embedder.embed_documents([d.text[:EMBED_MAX_CHARS] for d in docs])
+    t1 = time.perf_counter()
+    report.seconds_embed += t1 - t0
     services.vector_store.upsert(
         [
             VectorPoint(
@@ -178,4 +189,5 @@ def _write(services: Services, docs: Sequence[Document]) -> tuple[int, int]:
     nodes, edges = graph_records(docs)
     services.graph_store.upsert(nodes, edges)
     services.docstore.upsert(docs)
+    report.seconds_write += time.perf_counter() - t1
     return len(nodes), len(edges)

@@ -1,0 +1,135 @@
+"""Framework overhead without LLM and retrieval, against a bare LangGraph graph.
+
+Both graphs have the same nodes and edges and the same checkpointer (AsyncSqliteSaver in
+a temporary folder). Ours runs its real node code (async, as the bare graph's) with the LLM replaced by a fake that
+answers at once and retrieval by a stub that returns 10 fixed documents; the bare graph's
+nodes return small state updates and do nothing else. Goal (main-job issue): <= 1.5x.
+
+    .venv/bin/python benchmarks/bench_overhead.py [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TypedDict
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
+from langgraph.graph import END, START, StateGraph  # noqa: E402
+
+from knowledge_os.graph.builder import builder  # noqa: E402
+from knowledge_os.graph.state import Context  # noqa: E402
+from knowledge_os.retrieval.base import Document  # noqa: E402
+from knowledge_os.retrieval.service import RetrievalResult, RetrievedDocument  # noqa: E402
+from knowledge_os.services import Services, reset_services  # noqa: E402
+from knowledge_os.settings import Settings  # noqa: E402
+from tests.fakes import HashEmbedder, MemoryVectorStore  # noqa: E402
+
+DOCS = [
+    Document(id=f"deb:pkg:{i}", channel="pkg", title=f"pkg 1.{i}", text=f"pkg 1.{i}\n  * Fix bug {i}. Closes: #{1000 + i}",
+             ts=1_700_000_000 + i * 86400, source="debian",
+             metadata={"package": "pkg", "version": f"1.{i}", "date": "2023-11-14"}, entities=("package:pkg",),
+             content_hash=f"h{i}")
+    for i in range(10)
+]
+
+
+class StubRetrieval:
+    def __init__(self, embedder: HashEmbedder) -> None:
+        self._e = embedder
+
+    def embed_query(self, text: str):  # noqa: ANN201
+        return self._e.embed_query(text)
+
+    def retrieve(self, req: Any) -> RetrievalResult:
+        return RetrievalResult(documents=[RetrievedDocument(document=d, score=0.5, sources=("vector",)) for d in DOCS])
+
+
+class Bare(TypedDict, total=False):
+    query: str
+    answer: str
+    n: int
+
+
+def bare_graph() -> StateGraph:
+    g = StateGraph(Bare)
+
+    def node(name: str):  # noqa: ANN202
+        async def fn(state: Bare) -> dict[str, Any]:
+            return {"n": state.get("n", 0) + 1, "answer": name}
+        return fn
+
+    for name in ("cache_lookup", "route", "plan", "execute", "verify", "rank", "correct", "cache_store", "finalize"):
+        g.add_node(name, node(name))
+    g.add_edge(START, "cache_lookup")
+    g.add_conditional_edges("cache_lookup", lambda s: "route", ["route", "finalize"])
+    g.add_edge("route", "plan")
+    g.add_edge("plan", "execute")
+    g.add_edge("execute", "verify")
+    g.add_edge("verify", "rank")
+    g.add_conditional_edges("rank", lambda s: "cache_store", ["cache_store", "correct", "plan", "finalize"])
+    g.add_edge("correct", "verify")
+    g.add_edge("cache_store", "finalize")
+    g.add_edge("finalize", END)
+    return g
+
+
+async def timed_runs(graph: Any, runs: int, context: Context | None) -> list[float]:
+    out = []
+    for i in range(runs):
+        cfg = {"configurable": {"thread_id": f"t{time.perf_counter_ns()}-{i}"}}
+        t = time.perf_counter()
+        if context is None:
+            await graph.ainvoke({"query": "What changed in pkg since March?"}, config=cfg)
+        else:
+            await graph.ainvoke({"query": "What changed in pkg since March?"}, config=cfg, context=context)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+async def main_async(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=Path(tmp) / ".kos")
+        embedder = HashEmbedder()
+        services = Services(settings, chat_model=FakeListChatModel(responses=["pkg fixed bugs [1] and [2]."]),
+                            embedder=embedder, vector_store=MemoryVectorStore())
+        services.__dict__["retrieval"] = StubRetrieval(embedder)
+        services.docstore.upsert(DOCS)
+        reset_services(services)
+        context = Context(services=services, use_cache=False, as_of="2026-11-22")
+        async with AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "ours.db")) as saver_a, \
+                AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "bare.db")) as saver_b:
+            ours = builder.compile(checkpointer=saver_a)
+            bare = bare_graph().compile(checkpointer=saver_b)
+            await timed_runs(ours, 10, context)
+            await timed_runs(bare, 10, None)
+            a: list[float] = []
+            b: list[float] = []
+            for _ in range(runs):  # interleaved, so load on the machine hits both alike
+                a += await timed_runs(ours, 1, context)
+                b += await timed_runs(bare, 1, None)
+        services.close()
+    pa, pb = statistics.median(a), statistics.median(b)
+    qa, qb = sorted(a)[int(0.95 * runs)], sorted(b)[int(0.95 * runs)]
+    print(f"{'graph':24} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"{'knowledge_os (stubbed)':24} {pa:8.2f} {qa:8.2f}")
+    print(f"{'bare langgraph':24} {pb:8.2f} {qb:8.2f}")
+    print(f"{'ratio':24} {pa / pb:8.2f}x {qa / qb:7.2f}x   (goal <= 1.5x)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=200)
+    asyncio.run(main_async(ap.parse_args().runs))
+
+
+if __name__ == "__main__":
+    main()
