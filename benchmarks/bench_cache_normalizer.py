@@ -8,7 +8,8 @@ then checks the targets of issue 3 on the figures of this same run:
 - Rust batch >= 5x the Python reference at 1 KB;
 - Rust single call at 10 KB >= 70% of raw ``hashlib.md5`` over the same bytes.
 
-Every figure is the best of ``--repeats`` timed passes over the whole corpus of a size;
+Every figure is the best of ``--repeats`` timed passes over the whole corpus of a size,
+the four implementations taking turns within each round;
 MB/s counts input UTF-8 bytes (10^6 bytes). Run from the repository root:
 
     .venv/bin/python benchmarks/bench_cache_normalizer.py
@@ -57,26 +58,33 @@ def make_text(rng: random.Random, size: int) -> str:
     return "".join(parts)
 
 
-def best_rate(fn: Callable[[], object], repeats: int, min_s: float) -> float:
-    """Best seconds per call of ``fn`` over ``repeats`` passes of at least ``min_s`` each."""
-    best = float("inf")
+def best_seconds(
+    runs: dict[str, Callable[[], object]], repeats: int, min_s: float
+) -> dict[str, float]:
+    """Best seconds per call of each run over ``repeats`` rounds of timed passes.
+
+    The runs take turns within each round, so that load from other processes on a shared
+    machine falls on all of them alike and the ratios stay meaningful.
+    """
+    best = {name: float("inf") for name in runs}
     for _ in range(repeats):
-        loops = 0
-        start = time.perf_counter()
-        while True:
-            fn()
-            loops += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_s:
-                break
-        best = min(best, elapsed / loops)
+        for name, fn in runs.items():
+            loops = 0
+            start = time.perf_counter()
+            while True:
+                fn()
+                loops += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= min_s:
+                    break
+            best[name] = min(best[name], elapsed / loops)
     return best
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--min-seconds", type=float, default=0.2, help="per timed pass")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds of timed passes")
+    parser.add_argument("--min-seconds", type=float, default=0.1, help="per timed pass")
     parser.add_argument("--corpus-bytes", type=int, default=1_000_000, help="per size")
     args = parser.parse_args(argv)
 
@@ -90,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     md5 = hashlib.md5
     print(
         f"cache_normalizer {rust.__version__} | Python {sys.version.split()[0]} | "
-        f"{os.cpu_count()} cores | best of {args.repeats} x >= {args.min_seconds} s"
+        f"{os.cpu_count()} cores | best of {args.repeats} rounds x >= {args.min_seconds} s"
     )
     header = (
         f"{'size':>6} {'implementation':<18} {'texts/s':>12} {'MB/s':>9} "
@@ -117,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "python reference": lambda: [ref_hash(t) for t in texts],
             "hashlib.md5 raw": lambda: [md5(b).hexdigest() for b in encoded],
         }
-        seconds = {name: best_rate(fn, args.repeats, args.min_seconds) for name, fn in runs.items()}
+        seconds = best_seconds(runs, args.repeats, args.min_seconds)
         for name, s in seconds.items():
             results[(size, name)] = total_bytes / s
             print(

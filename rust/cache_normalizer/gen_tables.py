@@ -91,6 +91,13 @@ def _rust_str(text: str) -> str:
     return '"' + "".join(f"\\u{{{ord(ch):x}}}" if ord(ch) > 0x7E else ch for ch in text) + '"'
 
 
+def _utf8_entry(text: str) -> str:
+    data = text.encode("utf-8")
+    assert len(data) <= 4, text
+    padded = data + bytes(4 - len(data))
+    return "([" + ", ".join(f"0x{b:02x}" for b in padded) + f"], {len(data)})"
+
+
 def _wrap(items: list[str], indent: str = "    ", width: int = 96) -> str:
     lines: list[str] = []
     line = indent
@@ -183,7 +190,7 @@ def render() -> str:
     assert len(blocks) <= 256
 
     non_ascii_ws = [cp for cp in whitespace if cp >= 0x80]
-    ws_arms = " | ".join(f"'\\u{{{cp:x}}}'" for cp in non_ascii_ws)
+    ws_arms = " | ".join(f"0x{cp:x}" for cp in non_ascii_ws)
 
     out: list[str] = []
     w = out.append
@@ -202,10 +209,10 @@ def render() -> str:
     w(_wrap([f"0x{b:02x}" for b in ascii_lower]))
     w("];")
     w("")
-    w("/// Whether `str.split()` splits on non-ASCII `c`.")
+    w("/// Whether `str.split()` splits on non-ASCII code point `cp`.")
     w("#[inline]")
-    w("pub fn is_non_ascii_whitespace(c: char) -> bool {")
-    w(f"    matches!(c, {ws_arms})")
+    w("pub fn is_non_ascii_whitespace(cp: u32) -> bool {")
+    w(f"    matches!(cp, {ws_arms})")
     w("}")
     w("")
     w(f"const LOWER_SHIFT: u32 = {LOWER_SHIFT};")
@@ -216,7 +223,7 @@ def render() -> str:
     w(_wrap([str(i) for i in block_index]))
     w("];")
     w("")
-    w("/// Per code point in a block: index into LOWER_STRINGS, 0 for unchanged.")
+    w("/// Per code point in a block: index into LOWER_UTF8, 0 for unchanged.")
     w(f"static LOWER_BLOCKS: [[u16; {block_size}]; {len(blocks)}] = [")
     for block in blocks:
         w("    [")
@@ -224,21 +231,23 @@ def render() -> str:
         w("    ],")
     w("];")
     w("")
-    w("/// `chr(cp).lower()` for every non-ASCII code point it changes, except U+03A3.")
-    w(f"static LOWER_STRINGS: [&str; {len(strings)}] = [")
-    w(_wrap([_rust_str(s) for s in strings]))
+    w("/// `chr(cp).lower()` in UTF-8, zero-padded to 4 bytes, and its length, for every")
+    w("/// non-ASCII code point it changes except U+03A3; entry 0 is unused.")
+    w(f"static LOWER_UTF8: [([u8; 4], u8); {len(strings)}] = [")
+    w(_wrap([_utf8_entry(s) for s in strings]))
     w("];")
     w("")
-    w("/// `c.lower()` when it differs from `c` (not called for U+03A3, which needs context).")
+    w("/// `chr(cp).lower()` as UTF-8 in the first `len` of 4 bytes, when it differs from")
+    w("/// `chr(cp)`; `cp` non-ASCII, not U+03A3 (which needs context).")
     w("#[inline]")
-    w("pub fn lower_non_ascii(c: char) -> Option<&'static str> {")
-    w("    let cp = c as u32;")
+    w("pub fn lower_non_ascii(cp: u32) -> Option<([u8; 4], usize)> {")
     w("    let block = *LOWER_BLOCK_INDEX.get((cp >> LOWER_SHIFT) as usize)?;")
     w("    let index = LOWER_BLOCKS[usize::from(block)][(cp & LOWER_MASK) as usize];")
     w("    if index == 0 {")
     w("        None")
     w("    } else {")
-    w("        Some(LOWER_STRINGS[usize::from(index)])")
+    w("        let (bytes, len) = LOWER_UTF8[usize::from(index)];")
+    w("        Some((bytes, usize::from(len)))")
     w("    }")
     w("}")
     w("")

@@ -13,47 +13,91 @@ use rayon::prelude::*;
 use crate::md5::Md5;
 use crate::tables;
 
-/// Input bytes consumed per output block: small enough that the zeroed stack buffer costs
-/// little on short texts, large enough that the hasher mostly gets whole 64-byte blocks.
-const BLOCK: usize = 512;
 /// Output handed out in multiples of this, so that the hasher compresses straight from the
 /// buffer (an MD5 block).
 const PIECE: usize = 64;
-/// Output buffer: what was held back from the last block (under PIECE bytes, plus a pending
-/// space), then the block (overshot by at most 7 bytes by a word or a straddling character),
-/// each input byte yielding at most 2 output bytes (`gen_tables.py` asserts the bound).
-const BUFFER: usize = PIECE + 2 * BLOCK + 16;
+/// Output buffer for `block` input bytes: what was held back from the last block (under
+/// PIECE bytes, plus a pending space), then the block (overshot by at most 7 bytes by a word
+/// or a straddling character), each input byte yielding at most 2 output bytes
+/// (`gen_tables.py` asserts the bound).
+const fn buffer_len(block: usize) -> usize {
+    PIECE + 2 * block + 32
+}
+/// Input bytes per output block for long texts.
+const BLOCK: usize = 512;
+/// Texts up to this many bytes use a smaller buffer: zeroing it is part of every call.
+const SHORT_BLOCK: usize = 128;
 
-const CAPITAL_SIGMA: char = '\u{3a3}';
+const CAPITAL_SIGMA: u32 = 0x3a3;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// Lowercases the eight bytes of `word` (little-endian) as ASCII, and flags (high bit of
-/// the byte) those that need more: non-ASCII, whitespace other than a space (b' '), or a
-/// space right after whitespace (`after_space` for the first byte). Bytes before the first
-/// flag are done.
+/// Lowercases the eight bytes of `word` (little-endian) as ASCII with every whitespace
+/// byte turned into a space, and flags (high bit of the byte) those that need more:
+/// non-ASCII, a control character, or whitespace right after whitespace (`after_space` for
+/// the first byte). Bytes before the first flag are done.
 ///
-/// Per byte `b < 0x80`, so that no addition carries into the next byte: `b + 0x5f` has its
-/// high bit clear iff `b <= 0x20`; `(b ^ 0x20) + 0x7f` iff `b == 0x20`; `b + 0x3f` has it set
-/// iff `b >= b'A'`, and `b + 0x25` iff `b > b'Z'`. A non-ASCII byte can carry only into
-/// later bytes, which are past the counted prefix.
+/// Per byte `b < 0x80`, so that no addition carries into the next byte: `b + (0x80 - x)`
+/// has its high bit set iff `b >= x`. Whitespace is 0x09..=0x0d and 0x1c..=0x20 (checked
+/// against `ASCII_LOWER` by the tests). A non-ASCII byte can carry only into later bytes,
+/// which are past the flagged one.
 #[inline(always)]
 fn lower_ascii_word(word: u64, after_space: usize) -> (u64, u64) {
-    let at_most_space = !word.wrapping_add(0x5f * ONES) & HIGH;
-    let space = !(word ^ (0x20 * ONES)).wrapping_add(0x7f * ONES) & HIGH;
-    // `space` moved up one byte flags the byte after each space.
+    let at_least = |x: u64| word.wrapping_add((0x80 - x) * ONES) & HIGH;
+    let control = !at_least(0x21) & HIGH;
+    let space = control & ((at_least(0x09) & !at_least(0x0e)) | at_least(0x1c));
+    // `space` moved up one byte flags the byte after each whitespace byte.
     let follows_space = (space << 8) | ((after_space as u64) << 7);
-    let stop = (word & HIGH) | (at_most_space & !space) | (space & follows_space);
-    let upper = word.wrapping_add(0x3f * ONES) & !word.wrapping_add(0x25 * ONES) & HIGH;
-    (word | (upper >> 2), stop)
+    let stop = (word & HIGH) | (control & !space) | (space & follows_space);
+    let upper = at_least(0x41) & !at_least(0x5b);
+    let space_bytes = (space >> 7) * 0xff;
+    let lowered = ((word | (upper >> 2)) & !space_bytes) | (space_bytes & (0x20 * ONES));
+    (lowered, stop)
+}
+
+/// Sixteen bytes lowercased as ASCII with whitespace turned into spaces, if all of them need
+/// nothing else (see [`lower_ascii_word`]); written element-wise so that it compiles to
+/// SIMD compares and blends.
+#[inline(always)]
+fn lower_ascii_16(chunk: &[u8; 16], after_space: usize) -> Option<[u8; 16]> {
+    let is_space = |b: u8| b == b' ' || (0x09..=0x0d).contains(&b) || (0x1c..=0x1f).contains(&b);
+    let mut previous = [0u8; 16];
+    previous[0] = if after_space == 1 { b' ' } else { b'a' };
+    previous[1..].copy_from_slice(&chunk[..15]);
+    let mut out = [0u8; 16];
+    let mut stop = 0u8;
+    for k in 0..16 {
+        let b = chunk[k];
+        let space = is_space(b);
+        let bad = (b >= 0x80) | ((b < 0x21) & !space) | (space & is_space(previous[k]));
+        stop |= u8::from(bad);
+        let upper = b.is_ascii_uppercase();
+        out[k] = if space {
+            b' '
+        } else {
+            b | (u8::from(upper) << 5)
+        };
+    }
+    (stop == 0).then_some(out)
 }
 
 /// Hands the UTF-8 bytes of `" ".join(text.lower().split())` to `emit`, in order: pieces
 /// of a multiple of 64 bytes, then the rest (possibly empty).
-pub fn normalize_with<F: FnMut(&[u8])>(text: &str, mut emit: F) {
+pub fn normalize_with<F: FnMut(&[u8])>(text: &str, emit: F) {
+    if text.len() <= SHORT_BLOCK {
+        normalize_blocks::<{ buffer_len(SHORT_BLOCK) }, F>(text, emit);
+    } else {
+        normalize_blocks::<{ buffer_len(BLOCK) }, F>(text, emit);
+    }
+}
+
+/// [`normalize_with`] through a buffer of `N` bytes, `buffer_len(block)`.
+#[inline(always)]
+fn normalize_blocks<const N: usize, F: FnMut(&[u8])>(text: &str, mut emit: F) {
+    let block = (N - buffer_len(0)) / 2;
     let bytes = text.as_bytes();
-    let mut buf = [0u8; BUFFER];
+    let mut buf = [0u8; N];
     // Output bytes in `buf`.
     let mut len = 0usize;
     // 1 when the last character was whitespace or there was none yet; then a space already
@@ -61,8 +105,20 @@ pub fn normalize_with<F: FnMut(&[u8])>(text: &str, mut emit: F) {
     let mut after_space = 1usize;
     let mut i = 0usize;
     while i < bytes.len() {
-        let block_end = bytes.len().min(i + BLOCK);
+        let block_end = bytes.len().min(i + block);
         while i < block_end {
+            // Sixteen plain ASCII bytes at once.
+            if let Some(chunk) = bytes.get(i..i + 16) {
+                if let Some(lowered) =
+                    lower_ascii_16(chunk.try_into().expect("16 bytes"), after_space)
+                {
+                    buf[len..len + 16].copy_from_slice(&lowered);
+                    len += 16;
+                    i += 16;
+                    after_space = usize::from(lowered[15] == b' ');
+                    continue;
+                }
+            }
             // Up to eight plain ASCII bytes at once.
             if let Some(chunk) = bytes.get(i..i + 8) {
                 let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
@@ -73,14 +129,14 @@ pub fn normalize_with<F: FnMut(&[u8])>(text: &str, mut emit: F) {
                     // word's load need not wait for this one.
                     len += 8;
                     i += 8;
-                    after_space = usize::from(word >> 56 == 0x20);
+                    after_space = usize::from(lowered >> 56 == 0x20);
                     continue;
                 }
                 let plain = (stop.trailing_zeros() / 8) as usize;
                 if plain > 0 {
                     len += plain;
                     i += plain;
-                    after_space = usize::from(chunk[plain - 1] == b' ');
+                    after_space = usize::from(lowered >> (8 * plain - 8) & 0xff == 0x20);
                 }
             }
             // Then one character the long way.
@@ -95,27 +151,35 @@ pub fn normalize_with<F: FnMut(&[u8])>(text: &str, mut emit: F) {
                 i += 1;
                 continue;
             }
-            let c = text[i..].chars().next().unwrap_or_default();
-            let start = i;
-            i += c.len_utf8();
-            if tables::is_non_ascii_whitespace(c) {
+            let (cp, width) = decode_non_ascii(bytes, i);
+            if tables::is_non_ascii_whitespace(cp) {
                 buf[len] = b' ';
                 len += 1 - after_space;
                 after_space = 1;
+                i += width;
                 continue;
             }
             after_space = 0;
-            let lowered = if c == CAPITAL_SIGMA {
-                if is_final_sigma(text, start) {
-                    "\u{3c2}"
+            let (utf8, utf8_len) = if cp == CAPITAL_SIGMA {
+                if is_final_sigma(text, i) {
+                    (*b"\xcf\x82\0\0", 2)
                 } else {
-                    "\u{3c3}"
+                    (*b"\xcf\x83\0\0", 2)
                 }
+            } else if let Some(mapped) = tables::lower_non_ascii(cp) {
+                mapped
             } else {
-                tables::lower_non_ascii(c).unwrap_or(&text[start..i])
+                // Unchanged: copy 4 bytes where there are 4, to keep the copy fixed-size.
+                let mut same = [0u8; 4];
+                match bytes.get(i..i + 4) {
+                    Some(four) => same.copy_from_slice(four),
+                    None => same[..width].copy_from_slice(&bytes[i..i + width]),
+                }
+                (same, width)
             };
-            buf[len..len + lowered.len()].copy_from_slice(lowered.as_bytes());
-            len += lowered.len();
+            buf[len..len + 4].copy_from_slice(&utf8);
+            len += utf8_len;
+            i += width;
         }
         // Hand out whole pieces; keep the rest, and a pending space, which is dropped if
         // the text ends here.
@@ -137,6 +201,24 @@ pub fn normalize_with<F: FnMut(&[u8])>(text: &str, mut emit: F) {
     emit(&buf[..len]);
 }
 
+/// The code point of the non-ASCII UTF-8 sequence at `bytes[i]`, and its length in bytes.
+/// `bytes` is valid UTF-8 (it comes from a `str`) and `i` is at a character boundary.
+#[inline(always)]
+fn decode_non_ascii(bytes: &[u8], i: usize) -> (u32, usize) {
+    let lead = u32::from(bytes[i]);
+    let next = |k: usize| u32::from(bytes[i + k] & 0x3f);
+    if lead < 0xe0 {
+        (((lead & 0x1f) << 6) | next(1), 2)
+    } else if lead < 0xf0 {
+        (((lead & 0x0f) << 12) | (next(1) << 6) | next(2), 3)
+    } else {
+        (
+            ((lead & 0x07) << 18) | (next(1) << 12) | (next(2) << 6) | next(3),
+            4,
+        )
+    }
+}
+
 /// Python's Final_Sigma context for the U+03A3 at byte `at` (`handle_capital_sigma` in
 /// CPython's Objects/unicodeobject.c): a cased letter before it and none after it, skipping
 /// case-ignorable characters both ways, read on the original text.
@@ -148,7 +230,7 @@ fn is_final_sigma(text: &str, at: usize) -> bool {
     if !before.is_some_and(tables::is_cased) {
         return false;
     }
-    let after = text[at + CAPITAL_SIGMA.len_utf8()..]
+    let after = text[at + 2..]
         .chars()
         .find(|&c| !tables::is_case_ignorable(c));
     !after.is_some_and(tables::is_cased)
@@ -299,7 +381,16 @@ mod tests {
 
     #[test]
     fn whitespace_spans_block_boundaries() {
-        for n in [BLOCK - 2, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK] {
+        for n in [
+            SHORT_BLOCK - 2,
+            SHORT_BLOCK,
+            SHORT_BLOCK + 1,
+            BLOCK - 2,
+            BLOCK - 1,
+            BLOCK,
+            BLOCK + 1,
+            3 * BLOCK,
+        ] {
             let text = format!("{}   \u{3000} Ab  ", "x".repeat(n));
             let want = format!("{} ab", "x".repeat(n));
             assert_eq!(normalize(&text), want, "n = {n}");
@@ -343,26 +434,29 @@ mod tests {
     }
 
     #[test]
-    fn ascii_word_fast_path_agrees_with_byte_loop() {
-        // Every byte value at every position of a word, after a space or not.
+    fn ascii_fast_paths_agree_with_byte_loop() {
+        // Every ASCII byte at every position of the 16- and 8-byte paths, after whitespace
+        // or not, next to a space or not.
         for b in 0u8..0x80 {
-            for pos in 0..8 {
-                for lead in [" ", "x", ""] {
-                    let mut word = *b"aBcDeFgH";
-                    word[pos] = b;
-                    let text = format!("{lead}{}Zz", String::from_utf8(word.to_vec()).unwrap());
-                    let want: String = {
-                        let lower: String = text
+            for pos in 0..16 {
+                for lead in [" ", "\t", "x", ""] {
+                    for neighbour in [b'q', b' '] {
+                        let mut chunk = *b"aBcDeFgHiJkLmNoP";
+                        chunk[pos] = b;
+                        chunk[(pos + 1) % 16] = neighbour;
+                        let text =
+                            format!("{lead}{}Zz", String::from_utf8(chunk.to_vec()).unwrap());
+                        let lowered: String = text
                             .chars()
                             .map(|c| char::from(tables::ASCII_LOWER[c as usize]))
                             .collect();
-                        lower
-                            .split(' ')
-                            .filter(|w| !w.is_empty())
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    };
-                    assert_eq!(normalize(&text), want, "{text:?}");
+                        let want = lowered.split(' ').filter(|w| !w.is_empty());
+                        assert_eq!(
+                            normalize(&text),
+                            want.collect::<Vec<_>>().join(" "),
+                            "{text:?}"
+                        );
+                    }
                 }
             }
         }
