@@ -98,6 +98,12 @@ class VectorSettings(_Section):
     hnsw_ef: int = Field(default=64, ge=8)
     hnsw_m: int = Field(default=16, ge=4, description="HNSW edges per node (built at optimize).")
     hnsw_ef_construct: int = Field(default=100, ge=8)
+    exact_filter_max_points: int = Field(
+        default=20_000,
+        ge=0,
+        description="Filtered searches matching fewer points are scored exactly via the payload "
+        "index (Qdrant's full_scan_threshold); above it, filtered HNSW with ACORN.",
+    )
     timeout_s: float = Field(default=10.0, gt=0, description="Request timeout for a server.")
 
 
