@@ -192,7 +192,8 @@ class KnowledgeOS:
         config = {"configurable": {"thread_id": thread_id}}
         async with self._graph() as graph:
             try:
-                state = await graph.ainvoke({"query": query}, config=config, context=context)
+                state = await graph.ainvoke({"query": query}, config=config, context=context,
+                                           durability="sync")
             except Exception as exc:
                 await self._dead_letter(graph, config, query, context, exc)
                 raise
@@ -213,7 +214,7 @@ class KnowledgeOS:
         config = {"configurable": {"thread_id": thread_id or str(uuid.uuid4())}}
         async with self._graph() as graph:
             async for chunk in graph.astream({"query": query}, config=config, context=context,
-                                             stream_mode="updates"):
+                                             stream_mode="updates", durability="sync"):
                 for node, update in chunk.items():
                     yield node, update or {}
 
@@ -238,7 +239,7 @@ class KnowledgeOS:
             if not snapshot.values:
                 raise InputError(f"thread {thread_id!r} has no checkpoint")
             if snapshot.next:
-                state = await graph.ainvoke(None, config=config, context=context)
+                state = await graph.ainvoke(None, config=config, context=context, durability="sync")
             else:
                 state = snapshot.values
         return RunResult.from_state(state, thread_id)

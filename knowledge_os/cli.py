@@ -121,6 +121,26 @@ def run(
 
 
 @app.command()
+def resume(
+    thread: Annotated[str, typer.Argument(help="The thread whose interrupted run to finish.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
+) -> None:
+    """Finish an interrupted run from its last checkpoint (completed nodes are not repeated)."""
+    import asyncio
+
+    try:
+        kos = _kos()
+        result = asyncio.run(kos.aresume(thread))
+        kos.close()
+    except KnowledgeOSError as exc:
+        _fail(exc)
+    if json_out:
+        sys.stdout.write(orjson.dumps(result.model_dump()).decode() + "\n")
+    else:
+        out.print(result.answer, highlight=False, markup=False)
+
+
+@app.command()
 def graph() -> None:
     """Print the agent graph as Mermaid (offline)."""
     from knowledge_os.graph.builder import graph as compiled

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -19,6 +21,7 @@ from knowledge_os.services import Services, get_services
 __all__ = ["analysis_from_state", "as_of", "budget_for", "services_of", "timed"]
 
 NodeFn = Callable[[State, Runtime[Context]], Awaitable[dict[str, Any]]]
+SyncNodeFn = Callable[[State, Runtime[Context]], dict[str, Any]]
 
 
 def services_of(runtime: Runtime[Context] | None) -> Services:
@@ -55,14 +58,23 @@ def analysis_from_state(state: State) -> QueryAnalysis:
     )
 
 
-def timed(name: str) -> Callable[[NodeFn], NodeFn]:
-    """Add the node's wall time to ``timings_ms[name]`` and count one step."""
+def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
+    """Add the node's wall time to ``timings_ms[name]`` and count one step.
 
-    def wrap(fn: NodeFn) -> NodeFn:
+    A plain (non-async) node does blocking work (models, stores): it runs in a worker
+    thread, so the event loop stays free to persist checkpoints meanwhile.
+    """
+
+    def wrap(fn: NodeFn | SyncNodeFn) -> NodeFn:
+        is_async = inspect.iscoroutinefunction(fn)
+
         @functools.wraps(fn)
         async def node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             t0 = time.perf_counter()
-            update = await fn(state, runtime)
+            if is_async:
+                update = await fn(state, runtime)  # type: ignore[misc]
+            else:
+                update = await asyncio.to_thread(fn, state, runtime)
             elapsed = round((time.perf_counter() - t0) * 1000, 3)
             timings = dict(update.pop("timings_ms", {}) or {})
             if "reset" in timings:

@@ -38,7 +38,7 @@ def analysis_signature(a: QueryAnalysis) -> str:
 
 
 @timed("cache_lookup")
-async def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     services = services_of(runtime)
     ctx = runtime.context
     today = as_of(runtime)

@@ -15,7 +15,7 @@ __all__ = ["cache_store"]
 
 
 @timed("cache_store")
-async def cache_store(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+def cache_store(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     services = services_of(runtime)
     key = (state.get("cache") or {}).get("key")
     if not key:

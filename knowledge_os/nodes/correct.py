@@ -33,7 +33,7 @@ def drop_invalid_citations(text: str, n_docs: int) -> str:
 
 
 @timed("correct")
-async def correct(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+def correct(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = step_context(state, runtime)
     before = dict(ctx.usage)
     draft = state["candidates"][state["best"]]

@@ -38,7 +38,7 @@ def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
 
 
 @timed("execute")
-async def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = step_context(state, runtime)
     ctx.documents = []
     ctx.stats = None

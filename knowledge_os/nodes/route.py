@@ -105,7 +105,7 @@ def _ask_llm(services: Services, query: str, usage: dict[str, int]) -> tuple[dic
 
 
 @timed("route")
-async def route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+def route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     services = services_of(runtime)
     ctx = runtime.context
     analysis = analysis_from_state(state)
