@@ -150,7 +150,7 @@ class KnowledgeOS:
         from knowledge_os.graph.checkpointer import open_checkpointer
 
         async with open_checkpointer(self.settings) as saver:
-            yield builder.compile(checkpointer=saver, name="knowledge_os")
+            yield builder.compile(checkpointer=saver, cache=self.services.node_cache, name="knowledge_os")
 
     def _context(self, domain: str | None, path: str | None, persona: str | None,
                  as_of: date | str | None, use_cache: bool) -> Context:

@@ -19,6 +19,7 @@ from knowledge_os.settings import Settings
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+    from langgraph.cache.base import BaseCache
 
     from knowledge_os.cache.answers import AnswerCache
     from knowledge_os.memory.base import EpisodicMemory
@@ -128,6 +129,13 @@ class Services:
         from knowledge_os.observability.metrics import Metrics
 
         return Metrics()
+
+    @functools.cached_property
+    def node_cache(self) -> BaseCache:
+        """LangGraph node cache (results of ``execute``), in memory for the process."""
+        from langgraph.cache.memory import InMemoryCache
+
+        return InMemoryCache()
 
     @functools.cached_property
     def answer_cache(self) -> AnswerCache:

@@ -27,7 +27,7 @@ import orjson
 
 from knowledge_os.cache.normalizer import normalize_and_hash
 
-__all__ = ["KEY_SCHEMA_VERSION", "NAMESPACES", "cache_key", "content_hash", "stable_json"]
+__all__ = ["KEY_SCHEMA_VERSION", "NAMESPACES", "cache_key", "content_hash", "execute_node_key", "stable_json"]
 
 KEY_SCHEMA_VERSION = 1
 NAMESPACES = frozenset({"router", "answer", "embedding", "retrieval", "node", "ingest"})
@@ -68,3 +68,26 @@ def content_hash(text: str, metadata: Mapping[str, Any]) -> str:
     unchanged.
     """
     return normalize_and_hash(text + "\x1f" + stable_json(dict(metadata)))
+
+
+def execute_node_key(state: Mapping[str, Any]) -> str:
+    """LangGraph ``CachePolicy.key_func`` of the ``execute`` node: everything its output
+    depends on (query, domain, path, plan, query analysis, the answer scope of prompt,
+    models, persona and day, and the corpus generation). A run with the cache off gets a
+    key of its own, so it never hits."""
+    if not state.get("use_cache", True):
+        return f"node:v{KEY_SCHEMA_VERSION}:nocache:{state.get('run_id')}"
+    plan = state.get("plan") or {}
+    return cache_key(
+        "node",
+        {
+            "node": "execute",
+            "query": state.get("query", ""),
+            "domain": state.get("domain"),
+            "path": state.get("path"),
+            "plan": [plan.get("steps"), plan.get("broaden")],
+            "analysis": state.get("analysis"),
+            "scope": state.get("scope"),
+            "corpus": state.get("corpus"),
+        },
+    )

@@ -10,14 +10,19 @@
                          |                    +-correct-+ (once, below the threshold)
                          +------ replan --------------- + (Smart Path, while budget lasts)
 
-``builder`` is importable so tests can compile it with their own checkpointer; the module
+``execute`` has a LangGraph node cache (``CachePolicy``) keyed through
+:func:`knowledge_os.cache.keys.execute_node_key`. ``builder`` is importable so tests can compile it with their own checkpointer; the module
 ends by compiling ``graph`` for ``langgraph dev`` (LangGraph Studio), which supplies its
 own persistence.
 """
 
 from __future__ import annotations
 
+from langgraph.cache.memory import InMemoryCache
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import CachePolicy
+
+from knowledge_os.cache.keys import execute_node_key
 
 from knowledge_os.graph.edges import route_after_cache_lookup, route_after_rank
 from knowledge_os.graph.state import Context, InputState, OutputState, State
@@ -31,13 +36,15 @@ from knowledge_os.nodes.rank import rank
 from knowledge_os.nodes.route import route
 from knowledge_os.nodes.verify import verify
 
-__all__ = ["builder", "graph"]
+__all__ = ["EXECUTE_CACHE_TTL_S", "builder", "graph"]
+
+EXECUTE_CACHE_TTL_S = 3600  # node cache of `execute`: retrieval + drafts, 1 h like the other caches
 
 builder = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
 builder.add_node("cache_lookup", cache_lookup)
 builder.add_node("route", route)
 builder.add_node("plan", plan)
-builder.add_node("execute", execute)
+builder.add_node("execute", execute, cache_policy=CachePolicy(key_func=execute_node_key, ttl=EXECUTE_CACHE_TTL_S))
 builder.add_node("verify", verify)
 builder.add_node("rank", rank)
 builder.add_node("correct", correct)
@@ -55,4 +62,4 @@ builder.add_edge("correct", "verify")
 builder.add_edge("cache_store", "finalize")
 builder.add_edge("finalize", END)
 
-graph = builder.compile(name="knowledge_os")
+graph = builder.compile(name="knowledge_os", cache=InMemoryCache())

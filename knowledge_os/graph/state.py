@@ -61,6 +61,17 @@ class State(TypedDict, total=False):
     """UUID of this run (one thread holds many runs)."""
     started_at: float
     """Unix time the run started (s)."""
+    use_cache: bool
+    """Whether this run may read and write caches (Context.use_cache)."""
+    scope: dict[str, Any]
+    """What an answer depends on besides the query: prompt, models, persona, day."""
+    corpus: int
+    """Corpus generation (bumped by each ingest that changed documents)."""
+    execute_run_id: str
+    """run_id of the run whose `execute` produced the current drafts; differs from
+    run_id when they were replayed from the node cache."""
+    execute_usage: dict[str, int]
+    """Usage spent by that `execute` (subtracted again on a node-cache replay)."""
     analysis: dict[str, Any]
     """Query analysis: cves, bugs, packages, dates (see retrieval.query.QueryAnalysis)."""
     cache: dict[str, Any]

@@ -12,6 +12,7 @@ stay provider-agnostic::
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import logging
@@ -74,10 +75,49 @@ def default_model_path() -> Path:
 # --------------------------------------------------------------------------- loader
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Loaded:
+    """A loaded model, its lock and its deadline (checked by llama.cpp's abort callback)."""
+
     llama: Any
     lock: threading.Lock
+    deadline: float | None = None
+    _abort_cb: Any = None  # the ctypes callback; referenced here so it is never collected
+    _set_abort: Any = None  # llama_set_abort_callback bound to this context, or None
+
+    def should_abort(self) -> bool:
+        """True once the armed deadline has passed (called by llama.cpp between ops)."""
+        deadline = self.deadline
+        return deadline is not None and time.monotonic() >= deadline
+
+    def arm(self, deadline: float) -> None:
+        """Make llama.cpp abort ``llama_decode`` (prompt or token) after ``deadline``."""
+        self.deadline = deadline
+        if self._set_abort is not None:
+            self._set_abort(self._abort_cb)
+
+    def disarm(self) -> None:
+        self.deadline = None
+        if self._set_abort is not None:
+            self._set_abort(None)  # no per-op callback cost when no deadline is set
+
+
+def _bind_abort(loaded: _Loaded) -> None:
+    """Bind llama.cpp's ``llama_set_abort_callback`` for ``loaded`` (not wrapped by
+    llama-cpp-python 0.3.x). Without it, deadlines are checked only after generation."""
+    try:
+        import llama_cpp
+
+        fn = llama_cpp.llama_cpp._lib.llama_set_abort_callback
+        callback_type = llama_cpp.llama_cpp.ggml_abort_callback
+        ctx = loaded.llama._ctx.ctx
+    except AttributeError:
+        logger.warning("llama_set_abort_callback unavailable: deadlines cannot interrupt")
+        return
+    fn.argtypes = [ctypes.c_void_p, callback_type, ctypes.c_void_p]
+    fn.restype = None
+    loaded._abort_cb = callback_type(lambda _data: loaded.should_abort())
+    loaded._set_abort = lambda cb: fn(ctx, cb, None)
 
 
 _LOADED: dict[str, _Loaded] = {}
@@ -109,7 +149,9 @@ def _load(path: Path, *, n_ctx: int, n_threads: int, seed: int) -> _Loaded:
                 )
             except (ValueError, RuntimeError) as exc:
                 raise ConfigError(f"llama.cpp cannot load {key}: {exc}") from exc
+            logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)  # abort notices
             loaded = _Loaded(llama=llama, lock=threading.Lock())
+            _bind_abort(loaded)
             _LOADED[key] = loaded
             logger.info(
                 "loaded %s (n_ctx=%d, threads=%d) in %.0f ms",
@@ -129,22 +171,6 @@ def _grammar(schema_json: str) -> Any:
         return LlamaGrammar.from_json_schema(schema_json, verbose=False)
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"JSON schema cannot be turned into a grammar: {exc}") from exc
-
-
-class _DeadlinePassed(Exception):
-    """Raised from the logits processor to stop generation."""
-
-
-class _Deadline:
-    """A llama-cpp logits processor that aborts generation once ``deadline`` has passed."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        if time.monotonic() >= self.deadline:
-            raise _DeadlinePassed
-        return scores
 
 
 def _to_llama_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
@@ -175,8 +201,9 @@ class ChatLlamaCpp(BaseChatModel):
     - ``json_schema``: a JSON Schema dict; output is constrained by a grammar built from it
       (the text then parses as JSON unless cut off by ``max_tokens``).
     - ``max_tokens``: completion cap (default: the ``max_tokens`` field).
-    - ``timeout_s``: deadline from the call, seconds, including waiting for the lock; checked
-      before every generated token (prompt evaluation itself is not interrupted).
+    - ``timeout_s``: deadline from the call, seconds, including waiting for the lock.
+      llama.cpp's abort callback stops prompt evaluation or generation once it passes
+      (checked between graph operations, well under a millisecond apart).
 
     ``AIMessage.usage_metadata`` carries input/output/total tokens;
     ``response_metadata`` carries ``finish_reason``, ``model_name`` and ``latency_ms``.
@@ -266,9 +293,10 @@ class ChatLlamaCpp(BaseChatModel):
         if not loaded.lock.acquire(timeout=wait_s):
             raise BackendTimeoutError(f"llama.cpp busy: no slot within {timeout_s} s")
         try:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise BackendTimeoutError(f"llama.cpp deadline of {timeout_s} s passed")
-            processors = None if deadline is None else [_Deadline(deadline)]
+            if deadline is not None:
+                if time.monotonic() >= deadline:
+                    raise BackendTimeoutError(f"llama.cpp deadline of {timeout_s} s passed")
+                loaded.arm(deadline)
             response = loaded.llama.create_chat_completion(
                 messages=_to_llama_messages(messages),
                 temperature=self.temperature,
@@ -279,16 +307,18 @@ class ChatLlamaCpp(BaseChatModel):
                 max_tokens=max_tokens or self.max_tokens,
                 stop=list(stop or []),
                 grammar=grammar,
-                logits_processor=processors,
             )
-        except _DeadlinePassed as exc:
-            raise BackendTimeoutError(
-                f"llama.cpp generation passed its {timeout_s} s deadline"
-            ) from exc
         except (ValueError, RuntimeError) as exc:
+            if deadline is not None and time.monotonic() >= deadline:  # llama_decode aborted
+                raise BackendTimeoutError(
+                    f"llama.cpp generation passed its {timeout_s} s deadline"
+                ) from exc
             raise BackendError(f"llama.cpp failed: {exc}") from exc
         finally:
+            loaded.disarm()
             loaded.lock.release()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise BackendTimeoutError(f"llama.cpp answered after its {timeout_s} s deadline")
         return self._result(response, (time.monotonic() - started) * 1000.0)
 
     def _result(self, response: Mapping[str, Any], latency_ms: float) -> ChatResult:

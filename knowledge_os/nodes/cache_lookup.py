@@ -43,8 +43,15 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     today = as_of(runtime)
     analysis = analyze_query(state["query"], channels=services.channels(), as_of=today)
+    use_cache = ctx is None or ctx.use_cache
+    scope = answer_cache_scope(services, ctx, today.isoformat())
     update: dict[str, Any] = {
         "run_id": str(uuid.uuid4()),
+        "use_cache": use_cache,
+        "scope": scope,
+        "corpus": services.docstore.generation(),
+        "execute_run_id": "",
+        "execute_usage": {},
         "started_at": time.time(),
         "analysis": dataclasses.asdict(analysis),
         "cache": {"hit": False, "kind": None},
@@ -64,9 +71,8 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "usage": {"reset": 1},
         "timings_ms": {"reset": 0.0},
     }
-    if (ctx is not None and not ctx.use_cache) or not services.settings.cache.answer_cache:
+    if not (use_cache and services.settings.cache.answer_cache):
         return update
-    scope = answer_cache_scope(services, ctx, today.isoformat())
     key = cache_key("answer", {**scope, "query": state["query"]})
     update["cache"] = {"hit": False, "kind": None, "key": key}
     cached = services.answer_cache.get_exact(key)

@@ -70,4 +70,6 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "timings_ms": ctx.timings_ms,
         "events": ctx.events,
         "plan": {**state["plan"], "done": done},
+        "execute_run_id": state["run_id"],
+        "execute_usage": delta,
     }

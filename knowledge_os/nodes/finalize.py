@@ -86,6 +86,15 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     b = budget_for(services, spec)
     limits = {"llm_calls": b.max_llm_calls, "tokens": b.max_tokens, "steps": b.max_steps}
     manifest = build_manifest(state, thread_id=thread_id, services=services, limits=limits)
+    run = state["run_id"]
+    correction: dict[str, int] = {}
+    if state.get("execute_run_id") and state["execute_run_id"] != run:
+        # `execute` was replayed from the node cache: its LLM calls and tokens were not spent now.
+        correction = {k: -v for k, v in (state.get("execute_usage") or {}).items() if k != "steps"}
+        manifest["cache"] = {**manifest["cache"], "node_hits": ["execute"],
+                             "execute_run_id": state["execute_run_id"]}
+    usage = {k: v + correction.get(k, 0) for k, v in (state.get("usage") or {}).items()}
+    manifest["usage"] = usage
     latency_s = time.time() - state.get("started_at", time.time())
     quality = state.get("quality") or {}
     route = state.get("route") or {}
@@ -93,11 +102,10 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     services.metrics.observe_run(
         domain=state.get("domain", "none"), path=state.get("path", "fast"),
         route_method=route.get("method", "none"), status="ok" if quality.get("passed") else "low_quality",
-        latency_s=latency_s, usage=state.get("usage") or {}, limits=limits,
+        latency_s=latency_s, usage=usage, limits=limits,
         quality=quality.get("score"), timings_ms=state.get("timings_ms") or {},
         cache_outcome="hit" if hit else "miss",
     )
-    run = state["run_id"]
     events = [EpisodicEvent(type="run_started", entity_type="run", entity_id=run,
                             metadata={"thread_id": thread_id, "query_hash": manifest["query_hash"]})]
     for e in state.get("events") or []:
@@ -107,7 +115,7 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         type="run_completed", entity_type="run", entity_id=run,
         metadata={"domain": state.get("domain"), "path": state.get("path"), "route": route.get("method"),
                   "quality": quality.get("score"), "latency_s": round(latency_s, 3),
-                  "usage": state.get("usage") or {}},
+                  "usage": usage},
     ))
     try:
         memory = await services.episodic_memory()
@@ -116,4 +124,4 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         logger.warning("episodic memory write failed: %s", exc)
     history = {"run_id": run, "query": state["query"], "domain": state.get("domain"),
                "answer": state.get("answer", "")[:2000]}
-    return {"manifest": manifest, "history": [history]}
+    return {"manifest": manifest, "history": [history], "usage": correction}

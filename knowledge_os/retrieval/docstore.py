@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS doc_entities (
     PRIMARY KEY (entity, doc_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS doc_entities_doc ON doc_entities(doc_id);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS package_aliases (
     alias TEXT PRIMARY KEY,
     channel TEXT NOT NULL
@@ -240,6 +244,21 @@ class DocumentStore:
             for alias, channel in self._db.execute("SELECT alias, channel FROM package_aliases"):
                 out.setdefault(alias, channel)
         return out
+
+    def bump_generation(self) -> int:
+        """Count one more change of the corpus (called by ingest when it wrote anything)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO meta(key, value) VALUES ('generation', 1) "
+                "ON CONFLICT(key) DO UPDATE SET value = value + 1"
+            )
+            return self.generation()
+
+    def generation(self) -> int:
+        """How many ingests changed the corpus so far (part of node-cache keys)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
 
     def count(self) -> int:
         with self._lock:

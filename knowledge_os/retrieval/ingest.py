@@ -163,6 +163,7 @@ def ingest(
             on_progress(i, len(files))
     flush()
     if report.new or report.updated:
+        store.bump_generation()
         optimize = getattr(services.vector_store, "optimize", None)  # HNSW build, if the store has one
         if optimize is not None:
             optimize()

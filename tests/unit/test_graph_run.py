@@ -165,3 +165,28 @@ def test_stream_yields_node_updates_in_order(kos_factory):
     nodes = asyncio.run(collect())
     assert nodes[:5] == ["cache_lookup", "route", "plan", "execute", "verify"]
     assert nodes[-1] == "finalize"
+
+
+def test_execute_node_cache_replays_without_counting_llm_calls(kos_factory):
+    # With the answer cache off, `execute` is still node-cached: the same question again
+    # replays its retrieval and drafts without calling the LLM.
+    kos = kos_factory(responses=["openssl fixed CVE-2026-28387 [1]."] * 20, cache={"answer_cache": False})
+    model = kos.services.chat_model
+    first = kos.run("What changed in openssl since March?", as_of=AS_OF)
+    assert first.usage.llm_calls == model.i >= 1  # every call counted
+    calls_before = model.i
+    again = kos.run("What changed in openssl since March?", as_of=AS_OF)
+    assert again.manifest["cache"]["hit"] is False  # not an answer-cache hit
+    assert again.manifest["cache"]["node_hits"] == ["execute"]
+    assert again.manifest["cache"]["execute_run_id"] == first.run_id
+    # Reported calls are exactly the calls made now: none, execute's are not counted again.
+    assert model.i - calls_before == 0
+    assert again.usage.llm_calls == 0
+    assert again.answer == first.answer
+
+
+def test_node_cache_is_off_when_the_run_says_so(kos_factory):
+    kos = kos_factory(cache={"answer_cache": False})
+    kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    again = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    assert "node_hits" not in again.manifest["cache"]
