@@ -51,7 +51,7 @@ def ingest(
     try:
         kos = _kos()
         with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, disable=json_out or not err.is_terminal and False) as progress:
+                      console=err, disable=json_out) as progress:
             task = progress.add_task("files", total=None)
             report = kos.ingest(paths or None,
                                 on_progress=lambda done, total: progress.update(task, completed=done, total=total))
@@ -117,7 +117,7 @@ def run(
     for n, c in enumerate(r.citations, start=1):
         md = c.metadata
         extra = " ".join(f"{k}={md[k]}" for k in ("package", "version", "date") if md.get(k))
-        out.print(f"  [{md.get('n', n)}] {c.id}  {extra}  score={c.score:.4f}", highlight=False, markup=False)
+        out.print(f"  [{n}] {c.id}  {extra}  score={c.score:.4f}", highlight=False, markup=False)
 
 
 @app.command()

@@ -84,6 +84,7 @@ class _Loaded:
     deadline: float | None = None
     _abort_cb: Any = None  # the ctypes callback; referenced here so it is never collected
     _set_abort: Any = None  # llama_set_abort_callback bound to this context, or None
+    _null_cb: Any = None  # a NULL ggml_abort_callback (ctypes refuses None for the type)
 
     def should_abort(self) -> bool:
         """True once the armed deadline has passed (called by llama.cpp between ops)."""
@@ -99,7 +100,7 @@ class _Loaded:
     def disarm(self) -> None:
         self.deadline = None
         if self._set_abort is not None:
-            self._set_abort(None)  # no per-op callback cost when no deadline is set
+            self._set_abort(self._null_cb)  # no per-op callback cost when no deadline is set
 
 
 def _bind_abort(loaded: _Loaded) -> None:
@@ -117,6 +118,7 @@ def _bind_abort(loaded: _Loaded) -> None:
     fn.argtypes = [ctypes.c_void_p, callback_type, ctypes.c_void_p]
     fn.restype = None
     loaded._abort_cb = callback_type(lambda _data: loaded.should_abort())
+    loaded._null_cb = callback_type()
     loaded._set_abort = lambda cb: fn(ctx, cb, None)
 
 
