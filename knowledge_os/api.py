@@ -265,6 +265,11 @@ class KnowledgeOS:
         except Exception as dlq_exc:  # never hide the original error
             logger.error("could not dead-letter the failed run: %s", dlq_exc)
 
+    def metrics_text(self) -> str:
+        """Prometheus text exposition of this process's metrics (runs, latency, LLM calls,
+        tokens, steps against budgets, quality, cache hits)."""
+        return self.services.metrics.exposition()
+
     def graph_mermaid(self) -> str:
         """The graph as Mermaid text (offline)."""
         from knowledge_os.graph.builder import graph

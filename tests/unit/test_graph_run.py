@@ -190,3 +190,13 @@ def test_node_cache_is_off_when_the_run_says_so(kos_factory):
     kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
     again = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
     assert "node_hits" not in again.manifest["cache"]
+
+
+def test_metrics_count_runs_llm_calls_and_budget_use(kos_factory):
+    kos = kos_factory()
+    r = kos.run("What changed in openssl since March?", as_of=AS_OF)
+    snap = kos.services.metrics.snapshot()
+    assert snap["kos_runs_total{domain=digest,path=fast,route_method=%s,status=ok}" % r.route.method] == 1
+    assert snap["kos_llm_calls_total{domain=digest}"] == r.usage.llm_calls
+    assert snap["kos_budget_used_ratio_count{budget=llm_calls}"] == 1
+    assert "kos_run_latency_seconds_bucket" in kos.metrics_text()
