@@ -8,9 +8,15 @@ then checks the targets of issue 3 on the figures of this same run:
 - Rust batch >= 5x the Python reference at 1 KB;
 - Rust single call at 10 KB >= 70% of raw ``hashlib.md5`` over the same bytes.
 
-Every figure is the best of ``--repeats`` timed passes over the whole corpus of a size,
-the four implementations taking turns within each round;
-MB/s counts input UTF-8 bytes (10^6 bytes). Run from the repository root:
+Timing is built for a shared machine: each of ``--repeats`` rounds times every
+implementation once (a pass of at least ``--min-seconds`` over the whole corpus of a size),
+the implementations taking turns in an order that rotates from round to round, so that
+load from other processes falls on all of them alike. The table shows the median round;
+each target compares two implementations within each round and reports the median of
+those per-round ratios, with their range. MB/s counts input UTF-8 bytes (10^6 bytes) for
+every implementation, so ``hashlib.md5`` hashes the same input bytes (pre-encoded, as the
+Rust functions read a ``str``'s cached UTF-8). The load average is printed before and
+after. Run from the repository root:
 
     .venv/bin/python benchmarks/bench_cache_normalizer.py
 """
@@ -21,6 +27,7 @@ import argparse
 import hashlib
 import os
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -58,17 +65,19 @@ def make_text(rng: random.Random, size: int) -> str:
     return "".join(parts)
 
 
-def best_seconds(
-    runs: dict[str, Callable[[], object]], repeats: int, min_s: float
-) -> dict[str, float]:
-    """Best seconds per call of each run over ``repeats`` rounds of timed passes.
+def time_rounds(
+    runs: dict[str, Callable[[], object]], rounds: int, min_s: float
+) -> dict[str, list[float]]:
+    """Seconds per call of each run, one figure per round.
 
-    The runs take turns within each round, so that load from other processes on a shared
-    machine falls on all of them alike and the ratios stay meaningful.
+    Within a round every run is timed once, for at least ``min_s``; the order rotates from
+    round to round, so that no run always follows the same one.
     """
-    best = {name: float("inf") for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
+    names = list(runs)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = runs[name]
             loops = 0
             start = time.perf_counter()
             while True:
@@ -77,13 +86,21 @@ def best_seconds(
                 elapsed = time.perf_counter() - start
                 if elapsed >= min_s:
                     break
-            best[name] = min(best[name], elapsed / loops)
-    return best
+            seconds[name].append(elapsed / loops)
+    return seconds
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, or "n/a" where the OS does not report them."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="rounds of timed passes")
+    parser.add_argument("--repeats", type=int, default=9, help="rounds of timed passes")
     parser.add_argument("--min-seconds", type=float, default=0.1, help="per timed pass")
     parser.add_argument("--corpus-bytes", type=int, default=1_000_000, help="per size")
     args = parser.parse_args(argv)
@@ -98,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     md5 = hashlib.md5
     print(
         f"cache_normalizer {rust.__version__} | Python {sys.version.split()[0]} | "
-        f"{os.cpu_count()} cores | best of {args.repeats} rounds x >= {args.min_seconds} s"
+        f"{os.cpu_count()} cores | median of {args.repeats} rounds x >= {args.min_seconds} s"
     )
+    print(f"load average before: {load_average()}")
     header = (
         f"{'size':>6} {'implementation':<18} {'texts/s':>12} {'MB/s':>9} "
         f"{'x ref':>7} {'x md5':>7}"
@@ -107,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
 
-    results: dict[tuple[int, str], float] = {}
+    # Seconds per pass over the corpus, per round, by (size, implementation).
+    rounds: dict[tuple[int, str], list[float]] = {}
     for size in (100, 1_000, 10_000):
         rng = random.Random(size)
         texts = [make_text(rng, size) for _ in range(max(1, args.corpus_bytes // size))]
@@ -125,26 +144,36 @@ def main(argv: list[str] | None = None) -> int:
             "python reference": lambda: [ref_hash(t) for t in texts],
             "hashlib.md5 raw": lambda: [md5(b).hexdigest() for b in encoded],
         }
-        seconds = best_seconds(runs, args.repeats, args.min_seconds)
-        for name, s in seconds.items():
-            results[(size, name)] = total_bytes / s
+        seconds = time_rounds(runs, args.repeats, args.min_seconds)
+        median = {name: statistics.median(s) for name, s in seconds.items()}
+        for name, s in median.items():
+            rounds[(size, name)] = seconds[name]
             print(
                 f"{total_bytes // len(texts):>5}B {name:<18} {len(texts) / s:>12,.0f} "
-                f"{total_bytes / s / 1e6:>9.1f} {seconds['python reference'] / s:>6.2f}x "
-                f"{seconds['hashlib.md5 raw'] / s:>6.2f}x"
+                f"{total_bytes / s / 1e6:>9.1f} {median['python reference'] / s:>6.2f}x "
+                f"{median['hashlib.md5 raw'] / s:>6.2f}x"
             )
         print()
 
+    def speedup(size: int, name: str, baseline: str) -> list[float]:
+        """Per round: how many times faster `name` ran than `baseline` (same input bytes)."""
+        pairs = zip(rounds[(size, baseline)], rounds[(size, name)])
+        return [base / s for base, s in pairs]
+
+    reference, raw_md5 = "python reference", "hashlib.md5 raw"
     targets = [
-        ("rust single >= 4x reference at 100 B", results[(100, "rust single")]
-         / results[(100, "python reference")], 4.0),
-        ("rust batch >= 5x reference at 1 KB", results[(1_000, "rust batch")]
-         / results[(1_000, "python reference")], 5.0),
-        ("rust single >= 0.70x raw md5 at 10 KB", results[(10_000, "rust single")]
-         / results[(10_000, "hashlib.md5 raw")], 0.70),
+        ("rust single >= 4x reference at 100 B", 100, "rust single", reference, 4.0),
+        ("rust batch >= 5x reference at 1 KB", 1_000, "rust batch", reference, 5.0),
+        ("rust single >= 0.70x raw md5 at 10 KB", 10_000, "rust single", raw_md5, 0.70),
     ]
-    for label, ratio, goal in targets:
-        print(f"{'PASS' if ratio >= goal else 'MISS'}  {label}: {ratio:.2f}x")
+    print(f"load average after: {load_average()}")
+    for label, size, name, baseline, goal in targets:
+        ratios = speedup(size, name, baseline)
+        ratio = statistics.median(ratios)
+        print(
+            f"{'PASS' if ratio >= goal else 'MISS'}  {label}: {ratio:.2f}x "
+            f"(median of {len(ratios)} rounds; range {min(ratios):.2f}-{max(ratios):.2f})"
+        )
     return 0
 
 

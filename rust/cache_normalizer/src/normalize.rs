@@ -4,219 +4,370 @@
 //! Case mapping and whitespace come from [`crate::tables`], which are read off the running
 //! Python (see `gen_tables.py`), so the result matches Python rather than Rust's std.
 //!
-//! The work is one pass over the input bytes: ASCII bytes go through a 128-entry table with a
-//! branch-free whitespace collapse; other characters are decoded and looked up. Output goes
-//! to a stack buffer handed out block by block, so hashing never allocates.
+//! The input is read in steps of 16 bytes. A step classifies its bytes at once (SSE2 on
+//! x86_64, two 64-bit words elsewhere): ASCII lowercase, and whitespace and non-ASCII as
+//! bitmasks, with no data-dependent branch. The ASCII bytes before the first non-ASCII one
+//! are stored whole; a whitespace byte right after whitespace is shifted out, and only a
+//! step with two of them takes a byte-by-byte path. The non-ASCII characters that follow
+//! are decoded and looked up one by one, again without data-dependent branches except
+//! for U+03A3 (final sigma). Output collects in a small staging buffer, and each 64-byte
+//! block of it goes to the sink with the next four steps interleaved with MD5's four
+//! rounds: the rounds are one long dependency chain that leaves most of the core idle, and
+//! the normalisation of the next block fills it.
 
 use rayon::prelude::*;
 
 use crate::md5::Md5;
 use crate::tables;
 
-/// Output handed out in multiples of this, so that the hasher compresses straight from the
-/// buffer (an MD5 block).
-const PIECE: usize = 64;
-/// Output buffer for `block` input bytes: what was held back from the last block (under
-/// PIECE bytes, plus a pending space), then the block (overshot by at most 7 bytes by a word
-/// or a straddling character), each input byte yielding at most 2 output bytes
-/// (`gen_tables.py` asserts the bound).
-const fn buffer_len(block: usize) -> usize {
-    PIECE + 2 * block + 32
-}
-/// Input bytes per output block for long texts.
-const BLOCK: usize = 512;
-/// Texts up to this many bytes use a smaller buffer: zeroing it is part of every call.
-const SHORT_BLOCK: usize = 128;
+/// Input bytes classified per step.
+const STEP: usize = 16;
+/// Output goes to the sink in blocks of this many bytes (an MD5 block).
+const BLOCK: usize = 64;
+/// Steps run while the sink takes one block (one per MD5 round).
+const STEPS_PER_BLOCK: usize = 4;
+/// Most output bytes of one step: 2 per input byte (`gen_tables.py` asserts the bound) for
+/// up to STEP + 3 bytes when a character straddles the step's end.
+const STEP_OUTPUT: usize = 2 * (STEP + 3);
+/// The steps run while a block is taken stop while the output not yet taken exceeds this
+/// (only text whose lowercase is longer than itself gets there).
+const STAGE_HIGH: usize = 2 * BLOCK;
+/// Staging buffer: a step's output on top of STAGE_HIGH bytes, plus the fixed-size
+/// overshoot of a step's stores.
+const STAGE: usize = 3 * BLOCK;
+const _: () = assert!(STAGE_HIGH + STEP_OUTPUT + STEP <= STAGE);
 
 const CAPITAL_SIGMA: u32 = 0x3a3;
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
+/// `BYTES_BELOW[k]`: the bytes below byte k of a 16-byte chunk (as a little-endian u128)
+/// all ones, the others zero.
+const BYTES_BELOW: [u128; STEP] = {
+    let mut masks = [0; STEP];
+    let mut k = 0;
+    while k < STEP {
+        masks[k] = (1 << (8 * k)) - 1;
+        k += 1;
+    }
+    masks
+};
 
-/// Lowercases the eight bytes of `word` (little-endian) as ASCII with every whitespace
-/// byte turned into a space, and flags (high bit of the byte) those that need more:
-/// non-ASCII, a control character, or whitespace right after whitespace (`after_space` for
-/// the first byte). Bytes before the first flag are done.
-///
-/// Per byte `b < 0x80`, so that no addition carries into the next byte: `b + (0x80 - x)`
-/// has its high bit set iff `b >= x`. Whitespace is 0x09..=0x0d and 0x1c..=0x20 (checked
-/// against `ASCII_LOWER` by the tests). A non-ASCII byte can carry only into later bytes,
-/// which are past the flagged one.
-#[inline(always)]
-fn lower_ascii_word(word: u64, after_space: usize) -> (u64, u64) {
-    let at_least = |x: u64| word.wrapping_add((0x80 - x) * ONES) & HIGH;
-    let control = !at_least(0x21) & HIGH;
-    let space = control & ((at_least(0x09) & !at_least(0x0e)) | at_least(0x1c));
-    // `space` moved up one byte flags the byte after each whitespace byte.
-    let follows_space = (space << 8) | ((after_space as u64) << 7);
-    let stop = (word & HIGH) | (control & !space) | (space & follows_space);
-    let upper = at_least(0x41) & !at_least(0x5b);
-    let space_bytes = (space >> 7) * 0xff;
-    let lowered = ((word | (upper >> 2)) & !space_bytes) | (space_bytes & (0x20 * ONES));
-    (lowered, stop)
+/// Where normalised output goes, in order: whole blocks, then the rest (under 65 bytes).
+trait Sink {
+    /// Takes `block`, calling `between` STEPS_PER_BLOCK times along the way.
+    fn block(&mut self, block: &[u8; BLOCK], between: impl FnMut());
+    fn rest(&mut self, rest: &[u8]);
 }
 
-/// Sixteen bytes lowercased as ASCII with whitespace turned into spaces, if all of them need
-/// nothing else (see [`lower_ascii_word`]); written element-wise so that it compiles to
-/// SIMD compares and blends.
+impl Sink for Vec<u8> {
+    fn block(&mut self, block: &[u8; BLOCK], mut between: impl FnMut()) {
+        self.extend_from_slice(block);
+        for _ in 0..STEPS_PER_BLOCK {
+            between();
+        }
+    }
+    fn rest(&mut self, rest: &[u8]) {
+        self.extend_from_slice(rest);
+    }
+}
+
+impl Sink for Md5 {
+    #[inline(always)]
+    fn block(&mut self, block: &[u8; BLOCK], between: impl FnMut()) {
+        self.update_block_with(block, between);
+    }
+    fn rest(&mut self, rest: &[u8]) {
+        self.update(rest);
+    }
+}
+
+/// Sixteen bytes read as ASCII.
+struct Classified {
+    /// Each byte lowercased, whitespace turned into b' ' (unchanged where non-ASCII); byte k
+    /// of the chunk is byte k of the integer, little-endian.
+    lowered: u128,
+    /// Bit k set: byte k is ASCII whitespace for `str.split()`: 0x09..=0x0d or 0x1c..=0x20
+    /// (checked against `tables::ASCII_LOWER` by the tests).
+    space: u32,
+    /// Bit k set: byte k is not ASCII.
+    non_ascii: u32,
+}
+
+/// Classifies sixteen bytes with no data-dependent branch: SSE2 compares, blends and
+/// movemasks on x86_64 (where SSE2 is part of the baseline), 64-bit words elsewhere.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn lower_ascii_16(chunk: &[u8; 16], after_space: usize) -> Option<[u8; 16]> {
-    let is_space = |b: u8| b == b' ' || (0x09..=0x0d).contains(&b) || (0x1c..=0x1f).contains(&b);
-    let mut previous = [0u8; 16];
-    previous[0] = if after_space == 1 { b' ' } else { b'a' };
-    previous[1..].copy_from_slice(&chunk[..15]);
-    let mut out = [0u8; 16];
-    let mut stop = 0u8;
-    for k in 0..16 {
-        let b = chunk[k];
-        let space = is_space(b);
-        let bad = (b >= 0x80) | ((b < 0x21) & !space) | (space & is_space(previous[k]));
-        stop |= u8::from(bad);
-        let upper = b.is_ascii_uppercase();
-        out[k] = if space {
-            b' '
-        } else {
-            b | (u8::from(upper) << 5)
+fn classify(chunk: &[u8; STEP]) -> Classified {
+    use core::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_max_epu8,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is enabled on every x86_64 target, so the intrinsics are available; the
+    // load reads the 16 bytes of `chunk` (unaligned loads are allowed), and `__m128i` and
+    // `u128` are both 16 plain bytes.
+    unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+        // Signed compares: non-ASCII bytes are negative, so neither upper nor whitespace.
+        let between = |lo: i8, hi: i8| {
+            _mm_and_si128(
+                _mm_cmpgt_epi8(v, _mm_set1_epi8(lo - 1)),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(hi + 1)),
+            )
         };
+        let upper = between(0x41, 0x5a);
+        let space = _mm_or_si128(between(0x09, 0x0d), between(0x1c, 0x20));
+        let lowered = _mm_or_si128(v, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
+        // Whitespace bytes are at most 0x20 and not upper: the maximum with 0x20 is 0x20.
+        let lowered = _mm_max_epu8(lowered, _mm_and_si128(space, _mm_set1_epi8(0x20)));
+        Classified {
+            lowered: core::mem::transmute::<__m128i, u128>(lowered),
+            space: _mm_movemask_epi8(space) as u32,
+            non_ascii: _mm_movemask_epi8(v) as u32,
+        }
     }
-    (stop == 0).then_some(out)
 }
 
-/// Hands the UTF-8 bytes of `" ".join(text.lower().split())` to `emit`, in order: pieces
-/// of a multiple of 64 bytes, then the rest (possibly empty).
-pub fn normalize_with<F: FnMut(&[u8])>(text: &str, emit: F) {
-    if text.len() <= SHORT_BLOCK {
-        normalize_blocks::<{ buffer_len(SHORT_BLOCK) }, F>(text, emit);
-    } else {
-        normalize_blocks::<{ buffer_len(BLOCK) }, F>(text, emit);
-    }
-}
-
-/// [`normalize_with`] through a buffer of `N` bytes, `buffer_len(block)`.
+#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn normalize_blocks<const N: usize, F: FnMut(&[u8])>(text: &str, mut emit: F) {
-    let block = (N - buffer_len(0)) / 2;
-    let bytes = text.as_bytes();
-    let mut buf = [0u8; N];
-    // Output bytes in `buf`.
-    let mut len = 0usize;
-    // 1 when the last character was whitespace or there was none yet; then a space already
-    // sits at `buf[len - 1]` (if `len > 0`) and further whitespace adds nothing.
-    let mut after_space = 1usize;
-    let mut i = 0usize;
-    while i < bytes.len() {
-        let block_end = bytes.len().min(i + block);
-        while i < block_end {
-            // Sixteen plain ASCII bytes at once.
-            if let Some(chunk) = bytes.get(i..i + 16) {
-                if let Some(lowered) =
-                    lower_ascii_16(chunk.try_into().expect("16 bytes"), after_space)
-                {
-                    buf[len..len + 16].copy_from_slice(&lowered);
-                    len += 16;
-                    i += 16;
-                    after_space = usize::from(lowered[15] == b' ');
-                    continue;
-                }
+fn classify(chunk: &[u8; STEP]) -> Classified {
+    swar::classify(chunk)
+}
+
+/// [`classify`] on two 64-bit words, for targets without a SIMD baseline (and the tests).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+mod swar {
+    use super::{Classified, STEP};
+
+    /// Byte k of `ONES * x` is `x`, for a byte `x`.
+    const ONES: u64 = u64::MAX / 0xff;
+    const HIGH: u64 = 0x80 * ONES;
+    const LOW7: u64 = 0x7f * ONES;
+
+    /// Bit k of the result is the high bit of byte k of `flags` (little-endian; the other
+    /// bits of each byte clear): the multiplication moves each to bit 56 + k.
+    #[inline(always)]
+    fn gather_high_bits(flags: u64) -> u32 {
+        (flags.wrapping_mul(0x0002_0408_1020_4081) >> 56) as u32
+    }
+
+    /// Eight bytes (little-endian), each lowercased as ASCII with whitespace turned into
+    /// b' ', and the high bit of each ASCII whitespace byte.
+    ///
+    /// On the low seven bits `t` of a byte, `t + (0x80 - x)` has its high bit set iff
+    /// `t >= x`, and never carries into the next byte.
+    #[inline(always)]
+    fn lower_ascii_word(word: u64) -> (u64, u64) {
+        let ascii = !word & HIGH;
+        let t = word & LOW7;
+        let at_least = |x: u64| t + (0x80 - x) * ONES;
+        let upper = at_least(0x41) & !at_least(0x5b) & ascii;
+        let space =
+            ((at_least(0x09) & !at_least(0x0e)) | (at_least(0x1c) & !at_least(0x21))) & ascii;
+        // 0xff in each whitespace byte.
+        let space_bytes = (space - (space >> 7)) | space;
+        let lowered = ((word | (upper >> 2)) & !space_bytes) | (space >> 2);
+        (lowered, space)
+    }
+
+    pub(super) fn classify(chunk: &[u8; STEP]) -> Classified {
+        let (lo, hi) = chunk.split_at(8);
+        let [lo, hi] = [lo, hi].map(|half| u64::from_le_bytes(half.try_into().expect("8 bytes")));
+        let (lowered_lo, space_lo) = lower_ascii_word(lo);
+        let (lowered_hi, space_hi) = lower_ascii_word(hi);
+        Classified {
+            lowered: u128::from(lowered_lo) | u128::from(lowered_hi) << 64,
+            space: gather_high_bits(space_lo) | gather_high_bits(space_hi) << 8,
+            non_ascii: gather_high_bits(lo & HIGH) | gather_high_bits(hi & HIGH) << 8,
+        }
+    }
+}
+
+/// The normalisation of one text in progress: input read so far, output not yet taken.
+struct Normalizer<'a> {
+    text: &'a str,
+    /// Input bytes read.
+    read: usize,
+    /// Output not yet taken, `len` bytes, and room for what the next steps write.
+    stage: [u8; STAGE],
+    len: usize,
+    /// 1 when the last character was whitespace or there was none yet; then a space
+    /// already sits at `stage[len - 1]` (if `len > 0`) and further whitespace adds nothing.
+    after_space: u32,
+}
+
+impl<'a> Normalizer<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            read: 0,
+            stage: [0; STAGE],
+            len: 0,
+            after_space: 1,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.read >= self.text.len()
+    }
+
+    /// Reads the next 16 input bytes (a little more if a character straddles their end),
+    /// appending at most STEP_OUTPUT bytes; does nothing once the input is read.
+    #[inline(always)]
+    fn step(&mut self) {
+        let bytes = self.text.as_bytes();
+        let start = self.read;
+        if start >= bytes.len() {
+            return;
+        }
+        let end = start + STEP;
+        let chunk: [u8; STEP] = match bytes.get(start..end) {
+            Some(chunk) => chunk.try_into().expect("16 bytes"),
+            None => {
+                // The last bytes, padded with spaces: they collapse into at most one
+                // trailing space, which is dropped at the end like any other.
+                let mut padded = [b' '; STEP];
+                padded[..bytes.len() - start].copy_from_slice(&bytes[start..]);
+                padded
             }
-            // Up to eight plain ASCII bytes at once.
-            if let Some(chunk) = bytes.get(i..i + 8) {
-                let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                let (lowered, stop) = lower_ascii_word(word, after_space);
-                buf[len..len + 8].copy_from_slice(&lowered.to_le_bytes());
-                if stop == 0 {
-                    // The common case, kept free of data-dependent steps so that the next
-                    // word's load need not wait for this one.
-                    len += 8;
-                    i += 8;
-                    after_space = usize::from(lowered >> 56 == 0x20);
-                    continue;
+        };
+        let c = classify(&chunk);
+        if c.non_ascii == 0 {
+            // All ASCII, the common case: a constant advance keeps the next step's load
+            // independent of this step's bytes.
+            self.push_ascii(&c, STEP as u32);
+            self.read = end;
+            return;
+        }
+        // The ASCII bytes before the first non-ASCII one, then the non-ASCII characters
+        // that follow, up to the end of the step.
+        let ascii = c.non_ascii.trailing_zeros();
+        self.push_ascii(&c, ascii);
+        let mut i = start + ascii as usize;
+        // In locals: the stores into `stage` would otherwise reload them.
+        let (mut len, mut after_space) = (self.len, self.after_space);
+        while i < end && i < bytes.len() && bytes[i] >= 0x80 {
+            let four = match bytes.get(i..i + 4) {
+                Some(four) => four.try_into().expect("4 bytes"),
+                None => {
+                    let mut four = [0u8; 4];
+                    four[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+                    four
                 }
-                let plain = (stop.trailing_zeros() / 8) as usize;
-                if plain > 0 {
-                    len += plain;
-                    i += plain;
-                    after_space = usize::from(lowered >> (8 * plain - 8) & 0xff == 0x20);
-                }
-            }
-            // Then one character the long way.
-            let b = bytes[i];
-            if b < 0x80 {
-                // Whitespace bytes map to b' ', and only they do.
-                let out = tables::ASCII_LOWER[usize::from(b)];
-                buf[len] = out;
-                let space = usize::from(out == b' ');
-                len += 1 - (space & after_space);
-                after_space = space;
-                i += 1;
-                continue;
-            }
-            let (cp, width) = decode_non_ascii(bytes, i);
-            if tables::is_non_ascii_whitespace(cp) {
-                buf[len] = b' ';
-                len += 1 - after_space;
-                after_space = 1;
-                i += width;
-                continue;
-            }
-            after_space = 0;
-            let (utf8, utf8_len) = if cp == CAPITAL_SIGMA {
-                if is_final_sigma(text, i) {
-                    (*b"\xcf\x82\0\0", 2)
-                } else {
-                    (*b"\xcf\x83\0\0", 2)
-                }
-            } else if let Some(mapped) = tables::lower_non_ascii(cp) {
-                mapped
-            } else {
-                // Unchanged: copy 4 bytes where there are 4, to keep the copy fixed-size.
-                let mut same = [0u8; 4];
-                match bytes.get(i..i + 4) {
-                    Some(four) => same.copy_from_slice(four),
-                    None => same[..width].copy_from_slice(&bytes[i..i + width]),
-                }
-                (same, width)
             };
-            buf[len..len + 4].copy_from_slice(&utf8);
-            len += utf8_len;
+            let (cp, width) = decode_non_ascii(four);
+            let (utf8, utf8_len, is_space) = lower_non_ascii(self.text, i, cp, (four, width));
+            self.stage[len..len + 4].copy_from_slice(&utf8);
+            len += utf8_len - (is_space & after_space) as usize;
+            after_space = is_space;
             i += width;
         }
-        // Hand out whole pieces; keep the rest, and a pending space, which is dropped if
-        // the text ends here.
-        let done = if after_space == 1 && len > 0 {
-            len - 1
+        (self.len, self.after_space) = (len, after_space);
+        self.read = i;
+    }
+
+    /// Appends the first `ascii` bytes of `c`, all ASCII, dropping whitespace right after
+    /// whitespace; writes up to 16 bytes past the new end.
+    #[inline(always)]
+    fn push_ascii(&mut self, c: &Classified, ascii: u32) {
+        let valid = (1u32 << ascii) - 1;
+        let spaces_before = c.space << 1 | self.after_space;
+        let dropped = c.space & spaces_before & valid;
+        self.after_space = spaces_before >> ascii & 1;
+        let lowered = if dropped == 0 {
+            c.lowered
+        } else if dropped & (dropped - 1) == 0 {
+            // One byte to drop: the bytes above it move down by one.
+            let below = BYTES_BELOW[dropped.trailing_zeros() as usize];
+            (c.lowered & below) | ((c.lowered >> 8) & !below)
         } else {
-            len
+            let keep = valid & !dropped;
+            let mut len = self.len;
+            for (k, b) in c.lowered.to_le_bytes().into_iter().enumerate() {
+                self.stage[len] = b;
+                len += (keep >> k & 1) as usize;
+            }
+            self.len = len;
+            return;
         };
-        let handed = done - done % PIECE;
-        if handed > 0 {
-            emit(&buf[..handed]);
-            buf.copy_within(handed..len, 0);
-            len -= handed;
-        }
+        let len = self.len;
+        self.stage[len..len + STEP].copy_from_slice(&lowered.to_le_bytes());
+        self.len = len + (ascii - u32::from(dropped != 0)) as usize;
     }
-    if after_space == 1 && len > 0 {
-        len -= 1;
+
+    /// Removes the first block of output; only when more follows it, so that it cannot
+    /// hold the trailing space that [`Normalizer::finish`] drops.
+    #[inline(always)]
+    fn take_block(&mut self) -> [u8; BLOCK] {
+        debug_assert!(self.len > BLOCK);
+        let taken = *self
+            .stage
+            .first_chunk::<BLOCK>()
+            .expect("the stage holds a block");
+        // A fixed-size move (what is past `len` is garbage anyway).
+        self.stage.copy_within(BLOCK.., 0);
+        self.len -= BLOCK;
+        taken
     }
-    emit(&buf[..len]);
+
+    /// The output not yet taken, without a trailing space.
+    fn finish(&self) -> &[u8] {
+        let len = self.len - usize::from(self.after_space == 1 && self.len > 0);
+        &self.stage[..len]
+    }
 }
 
-/// The code point of the non-ASCII UTF-8 sequence at `bytes[i]`, and its length in bytes.
-/// `bytes` is valid UTF-8 (it comes from a `str`) and `i` is at a character boundary.
+/// Hands the UTF-8 bytes of `" ".join(text.lower().split())` to `sink`.
 #[inline(always)]
-fn decode_non_ascii(bytes: &[u8], i: usize) -> (u32, usize) {
-    let lead = u32::from(bytes[i]);
-    let next = |k: usize| u32::from(bytes[i + k] & 0x3f);
-    if lead < 0xe0 {
-        (((lead & 0x1f) << 6) | next(1), 2)
-    } else if lead < 0xf0 {
-        (((lead & 0x0f) << 12) | (next(1) << 6) | next(2), 3)
-    } else {
-        (
-            ((lead & 0x07) << 18) | (next(1) << 12) | (next(2) << 6) | next(3),
-            4,
-        )
+fn normalize_into<S: Sink>(text: &str, sink: &mut S) {
+    let mut n = Normalizer::new(text);
+    loop {
+        while n.len <= BLOCK && !n.done() {
+            n.step();
+        }
+        if n.len <= BLOCK {
+            break;
+        }
+        let block = n.take_block();
+        sink.block(&block, || {
+            if n.len <= STAGE_HIGH {
+                n.step();
+            }
+        });
     }
+    sink.rest(n.finish());
+}
+
+/// What the non-ASCII character `cp` at byte `at` of `text`, whose UTF-8 is the first
+/// `width` bytes of `four` (`same`), becomes: its lowercase as UTF-8 in the first `len` of
+/// 4 bytes, and 0; or b' ' and 1 if it is whitespace. Branches only on U+03A3.
+#[inline(always)]
+fn lower_non_ascii(
+    text: &str,
+    at: usize,
+    cp: u32,
+    same: ([u8; 4], usize),
+) -> ([u8; 4], usize, u32) {
+    if cp == CAPITAL_SIGMA {
+        return if is_final_sigma(text, at) {
+            (*b"\xcf\x82\0\0", 2, 0)
+        } else {
+            (*b"\xcf\x83\0\0", 2, 0)
+        };
+    }
+    let (utf8, len) = tables::lower_non_ascii_or(cp, same);
+    // Only whitespace becomes something that starts with a space.
+    (utf8, len, u32::from(utf8[0] == b' '))
+}
+
+/// The code point of the non-ASCII UTF-8 sequence that starts `four` (valid UTF-8, from a
+/// `str`, zero-padded past the text's end), and its length in bytes; without branches.
+#[inline(always)]
+fn decode_non_ascii(four: [u8; 4]) -> (u32, usize) {
+    let lead = u32::from(four[0]);
+    let width = 2 + usize::from(lead >= 0xe0) + usize::from(lead >= 0xf0);
+    let next = |k: usize| u32::from(four[k] & 0x3f);
+    // As if 4 bytes long, then the bits of the bytes past `width` shifted out.
+    let all = (lead & (0x7f >> width)) << 18 | next(1) << 12 | next(2) << 6 | next(3);
+    (all >> (6 * (4 - width)), width)
 }
 
 /// Python's Final_Sigma context for the U+03A3 at byte `at` (`handle_capital_sigma` in
@@ -239,7 +390,7 @@ fn is_final_sigma(text: &str, at: usize) -> bool {
 /// `" ".join(text.lower().split())`.
 pub fn normalize(text: &str) -> String {
     let mut out = Vec::with_capacity(text.len());
-    normalize_with(text, |piece| out.extend_from_slice(piece));
+    normalize_into(text, &mut out);
     // Every piece is whole UTF-8: ASCII, a space, or a complete character's bytes.
     String::from_utf8(out).expect("normalized text is UTF-8")
 }
@@ -247,7 +398,7 @@ pub fn normalize(text: &str) -> String {
 /// MD5 digest of the UTF-8 bytes of [`normalize`]`(text)`, computed without allocating.
 pub fn normalize_and_hash(text: &str) -> [u8; 16] {
     let mut hasher = Md5::new();
-    normalize_with(text, |piece| hasher.update(piece));
+    normalize_into(text, &mut hasher);
     hasher.finalize()
 }
 
@@ -381,19 +532,11 @@ mod tests {
 
     #[test]
     fn whitespace_spans_block_boundaries() {
-        for n in [
-            SHORT_BLOCK - 2,
-            SHORT_BLOCK,
-            SHORT_BLOCK + 1,
-            BLOCK - 2,
-            BLOCK - 1,
-            BLOCK,
-            BLOCK + 1,
-            3 * BLOCK,
-        ] {
+        // Every offset against the 16-byte steps and 64-byte blocks.
+        for n in (0..=3 * BLOCK + STEP).chain([1000, 1001, 4099]) {
             let text = format!("{}   \u{3000} Ab  ", "x".repeat(n));
             let want = format!("{} ab", "x".repeat(n));
-            assert_eq!(normalize(&text), want, "n = {n}");
+            assert_eq!(normalize(&text), want.trim_start(), "n = {n}");
             let text = format!("{}{}", " ".repeat(n), "Z ".repeat(n));
             assert_eq!(normalize(&text), "z ".repeat(n).trim_end(), "n = {n}");
         }
@@ -458,6 +601,102 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// What [`classify`] must say of byte `b`: (lowered, whitespace, non-ASCII).
+    fn classified_byte(b: u8) -> (u8, bool, bool) {
+        if b < 0x80 {
+            let lowered = tables::ASCII_LOWER[usize::from(b)];
+            (lowered, lowered == b' ', false)
+        } else {
+            (b, false, true)
+        }
+    }
+
+    fn check_classified(chunk: &[u8; STEP], c: &Classified) {
+        for (k, &b) in chunk.iter().enumerate() {
+            let (lowered, space, non_ascii) = classified_byte(b);
+            assert_eq!(c.lowered.to_le_bytes()[k], lowered, "{chunk:?} byte {k}");
+            assert_eq!(c.space >> k & 1 == 1, space, "{chunk:?} byte {k}");
+            assert_eq!(c.non_ascii >> k & 1 == 1, non_ascii, "{chunk:?} byte {k}");
+        }
+        assert_eq!(c.space >> STEP, 0);
+        assert_eq!(c.non_ascii >> STEP, 0);
+    }
+
+    #[test]
+    fn classify_agrees_with_ascii_table() {
+        // Every byte at every position, then pseudo-random chunks; the SIMD and the
+        // 64-bit-word versions alike.
+        let mut chunks = Vec::new();
+        for b in 0..=255u8 {
+            for pos in 0..STEP {
+                let mut chunk = *b"aBcDeFgHiJkLmNoP";
+                chunk[pos] = b;
+                chunks.push(chunk);
+            }
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            let mut chunk = [0u8; STEP];
+            for b in &mut chunk {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                *b = (state >> 56) as u8;
+            }
+            chunks.push(chunk);
+        }
+        for chunk in &chunks {
+            check_classified(chunk, &classify(chunk));
+            check_classified(chunk, &swar::classify(chunk));
+        }
+    }
+
+    #[test]
+    fn decode_non_ascii_round_trips() {
+        for c in '\u{80}'..=char::MAX {
+            let mut four = [0u8; 4];
+            let width = c.encode_utf8(&mut four).len();
+            assert_eq!(decode_non_ascii(four), (u32::from(c), width), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn table_marks_exactly_the_whitespace() {
+        for c in '\u{80}'..=char::MAX {
+            let cp = u32::from(c);
+            if cp == CAPITAL_SIGMA {
+                continue;
+            }
+            let mut four = [0u8; 4];
+            let width = c.encode_utf8(&mut four).len();
+            let (utf8, len) = tables::lower_non_ascii_or(cp, (four, width));
+            let space = tables::is_non_ascii_whitespace(cp);
+            assert_eq!(utf8[0] == b' ', space, "{c:?}");
+            if space {
+                assert_eq!(len, 1, "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lowercase_longer_than_text_spans_blocks() {
+        // "İ" (2 bytes) lowers to "i̇" (3 bytes): output outgrows input, and the steps run
+        // while a block is hashed must hold back.
+        for n in (0..=2 * BLOCK).chain([1000, 3001]) {
+            for sep in ["", " ", "  ", "a"] {
+                let text = format!("İ{sep}").repeat(n);
+                let want = format!("i\u{307}{sep}").repeat(n);
+                let want = want.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert_eq!(normalize(&text), want, "n = {n}, sep = {sep:?}");
+                assert_eq!(
+                    normalize_and_hash(&text),
+                    Md5::digest(want.as_bytes()),
+                    "n = {n}, sep = {sep:?}"
+                );
             }
         }
     }
