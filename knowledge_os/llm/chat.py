@@ -317,8 +317,10 @@ class ChatLlamaCpp(BaseChatModel):
                 ) from exc
             raise BackendError(f"llama.cpp failed: {exc}") from exc
         finally:
-            loaded.disarm()
-            loaded.lock.release()
+            try:
+                loaded.disarm()
+            finally:
+                loaded.lock.release()
         if deadline is not None and time.monotonic() >= deadline:
             raise BackendTimeoutError(f"llama.cpp answered after its {timeout_s} s deadline")
         return self._result(response, (time.monotonic() - started) * 1000.0)
