@@ -1,8 +1,9 @@
 """The ``kos`` command line (typer + rich). The library never configures logging; this does.
 
-Exit codes: 0 success; 1 the command ran but something was skipped or failed
-(e.g. a file that could not be ingested); 2 bad input or configuration (one line on
-stderr names the problem).
+Exit codes: 0 success; 1 the command ran but something was skipped (e.g. one bad file
+among good ones, each named on stderr); 2 bad input or configuration: nothing could be
+done (an empty query, an unknown domain, a path that does not exist, a single corrupt
+file, a malformed YAML), with one line on stderr naming the problem.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from knowledge_os.errors import KnowledgeOSError
 
 app = typer.Typer(name="kos", help="Knowledge OS: agent-graph orchestration on LangGraph.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(exc: Exception) -> None:
@@ -51,7 +52,7 @@ def ingest(
     try:
         kos = _kos()
         with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, disable=json_out) as progress:
+                      console=err, disable=json_out or not err.is_terminal) as progress:
             task = progress.add_task("files", total=None)
             report = kos.ingest(paths or None,
                                 on_progress=lambda done, total: progress.update(task, completed=done, total=total))
@@ -69,10 +70,10 @@ def ingest(
             f"{data['seconds']} s ({data['entries_per_s']} entries/s)", highlight=False)
     for problem in report.problems:
         err.print(f"skipped: {problem}", highlight=False, markup=False)
-    if report.files == 0 and report.problems:
-        raise typer.Exit(2)
+    if report.problems and report.files_failed == report.files:
+        raise typer.Exit(2)  # nothing could be ingested: bad input
     if report.problems:
-        raise typer.Exit(1)
+        raise typer.Exit(1)  # the good files are in; the named ones were skipped
 
 
 @app.command()
