@@ -1,9 +1,15 @@
-"""Shared by the benchmarks: questions drawn from the ingested corpus (KOS_HOME)."""
+"""Shared by the benchmarks: percentiles, and questions drawn from the ingested corpus."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values`` by the nearest-rank rule."""
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def sample_ids(home: Path) -> tuple[list[str], list[str], list[str]]:

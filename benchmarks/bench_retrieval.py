@@ -16,16 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import questions  # noqa: E402
+from _corpus import pct, questions  # noqa: E402
 
 from knowledge_os.retrieval.query import analyze_query  # noqa: E402
 from knowledge_os.retrieval.service import RetrievalRequest  # noqa: E402
 from knowledge_os.services import Services  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def main() -> None:
