@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape as rich_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from knowledge_os.errors import KnowledgeOSError
@@ -27,7 +28,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    message = " ".join(str(exc).split())  # one line, even when a driver's message has several
+    err.print(f"[bold red]error:[/] {rich_escape(message)}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 
