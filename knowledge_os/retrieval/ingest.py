@@ -138,8 +138,11 @@ def ingest(
                 report.files_failed += 1
         if aliases:
             store.add_aliases(aliases)
-        fresh = [d for d in docs if d.id not in seen_ids]
-        seen_ids.update(d.id for d in fresh)
+        fresh = []
+        for d in docs:  # a changelog may repeat a version: the first (newest) entry wins
+            if d.id not in seen_ids:
+                seen_ids.add(d.id)
+                fresh.append(d)
         report.documents += len(fresh)
         hashed = [
             replace(d, content_hash=content_hash(d.text, {**d.metadata, "title": d.title,

@@ -73,3 +73,17 @@ def test_bad_files_are_named_and_good_ones_kept(tmp_path: Path, corpus_dir: Path
     assert "jsonl:1" in ids and f"file:{notes / 'a.md'}#0" in ids
     assert len([i for i in ids if i.startswith("deb:")]) == 5
     kos.close()
+
+
+def test_a_version_repeated_in_one_changelog_counts_once(tmp_path: Path) -> None:
+    from tests.conftest import write_changelog
+
+    entry = ("1.0-1", "unstable", "low", "A <a@example.org>", "Mon, 01 Jan 2024 10:00:00 +0000", ["Newest text."])
+    older = ("1.0-1", "unstable", "low", "A <a@example.org>", "Sun, 31 Dec 2023 10:00:00 +0000", ["Older text."])
+    write_changelog(tmp_path / "doc", "dup", [entry, older])
+    kos = make_kos(tmp_path, ["x"])
+    report = kos.ingest([tmp_path / "doc"])
+    assert (report.documents, report.new) == (1, 1)
+    [doc] = kos.services.docstore.get(["deb:dup:1.0-1"])
+    assert "Newest text." in doc.text
+    kos.close()
