@@ -1,5 +1,6 @@
 """Retrieval latency at corpus size, with filters: p50/p95 of RetrievalService.retrieve
-(query embedding, vectors, BM25, exact ids, graph expansion, fusion), the cache off.
+(query embedding, vectors, BM25, exact ids, graph expansion, fusion), the result cache
+off, after one unmeasured warm-up round.
 
     .venv/bin/python benchmarks/bench_retrieval.py [--rounds 3]
 
@@ -35,8 +36,10 @@ def main() -> None:
     filtered = [a for a in analyses if not a.to_filter().is_empty()]
     print(f"corpus: {services.docstore.count()} documents, {services.vector_store.count()} vectors; "
           f"{len(filtered)}/{len(analyses)} questions carry filters")
-    for a in analyses:  # warm the query-embedding cache and the stores
+    for a in analyses:  # one unmeasured round: query embeddings cached, store pages warm
         services.retrieval.embed_query(a.text)
+        services.retrieval.retrieve(RetrievalRequest(analysis=a, domain="digest", top_k=40,
+                                                     max_documents=30, graph_depth=2))
     results: dict[str, dict[str, list[float]]] = {}
     for label, group in (("filtered", filtered), ("all", analyses)):
         parts: dict[str, list[float]] = {"total (cached embedding)": []}

@@ -71,6 +71,17 @@ CREATE TABLE IF NOT EXISTS package_aliases (
 """
 
 _WORD_RE = re.compile(r"[\w][\w.+-]*", re.UNICODE)
+# Question words that match thousands of entries and carry no topic: leaving them out of
+# the BM25 query keeps its posting lists short (benchmarks/bench_retrieval.py).
+LEXICAL_STOPWORDS = frozenset("""
+a about after all an and any are as at be been by can change changed changes did do does
+for from has have how in into is it its last new of on or over since so that the this to
+up was were what when where which who why will with within year years month months week
+quarter package packages upload uploads version versions debian recent recently
+и в во на с со по за о об от до что как какие какой какая какое кто где когда почему
+ли же это этом этот эта году год месяц месяца квартал квартале изменилось изменения
+нового новое пакет пакета версия версии
+""".split())
 
 
 def _row_to_doc(row: sqlite3.Row) -> Document:
@@ -212,9 +223,10 @@ class DocumentStore:
     ) -> list[tuple[str, float]]:
         """BM25 full-text search: ``[(doc_id, score)]``, best first; score = -bm25 (>0).
 
-        The query's words are OR-ed; each is quoted, so FTS5 syntax in user text is inert.
+        The query's words, less :data:`LEXICAL_STOPWORDS`, are OR-ed; each is quoted, so
+        FTS5 syntax in user text is inert.
         """
-        words = [w for w in _WORD_RE.findall(query.lower()) if len(w) > 1]
+        words = [w for w in _WORD_RE.findall(query.lower()) if len(w) > 1 and w not in LEXICAL_STOPWORDS]
         if not words:
             return []
         match = " OR ".join('"' + w.replace('"', '""') + '"' for w in dict.fromkeys(words))
