@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from knowledge_os.errors import InputError
 from knowledge_os.graph.state import Context
 from knowledge_os.retrieval.ingest import IngestReport
-from knowledge_os.retrieval.sources import DEFAULT_DEBIAN_DOC_DIR
+from knowledge_os.retrieval.sources import default_corpus
 from knowledge_os.services import Services, reset_services
 from knowledge_os.settings import Settings
 
@@ -130,14 +130,14 @@ class KnowledgeOS:
     def ingest(
         self, paths: Sequence[Path | str] | None = None, *, on_progress: Callable[[int, int], None] | None = None
     ) -> IngestReport:
-        """Ingest files/folders (default: ``/usr/share/doc``'s Debian changelogs).
+        """Ingest files/folders (default: every ``/usr/share/doc/<package>/changelog.Debian.gz``).
 
         Returns:
             The report; ``report.problems`` names every skipped file or line.
         """
         from knowledge_os.retrieval.ingest import ingest
 
-        targets = [Path(p) for p in paths] if paths else [DEFAULT_DEBIAN_DOC_DIR]
+        targets = [Path(p) for p in paths] if paths else default_corpus()
         report = ingest(self.services, targets, on_progress=on_progress)
         self.services.invalidate()
         return report

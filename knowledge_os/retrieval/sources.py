@@ -31,6 +31,7 @@ from knowledge_os.retrieval.entities import bug_ids, cve_ids, person_id
 __all__ = [
     "CHUNK_CHARS",
     "DEFAULT_DEBIAN_DOC_DIR",
+    "default_corpus",
     "SourceFile",
     "SourceProblem",
     "discover",
@@ -76,6 +77,13 @@ def _kind(path: Path) -> str | None:
     if name.endswith(TEXT_SUFFIXES):
         return "text"
     return None
+
+
+def default_corpus(doc_dir: Path = DEFAULT_DEBIAN_DOC_DIR) -> list[Path]:
+    """The default corpus: ``<doc_dir>/<package>/changelog.Debian.gz``, one per package
+    folder (a folder linked to another package's yields an alias of it). Other files
+    under ``/usr/share/doc`` (READMEs, release notes) are not part of it."""
+    return sorted(doc_dir.glob("*/changelog.Debian.gz"))
 
 
 def discover(paths: list[Path]) -> tuple[list[SourceFile], list[SourceProblem]]:

@@ -87,3 +87,13 @@ def test_a_version_repeated_in_one_changelog_counts_once(tmp_path: Path) -> None
     [doc] = kos.services.docstore.get(["deb:dup:1.0-1"])
     assert "Newest text." in doc.text
     kos.close()
+
+
+def test_default_corpus_is_the_changelogs_only(tmp_path: Path, corpus_dir: Path) -> None:
+    from knowledge_os.retrieval.sources import default_corpus
+
+    (corpus_dir / "curl" / "README.md").write_text("# not a changelog\n")
+    (corpus_dir / "curl" / "examples").mkdir()
+    (corpus_dir / "curl" / "examples" / "changelog.Debian.gz").write_bytes(b"")
+    found = default_corpus(corpus_dir)
+    assert found == [corpus_dir / "curl" / "changelog.Debian.gz", corpus_dir / "openssl" / "changelog.Debian.gz"]
