@@ -33,8 +33,12 @@ def entry_line(doc: dict[str, Any]) -> str:
 
 
 def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]) -> str:
-    """Summary, then the listing (grouped by channel) or the statistics table."""
+    """Summary, then the listing (grouped by channel) or the statistics table. After a
+    broadening replan the answer says what was dropped."""
     parts = [summary.strip()]
+    if ctx.broaden >= 1 and ctx.analysis.dates is not None and ctx.spec.answer_style == "grouped":
+        parts.insert(0, f"Nothing matched {ctx.analysis.dates.label} ({ctx.analysis.dates.describe()}); "
+                        "these are the closest entries from any date.")
     if ctx.spec.answer_style == "stats" and ctx.stats is not None:
         parts.append("Figures (computed from the changelogs):\n" + ctx.stats["table"])
         if listing:

@@ -139,7 +139,13 @@ def summarise(ctx: StepContext) -> None:
     listing built from the data, every entry cited as ``[n]``."""
     from knowledge_os.domains.compose import compose_answer, fallback_summary
 
-    listing = ctx.documents[:LISTING_MAX] if ctx.spec.answer_style == "grouped" else ctx.documents[:5]
+    exact = [d for d in ctx.documents if "exact" in d["sources"]]
+    if exact and (ctx.analysis.cves or ctx.analysis.bugs):
+        listing = exact[:LISTING_MAX]  # the question names a CVE or bug: the uploads that name it
+    elif ctx.spec.answer_style == "grouped":
+        listing = ctx.documents[:LISTING_MAX]
+    else:
+        listing = ctx.documents[:5]
     for variant in range(ctx.n_candidates):
         summary = None
         try:

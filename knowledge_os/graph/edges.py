@@ -20,16 +20,19 @@ def route_after_cache_lookup(state: State) -> Literal["route", "finalize"]:
 def route_after_rank(
     state: State, runtime: Runtime[Context]
 ) -> Literal["cache_store", "correct", "plan", "finalize"]:
-    """The gate: keep a passing answer; otherwise correct once, then (Smart Path) replan
+    """The gate: keep a passing answer; with nothing retrieved, replan once to broaden
+    retrieval (either path); otherwise correct once, then (Smart Path) replan
     while the domain's ``max_replans`` and the step budget last; otherwise give up and
     finalize with the best answer so far (``quality.passed`` false)."""
-    if state["quality"]["passed"]:
-        return "cache_store"
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
     usage = state.get("usage") or {}
     budget = budget_for(services, spec)
     steps_left = budget.max_steps - usage.get("steps", 0)
+    if not state.get("documents") and state.get("replans", 0) < spec.plans.max_replans and steps_left >= 5:
+        return "plan"  # nothing retrieved: broaden once (drop the dates, then the packages)
+    if state["quality"]["passed"]:
+        return "cache_store"
     if not state.get("corrected") and steps_left >= 3:
         return "correct"
     if state["path"] == "smart" and state.get("replans", 0) < spec.plans.max_replans and steps_left >= 5:

@@ -1,8 +1,9 @@
 """Node ``correct``: one self-correction of the best draft below the quality threshold.
 
-The LLM rewrites the summary given the checklist's issues; then citations that refer to
-no retrieved document are removed, and the answer is rebuilt around the new summary.
-If the LLM is unavailable or over budget, the data-only summary is used instead.
+The LLM rewrites the summary given the checklist's issues (citations that refer to no
+retrieved document are removed) and the answer is rebuilt around it. The summary written
+from the data alone is added as a second candidate; `verify` scores both and `rank`
+keeps the better, so a fix that fails again does not win.
 """
 
 from __future__ import annotations
@@ -62,11 +63,17 @@ def correct(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx.note_usage({"budget_exceeded": 1})
     except BackendError as exc:
         events.append({"type": "error", "where": "correct", "error": str(exc)[:300]})
-    if summary is None or summary == draft["summary"]:
-        summary = fallback_summary(ctx, listing)
+    fixes = []
+    if summary is not None and summary != draft["summary"]:
+        fixes.append(summary)
+    # The data-only summary competes too: `rank` keeps it when the LLM's fix fails again.
+    fixes.append(fallback_summary(ctx, listing))
+    if len(fixes) == 1:
         events.append({"type": "fallback_used", "where": "correct"})
-    fixed = {"answer": compose_answer(ctx, summary, listing), "summary": summary,
-             "citations": draft["citations"], "variant": draft.get("variant", 0), "corrected": True}
+    fixed = [{"answer": compose_answer(ctx, text, listing), "summary": text,
+              "citations": draft["citations"], "variant": draft.get("variant", 0), "corrected": True,
+              "data_only": i == len(fixes) - 1}
+             for i, text in enumerate(fixes)]
     delta = {k: v - before.get(k, 0) for k, v in ctx.usage.items() if v != before.get(k, 0)}
-    return {"candidates": [*state["candidates"], fixed], "corrected": True, "usage": delta,
+    return {"candidates": [*state["candidates"], *fixed], "corrected": True, "usage": delta,
             "timings_ms": ctx.timings_ms, "events": events}

@@ -200,3 +200,25 @@ def test_metrics_count_runs_llm_calls_and_budget_use(kos_factory):
     assert snap["kos_llm_calls_total{domain=digest}"] == r.usage.llm_calls
     assert snap["kos_budget_used_ratio_count{budget=llm_calls}"] == 1
     assert "kos_run_latency_seconds_bucket" in kos.metrics_text()
+
+
+def test_cve_question_lists_only_the_uploads_that_name_it(kos_factory):
+    kos = kos_factory(responses=["The fix is in [1]."])
+    r = kos.run("Which upload fixed CVE-2025-9230?", as_of=AS_OF)
+    assert [c.id for c in r.citations] == ["deb:openssl:3.0.17-1~deb12u3"]
+
+
+def test_nothing_in_the_period_broadens_once_and_says_so(kos_factory):
+    kos = kos_factory(responses=["curl fixed a crash [1]."])
+    r = kos.run("What changed in curl in 2020?", as_of=AS_OF)
+    assert r.manifest["replans"] == 1 and r.manifest["plan"]["broaden"] == 1
+    assert r.answer.startswith("Nothing matched in 2020 (2020-01-01 .. 2021-01-01)")
+    assert {c.metadata["package"] for c in r.citations} == {"curl"}
+
+
+def test_a_fix_that_fails_again_loses_to_the_data_only_summary(kos_factory):
+    kos = kos_factory(responses=["Security fixes rose by 400 [7]."] * 4)
+    r = kos.run("Which kinds of fixes are rising this year?", as_of=AS_OF, use_cache=False)
+    assert "400" not in r.answer and "[7]" not in r.answer
+    assert r.quality.passed
+    assert r.answer.startswith("Between 2026-01-01 and 2026-11-22 the rising kinds of change were")
