@@ -143,6 +143,13 @@ class Services:
 
         return AnswerCache(self.settings.sqlite_path, ttl_s=self.settings.cache.answer_ttl_s)
 
+    @functools.cached_property
+    def domains_fingerprint(self) -> str:
+        """Hash of every loaded domain spec: editing a YAML invalidates cached answers."""
+        from knowledge_os.cache.keys import cache_key
+
+        return cache_key("answer", {"domains": [d.model_dump(mode="json") for d in self.domains]})
+
     def channels(self) -> dict[str, str]:
         """Known package/channel names -> channel; cached until :meth:`invalidate`."""
         with self._lock:

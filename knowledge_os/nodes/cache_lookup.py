@@ -19,10 +19,12 @@ __all__ = ["answer_cache_scope", "cache_lookup"]
 
 
 def answer_cache_scope(services: Services, ctx: Context | None, day: str) -> dict[str, Any]:
-    """Everything besides the query that an answer depends on."""
+    """Everything besides the query that an answer depends on: prompt version, domain
+    YAMLs, models, forced domain/path, persona and the as-of day."""
     s = services.settings
     return {
         "prompt": s.llm.prompt_version,
+        "domains": services.domains_fingerprint,
         "llm": services.model_name(),
         "embedder": services.embedder.name,
         "domain": ctx.domain if ctx else None,
