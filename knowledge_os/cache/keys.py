@@ -21,6 +21,7 @@ Namespaces and their parts:
 from __future__ import annotations
 
 from collections.abc import Mapping
+import uuid
 from typing import Any
 
 import orjson
@@ -73,10 +74,10 @@ def content_hash(text: str, metadata: Mapping[str, Any]) -> str:
 def execute_node_key(state: Mapping[str, Any]) -> str:
     """LangGraph ``CachePolicy.key_func`` of the ``execute`` node: everything its output
     depends on (query, domain, path, plan, query analysis, the answer scope of prompt,
-    models, persona and day, and the corpus generation). A run with the cache off gets a
-    key of its own, so it never hits."""
+    models, persona and day, and the corpus generation). With the cache off every call
+    gets a fresh key, so nothing is ever replayed (not even within one run's replans)."""
     if not state.get("use_cache", True):
-        return f"node:v{KEY_SCHEMA_VERSION}:nocache:{state.get('run_id')}"
+        return f"node:v{KEY_SCHEMA_VERSION}:nocache:{uuid.uuid4()}"  # never equal, so never a hit
     plan = state.get("plan") or {}
     return cache_key(
         "node",

@@ -72,6 +72,8 @@ class State(TypedDict, total=False):
     run_id when they were replayed from the node cache."""
     execute_usage: dict[str, int]
     """Usage spent by that `execute` (subtracted again on a node-cache replay)."""
+    execute_timings_ms: dict[str, float]
+    """Sub-step timings of that `execute` (likewise subtracted on a replay)."""
     analysis: dict[str, Any]
     """Query analysis: cves, bugs, packages, dates (see retrieval.query.QueryAnalysis)."""
     cache: dict[str, Any]

@@ -54,6 +54,7 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "corpus": services.docstore.generation(),
         "execute_run_id": "",
         "execute_usage": {},
+        "execute_timings_ms": {},
         "started_at": time.time(),
         "analysis": dataclasses.asdict(analysis),
         "cache": {"hit": False, "kind": None},

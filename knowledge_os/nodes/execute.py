@@ -72,4 +72,5 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "plan": {**state["plan"], "done": done},
         "execute_run_id": state["run_id"],
         "execute_usage": delta,
+        "execute_timings_ms": ctx.timings_ms,
     }

@@ -95,6 +95,10 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                              "execute_run_id": state["execute_run_id"]}
     usage = {k: v + correction.get(k, 0) for k, v in (state.get("usage") or {}).items()}
     manifest["usage"] = usage
+    if correction or manifest["cache"].get("node_hits"):
+        replayed = state.get("execute_timings_ms") or {}
+        manifest["timings_ms"] = {k: round(v - replayed.get(k, 0.0), 3)
+                                  for k, v in manifest["timings_ms"].items() if k not in replayed or v - replayed[k] > 0}
     latency_s = time.time() - state.get("started_at", time.time())
     quality = state.get("quality") or {}
     route = state.get("route") or {}

@@ -222,3 +222,10 @@ def test_a_fix_that_fails_again_loses_to_the_data_only_summary(kos_factory):
     assert "400" not in r.answer and "[7]" not in r.answer
     assert r.quality.passed
     assert r.answer.startswith("Between 2026-01-01 and 2026-11-22 the rising kinds of change were")
+
+
+def test_cache_off_replan_really_runs_execute_again(kos_factory):
+    kos = kos_factory(responses=["curl fixed a crash [1]."])
+    r = kos.run("What changed in curl in 2020?", as_of=AS_OF, use_cache=False)
+    assert r.manifest["plan"]["broaden"] == 1 and r.manifest["counts"]["documents"] == 2
+    assert "node_hits" not in r.manifest["cache"]
