@@ -9,7 +9,6 @@ scope whose query embedding has cosine similarity >= the answering domain's
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+
+from knowledge_os._sqlite import open_sqlite
 
 __all__ = ["AnswerCache"]
 
@@ -44,10 +45,7 @@ class AnswerCache:
     """
 
     def __init__(self, path: Path | str, *, ttl_s: float) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(path, schema=_SCHEMA, what="answer cache")
         self._lock = threading.Lock()
         self.ttl_s = ttl_s
 

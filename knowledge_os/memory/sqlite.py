@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from knowledge_os._sqlite import open_sqlite
 from knowledge_os.errors import BackendUnavailableError
 from knowledge_os.memory._common import (
     DEFAULT_LEASE_S,
@@ -126,15 +127,7 @@ class _Connection:
     def __init__(self, path: Path | str, busy_timeout_s: float) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise BackendUnavailableError(f"cannot open memory store {self.path}: {exc}") from exc
+        self._conn = open_sqlite(self.path, schema=_SCHEMA, what="memory store", busy_timeout_s=busy_timeout_s)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
         return await asyncio.to_thread(self._run, fn, write)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from knowledge_os._sqlite import open_sqlite
 from knowledge_os.retrieval.base import Document, VectorFilter
 
 __all__ = ["DocumentStore"]
@@ -126,13 +127,8 @@ class DocumentStore:
     """
 
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = open_sqlite(path, schema=_SCHEMA, what="document store")
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
 
     # -- writes ---------------------------------------------------------------------------

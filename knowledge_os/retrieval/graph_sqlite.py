@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from knowledge_os._sqlite import open_sqlite
 from knowledge_os.errors import BackendUnavailableError, InputError
 from knowledge_os.retrieval.base import GraphEdge, GraphHit, GraphNode
 
@@ -259,15 +260,7 @@ class SqliteGraphStore:
         self.path = str(path)
         self.max_frontier = max_frontier
         self._lock = threading.Lock()
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise BackendUnavailableError(f"cannot open graph store {self.path}: {exc}") from exc
+        self._conn = open_sqlite(self.path, schema=_SCHEMA, what="graph store", busy_timeout_s=busy_timeout_s)
 
     def upsert(self, nodes: Sequence[GraphNode], edges: Sequence[GraphEdge]) -> None:
         """MERGE nodes by id (kind, name, properties replaced) and edges by (src, dst, type).
