@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
     from knowledge_os.cache.answers import AnswerCache
     from knowledge_os.memory.base import EpisodicMemory
-    from knowledge_os.cache.answers import AnswerCache
-    from knowledge_os.memory.base import EpisodicMemory
     from knowledge_os.observability.metrics import Metrics
     from knowledge_os.retrieval.base import Embedder, GraphStore, VectorStore
     from knowledge_os.retrieval.docstore import DocumentStore

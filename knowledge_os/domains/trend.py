@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.spec import DomainSpec
@@ -113,5 +113,5 @@ def compute_trend(
         "top_channels": channels.most_common(5),
         "table": "\n".join(table_lines),
         "numbers": sorted(numbers),
-        "as_of": (as_of - timedelta(days=0)).isoformat(),
+        "as_of": as_of.isoformat(),
     }

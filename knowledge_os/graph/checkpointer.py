@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from langgraph.checkpoint.memory import InMemorySaver
+
 from knowledge_os.errors import BackendUnavailableError, ConfigError, UnknownNameError
 from knowledge_os.settings import Settings
 
 __all__ = ["CHECKPOINTERS", "open_checkpointer"]
 
 CHECKPOINTERS = ("sqlite", "postgres", "memory")
+_MEMORY_SAVER = InMemorySaver()  # one per process, so threads survive between runs
 
 
 @asynccontextmanager
@@ -31,7 +34,7 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[Any]:
         async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_path)) as saver:
             yield saver
     elif kind == "memory":
-        yield _MEMORY_SAVER  # one per process, so threads survive between runs
+        yield _MEMORY_SAVER
     elif kind == "postgres":
         dsn = settings.postgres.dsn
         if dsn is None:
@@ -53,11 +56,3 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[Any]:
     else:
         raise UnknownNameError("checkpointer", kind, CHECKPOINTERS)
 
-
-def _memory_saver() -> Any:
-    from langgraph.checkpoint.memory import InMemorySaver
-
-    return InMemorySaver()
-
-
-_MEMORY_SAVER = _memory_saver()

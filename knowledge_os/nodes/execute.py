@@ -11,7 +11,13 @@ from knowledge_os.domains.compose import compose_answer, fallback_summary
 from knowledge_os.domains.steps import STEPS, StepContext
 from knowledge_os.errors import BudgetExceededError
 from knowledge_os.graph.state import Context, State
-from knowledge_os.nodes._common import analysis_from_state, as_of, budget_for, services_of, timed
+from knowledge_os.nodes._common import (
+    analysis_from_state,
+    as_of,
+    budget_for,
+    services_of,
+    timed,
+)
 
 __all__ = ["execute", "step_context"]
 
@@ -56,8 +62,8 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         done.append(name)
     if not ctx.candidates:  # summarise did not run (budget): answer from the data alone
         listing = ctx.documents[:10]
-        ctx.candidates.append({"answer": compose_answer(ctx, fallback_summary(ctx, listing), listing),
-                               "summary": fallback_summary(ctx, listing),
+        summary = fallback_summary(ctx, listing)
+        ctx.candidates.append({"answer": compose_answer(ctx, summary, listing), "summary": summary,
                                "citations": [d["id"] for d in listing], "variant": 0})
         ctx.fallback_used = True
     delta = {k: v - before.get(k, 0) for k, v in ctx.usage.items() if v != before.get(k, 0)}

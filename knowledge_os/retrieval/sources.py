@@ -17,7 +17,6 @@ import email.utils
 import gzip
 import logging
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
