@@ -188,7 +188,7 @@ class Settings(BaseSettings):
     Attributes:
         home: Data folder for the embedded stores (SQLite files, vectors).
         domains_dirs: Folders of domain YAML files; later folders override earlier ones
-            by domain name. The built-in ``configs/domains`` always comes first.
+            by domain name. The built-in ``knowledge_os/domains/builtin`` always comes first.
         quality_threshold: Verify score below which ``correct`` runs once (DESIGN.md: 0.6).
     """
 
@@ -227,7 +227,8 @@ class Settings(BaseSettings):
 
     @property
     def builtin_domains_dir(self) -> Path:
-        return project_root() / "configs" / "domains"
+        """The built-in domain YAMLs, shipped as package data (``knowledge_os/domains/builtin``)."""
+        return Path(__file__).resolve().parent / "domains" / "builtin"
 
     @property
     def sqlite_path(self) -> Path:

@@ -1,6 +1,6 @@
 """Load domain YAML files into a registry.
 
-Built-in domains come from ``configs/domains``; folders in ``Settings.domains_dirs`` are
+Built-in domains come from ``knowledge_os/domains/builtin`` (package data); folders in ``Settings.domains_dirs`` are
 read after it, so a user's ``digest.yaml`` replaces the built-in one. Every problem is a
 :class:`~knowledge_os.errors.DomainConfigError` naming the file and the key path.
 """

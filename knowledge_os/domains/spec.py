@@ -1,4 +1,4 @@
-"""The schema of a domain YAML file (``configs/domains/<name>.yaml``).
+"""The schema of a domain YAML file (``knowledge_os/domains/builtin/<name>.yaml`` or a user's folder).
 
 A domain is data, not code: routing hints, retrieval limits, the steps it may run (from
 the shared step library in :mod:`knowledge_os.domains.steps`), prompts, a checklist
@@ -120,7 +120,7 @@ class CacheSpec(_Frozen):
 
 
 class DomainSpec(_Frozen):
-    """A whole domain. See ``configs/domains/digest.yaml`` for an annotated example."""
+    """A whole domain. See ``knowledge_os/domains/builtin/digest.yaml`` for an annotated example."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     description: str

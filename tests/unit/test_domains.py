@@ -6,9 +6,9 @@ import pytest
 
 from knowledge_os.domains.registry import DomainRegistry, load_domain_file
 from knowledge_os.errors import DomainConfigError, UnknownNameError
-from knowledge_os.settings import project_root
+from knowledge_os.settings import Settings
 
-BUILTIN = project_root() / "configs" / "domains"
+BUILTIN = Settings().builtin_domains_dir
 MINIMAL = """name: {name}
 description: test
 plans: {{fast: [retrieve, summarise], smart: [retrieve, expand, summarise]}}
