@@ -12,14 +12,16 @@ from collections import Counter, defaultdict
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from knowledge_os.domains.entries import entry_line
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.retrieval.base import VectorFilter
 from knowledge_os.retrieval.query import QueryAnalysis
 
 if TYPE_CHECKING:
+    from knowledge_os.domains.steps import StepContext
     from knowledge_os.retrieval.docstore import DocumentStore
 
-__all__ = ["compute_trend"]
+__all__ = ["compose_stats_answer", "compute_trend", "stats_summary"]
 
 
 def _day(ts: int) -> str:
@@ -115,3 +117,28 @@ def compute_trend(
         "numbers": sorted(numbers),
         "as_of": as_of.isoformat(),
     }
+
+
+def compose_stats_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]) -> str:
+    """A stats-style answer: the summary, the figures table computed from the data, and
+    example entries cited as ``[n]`` (``listing`` in citation order)."""
+    assert ctx.stats is not None
+    parts = [summary.strip(), "Figures (computed from the changelogs):\n" + ctx.stats["table"]]
+    if listing:
+        parts.append("Examples:\n" + "\n".join(
+            f"- {d['channel']} {entry_line(d)} [{n}]" for n, d in enumerate(listing, start=1)
+        ))
+    return "\n\n".join(parts)
+
+
+def stats_summary(ctx: StepContext) -> str:
+    """The summary of a stats-style answer written from the figures alone (no LLM)."""
+    s = ctx.stats
+    assert s is not None
+    rising = [r for r in s["kinds"] if r["delta"] > 0]
+    if rising:
+        top = ", ".join(f"{r['kind']} ({r['previous']} -> {r['current']})" for r in rising[:3])
+        return (f"Between {s['window']['from']} and {s['window']['to']} the rising kinds of change "
+                f"were {top}, over {s['uploads']['current']} uploads.")
+    return (f"No kind of change rose between {s['window']['from']} and {s['window']['to']} "
+            f"({s['uploads']['current']} uploads against {s['uploads']['previous']} before).")

@@ -54,7 +54,7 @@ def analysis_from_state(state: State) -> QueryAnalysis:
     dates = DateRange(**a["dates"]) if a.get("dates") else None
     return QueryAnalysis(
         text=a["text"], cves=tuple(a["cves"]), bugs=tuple(a["bugs"]),
-        packages=tuple(a["packages"]), dates=dates,
+        packages=tuple(a["packages"]), dates=dates, lang=a.get("lang", "en"),
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from knowledge_os.i18n import Lang, detect_language
 from knowledge_os.retrieval.base import VectorFilter
 from knowledge_os.retrieval.entities import bug_ids, cve_ids
 
@@ -66,6 +67,8 @@ class QueryAnalysis:
         bugs: Debian bug numbers.
         packages: Channels (source packages) named, resolved through aliases.
         dates: The date range named, or None.
+        lang: The question's language (``knowledge_os.i18n.detect_language``); answers
+            are written in it.
     """
 
     text: str
@@ -73,6 +76,7 @@ class QueryAnalysis:
     bugs: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     dates: DateRange | None = None
+    lang: Lang = "en"
 
     @property
     def entity_ids(self) -> tuple[str, ...]:
@@ -209,4 +213,5 @@ def analyze_query(text: str, *, channels: Mapping[str, str], as_of: date) -> Que
         bugs=tuple(bug_ids(q, closes_only=False)),
         packages=tuple(packages),
         dates=parse_date_range(q, as_of),
+        lang=detect_language(q),
     )
