@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from knowledge_os.errors import ConfigError, InputError
 from knowledge_os.retrieval.base import VectorFilter, VectorHit, VectorPoint
 
 
@@ -32,29 +34,49 @@ class HashEmbedder:
 
 
 class MemoryVectorStore:
-    """Exact cosine search over a dict of points."""
+    """Exact cosine search over a dict of points; the VectorStore contract of the Qdrant
+    stores (it runs in tests/integration/test_vector_conformance.py).
 
-    dim = 64
+    Args:
+        dim: Vector size.
+        points: The backing dict; pass the same dict again to "reopen" the store.
 
-    def __init__(self) -> None:
-        self.points: dict[str, VectorPoint] = {}
+    Raises:
+        ConfigError: ``points`` holds vectors of another size.
+    """
+
+    def __init__(self, dim: int = 64, *, points: dict[str, VectorPoint] | None = None) -> None:
+        self.dim = dim
+        self.points: dict[str, VectorPoint] = {} if points is None else points
+        for p in self.points.values():
+            if p.vector.shape != (dim,):
+                raise ConfigError(f"memory vector store holds {p.vector.shape[0]}-d vectors, not {dim}")
+            break
+
+    def _vector(self, vector: np.ndarray, what: str) -> np.ndarray:
+        arr = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if arr.shape != (self.dim,) or not np.all(np.isfinite(arr)):
+            raise InputError(f"{what}: expected a finite vector of shape ({self.dim},), got {np.shape(vector)}")
+        norm = float(np.linalg.norm(arr))
+        return arr / norm if norm else arr
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
-        for p in points:
+        checked = [
+            VectorPoint(id=p.id, vector=self._vector(p.vector, f"point {p.id!r}"), payload=dict(p.payload))
+            for p in points
+        ]
+        for p in checked:
             self.points[p.id] = p
 
     def search(self, vector: np.ndarray, *, top_k: int, flt: VectorFilter | None = None) -> list[VectorHit]:
-        hits = []
-        for p in self.points.values():
-            pl = p.payload
-            if flt is not None:
-                if flt.channels and pl["channel"] not in flt.channels:
-                    continue
-                if flt.ts_from is not None and pl["ts"] < flt.ts_from:
-                    continue
-                if flt.ts_to is not None and pl["ts"] >= flt.ts_to:
-                    continue
-            hits.append(VectorHit(id=p.id, score=float(p.vector @ vector), payload=pl))
+        if top_k < 1:
+            raise InputError(f"top_k must be >= 1, got {top_k}")
+        query = self._vector(vector, "query")
+        hits = [
+            VectorHit(id=p.id, score=float(p.vector @ query), payload=p.payload)
+            for p in self.points.values()
+            if flt is None or _matches(p.payload, flt)
+        ]
         hits.sort(key=lambda h: (-h.score, h.id))
         return hits[:top_k]
 
@@ -67,3 +89,14 @@ class MemoryVectorStore:
 
     def close(self) -> None:
         pass
+
+
+def _matches(payload: Mapping[str, Any], flt: VectorFilter) -> bool:
+    if flt.channels and payload.get("channel") not in flt.channels:
+        return False
+    if flt.sources and payload.get("source") not in flt.sources:
+        return False
+    ts = payload.get("ts")
+    if flt.ts_from is not None and (ts is None or ts < flt.ts_from):
+        return False
+    return flt.ts_to is None or (ts is not None and ts < flt.ts_to)

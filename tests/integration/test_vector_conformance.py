@@ -1,7 +1,9 @@
 """One conformance suite for every VectorStore implementation.
 
 Parametrized over qdrant-edge (in-process), qdrant-client local mode (the stand-in for a
-server) and, when ``KOS_TEST_QDRANT_URL`` is set, a real Qdrant server.
+server), the unit tests' in-memory fake (``tests.fakes.MemoryVectorStore``: unit tests
+only mean something if it behaves like the real stores) and, when
+``KOS_TEST_QDRANT_URL`` is set, a real Qdrant server.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from knowledge_os.retrieval.vectors import (
     point_id,
 )
 from knowledge_os.settings import Settings, VectorSettings
+from tests.fakes import MemoryVectorStore
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +35,7 @@ SOURCES = ("debian", "file")
 
 Opener = Callable[[], VectorStore]
 
-_BACKENDS = ["edge", "local"] + (["server"] if os.environ.get("KOS_TEST_QDRANT_URL") else [])
+_BACKENDS = ["edge", "local", "fake"] + (["server"] if os.environ.get("KOS_TEST_QDRANT_URL") else [])
 
 
 @pytest.fixture(params=_BACKENDS)
@@ -40,10 +43,13 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """A function opening (or reopening) the same store; every store is closed at the end."""
     opened: list[VectorStore] = []
     collection = f"t_{uuid.uuid4().hex[:12]}"
+    fake_points: dict = {}  # what "the same folder" is for the in-memory fake
 
     def open_store() -> VectorStore:
-        if request.param == "edge":
-            store: VectorStore = QdrantEdgeVectorStore(tmp_path, collection, DIM, 64)
+        if request.param == "fake":
+            store: VectorStore = MemoryVectorStore(DIM, points=fake_points)
+        elif request.param == "edge":
+            store = QdrantEdgeVectorStore(tmp_path, collection, DIM, 64)
         elif request.param == "local":
             store = QdrantVectorStore(VectorSettings(backend="qdrant"), tmp_path / "local", DIM,
                                       collection=collection)
@@ -257,10 +263,12 @@ def test_reopen_persists(opener: Opener) -> None:
 def test_reopen_with_other_dim_is_config_error(opener: Opener, tmp_path: Path) -> None:
     store = opener()
     store.upsert(_corpus(5))
-    assert isinstance(store, (QdrantEdgeVectorStore, QdrantVectorStore))
+    assert isinstance(store, (QdrantEdgeVectorStore, QdrantVectorStore, MemoryVectorStore))
     store.close()
     with pytest.raises(ConfigError, match="16"):
-        if isinstance(store, QdrantEdgeVectorStore):
+        if isinstance(store, MemoryVectorStore):
+            MemoryVectorStore(DIM * 2, points=store.points)
+        elif isinstance(store, QdrantEdgeVectorStore):
             QdrantEdgeVectorStore(tmp_path, store.path.name, DIM * 2, 64)
         else:
             settings = VectorSettings(backend="qdrant", url=os.environ.get("KOS_TEST_QDRANT_URL"))
