@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape as rich_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from knowledge_os.errors import KnowledgeOSError
+from knowledge_os.errors import DomainConfigError, KnowledgeOSError
 
 app = typer.Typer(name="kos", help="Knowledge OS: agent-graph orchestration on LangGraph.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -28,8 +28,12 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(exc: Exception) -> None:
-    message = " ".join(str(exc).split())  # one line, even when a driver's message has several
-    err.print(f"[bold red]error:[/] {rich_escape(message)}", markup=True, highlight=False)
+    # One line per problem (a domain file lists all of its problems), even when a
+    # driver's message has several lines.
+    problems = str(exc).splitlines() if isinstance(exc, DomainConfigError) else [str(exc)]
+    for problem in problems:
+        message = " ".join(problem.split())
+        err.print(f"[bold red]error:[/] {rich_escape(message)}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 

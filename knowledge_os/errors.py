@@ -43,18 +43,24 @@ class ConfigError(KnowledgeOSError):
 
 
 class DomainConfigError(ConfigError):
-    """A domain YAML file is malformed.
+    """A domain YAML file is malformed; every problem found in the file is listed.
+
+    The message has one line per problem, ``<path>: <key path>: <problem>``.
 
     Attributes:
         path: The YAML file.
-        key_path: Dotted key path inside the file (``""`` for the whole file).
+        key_path: Key path of the first problem (``""`` for the whole file), e.g.
+            ``"prompts.summarise"`` or ``"checklist[2].value"``.
+        problems: Every ``(key path, problem)`` of the file, in file order; the first is
+            ``(key_path, message)``.
     """
 
-    def __init__(self, path: str, key_path: str, message: str) -> None:
+    def __init__(self, path: str, key_path: str, message: str,
+                 more: Iterable[tuple[str, str]] = ()) -> None:
         self.path = path
         self.key_path = key_path
-        where = f"{path}: {key_path}" if key_path else path
-        super().__init__(f"{where}: {message}")
+        self.problems: tuple[tuple[str, str], ...] = ((key_path, message), *more)
+        super().__init__("\n".join(f"{path}: {k}: {m}" if k else f"{path}: {m}" for k, m in self.problems))
 
 
 class UnknownNameError(ConfigError):

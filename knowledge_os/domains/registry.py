@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -26,9 +27,10 @@ def load_domain_file(path: Path) -> DomainSpec:
     """Parse and validate one domain YAML file.
 
     Raises:
-        DomainConfigError: unreadable file, malformed YAML, unknown or invalid key
-            (the message names ``path`` and the dotted key path), or a ``name`` that
-            differs from the file stem.
+        DomainConfigError: unreadable file, malformed YAML, unknown or invalid keys, an
+            unknown step or rule, a rule ``value`` of the wrong type, an unknown prompt
+            placeholder, or a ``name`` that differs from the file stem. It lists every
+            problem of the file (``.problems``), each naming the key path.
     """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -44,19 +46,24 @@ def load_domain_file(path: Path) -> DomainSpec:
     try:
         spec = DomainSpec.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key_path = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif not key_path and ": " in message:  # model-level checks say "key.path: problem"
-            key_path, message = message.split(": ", 1)
-        raise DomainConfigError(str(path), key_path, message) from exc
+        problems = [_problem(err) for err in exc.errors()]
+        raise DomainConfigError(str(path), *problems[0], more=problems[1:]) from exc
     if spec.name != path.stem:
         raise DomainConfigError(
             str(path), "name", f"{spec.name!r} must match the file name {path.stem!r}"
         )
     return spec
+
+
+def _problem(err: Any) -> tuple[str, str]:
+    """A pydantic error as ``(key path, message)``; list items are ``key[i]``."""
+    key_path = ""
+    for part in err["loc"]:
+        key_path += f"[{part}]" if isinstance(part, int) else (f".{part}" if key_path else str(part))
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    return key_path, message
 
 
 class DomainRegistry:

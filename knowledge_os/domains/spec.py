@@ -3,15 +3,20 @@
 A domain is data, not code: routing hints, retrieval limits, the steps it may run (from
 the shared step library in :mod:`knowledge_os.domains.steps`), prompts, a checklist
 (rules from :mod:`knowledge_os.domains.checks`) and budgets. Unknown keys are errors
-(``extra="forbid"``); loaded specs are frozen.
+(``extra="forbid"``); loaded specs are frozen. Step names, rule names with their value
+types and prompt placeholders are checked at load against :mod:`knowledge_os.domains.names`
+(names only: the schema does not import the libraries' behaviour).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+import string
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from knowledge_os.domains.names import CHECK_RULES, STEP_NAMES, prompt_fields
 
 __all__ = [
     "BudgetSpec",
@@ -66,11 +71,20 @@ class RetrievalSpec(_Frozen):
     )
 
 
+def _known_step(step: str) -> str:
+    if step not in STEP_NAMES:
+        raise ValueError(f"unknown step {step!r}; allowed: {', '.join(sorted(STEP_NAMES))}")
+    return step
+
+
+StepName = Annotated[str, AfterValidator(_known_step)]
+
+
 class PlanSpec(_Frozen):
     """Step lists. ``fast`` is the Fast Path micro-plan (at most 3 steps)."""
 
-    fast: tuple[str, ...]
-    smart: tuple[str, ...]
+    fast: tuple[StepName, ...]
+    smart: tuple[StepName, ...]
     max_replans: int = Field(default=1, ge=0, le=3)
 
     @field_validator("fast")
@@ -82,21 +96,77 @@ class PlanSpec(_Frozen):
 
 
 class PromptSpec(_Frozen):
-    """Prompt templates (``str.format`` fields: {query}, {context}, {issues}, {persona},
-    {stats}, {today})."""
+    """Prompt templates, ``str.format`` strings. Allowed placeholders:
+    :data:`~knowledge_os.domains.names.PROMPT_FIELDS` in every template, plus
+    ``{draft}`` and ``{n}`` in ``correct``; any other is an error at load."""
 
     system: str
     summarise: str
     correct: str
 
+    @field_validator("system", "summarise", "correct")
+    @classmethod
+    def _placeholders(cls, template: str, info: ValidationInfo) -> str:
+        allowed = prompt_fields(str(info.field_name))
+        try:
+            parsed = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            raise ValueError(f"malformed template: {exc} (write {{{{ and }}}} for literal braces)") from exc
+        unknown: set[str] = set()
+        for _, field, _, _ in parsed:
+            if field is None:
+                continue
+            name = re.split(r"[.\[]", field, maxsplit=1)[0]
+            if not name or name.isdigit():
+                raise ValueError(f"positional placeholder {{{field}}} (name a field)")
+            if name not in allowed:
+                unknown.add(name)
+        if unknown:
+            s = "s" if len(unknown) > 1 else ""
+            raise ValueError(
+                f"unknown placeholder{s} {', '.join(f'{{{u}}}' for u in sorted(unknown))}; "
+                f"allowed: {', '.join(f'{{{a}}}' for a in sorted(allowed))}"
+            )
+        return template
+
+
+def _known_rule(rule: str) -> str:
+    if rule not in CHECK_RULES:
+        raise ValueError(f"unknown rule {rule!r}; allowed: {', '.join(sorted(CHECK_RULES))}")
+    return rule
+
 
 class CheckSpec(_Frozen):
-    """One checklist item: a rule name from the check library, its weight and value."""
+    """One checklist item: a rule name from the check library, its weight and value.
+
+    ``value`` must fit the rule (:data:`~knowledge_os.domains.names.CHECK_RULES`): an
+    integer with a minimum for ``min_citations``, ``summary_present``, ``max_words``
+    (which needs one); nothing for the others.
+    """
 
     id: str
-    rule: str
+    rule: Annotated[str, AfterValidator(_known_rule)]
     weight: float = Field(default=1.0, gt=0)
-    value: Any = None
+    value: Any = Field(default=None, validate_default=True)
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_rule(cls, value: Any, info: ValidationInfo) -> Any:
+        rule = info.data.get("rule")
+        kind = CHECK_RULES.get(rule) if isinstance(rule, str) else None
+        if kind is None:  # the rule itself is wrong; that error is reported
+            return value
+        if not kind.takes_int:
+            if value is not None:
+                raise ValueError(f"{rule} takes no value, got {value!r}")
+            return value
+        if value is None:
+            if kind.required:
+                raise ValueError(f"{rule} needs a value: an integer >= {kind.minimum}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < kind.minimum:
+            raise ValueError(f"{rule} takes an integer >= {kind.minimum}, got {value!r}")
+        return value
 
 
 class ChangeKind(_Frozen):
@@ -135,22 +205,3 @@ class DomainSpec(_Frozen):
     budgets: BudgetSpec = BudgetSpec()
     cache: CacheSpec = CacheSpec()
     answer_style: Literal["grouped", "stats"] = "grouped"
-
-    @model_validator(mode="after")
-    def _check_names(self) -> DomainSpec:
-        from knowledge_os.domains.checks import CHECKS
-        from knowledge_os.domains.steps import STEPS
-
-        for where, steps in (("plans.fast", self.plans.fast), ("plans.smart", self.plans.smart)):
-            for i, step in enumerate(steps):
-                if step not in STEPS:
-                    raise ValueError(
-                        f"{where}[{i}]: unknown step {step!r}; allowed: {', '.join(sorted(STEPS))}"
-                    )
-        for i, check in enumerate(self.checklist):
-            if check.rule not in CHECKS:
-                raise ValueError(
-                    f"checklist[{i}].rule: unknown rule {check.rule!r}; "
-                    f"allowed: {', '.join(sorted(CHECKS))}"
-                )
-        return self
