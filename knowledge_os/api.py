@@ -18,22 +18,36 @@ import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge_os.errors import InputError
 from knowledge_os.graph.state import Context
 from knowledge_os.retrieval.ingest import IngestReport
 from knowledge_os.retrieval.sources import default_corpus
-from knowledge_os.services import Services, reset_services
+from knowledge_os.services import Services
 from knowledge_os.settings import Settings
 
 __all__ = ["Citation", "KnowledgeOS", "Quality", "RouteInfo", "RunResult", "RunUsage", "resume_dead_letter"]
 
 logger = logging.getLogger(__name__)
+
+CONTEXT_METADATA_KEY = "kos_context"
+"""Checkpoint-metadata key holding a run's :class:`Context` values (JSON text), so that a
+resumed run sees the persona, as-of day, forced domain/path and cache switch it started with.
+LangGraph copies scalar ``config["metadata"]`` entries into every checkpoint it writes."""
+
+
+def _run_config(thread_id: str, context: Context) -> dict[str, Any]:
+    """The LangGraph config of a run: its thread and its context as checkpoint metadata."""
+    values = {"domain": context.domain, "path": context.path, "persona": context.persona,
+              "as_of": context.as_of, "use_cache": context.use_cache}
+    return {"configurable": {"thread_id": thread_id},
+            "metadata": {CONTEXT_METADATA_KEY: orjson.dumps(values).decode()}}
 
 
 class _Model(BaseModel):
@@ -123,7 +137,6 @@ class KnowledgeOS:
     def __init__(self, settings: Settings | None = None, *, services: Services | None = None) -> None:
         self.services = services or Services(settings)
         self.settings = self.services.settings
-        reset_services(self.services)  # nodes resolve services through get_services() too
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -159,11 +172,12 @@ class KnowledgeOS:
         if path not in (None, "fast", "smart"):
             raise InputError(f"path must be 'fast' or 'smart', got {path!r}")
         day = as_of.isoformat() if isinstance(as_of, date) else as_of
-        if day is not None:
-            try:
-                date.fromisoformat(day)
-            except ValueError as exc:
-                raise InputError(f"as_of must be an ISO date (YYYY-MM-DD), got {day!r}") from exc
+        if day is None:  # fixed now, so a run resumed tomorrow still reads "since March" against today
+            day = datetime.now(UTC).date().isoformat()
+        try:
+            date.fromisoformat(day)
+        except ValueError as exc:
+            raise InputError(f"as_of must be an ISO date (YYYY-MM-DD), got {day!r}") from exc
         return Context(domain=domain, path=path, persona=persona, as_of=day, use_cache=use_cache,
                        services=self.services)
 
@@ -189,7 +203,7 @@ class KnowledgeOS:
         query = self._check_query(query)
         context = self._context(domain, path, persona, as_of, use_cache)
         thread_id = thread_id or str(uuid.uuid4())
-        config = {"configurable": {"thread_id": thread_id}}
+        config = _run_config(thread_id, context)
         async with self._graph() as graph:
             try:
                 state = await graph.ainvoke({"query": query}, config=config, context=context,
@@ -211,11 +225,13 @@ class KnowledgeOS:
         """Yield ``(node_name, state_update)`` as each node finishes."""
         query = self._check_query(query)
         context = self._context(domain, path, persona, as_of, use_cache)
-        config = {"configurable": {"thread_id": thread_id or str(uuid.uuid4())}}
+        config = _run_config(thread_id or str(uuid.uuid4()), context)
         async with self._graph() as graph:
             async for chunk in graph.astream({"query": query}, config=config, context=context,
                                              stream_mode="updates", durability="sync"):
                 for node, update in chunk.items():
+                    if node.startswith("__"):  # LangGraph's own entries, e.g. __metadata__ on a node-cache hit
+                        continue
                     yield node, update or {}
 
     async def aget_thread(self, thread_id: str) -> RunResult | None:
@@ -231,14 +247,21 @@ class KnowledgeOS:
 
     async def aresume(self, thread_id: str) -> RunResult:
         """Resume an interrupted run of a thread from its last checkpoint; completed nodes
-        are not repeated."""
-        config = {"configurable": {"thread_id": thread_id}}
-        context = Context(services=self.services)
+        are not repeated, and the run keeps the context it started with (domain, path,
+        persona, as-of day, cache switch; read from the checkpoint's metadata).
+
+        Raises:
+            InputError: the thread has no checkpoint.
+        """
         async with self._graph() as graph:
-            snapshot = await graph.aget_state(config)
+            snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
             if not snapshot.values:
                 raise InputError(f"thread {thread_id!r} has no checkpoint")
             if snapshot.next:
+                saved = (snapshot.metadata or {}).get(CONTEXT_METADATA_KEY)
+                values = orjson.loads(saved) if saved else {}
+                context = Context(**values, services=self.services)
+                config = _run_config(thread_id, context)
                 state = await graph.ainvoke(None, config=config, context=context, durability="sync")
             else:
                 state = snapshot.values

@@ -1,8 +1,10 @@
 """The long-lived objects a run needs, built once per process from :class:`Settings`.
 
-Nodes reach them through :func:`get_services` (or ``Context.services`` in tests), so the
-compiled graph in ``knowledge_os.graph.builder`` can be served by ``langgraph dev``
-without arguments. Heavy parts (models, stores) are created on first use.
+Nodes reach them through ``Context.services`` (``KnowledgeOS`` always passes its own).
+Only a run without one (``langgraph dev`` serving ``knowledge_os.graph.builder:graph``)
+falls back to the process-wide :func:`get_services`. Building a ``Services`` or a
+``KnowledgeOS`` changes no process-wide state. Heavy parts (models, stores) are created
+on first use.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class Services:
         self._embedder = embedder
         self._vector_store = vector_store
         self._graph_store = graph_store
+        # Objects the caller passed in belong to the caller: close() closes them but keeps them.
+        self._injected = {name for name, obj in (("vector_store", vector_store), ("graph_store", graph_store))
+                          if obj is not None}
         self._lock = threading.RLock()
         self._channels: dict[str, str] | None = None
         self._examples: dict[str, np.ndarray] | None = None
@@ -189,14 +194,18 @@ class Services:
         return f"llamacpp/{llm.model_path.name if llm.model_path else 'smollm2-135m-instruct-q4_1'}"
 
     def close(self) -> None:
-        """Flush and close the stores that were opened."""
+        """Flush and close the stores that were opened.
+
+        Stores built here are dropped and built again on next use; stores passed to the
+        constructor are closed but kept (never replaced by a store built from settings).
+        """
         with self._lock:
-            if self._vector_store is not None:
-                self._vector_store.close()
-                self._vector_store = None
-            if self._graph_store is not None:
-                self._graph_store.close()
-                self._graph_store = None
+            for name in ("vector_store", "graph_store"):
+                store = getattr(self, f"_{name}")
+                if store is not None:
+                    store.close()
+                    if name not in self._injected:
+                        setattr(self, f"_{name}", None)
             for name in ("docstore", "answer_cache"):
                 if name in self.__dict__:
                     self.__dict__.pop(name).close()

@@ -9,15 +9,19 @@ resets the per-run fields at the start of every run on a thread.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
+
+from langgraph.types import Overwrite
 
 from knowledge_os.llm.budget import merge_usage
 
 if TYPE_CHECKING:
     from knowledge_os.services import Services
 
-__all__ = ["Context", "InputState", "OutputState", "State", "merge_timings"]
+__all__ = ["RUN_DEFAULTS", "Context", "InputState", "OutputState", "State", "merge_timings", "run_reset"]
 
 
 def merge_timings(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
@@ -119,6 +123,43 @@ class State(TypedDict, total=False):
     """Episodic events raised during the run; finalize writes them to memory."""
     history: Annotated[list[dict[str, Any]], operator.add]
     """Thread history: one {"run_id", "query", "domain", "answer"} per finished run."""
+
+
+RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
+    "execute_run_id": "",
+    "execute_usage": {},
+    "execute_timings_ms": {},
+    "cache": {"hit": False, "kind": None},
+    "route": {},
+    "plan": {},
+    "documents": [],
+    "stats": None,
+    "candidates": [],
+    "answer": "",
+    "citations": [],
+    "quality": {},
+    "corrected": False,
+    "replans": 0,
+    "fallback_used": False,
+    "error": None,
+    "manifest": {},
+    "events": [],
+})
+"""The value every per-run field starts a run with (a thread holds many runs). Fields
+with a reducer are reset through LangGraph's ``Overwrite``; ``history`` is not per run."""
+
+_REDUCED = frozenset({"events"})
+
+
+def run_reset() -> dict[str, Any]:
+    """A state update that starts a run: :data:`RUN_DEFAULTS`, fresh copies, with the
+    reducer fields wrapped in ``Overwrite`` so the reducer does not merge the last run's
+    values into them. ``cache_lookup`` (the first node) returns it."""
+    out: dict[str, Any] = {}
+    for name, value in RUN_DEFAULTS.items():
+        fresh = type(value)(value) if isinstance(value, (dict, list)) else value
+        out[name] = Overwrite(fresh) if name in _REDUCED else fresh
+    return out
 
 
 @dataclass(kw_only=True)

@@ -8,9 +8,10 @@ import uuid
 from typing import Any
 
 from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
 
 from knowledge_os.cache.keys import cache_key, stable_json
-from knowledge_os.graph.state import Context, State
+from knowledge_os.graph.state import Context, State, run_reset
 from knowledge_os.nodes._common import as_of, services_of, timed
 from knowledge_os.retrieval.query import QueryAnalysis, analyze_query
 from knowledge_os.services import Services
@@ -48,29 +49,13 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     use_cache = ctx is None or ctx.use_cache
     scope = answer_cache_scope(services, ctx, today.isoformat())
     update: dict[str, Any] = {
+        **run_reset(),
         "run_id": str(uuid.uuid4()),
         "use_cache": use_cache,
         "scope": scope,
         "corpus": services.docstore.generation(),
-        "execute_run_id": "",
-        "execute_usage": {},
-        "execute_timings_ms": {},
         "started_at": time.time(),
         "analysis": dataclasses.asdict(analysis),
-        "cache": {"hit": False, "kind": None},
-        "route": {},
-        "plan": {},
-        "documents": [],
-        "stats": None,
-        "candidates": [],
-        "answer": "",
-        "citations": [],
-        "quality": {},
-        "corrected": False,
-        "replans": 0,
-        "fallback_used": False,
-        "error": None,
-        "manifest": {},
         "usage": {"reset": 1},
         "timings_ms": {"reset": 0.0},
     }
@@ -102,6 +87,6 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         quality=cached["quality"],
         cache={"hit": True, "kind": kind, "key": key, "similarity": round(similarity, 4),
                "source_run_id": cached.get("run_id")},
-        events=[{"type": "cache_hit", "kind": kind}],
+        events=Overwrite([{"type": "cache_hit", "kind": kind}]),
     )
     return update
