@@ -1,16 +1,21 @@
 """The semantic answer cache, checked before any retrieval or LLM call.
 
 An exact hit is a stored entry with the same key (``answer`` namespace: prompt version,
-models, domain override, persona, query, as-of day). A near hit is an entry of the same
-scope whose query embedding has cosine similarity >= the answering domain's
-``cache.near_hit_threshold`` AND whose query names the same ids, packages and dates
-(``signature``): "openssl since March" never answers "curl since March".
+domain YAMLs, models, forced domain/path, persona, as-of day, corpus generation, query).
+A near hit is an entry of the same scope (the same parts bar the query) whose question
+has the same :class:`~knowledge_os.cache.signature.QuestionSignature` (language,
+negation, numbers and versions, ids, packages, period, scope words) AND whose query
+embedding has cosine similarity >= the answering domain's ``cache.near_hit_threshold``:
+a paraphrase may be served, "openssl since March" never answers "curl since March", "not
+a security fix" never answers "a security fix". The corpus generation in the scope means
+no answer written before an ingest that changed the corpus is served after it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,7 @@ class AnswerCache:
         self.ttl_s = ttl_s
 
     def get_exact(self, key: str) -> dict[str, Any] | None:
+        """The result stored under ``key`` within the TTL, or None."""
         with self._lock:
             row = self._db.execute(
                 "SELECT result FROM answer_cache WHERE key = ? AND created_at >= ?",
@@ -58,28 +64,62 @@ class AnswerCache:
         return orjson.loads(row[0]) if row else None
 
     def get_near(
-        self, *, scope: str, signature: str, embedding: np.ndarray, thresholds: dict[str, float]
+        self,
+        *,
+        scope: str,
+        signature: str,
+        embed: Callable[[], np.ndarray],
+        thresholds: dict[str, float],
     ) -> tuple[dict[str, Any], float] | None:
-        """Best entry of this scope and signature whose similarity passes its domain's
-        threshold; returns (result, similarity) or None."""
+        """The most similar entry of this scope and signature that passes its domain's
+        threshold.
+
+        Args:
+            scope: Canonical JSON of the answer scope (everything but the query).
+            signature: :meth:`QuestionSignature.key` of the new question.
+            embed: Returns the new question's query embedding, float32 of shape (dim,),
+                L2-normalised; called only when an entry of this scope and signature
+                exists, so a miss costs no embedding.
+            thresholds: Domain name -> minimum cosine similarity (0..1); an entry of a
+                domain not listed is never a near hit.
+
+        Returns:
+            ``(result, similarity)`` or None.
+        """
         with self._lock:
             rows = self._db.execute(
                 "SELECT domain, embedding, result FROM answer_cache "
                 "WHERE scope = ? AND signature = ? AND created_at >= ?",
                 (scope, signature, time.time() - self.ttl_s),
             ).fetchall()
-        best: tuple[dict[str, Any], float] | None = None
-        q = embedding.astype(np.float32)
+        if not rows:
+            return None
+        q = np.asarray(embed(), dtype=np.float32)
+        best: tuple[str, float] | None = None
         for domain, blob, result in rows:
-            sim = float(np.frombuffer(blob, dtype=np.float32) @ q)
+            vec = np.frombuffer(blob, dtype=np.float32)
+            if vec.shape != q.shape:
+                continue  # written by another embedder dimension: not comparable
+            sim = float(vec @ q)
             if sim >= thresholds.get(domain, 1.01) and (best is None or sim > best[1]):
-                best = (orjson.loads(result), sim)
-        return best
+                best = (result, sim)
+        return (orjson.loads(best[0]), best[1]) if best else None
 
     def put(
         self, *, key: str, scope: str, signature: str, domain: str, query: str,
         embedding: np.ndarray, result: dict[str, Any],
     ) -> None:
+        """Store (or replace) an answer; purges entries past the TTL.
+
+        Args:
+            key: Exact key (``cache_key("answer", ...)``).
+            scope: Canonical JSON of the answer scope at the time the answer was made.
+            signature: :meth:`QuestionSignature.key` of the question.
+            domain: The domain that answered (picks the near-hit threshold).
+            query: The question, for inspection.
+            embedding: Query embedding, shape (dim,), L2-normalised.
+            result: JSON-serialisable run result to replay.
+        """
         now = time.time()
         with self._lock:
             self._db.execute("DELETE FROM answer_cache WHERE created_at < ?", (now - self.ttl_s,))

@@ -68,7 +68,8 @@ class State(TypedDict, total=False):
     use_cache: bool
     """Whether this run may read and write caches (Context.use_cache)."""
     scope: dict[str, Any]
-    """What an answer depends on besides the query: prompt, models, persona, day."""
+    """What an answer depends on besides the query: prompt, models, persona, day and the
+    corpus generation (the answer cache's scope, fixed at the start of the run)."""
     corpus: int
     """Corpus generation (bumped by each ingest that changed documents)."""
     execute_run_id: str
@@ -81,7 +82,8 @@ class State(TypedDict, total=False):
     analysis: dict[str, Any]
     """Query analysis: cves, bugs, packages, dates (see retrieval.query.QueryAnalysis)."""
     cache: dict[str, Any]
-    """Answer-cache outcome: {"hit": bool, "kind": "exact"|"near"|None, "key": str}."""
+    """Answer-cache outcome: {"hit": bool, "kind": "exact"|"near"|None, "key": str,
+    "signature": str (QuestionSignature.key), "similarity": float on a hit}."""
     route: dict[str, Any]
     """Router decision: {"domain", "method", "confidence", "path", "qos", "scores"}."""
     domain: str

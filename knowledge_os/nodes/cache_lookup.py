@@ -5,23 +5,27 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from knowledge_os.cache.keys import cache_key, stable_json
+from knowledge_os.cache.signature import question_signature
 from knowledge_os.graph.state import Context, State, run_reset
 from knowledge_os.nodes._common import as_of, services_of, timed
 from knowledge_os.retrieval.query import QueryAnalysis, analyze_query
 from knowledge_os.services import Services
 
-__all__ = ["answer_cache_scope", "cache_lookup"]
+__all__ = ["analysis_signature", "answer_cache_scope", "cache_lookup"]
 
 
 def answer_cache_scope(services: Services, ctx: Context | None, day: str) -> dict[str, Any]:
     """Everything besides the query that an answer depends on: prompt version, domain
-    YAMLs, models, forced domain/path, persona and the as-of day."""
+    YAMLs, models, forced domain/path, persona, the as-of day and the corpus generation
+    (``DocumentStore.generation()``, bumped by every ingest that changed documents), so
+    no answer is served after an ingest that changed the corpus."""
     s = services.settings
     return {
         "prompt": s.llm.prompt_version,
@@ -32,12 +36,23 @@ def answer_cache_scope(services: Services, ctx: Context | None, day: str) -> dic
         "path": ctx.path if ctx else None,
         "persona": ctx.persona if ctx else None,
         "as_of": day,
+        "corpus": services.docstore.generation(),
     }
 
 
-def analysis_signature(a: QueryAnalysis) -> str:
-    return stable_json([a.cves, a.bugs, a.packages,
-                        [a.dates.ts_from, a.dates.ts_to] if a.dates else None])
+def analysis_signature(a: QueryAnalysis, channels: Mapping[str, str]) -> str:
+    """The near-hit signature key of an analysed question
+    (:func:`knowledge_os.cache.signature.question_signature`).
+
+    Args:
+        a: The question's analysis.
+        channels: The corpus's names -> channel (``Services.channels()``).
+    """
+    return question_signature(
+        a.text, lang=a.lang, cves=a.cves, bugs=a.bugs, packages=a.packages,
+        date_range=(a.dates.ts_from, a.dates.ts_to) if a.dates else None,
+        known_names=channels,
+    ).key()
 
 
 @timed("cache_lookup")
@@ -53,7 +68,7 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "run_id": str(uuid.uuid4()),
         "use_cache": use_cache,
         "scope": scope,
-        "corpus": services.docstore.generation(),
+        "corpus": scope["corpus"],
         "started_at": time.time(),
         "analysis": dataclasses.asdict(analysis),
         "usage": {"reset": 1},
@@ -62,15 +77,16 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not (use_cache and services.settings.cache.answer_cache):
         return update
     key = cache_key("answer", {**scope, "query": state["query"]})
-    update["cache"] = {"hit": False, "kind": None, "key": key}
+    signature = analysis_signature(analysis, services.channels())
+    update["cache"] = {"hit": False, "kind": None, "key": key, "signature": signature}
     cached = services.answer_cache.get_exact(key)
     similarity = 1.0
     kind = "exact"
     if cached is None:
         near = services.answer_cache.get_near(
             scope=stable_json(scope),
-            signature=analysis_signature(analysis),
-            embedding=services.retrieval.embed_query(state["query"]),
+            signature=signature,
+            embed=lambda: services.retrieval.embed_query(state["query"]),
             thresholds={d.name: d.cache.near_hit_threshold for d in services.domains},
         )
         if near is None:
@@ -85,7 +101,8 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         answer=cached["answer"],
         citations=cached["citations"],
         quality=cached["quality"],
-        cache={"hit": True, "kind": kind, "key": key, "similarity": round(similarity, 4),
+        cache={"hit": True, "kind": kind, "key": key, "signature": signature,
+               "similarity": round(similarity, 4),
                "source_run_id": cached.get("run_id")},
         events=Overwrite([{"type": "cache_hit", "kind": kind}]),
     )
