@@ -1,0 +1,390 @@
+"""An answer checker independent of the pipeline: is every fact an answer states borne
+out by the changelogs?
+
+:func:`extract_claims` finds the checkable tokens of an answer (pure, no corpus), and
+:func:`check_answer` traces each one to the parsed changelogs
+(:class:`~knowledge_os.evals.truth.corpus.TruthCorpus`), the cited entries and the
+question. It deliberately shares no code with the pipeline's own verifier
+(``knowledge_os.domains``), so a grounded-claim rate measured with it measures the
+pipeline and not the verifier against itself.
+
+Rules (a claim that meets none is *ungrounded*):
+
+========== ===============================================================================
+kind       grounded when
+========== ===============================================================================
+version    ``<package> <version>``: the package exists (source name or package folder
+           alias) and that exact version is in its changelog, or is the upstream part of
+           one (epoch and Debian revision removed: ``3.0.19`` for ``3.0.19-1~deb12u2``).
+           A bare version: the same test against the packages in scope (cited entries',
+           the question's, those the answer pairs with versions; every package when the
+           scope is empty), or the token is written in a cited entry. Exact: ``3.0.17``
+           is not grounded by ``3.0.18``.
+package    ``package X`` / ``пакет X``, or ``X <version>`` where X looks like a package
+           name: X is a source package or alias in the corpus.
+cve        named by a cited entry, or in the question (its text or ``expected.ids``).
+bug        ``#NNN`` / ``bug NNN`` / ``баг NNN``: named by a cited entry or the question.
+date       ``YYYY-MM-DD``: the date of a cited entry, inside the question's period, or
+           written in the question.
+month      ``March 2025`` / ``марта 2025``: a cited entry's month, overlapping the period,
+           or in the question.
+year       a year 1990–2099: a cited entry's year, overlapping the period, or in the
+           question.
+count      ``N uploads|CVEs|bugs|entries|packages…`` (EN/RU): equals a figure computed
+           from the data: the number of cited entries, of their distinct CVE ids, bugs
+           and packages; the question's ``expected.counts`` and numbers; or, for the
+           question's period and each year or month the answer names, the number of
+           entries, distinct CVE ids and bugs overall and per package in scope.
+percent    ``N%``: within 1 point of 100·a/b or 100·(a−b)/b for two such figures.
+email      an author e-mail in the corpus, or written in a cited entry or the question.
+person     ``by <Name Surname>``, ``<Name> <e-mail>``, ``автор …``: an author name in the
+           corpus (or its words, in order, within one), or written in a cited entry.
+========== ===============================================================================
+
+Claims are counted once per (kind, token). Citation markers such as ``[3]`` are not
+claims.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from knowledge_os.evals.truth.corpus import TruthCorpus, TruthEntry
+from knowledge_os.evals.truth.periods import MONTHS_EN, MONTHS_RU_GEN, MONTHS_RU_NOM, MONTHS_RU_PREP
+
+__all__ = ["Claim", "check_answer", "extract_claims"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One checkable token of an answer.
+
+    Attributes:
+        kind: ``version``, ``package``, ``cve``, ``bug``, ``date``, ``month``, ``year``,
+            ``count``, ``percent``, ``email`` or ``person``.
+        token: The text as normalised for checking (``CVE-2024-1234``, ``1055473``,
+            ``2025-03``, ``3``...).
+        package: For ``version`` claims, the package written before it ("" if bare).
+        unit: For ``count`` claims, the counted noun as written.
+    """
+
+    kind: str
+    token: str
+    package: str = ""
+    unit: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "version" and self.package:
+            return f"version {self.package} {self.token}"
+        if self.kind == "count":
+            return f"count {self.token} {self.unit}"
+        return f"{self.kind} {self.token}"
+
+
+_MONTHS: dict[str, int] = {}
+for _table in (MONTHS_EN, MONTHS_RU_NOM, MONTHS_RU_GEN, MONTHS_RU_PREP):
+    for _i, _name in enumerate(_table, start=1):
+        _MONTHS[_name.casefold()] = _i
+for _i, _name in enumerate(MONTHS_EN, start=1):
+    _MONTHS[_name[:3].casefold()] = _i
+
+_CITATION_RE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]")
+_CVE_RE = re.compile(r"\bCVE-(\d{4})-(\d{4,7})\b", re.IGNORECASE)
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NAME_EMAIL_RE = re.compile(r"((?:[A-ZА-ЯЁ][\w'’.-]+\s+){1,3}[A-ZА-ЯЁ][\w'’-]+)\s*<\s*[\w.+-]+@")
+_TIME_RE = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\b")
+_ISO_RE = re.compile(r"\b((?:19|20)\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\b")
+_MONTH_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _MONTHS), key=len, reverse=True))
+                       + r")\.?\s+((?:19|20)\d\d)\b", re.IGNORECASE)
+_QUARTER_RE = re.compile(r"\bQ([1-4])\s+((?:19|20)\d\d)\b")
+_BUG_RE = re.compile(r"(?:\bbug\s*(?:no\.?|№)?\s*#?\s?|\bбаг\w*\s*#?\s?|\bошибк\w*\s*#\s?|(?<![\w&])#)(\d{3,7})\b",
+                     re.IGNORECASE)
+_VERSION_RE = re.compile(r"(?<![\w.+~:-])((?:\d+:)?\d[\w.+~]*(?:-[\w.+~]+)?)(?![\w+~-])")
+_PAIR_WORD_RE = re.compile(r"([a-z0-9][a-z0-9+._-]*[a-z0-9+])\s+(?:version\s+|верси[ияей]\s+|\(|v)?$", re.IGNORECASE)
+_PACKAGE_RE = re.compile(r"\b(?:package|source package|пакет[а-я]*)\s+[`'\"«]?([a-z0-9][a-z0-9+.-]+[a-z0-9+])",
+                         re.IGNORECASE)
+_YEAR_RE = re.compile(r"(?<![\w.-])((?:19|20)\d\d)(?![\w.-]*\d)")
+_COUNT_RE = re.compile(
+    r"(?<![\w.,-])(\d{1,6})\s+(?:new\s+|distinct\s+|security\s+|unique\s+|новы[хе]\s+|разны[хе]\s+)?"
+    r"(uploads?|entries|entry|CVE(?:\s+ids?|\s+fixes|s)?|security fixes|fixes|bugs?|changes|versions"
+    r"|releases|mentions|packages|загруз\w*|исправлени\w*|ошиб\w*|баг\w*|запис\w*|изменени\w*"
+    r"|верси\w*|упоминани\w*|пакет\w*|обновлени\w*)", re.IGNORECASE)
+_PERCENT_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:[.,]\d+)?)\s?%")
+_PERSON_RE = re.compile(
+    r"\b(?i:by|maintainer|uploader|author|thanks to|signed by|автор\w*|сопровождающ\w*|загрузил\w*)"
+    r":?\s+((?:[A-ZА-ЯЁ][a-zа-яё'’-]+\s+){1,3}[A-ZА-ЯЁ][a-zа-яё'’-]+)")
+_NOT_NAMES = {"debian", "ubuntu", "security", "team", "the", "lts", "project", "upstream", "release",
+              "stable", "bookworm", "bullseye", "trixie", "january", "february", "march", "april",
+              "may", "june", "july", "august", "september", "october", "november", "december"}
+# Words written before a version that are not package names.
+_NOT_PACKAGES = {"version", "versions", "to", "from", "in", "into", "upstream", "release", "and",
+                 "or", "of", "is", "was", "at", "with", "v", "new", "the", "as", "update",
+                 "updated", "upgrade", "upgraded", "bump", "bumped", "import", "imported",
+                 "rebase", "rebased", "than", "since", "before", "after", "on", "for", "by",
+                 "uploads", "upload", "releases", "fixed", "fixes", "fix", "until", "through",
+                 "between", "a", "an", "see", "standards-version", "compat", "level", "python",
+                 "it", "are", "were", "be", "then", "also", "vs", "via", "only", "all", "revision"}
+
+
+def _mask(text: str, span: tuple[int, int]) -> str:
+    a, b = span
+    return text[:a] + " " * (b - a) + text[b:]
+
+
+def _is_version(token: str) -> bool:
+    return bool(re.search(r"\d[.:~-]\w|\d\+\w", token)) and not re.fullmatch(r"\d+", token)
+
+
+def extract_claims(answer: str) -> list[Claim]:
+    """Every checkable token of ``answer``, once per (kind, token), in a fixed order of
+    kinds (cve, email, person, date, month, bug, version/package, package, year, count,
+    percent) and, within a kind, of first appearance.
+
+    Args:
+        answer: The answer text, any language.
+
+    Returns:
+        The claims (see :class:`Claim`); no corpus needed.
+    """
+    text = _CITATION_RE.sub(lambda m: " " * len(m.group(0)), answer)
+    found: list[Claim] = []
+
+    def add(c: Claim) -> None:
+        if c not in found:
+            found.append(c)
+
+    for m in _CVE_RE.finditer(text):
+        add(Claim("cve", f"CVE-{m.group(1)}-{m.group(2)}"))
+        text = _mask(text, m.span())
+    for m in _NAME_EMAIL_RE.finditer(text):
+        add(Claim("person", " ".join(m.group(1).split())))
+    for m in _PERSON_RE.finditer(text):
+        name = " ".join(m.group(1).split())
+        if name.split()[0].casefold() not in _NOT_NAMES and name.split()[-1].casefold() not in _NOT_NAMES:
+            add(Claim("person", name))
+    for m in _EMAIL_RE.finditer(text):
+        add(Claim("email", m.group(0).lower()))
+        text = _mask(text, m.span())
+    for m in _TIME_RE.finditer(text):
+        text = _mask(text, m.span())
+    for m in _ISO_RE.finditer(text):
+        add(Claim("date", m.group(0)))
+        text = _mask(text, m.span())
+    for m in _MONTH_RE.finditer(text):
+        add(Claim("month", f"{m.group(2)}-{_MONTHS[m.group(1).casefold()]:02d}"))
+        text = _mask(text, m.span())
+    for m in _QUARTER_RE.finditer(text):
+        q, y = int(m.group(1)), m.group(2)
+        for month in range(3 * q - 2, 3 * q + 1):
+            add(Claim("month", f"{y}-{month:02d}"))
+        text = _mask(text, m.span())
+    for m in _BUG_RE.finditer(text):
+        add(Claim("bug", str(int(m.group(1)))))
+        text = _mask(text, m.span())
+    for m in _PERCENT_RE.finditer(text):
+        add(Claim("percent", m.group(1).replace(",", ".")))
+        text = _mask(text, m.span())
+    for m in _VERSION_RE.finditer(text):
+        token = m.group(1).rstrip(".")
+        if not _is_version(token):
+            continue
+        before = _PAIR_WORD_RE.search(text[max(0, m.start() - 60):m.start()])
+        word = before.group(1).lower() if before else ""
+        if word and word not in _NOT_PACKAGES and re.search(r"[a-z]", word):
+            add(Claim("version", token, package=word))
+        else:
+            add(Claim("version", token))
+        text = _mask(text, m.span())
+    for m in _PACKAGE_RE.finditer(text):
+        add(Claim("package", m.group(1).lower()))
+    for m in _COUNT_RE.finditer(text):
+        add(Claim("count", m.group(1), unit=m.group(2).lower()))
+        text = _mask(text, m.span(1))
+    for m in _YEAR_RE.finditer(text):
+        add(Claim("year", m.group(1)))
+    return found
+
+
+@dataclass(slots=True)
+class _Scope:
+    corpus: TruthCorpus
+    cited: list[TruthEntry]
+    question_text: str
+    question_ids: set[str]
+    period: tuple[date, date] | None
+    packages: set[str]
+    figures: dict[str, set[int]]
+    cited_text: str
+
+
+def _upstream(version: str) -> str:
+    v = version.split(":", 1)[-1]
+    return v.rsplit("-", 1)[0] if "-" in v else v
+
+
+def _version_of(corpus: TruthCorpus, package: str, token: str) -> bool:
+    versions = corpus.versions.get(package, frozenset())
+    return token in versions or any(_upstream(v) == token for v in versions)
+
+
+def _figures(entries: list[TruthEntry]) -> dict[str, int]:
+    return {"entries": len(entries), "cve": len({c for e in entries for c in e.cves}),
+            "bugs": len({b for e in entries for b in e.bugs}), "packages": len({e.package for e in entries})}
+
+
+def _add(figures: dict[str, set[int]], found: dict[str, int]) -> None:
+    for unit, value in found.items():
+        figures.setdefault(unit, set()).add(value)
+
+
+def _period_figures(corpus: TruthCorpus, start: date, end: date, packages: set[str],
+                    figures: dict[str, set[int]]) -> None:
+    entries = corpus.in_period(start, end)
+    _add(figures, _figures(entries))
+    for pkg in packages:
+        _add(figures, {k: v for k, v in _figures([e for e in entries if e.package == pkg]).items()
+                       if k != "packages"})
+
+
+def _unit(noun: str) -> str:
+    """The figure a counted noun refers to: entries, cve, bugs, packages, or any."""
+    noun = noun.casefold()
+    if noun.startswith(("cve", "security")):
+        return "cve"
+    if noun.startswith(("bug", "баг", "ошиб")):
+        return "bugs"
+    if noun.startswith(("package", "пакет")):
+        return "packages"
+    if noun.startswith(("upload", "entr", "version", "release", "загруз", "запис", "верси", "обновлени")):
+        return "entries"
+    return "any"
+
+
+def _month_range(token: str) -> tuple[date, date]:
+    y, m = map(int, token.split("-"))
+    end = date(y + (m == 12), m % 12 + 1, 1)
+    return date(y, m, 1), date.fromordinal(end.toordinal() - 1)
+
+
+def _overlaps(a: tuple[date, date], b: tuple[date, date] | None) -> bool:
+    return b is not None and a[0] <= b[1] and b[0] <= a[1]
+
+
+def _name_known(corpus: TruthCorpus, name: str) -> bool:
+    folded = name.casefold()
+    if folded in corpus.author_names:
+        return True
+    words = folded.split()
+    for author in corpus.author_names:
+        parts = author.split()
+        it = iter(parts)
+        if len(words) >= 2 and all(w in it for w in words):
+            return True
+    return False
+
+
+def _grounded(c: Claim, s: _Scope) -> bool:
+    corpus = s.corpus
+    if c.kind == "cve":
+        return c.token in s.question_ids or any(c.token in e.cves for e in s.cited)
+    if c.kind == "bug":
+        return (c.token in s.question_ids
+                or any(c.token in e.bugs or re.search(rf"(?<!\d){c.token}(?!\d)", e.text) for e in s.cited))
+    if c.kind == "email":
+        return c.token in corpus.author_emails or c.token in s.cited_text.lower() or c.token in s.question_text.lower()
+    if c.kind == "person":
+        return _name_known(corpus, c.token) or c.token.casefold() in s.cited_text.casefold()
+    if c.kind == "package":
+        return corpus.package_of(c.token) is not None
+    if c.kind == "version":
+        if c.package:
+            source = corpus.package_of(c.package)
+            return source is not None and _version_of(corpus, source, c.token)
+        if c.token in s.cited_text.split() or re.search(rf"(?<![\w.]){re.escape(c.token)}(?![\w.]*\w)", s.cited_text):
+            return True
+        scope = s.packages or set(corpus.versions)
+        return any(_version_of(corpus, p, c.token) for p in scope)
+    if c.kind == "date":
+        day = date.fromisoformat(c.token)
+        return (c.token in s.question_text or any(e.day == day for e in s.cited)
+                or _overlaps((day, day), s.period))
+    if c.kind == "month":
+        rng = _month_range(c.token)
+        return (any(e.day and rng[0] <= e.day <= rng[1] for e in s.cited) or _overlaps(rng, s.period)
+                or _month_in_question(c.token, s.question_text))
+    if c.kind == "year":
+        y = int(c.token)
+        return (c.token in s.question_text or any(e.day and e.day.year == y for e in s.cited)
+                or _overlaps((date(y, 1, 1), date(y, 12, 31)), s.period))
+    if c.kind == "count":
+        unit = _unit(c.unit)
+        pool = set().union(*s.figures.values()) if unit == "any" else s.figures.get(unit, set())
+        return int(c.token) in pool | s.figures.get("any", set())
+    if c.kind == "percent":
+        value = float(c.token)
+        figs = sorted(set().union(*s.figures.values()))
+        return any(b > 0 and (abs(100 * a / b - value) <= 1 or abs(100 * (a - b) / b - value) <= 1)
+                   for a in figs for b in figs)
+    raise ValueError(f"unknown claim kind {c.kind!r}")
+
+
+def _month_in_question(token: str, question_text: str) -> bool:
+    return any(m.startswith(token) or m == token for m in
+               (c.token for c in extract_claims(question_text) if c.kind in ("month", "date")))
+
+
+def check_answer(answer: str, *, cited_ids: list[str], corpus: TruthCorpus,
+                 question: dict[str, Any]) -> dict[str, Any]:
+    """Check every claim of an answer against the changelogs.
+
+    Args:
+        answer: The answer text the user reads.
+        cited_ids: Doc ids the answer cites (``deb:<package>:<version>``; other ids and
+            ids not in the corpus are ignored).
+        corpus: :func:`~knowledge_os.evals.truth.load_corpus` of the same doc folder.
+        question: A case (``{"query", "expected": {...}}``); ``query``, ``expected.ids``,
+            ``expected.packages``, ``expected.period`` and ``expected.counts`` are used.
+
+    Returns:
+        ``{"claims": int, "ungrounded": [str, ...], "grounded_rate": float}``: number of
+        distinct claims, the ungrounded ones (``"version curl 9.9.9"``,
+        ``"cve CVE-2022-56292"``...), and grounded / claims (1.0 for no claims).
+    """
+    expected = question.get("expected") or {}
+    query = str(question.get("query") or "")
+    cited = [corpus.by_id[i] for i in cited_ids if i in corpus.by_id]
+    qids = {str(i).lstrip("#").upper() for i in expected.get("ids") or ()}
+    qids |= {c.token for c in extract_claims(query) if c.kind in ("cve", "bug")}
+    period = None
+    if p := expected.get("period"):
+        period = (date.fromisoformat(p["from"]), date.fromisoformat(p["to"]))
+    claims = extract_claims(answer)
+    packages = {e.package for e in cited}
+    packages |= {s for s in (corpus.package_of(x) for x in expected.get("packages") or ()) if s}
+    packages |= {s for s in (corpus.package_of(c.package) for c in claims if c.package) if s}
+    # Figures by unit; "any" holds numbers whose unit is unknown (the question's, a ranking's).
+    figures: dict[str, set[int]] = {}
+    _add(figures, _figures(cited))
+    top = expected.get("top_entities") or ()
+    any_unit = {int(x) for x in expected.get("counts") or ()} | ({len(top)} if top else set())
+    any_unit |= {int(x) for x in re.findall(r"(?<![\w.-])\d{1,6}(?![\w.-]*\d)", _CVE_RE.sub(" ", query))}
+    figures["any"] = any_unit
+    windows = [period] if period else []
+    for c in claims:
+        if c.kind == "year":
+            y = int(c.token)
+            windows.append((date(y, 1, 1), date(y, 12, 31)))
+        elif c.kind == "month":
+            windows.append(_month_range(c.token))
+    for start, end in windows:
+        _period_figures(corpus, start, end, packages, figures)
+    scope = _Scope(corpus=corpus, cited=cited, question_text=query, question_ids=qids, period=period,
+                   packages=packages, figures=figures,
+                   cited_text="\n".join(f"{e.package} {e.version}\n{e.text}\n{e.author_name}" for e in cited))
+    ungrounded = [str(c) for c in claims if not _grounded(c, scope)]
+    n = len(claims)
+    return {"claims": n, "ungrounded": ungrounded,
+            "grounded_rate": 1.0 if n == 0 else (n - len(ungrounded)) / n}

@@ -1,0 +1,97 @@
+"""Digest cases: "What changed in <package> <period>?" in English and Russian.
+
+The expected documents are the package's kept entries dated inside the period
+(inclusive, UTC dates), newest first. A period is one of: since the first of a month
+(the month of the package's 1st–4th newest entry), a calendar year, a calendar month or
+quarter, or — resolved against ``as_of`` — this year, last year, the last 6 or 12
+months. Only periods holding 1 to :data:`MAX_EXPECTED` of the package's entries are
+asked (a digest retrieves at most 30 documents).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from typing import Any
+
+from knowledge_os.evals.truth import periods as P
+from knowledge_os.evals.truth._common import is_yaml_example, lang_for, make_case
+from knowledge_os.evals.truth.corpus import TruthCorpus
+
+__all__ = ["MAX_EXPECTED", "package_period"]
+
+MAX_EXPECTED = 12
+
+_TEMPLATES = {
+    "en": ["What changed in {pkg} {period}?",
+           "Summarise the {pkg} uploads {period}.",
+           "What's new in {pkg} {period}?",
+           "Give me a digest of {pkg} changes {period}.",
+           "Which {pkg} uploads were there {period}, and what did they change?"],
+    "ru": ["Что изменилось в {pkg} {period}?",
+           "Какие изменения были в {pkg} {period}?",
+           "Сводка изменений {pkg} {period}.",
+           "Что нового в {pkg} {period}?",
+           "Какие загрузки {pkg} были {period} и что в них изменилось?"],
+}
+
+
+def _periods_for(corpus: TruthCorpus, pkg: str, as_of: date, rng: random.Random) -> list[P.Period]:
+    dated = [e for e in corpus.by_package[pkg] if e.day is not None and e.day <= as_of]
+    if not dated:
+        return []
+    pivot = dated[min(rng.randrange(4), len(dated) - 1)].day
+    assert pivot is not None
+    years = sorted({e.day.year for e in dated if e.day})
+    y = rng.choice(years)
+    month_entry = rng.choice(dated).day
+    assert month_entry is not None
+    quarter = (month_entry.month - 1) // 3 + 1
+    return [
+        P.since_month(pivot.year, pivot.month, as_of=as_of),
+        P.year(y, as_of=as_of),
+        P.month_of(month_entry.year, month_entry.month),
+        P.quarter_of(month_entry.year, quarter),
+        P.this_year(as_of),
+        P.last_year(as_of),
+        P.last_months(rng.choice((6, 12)), as_of),
+    ]
+
+
+def package_period(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int = 7) -> list[dict[str, Any]]:
+    """Up to ``n`` package/period digest cases, one per package.
+
+    Args:
+        corpus: The parsed changelogs.
+        as_of: "Today" for relative periods and the end of open ones ("since …").
+        n: Number of cases wanted; fewer when the corpus has fewer packages.
+        seed: Random seed; same corpus and seed give the same cases.
+
+    Returns:
+        Cases with ``expected`` = {domain: "digest", doc_ids, packages: [package],
+        period: {from, to}}.
+    """
+    rng = random.Random(seed)
+    packages = sorted(corpus.by_package)
+    cases: list[dict[str, Any]] = []
+    for pkg in rng.sample(packages, len(packages)):
+        if len(cases) >= n:
+            break
+        options = _periods_for(corpus, pkg, as_of, rng)
+        rng.shuffle(options)
+        for period in options:
+            found = corpus.in_period(period.start, period.end, package=pkg)
+            if not 1 <= len(found) <= MAX_EXPECTED:
+                continue
+            lang = lang_for(len(cases))
+            query = rng.choice(_TEMPLATES[lang]).format(pkg=pkg, period=period.phrase(lang))
+            if is_yaml_example(query):
+                continue
+            tags = ["digest", "period", "relative" if period.relative else "absolute"]
+            cases.append(make_case(
+                f"digest-{len(cases) + 1:04d}", query, lang, tags,
+                {"domain": "digest", "doc_ids": [e.doc_id for e in found], "packages": [pkg],
+                 "period": period.as_dict()},
+            ))
+            break
+    return cases
