@@ -127,11 +127,26 @@ def group(ctx: StepContext) -> None:
 
 
 def stats(ctx: StepContext) -> None:
-    """Trend statistics from the data (not the LLM); see :func:`compute_trend`."""
+    """Trend statistics from the data (not the LLM); see :func:`compute_trend`.
+
+    The documents become the example entries of the compared windows, then the retrieved
+    ones that fall inside them: an answer about two windows cites entries from them.
+    The package scope is kept on a broadening replan (a trend of other packages would
+    answer another question); the statistics say when a window has no data.
+    """
     from knowledge_os.domains.trend import compute_trend
 
-    ctx.stats = compute_trend(ctx.services.docstore, ctx.spec, ctx.analysis,
-                              as_of=ctx.as_of, use_packages=ctx.broaden < 2)
+    ctx.stats = compute_trend(ctx.services.docstore, ctx.spec, ctx.analysis, as_of=ctx.as_of)
+    exact = [d for d in ctx.documents if "exact" in d["sources"]]  # entries naming the asked id
+    have = {d["id"] for d in exact}
+    examples = [doc_to_state(d, 1.0, ("stats",)) for d in ctx.services.docstore.get(ctx.stats["examples"])
+                if d.id not in have]
+    have.update(d["id"] for d in examples)
+    lo = ctx.stats["previous"]["from"] if ctx.stats["previous"] else ctx.stats["window"]["from"]
+    hi = ctx.stats["window"]["to"]
+    inside = [d for d in ctx.documents if d["id"] not in have and d["date"]
+              and (lo is None or d["date"] >= lo) and (hi is None or d["date"] <= hi)]
+    ctx.documents = (exact + examples + inside)[: ctx.spec.retrieval.max_documents]
 
 
 def summarise(ctx: StepContext) -> None:

@@ -1,31 +1,265 @@
 """Trend statistics computed from the documents; the LLM only narrates them.
 
-A document (one upload) counts once for each change kind whose patterns match any of
-its lines. The asked window is compared with the window of the same length just before
-it; with no window in the query the domain's ``default_window_days`` is used.
+Two kinds of question are answered from the same pass over the data:
+
+* Kinds of change: a document (one upload) counts once for each change kind whose
+  patterns match any of its lines, in the asked window and in the window it is compared
+  with (see :func:`compare_windows`).
+* Rankings ("Which five packages had the most uploads in 2024?"): counts per entity
+  (:mod:`knowledge_os.domains.ranking`) in the asked window, with each entity's count in
+  the previous window beside it.
+
+The example entries an answer shows are taken from the compared windows (never from
+retrieval over all dates), a window without entries is reported as such (not as a fall
+to zero), and every figure, date and entity name written is listed in the returned
+statistics so the verifier can trace the prose to it.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
-from datetime import UTC, date, datetime
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.entries import entry_line
+from knowledge_os.domains.ranking import RankingQuery, count_entities, parse_ranking
 from knowledge_os.domains.spec import DomainSpec
-from knowledge_os.retrieval.base import VectorFilter
-from knowledge_os.retrieval.query import QueryAnalysis
+from knowledge_os.i18n import pick
+from knowledge_os.retrieval.base import Document, VectorFilter
+from knowledge_os.retrieval.query import DateRange, QueryAnalysis
 
 if TYPE_CHECKING:
     from knowledge_os.domains.steps import StepContext
     from knowledge_os.retrieval.docstore import DocumentStore
 
-__all__ = ["compose_stats_answer", "compute_trend", "stats_summary"]
+__all__ = [
+    "EXAMPLES_MAX",
+    "Window",
+    "compare_windows",
+    "compose_stats_answer",
+    "compute_trend",
+    "stats_summary",
+]
+
+EXAMPLES_MAX = 5  # entries shown (and cited) under a stats answer
+_TIES_MAX = 10  # entities tied with the N-th named beyond N, at most
+_DAY_S = 86400
 
 
-def _day(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).date().isoformat()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    """A span of whole UTC days ``[start, end)``; ``start`` None means all dates.
+
+    Attributes:
+        start: First day, or None (no lower bound).
+        end: The day after the last one, or None (no upper bound).
+    """
+
+    start: date | None
+    end: date | None
+
+    @property
+    def ts_from(self) -> int | None:
+        return _ts(self.start) if self.start else None
+
+    @property
+    def ts_to(self) -> int | None:
+        return _ts(self.end) if self.end else None
+
+    @property
+    def days(self) -> int | None:
+        return (self.end - self.start).days if self.start and self.end else None
+
+    @property
+    def last(self) -> date | None:
+        return self.end - timedelta(days=1) if self.end else None
+
+    def span(self) -> str:
+        """``"YYYY-MM-DD..YYYY-MM-DD"`` (both days included)."""
+        return f"{self.start.isoformat() if self.start else '…'}..{self.last.isoformat() if self.last else '…'}"
+
+    def contains(self, ts: int) -> bool:
+        return (self.ts_from is None or ts >= self.ts_from) and (self.ts_to is None or ts < self.ts_to)
+
+
+def _ts(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
+
+
+def _day(ts: int) -> date:
+    return datetime.fromtimestamp(ts, UTC).date()
+
+
+def _add_months(d: date, months: int) -> date:
+    m = d.month - 1 + months
+    return date(d.year + m // 12, m % 12 + 1, 1)
+
+
+def compare_windows(
+    dates: DateRange | None, *, as_of: date, default_days: int
+) -> tuple[Window, Window | None, str]:
+    """The window a question asks about, the one it is compared with, and how.
+
+    Like is compared with like: a whole year, quarter or month with the previous one;
+    a year, quarter or month *to date* (it starts on the period's first day and runs to
+    ``as_of``) with the same number of days from the start of the previous period
+    (clipped to that period); any other window with the window of the same length just
+    before it. A window reaching past ``as_of`` is cut at ``as_of`` first. A window is
+    quarter-aligned only when the question says "quarter" (``dates.label``), so "since
+    October" is compared with the days just before it.
+
+    Args:
+        dates: The range the query names; None: the last ``default_days`` days.
+        as_of: The run's "today" (UTC); its day is inside the current window.
+        default_days: Window length when the query names no range.
+
+    Returns:
+        ``(current, previous, basis)``; ``previous`` is None when ``current`` has no
+        start (all dates). ``basis`` is one of ``year``, ``ytd``, ``quarter``, ``qtd``,
+        ``month``, ``mtd``, ``preceding``, ``all``.
+    """
+    tomorrow = as_of + timedelta(days=1)
+    if dates is None:
+        current = Window(start=tomorrow - timedelta(days=default_days), end=tomorrow)
+        return current, _preceding(current), "preceding"
+    if dates.ts_from is None:
+        end = _day(dates.ts_to) if dates.ts_to is not None else tomorrow
+        return Window(start=None, end=min(end, tomorrow)), None, "all"
+    start = _day(dates.ts_from)
+    end = _day(dates.ts_to) if dates.ts_to is not None else tomorrow
+    to_date = end >= tomorrow
+    end = min(end, tomorrow)
+    if end <= start:
+        end = start + timedelta(days=1)
+    current = Window(start=start, end=end)
+    label = dates.label.lower()
+    months = 0
+    if start.day == 1 and start.month % 3 == 1 and ("quarter" in label or "квартал" in label):
+        months = 3
+    elif start.day == 1 and start.month == 1:
+        months = 12
+    elif start.day == 1:
+        months = 1
+    if months:
+        period_end = _add_months(start, months)
+        prev_start = _add_months(start, -months)
+        name = {12: "year", 3: "quarter", 1: "month"}[months]
+        if end == period_end:
+            return current, Window(start=prev_start, end=start), name
+        if to_date and end < period_end:
+            prev_end = min(prev_start + (end - start), start)
+            return current, Window(start=prev_start, end=prev_end), {12: "ytd", 3: "qtd", 1: "mtd"}[months]
+    return current, _preceding(current), "preceding"
+
+
+def _preceding(w: Window) -> Window:
+    assert w.start is not None and w.end is not None
+    return Window(start=w.start - (w.end - w.start), end=w.start)
+
+
+# -- counting --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one window holds."""
+
+    docs: list[Document] = field(default_factory=list)
+    kinds: Counter[str] = field(default_factory=Counter)
+    cves: set[str] = field(default_factory=set)
+    cve_mentions: int = 0
+    bugs: set[str] = field(default_factory=set)
+
+    def add(self, doc: Document, matched: set[str]) -> None:
+        self.docs.append(doc)
+        self.kinds.update(matched)
+        doc_cves = [e for e in doc.entities if e.startswith("cve:")]
+        self.cves.update(doc_cves)
+        self.cve_mentions += len(doc_cves)
+        self.bugs.update(e for e in doc.entities if e.startswith("bug:"))
+
+    def totals(self) -> dict[str, int]:
+        return {"uploads": len(self.docs), "cve_ids": len(self.cves),
+                "cve_mentions": self.cve_mentions, "bugs_closed": len(self.bugs)}
+
+
+def _kinds_of(doc: Document, kinds: list[tuple[str, list[re.Pattern[str]]]]) -> set[str]:
+    lines = doc.text.splitlines()[1:] or [doc.text]
+    return {name for name, pats in kinds if any(p.search(ln) for p in pats for ln in lines)}
+
+
+def _newest_before(store: DocumentStore, channels: tuple[str, ...] | None, ts_to: int | None) -> date | None:
+    """Day of the newest entry in scope before ``ts_to`` (looks back two years, then all)."""
+    for lookback in (2 * 366 * _DAY_S, None):
+        ts_from = ts_to - lookback if (ts_to is not None and lookback) else None
+        newest = None
+        for doc in store.iter_documents(VectorFilter(channels=channels, ts_from=ts_from, ts_to=ts_to)):
+            if doc.ts:
+                newest = doc.ts
+        if newest is not None:
+            return _day(newest)
+    return None
+
+
+def _ranking_rows(
+    query: RankingQuery, current: _Tally, previous: _Tally | None
+) -> tuple[list[dict[str, Any]], int]:
+    """The top ``query.n`` entities and those tied with the N-th (at most ``_TIES_MAX``
+    more); competition ranks (1, 2, 2, 4). Returns ``(rows, tied_left_out)``."""
+    counts, display = count_entities(current.docs, query)
+    prev_counts = count_entities(previous.docs, query)[0] if previous is not None else None
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], display[kv[0]].lower(), kv[0]))
+    if not ordered:
+        return [], 0
+    cut = ordered[min(query.n, len(ordered)) - 1][1]
+    within = [kv for kv in ordered if kv[1] >= cut]
+    shown = within[: query.n + _TIES_MAX]
+    rows = []
+    for key, value in shown:
+        rank = 1 + sum(1 for _, v in ordered if v > value)
+        rows.append({"rank": rank, "key": key, "name": display[key], "current": value,
+                     "previous": prev_counts.get(key, 0) if prev_counts is not None else None})
+    return rows, len(within) - len(shown)
+
+
+def _examples(
+    current: _Tally, previous: _Tally | None, kind_rows: list[dict[str, Any]],
+    matched: dict[str, set[str]], query: RankingQuery | None, rows: list[dict[str, Any]],
+) -> list[str]:
+    """Up to :data:`EXAMPLES_MAX` document ids from the compared windows: the newest
+    upload of each named entity (rankings), or of each rising kind and then the newest of
+    the window; from the previous window when the current one is empty."""
+    pool = current.docs if current.docs else (previous.docs if previous else [])
+    newest_first = sorted(pool, key=lambda d: (-d.ts, d.id))
+    picked: dict[str, None] = {}
+    if query is not None:
+        for row in rows:
+            for doc in newest_first:
+                if row["key"] in _entity_keys(doc, query):
+                    picked.setdefault(doc.id, None)
+                    break
+    else:
+        pool_key = "current" if current.docs else "previous"
+        for row in sorted(kind_rows, key=lambda r: -(r["delta"] if r["delta"] is not None else r[pool_key] or 0)):
+            if (row["delta"] if row["delta"] is not None else row[pool_key] or 0) <= 0:
+                continue
+            for doc in newest_first:
+                if row["kind"] in matched.get(doc.id, ()):
+                    picked.setdefault(doc.id, None)
+                    break
+    if query is None:
+        for doc in newest_first:
+            picked.setdefault(doc.id, None)
+    return list(picked)[:EXAMPLES_MAX]
+
+
+def _entity_keys(doc: Document, query: RankingQuery) -> set[str]:
+    if query.entity == "package":
+        return {doc.channel}
+    prefix = {"maintainer": "person:", "cve": "cve:", "bug": "bug:"}[query.entity]
+    return {e.removeprefix(prefix) for e in doc.entities if e.startswith(prefix)}
 
 
 def compute_trend(
@@ -36,109 +270,370 @@ def compute_trend(
     as_of: date,
     use_packages: bool = True,
 ) -> dict[str, Any]:
-    """Counts per change kind and entity type, current window against the previous one.
+    """Counts per change kind (or per entity, for a ranking question) in the asked
+    window against the window it is compared with (:func:`compare_windows`).
+
+    A ranking question (:func:`~knowledge_os.domains.ranking.parse_ranking`) without a
+    date range ranks over all dates; any other question without one uses the domain's
+    ``default_window_days`` (365 when unset).
+
+    Args:
+        store: The documents; read with ``iter_documents`` (one pass over both windows).
+        spec: The domain (``change_kinds``, ``retrieval.default_window_days``).
+        analysis: The question (dates, packages, language).
+        as_of: The run's "today" (UTC).
+        use_packages: Restrict to the packages the question names.
 
     Returns:
-        ``{"window": {"from", "to"}, "previous": {"from", "to"}, "uploads": {"current",
-        "previous"}, "kinds": [{"kind", "current", "previous", "delta", "change_pct"}]
-        sorted by delta (rising first), "entities": {"cves": {...}, "bugs": {...}},
-        "monthly": {"YYYY-MM": {kind: n}}, "top_channels": [[channel, n], ...],
-        "table": str, "numbers": [int, ...]}`` (``numbers`` = every figure reported).
+        A JSON-able dict::
+
+            {"lang": "en"|"ru", "basis": str, "as_of": "YYYY-MM-DD",
+             "window": {"from", "to", "days"}, "previous": {"from", "to", "days"} | None,
+             "packages": [str],                       # the scope; [] = all packages
+             "totals": {"current": {"uploads", "cve_ids", "cve_mentions", "bugs_closed"},
+                        "previous": {...} | None},
+             "uploads": {"current": int, "previous": int | None},
+             "empty": {"current": bool, "previous": bool},
+             "newest": "YYYY-MM-DD" | None,   # newest entry in scope before the window's
+                                              # end, when the current window is empty
+             "kinds": [{"kind", "current", "previous", "delta", "change_pct"}],
+                                              # rising first; delta/pct None without data
+             "ranking": {"entity", "measure", "n", "rows": [{"rank", "key", "name",
+                         "current", "previous"}], "tied_left_out": int} | None,
+             "examples": [doc id],            # from the compared windows, shown first
+             "table": str, "summary": str,    # in the question's language
+             "numbers": [int],                # every figure in table and summary
+             "names": [str],                  # every entity named (packages, people,
+                                              # e-mails, CVE ids, bug numbers)
+             "dates": ["YYYY-MM-DD"]}         # every date written
     """
-    tomorrow = int(datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC).timestamp()) + 86400
-    if analysis.dates and analysis.dates.ts_from is not None:
-        ts_from = analysis.dates.ts_from
-        ts_to = analysis.dates.ts_to if analysis.dates.ts_to is not None else tomorrow
-    else:
-        days = spec.retrieval.default_window_days or 365
-        ts_to = tomorrow
-        ts_from = ts_to - days * 86400
-    length = ts_to - ts_from
-    prev_from = ts_from - length
+    query = parse_ranking(analysis.text)
+    default_days = spec.retrieval.default_window_days or 365
+    dates = analysis.dates
+    if query is not None and dates is None:
+        dates = DateRange(ts_from=None, ts_to=None, label="all dates")
+    current_w, previous_w, basis = compare_windows(dates, as_of=as_of, default_days=default_days)
+    channels = (analysis.packages or None) if use_packages else None
+    lo = previous_w.ts_from if previous_w is not None else current_w.ts_from
+    flt = VectorFilter(channels=channels, ts_from=lo, ts_to=current_w.ts_to)
     kinds = [(k.name, [re.compile(p, re.IGNORECASE) for p in k.patterns]) for k in spec.change_kinds]
-    flt = VectorFilter(
-        channels=analysis.packages or None if use_packages else None, ts_from=prev_from, ts_to=ts_to
-    )
-    current: Counter[str] = Counter()
-    previous: Counter[str] = Counter()
-    uploads = Counter()
-    cves = Counter()
-    bugs = Counter()
-    monthly: dict[str, Counter[str]] = defaultdict(Counter)
-    channels: Counter[str] = Counter()
+    current = _Tally()
+    previous = _Tally() if previous_w is not None else None
+    matched: dict[str, set[str]] = {}
     for doc in store.iter_documents(flt):
-        period = "current" if doc.ts >= ts_from else "previous"
-        uploads[period] += 1
-        lines = doc.text.splitlines()[1:] or [doc.text]
-        matched = {name for name, pats in kinds if any(p.search(ln) for p in pats for ln in lines)}
-        (current if period == "current" else previous).update(matched)
-        cves[period] += sum(1 for e in doc.entities if e.startswith("cve:"))
-        bugs[period] += sum(1 for e in doc.entities if e.startswith("bug:"))
-        if period == "current":
-            monthly[_day(doc.ts)[:7]].update(matched)
-            channels[doc.channel] += 1
-    rows = []
+        if query is not None and current_w.start is None and not doc.ts:
+            continue  # undated entries cannot be placed in a period
+        if current_w.contains(doc.ts):
+            target = current
+        elif previous is not None and previous_w is not None and previous_w.contains(doc.ts):
+            target = previous
+        else:
+            continue  # between a to-date window's like-for-like part and the current one
+        matched[doc.id] = _kinds_of(doc, kinds)
+        target.add(doc, matched[doc.id])
+
+    has_prev = previous is not None and bool(previous.docs)
+    kind_rows = []
     for name, _ in kinds:
-        cur, prev = current[name], previous[name]
-        pct = round(100.0 * (cur - prev) / prev) if prev else None
-        rows.append({"kind": name, "current": cur, "previous": prev, "delta": cur - prev, "change_pct": pct})
-    rows.sort(key=lambda r: (-r["delta"], -r["current"], r["kind"]))
-    window = {"from": _day(ts_from), "to": _day(ts_to - 1)}
-    prev_window = {"from": _day(prev_from), "to": _day(ts_from - 1)}
-    table_lines = [
-        f"Window {window['from']}..{window['to']} vs {prev_window['from']}..{prev_window['to']}; "
-        f"uploads {uploads['current']} vs {uploads['previous']}; CVE mentions {cves['current']} vs "
-        f"{cves['previous']}; bugs closed {bugs['current']} vs {bugs['previous']}."
-    ]
-    for r in rows:
-        pct = f", {r['change_pct']:+d}%" if r["change_pct"] is not None else ""
-        table_lines.append(f"- {r['kind']}: {r['current']} (previous {r['previous']}, {r['delta']:+d}{pct})")
-    numbers = {uploads["current"], uploads["previous"], cves["current"], cves["previous"],
-               bugs["current"], bugs["previous"]}
-    for r in rows:
-        numbers.update({r["current"], r["previous"], abs(r["delta"])})
-        if r["change_pct"] is not None:
-            numbers.add(abs(r["change_pct"]))
-    for part in (window, prev_window):
-        for v in part.values():
-            numbers.update(int(x) for x in v.split("-"))
-    return {
-        "window": window,
-        "previous": prev_window,
-        "uploads": {"current": uploads["current"], "previous": uploads["previous"]},
-        "kinds": rows,
-        "entities": {
-            "cves": {"current": cves["current"], "previous": cves["previous"]},
-            "bugs": {"current": bugs["current"], "previous": bugs["previous"]},
-        },
-        "monthly": {m: dict(c) for m, c in sorted(monthly.items())},
-        "top_channels": channels.most_common(5),
-        "table": "\n".join(table_lines),
-        "numbers": sorted(numbers),
+        cur = current.kinds[name]
+        prev = previous.kinds[name] if previous is not None else 0
+        comparable = bool(current.docs) and has_prev
+        delta = cur - prev if comparable else None
+        pct = round(100.0 * (cur - prev) / prev) if (comparable and prev) else None
+        kind_rows.append({"kind": name, "current": cur, "previous": prev if previous is not None else None,
+                          "delta": delta, "change_pct": pct})
+    kind_rows.sort(key=lambda r: (-(r["delta"] or 0), -r["current"], -(r["previous"] or 0), r["kind"]))
+
+    rows, tied_left_out = _ranking_rows(query, current, previous) if query is not None else ([], 0)
+    newest = None
+    if not current.docs:
+        newest = _newest_before(store, channels, current_w.ts_to)
+    if current_w.start is None and current.docs:  # all dates: say what the data spans
+        current_w = Window(start=_day(current.docs[0].ts), end=_day(current.docs[-1].ts) + timedelta(days=1))
+
+    stats: dict[str, Any] = {
+        "lang": analysis.lang,
+        "basis": basis,
         "as_of": as_of.isoformat(),
+        "window": _window_dict(current_w),
+        "previous": _window_dict(previous_w) if previous_w is not None else None,
+        "packages": list(channels or ()),
+        "totals": {"current": current.totals(), "previous": previous.totals() if previous is not None else None},
+        "uploads": {"current": len(current.docs), "previous": len(previous.docs) if previous is not None else None},
+        "empty": {"current": not current.docs, "previous": previous is not None and not previous.docs},
+        "newest": newest.isoformat() if newest else None,
+        "kinds": kind_rows,
+        "ranking": ({"entity": query.entity, "measure": query.measure, "n": query.n, "rows": rows,
+                     "tied_left_out": tied_left_out} if query is not None else None),
+        "examples": _examples(current, previous, kind_rows, matched, query, rows),
     }
+    stats["table"] = _table(stats)
+    stats["summary"] = _summary(stats)
+    text = stats["table"] + "\n" + stats["summary"]
+    stats["numbers"] = sorted({int(n) for n in re.findall(r"\d+", text)})
+    stats["dates"] = sorted(set(re.findall(r"\b\d{4}-\d{2}-\d{2}\b", text)))
+    names = set(stats["packages"])
+    for row in rows:
+        names.update({row["key"], row["name"]})
+        if query is not None and query.entity == "maintainer":
+            names.update(re.findall(r"<([^<>]+)>", row["name"]))
+            names.add(re.sub(r"\s*<[^<>]*>\s*", "", row["name"]).strip())
+    stats["names"] = sorted(n for n in names if n)
+    return stats
+
+
+def _window_dict(w: Window) -> dict[str, Any]:
+    return {"from": w.start.isoformat() if w.start else None,
+            "to": w.last.isoformat() if w.last else None, "days": w.days}
+
+
+# -- text (English and Russian) ----------------------------------------------------------
+
+_T: dict[str, dict[str, str]] = {
+    "header": {"en": "Figures (computed from the changelogs):",
+               "ru": "Цифры (подсчитаны по журналам изменений):"},
+    "compared": {"en": "Compared: {cur} ({cur_days} days{what}) against {prev} ({prev_days} days, {basis}).",
+                 "ru": "Сравниваются {cur} ({cur_days} дн.{what}) и {prev} ({prev_days} дн., {basis})."},
+    "period_all": {"en": "Period: all dates ({cur}).", "ru": "Период: все даты ({cur})."},
+    "period_all_empty": {"en": "Period: all dates.", "ru": "Период: все даты."},
+    "scope": {"en": "Packages: {pkgs}.", "ru": "Пакеты: {pkgs}."},
+    "totals_head": {"en": "Totals (current vs previous window):",
+                    "ru": "Итого (текущий и предыдущий период):"},
+    "totals_head_one": {"en": "Totals:", "ru": "Итого:"},
+    "uploads": {"en": "uploads (changelog entries)", "ru": "загрузок (записей журнала)"},
+    "cve_ids": {"en": "distinct CVE ids named", "ru": "разных CVE"},
+    "cve_mentions": {"en": "CVE mentions (an id counted once per upload)",
+                     "ru": "упоминаний CVE (каждый id один раз на загрузку)"},
+    "bugs_closed": {"en": "distinct bugs closed", "ru": "разных закрытых ошибок"},
+    "vs": {"en": "{a} vs {b}", "ru": "{a} и {b}"},
+    "no_data": {"en": "No data in {span}: no changelog entry in scope is dated in this window{newest}.",
+                "ru": "Нет данных за {span}: ни одна запись журнала в этом периоде не датирована{newest}."},
+    "newest": {"en": " (the newest is from {d})", "ru": " (самая новая от {d})"},
+    "no_prev": {"en": "No data in the previous window {span}: nothing to compare with.",
+                "ru": "Нет данных за предыдущий период {span}: сравнивать не с чем."},
+    "kinds_head": {"en": "Uploads with each kind of change (current vs previous window):",
+                   "ru": "Загрузок с изменениями каждого вида (текущий и предыдущий период):"},
+    "kinds_head_one": {"en": "Uploads with each kind of change in {span}:",
+                       "ru": "Загрузок с изменениями каждого вида за {span}:"},
+    "rank_head": {"en": "Top {n} {entity} by {measure}, {span}{prev}:",
+                  "ru": "Топ-{n} {entity} по числу {measure}, {span}{prev}:"},
+    "rank_prev": {"en": " (beside each: the count in {span})", "ru": " (рядом: значение за {span})"},
+    "rank_tied": {"en": "(and {k} more tied at {v})", "ru": "(и ещё {k} с тем же значением {v})"},
+    "rank_none": {"en": "Nothing to rank: no {entity} with {measure} in {span}.",
+                  "ru": "Ранжировать нечего: нет {entity} с {measure} за {span}."},
+}
+
+_BASIS = {  # what the previous window is, and (``_CURRENT``) what the current one is
+    "year": {"en": "the previous year", "ru": "предыдущий год"},
+    "ytd": {"en": "the same {days} days of the previous year", "ru": "те же {days} дн. предыдущего года"},
+    "quarter": {"en": "the previous quarter", "ru": "предыдущий квартал"},
+    "qtd": {"en": "the same {days} days of the previous quarter", "ru": "те же {days} дн. предыдущего квартала"},
+    "month": {"en": "the previous month", "ru": "предыдущий месяц"},
+    "mtd": {"en": "the same {days} days of the previous month", "ru": "те же {days} дн. предыдущего месяца"},
+    "preceding": {"en": "the {days} days just before", "ru": "{days} дн. непосредственно перед ним"},
+}
+_CURRENT = {
+    "year": {"en": "whole year", "ru": "весь год"},
+    "ytd": {"en": "year to date", "ru": "год на сегодня"},
+    "quarter": {"en": "whole quarter", "ru": "весь квартал"},
+    "qtd": {"en": "quarter to date", "ru": "квартал на сегодня"},
+    "month": {"en": "whole month", "ru": "весь месяц"},
+    "mtd": {"en": "month to date", "ru": "месяц на сегодня"},
+}
+
+_ENTITY = {  # plural (EN) / genitive plural (RU), as the headers use them
+    "package": {"en": "packages", "ru": "пакетов"},
+    "maintainer": {"en": "maintainers", "ru": "сопровождающих"},
+    "cve": {"en": "CVEs", "ru": "CVE"},
+    "bug": {"en": "bugs", "ru": "ошибок"},
+}
+_MEASURE = {  # EN: "by <...>"; RU: "по числу <...>" (genitive)
+    "uploads": {"en": "uploads", "ru": "загрузок"},
+    "cves": {"en": "distinct CVE ids fixed", "ru": "исправленных CVE"},
+    "bugs": {"en": "bugs closed", "ru": "закрытых ошибок"},
+    "packages": {"en": "packages naming it", "ru": "пакетов, где он упомянут"},
+}
+_KIND_RU = {  # the built-in kinds (builtin/trend.yaml); a user's kinds keep their names
+    "security": "безопасность", "bugfix": "исправления ошибок", "new_upstream": "новые версии upstream",
+    "packaging": "упаковка", "translation": "переводы", "documentation": "документация",
+}
+
+_S: dict[str, dict[str, str]] = {
+    "rising": {"en": "In {cur}, compared with {prev} ({basis}), the kinds of change that rose were {top}, "
+                     "over {u_cur} uploads against {u_prev}.",
+               "ru": "За {cur} по сравнению с {prev} ({basis}) выросли изменения видов: {top}; всего "
+                     "загрузок {u_cur} против {u_prev}."},
+    "flat": {"en": "No kind of change rose in {cur} compared with {prev} ({basis}): {u_cur} uploads "
+                   "against {u_prev}.",
+             "ru": "Ни один вид изменений не вырос за {cur} по сравнению с {prev} ({basis}): загрузок "
+                   "{u_cur} против {u_prev}."},
+    "empty_cur": {"en": "There are no changelog entries dated {cur}{newest}, so no trend can be "
+                        "computed for this window.",
+                  "ru": "За {cur} нет ни одной записи журнала{newest}, поэтому тренд за этот период "
+                        "посчитать нельзя."},
+    "prev_only": {"en": " For comparison, {prev} had {u_prev} uploads{top}.",
+                  "ru": " Для сравнения: за {prev} было {u_prev} загрузок{top}."},
+    "empty_prev": {"en": "There are no entries in {prev} to compare with; {cur} had {u_cur} uploads{top}.",
+                   "ru": "За {prev} записей нет, сравнивать не с чем; за {cur} было {u_cur} загрузок{top}."},
+    "both_empty": {"en": "There are no changelog entries dated {cur} nor {prev}{newest}.",
+                   "ru": "Нет ни одной записи журнала ни за {cur}, ни за {prev}{newest}."},
+    "most_often": {"en": ", most often with {top} changes", "ru": ", чаще всего с изменениями: {top}"},
+    "rank": {"en": "Top {n} {entity} by {measure}, {cur}: {top}.",
+             "ru": "Топ-{n} {entity} по числу {measure}, {cur}: {top}."},
+    "rank_tie": {"en": "and, tied at {v}, {names}", "ru": "и с равным значением {v}: {names}"},
+    "rank_empty": {"en": "There are no changelog entries dated {cur}{newest}, so nothing can be ranked.",
+                   "ru": "За {cur} нет ни одной записи журнала{newest}, поэтому ранжировать нечего."},
+    "rank_nothing": {"en": "No {entity} had any {measure} in {cur}.",
+                     "ru": "Ни у одного из {entity} нет {measure} за {cur}."},
+}
+
+
+def _kind_label(kind: str, lang: str) -> str:
+    return f"{kind} ({_KIND_RU[kind]})" if lang == "ru" and kind in _KIND_RU else kind
+
+
+def _basis_text(s: dict[str, Any]) -> str:
+    days = (s["previous"] or s["window"])["days"]
+    return pick(_BASIS[s["basis"]], s["lang"], days=days) if s["basis"] in _BASIS else ""
+
+
+def _span(w: dict[str, Any] | None) -> str:
+    if not w:
+        return ""
+    return f"{w['from'] or '…'}..{w['to'] or '…'}"
+
+
+def _table(s: dict[str, Any]) -> str:
+    lang = s["lang"]
+    cur, prev = _span(s["window"]), _span(s["previous"])
+    lines: list[str] = []
+    if s["previous"] is not None:
+        what = ", " + pick(_CURRENT[s["basis"]], lang) if s["basis"] in _CURRENT else ""
+        lines.append(pick(_T["compared"], lang, cur=cur, cur_days=s["window"]["days"], what=what, prev=prev,
+                          prev_days=s["previous"]["days"], basis=_basis_text(s)))
+    elif s["window"]["from"]:
+        lines.append(pick(_T["period_all"], lang, cur=cur))
+    else:
+        lines.append(pick(_T["period_all_empty"], lang))
+    if s["packages"]:
+        lines.append(pick(_T["scope"], lang, pkgs=", ".join(s["packages"])))
+    newest = pick(_T["newest"], lang, d=s["newest"]) if s["newest"] else ""
+    if s["empty"]["current"]:
+        lines.append(pick(_T["no_data"], lang, span=cur, newest=newest))
+    if s["empty"]["previous"]:
+        lines.append(pick(_T["no_prev"], lang, span=prev))
+    tc, tp = s["totals"]["current"], s["totals"]["previous"]
+    lines.append(pick(_T["totals_head"] if tp is not None else _T["totals_head_one"], lang))
+    for key in ("uploads", "cve_ids", "cve_mentions", "bugs_closed"):
+        value = pick(_T["vs"], lang, a=tc[key], b=tp[key]) if tp is not None else str(tc[key])
+        lines.append(f"- {pick(_T[key], lang)}: {value}")
+    r = s["ranking"]
+    if r is not None:
+        entity, measure = pick(_ENTITY[r["entity"]], lang), pick(_MEASURE[r["measure"]], lang)
+        if r["rows"]:
+            prev_note = pick(_T["rank_prev"], lang, span=prev) if s["previous"] is not None else ""
+            lines.append(pick(_T["rank_head"], lang, n=r["n"], entity=entity, measure=measure, span=cur,
+                              prev=prev_note))
+            for row in r["rows"]:
+                after = f" ({row['previous']})" if row["previous"] is not None else ""
+                lines.append(f"{row['rank']}. {row['name']}: {row['current']}{after}")
+            if r["tied_left_out"]:
+                lines.append(pick(_T["rank_tied"], lang, k=r["tied_left_out"], v=r["rows"][-1]["current"]))
+        elif not s["empty"]["current"]:
+            lines.append(pick(_T["rank_none"], lang, entity=entity, measure=measure, span=cur))
+        return "\n".join(lines)
+    if s["empty"]["current"] and s["empty"]["previous"] is False and s["previous"] is not None:
+        lines.append(pick(_T["kinds_head_one"], lang, span=prev))
+        for k in sorted(s["kinds"], key=lambda k: (-(k["previous"] or 0), k["kind"])):
+            lines.append(f"- {_kind_label(k['kind'], lang)}: {k['previous']}")
+    elif not s["empty"]["current"] and (s["previous"] is None or s["empty"]["previous"]):
+        lines.append(pick(_T["kinds_head_one"], lang, span=cur))
+        for k in sorted(s["kinds"], key=lambda k: (-k["current"], k["kind"])):
+            lines.append(f"- {_kind_label(k['kind'], lang)}: {k['current']}")
+    elif not s["empty"]["current"]:
+        lines.append(pick(_T["kinds_head"], lang))
+        for k in s["kinds"]:
+            pct = f", {k['change_pct']:+d}%" if k["change_pct"] is not None else ""
+            lines.append(f"- {_kind_label(k['kind'], lang)}: {pick(_T['vs'], lang, a=k['current'], b=k['previous'])}"
+                         f" ({k['delta']:+d}{pct})")
+    return "\n".join(lines)
+
+
+def _top_kinds(kinds: list[dict[str, Any]], key: str, lang: str) -> str:
+    top = [k for k in sorted(kinds, key=lambda k: (-(k[key] or 0), k["kind"])) if k[key]][:3]
+    return ", ".join(f"{_kind_label(k['kind'], lang)} ({k[key]})" for k in top)
+
+
+def _summary(s: dict[str, Any]) -> str:
+    lang = s["lang"]
+    cur, prev = _span(s["window"]), _span(s["previous"])
+    newest = pick(_T["newest"], lang, d=s["newest"]) if s["newest"] else ""
+    u = s["uploads"]
+    r = s["ranking"]
+    if r is not None:
+        entity, measure = pick(_ENTITY[r["entity"]], lang), pick(_MEASURE[r["measure"]], lang)
+        if s["empty"]["current"]:
+            return pick(_S["rank_empty"], lang, cur=cur, newest=newest)
+        if not r["rows"]:
+            return pick(_S["rank_nothing"], lang, entity=entity, measure=measure, cur=cur)
+        head = [row for row in r["rows"] if row["rank"] <= r["n"] and row["current"] > r["rows"][-1]["current"]]
+        tied = r["rows"][len(head):]
+        parts = [f"{row['name']} ({row['current']})" for row in head]
+        if len(tied) == 1 or (tied and len(head) + len(tied) <= r["n"]):
+            parts += [f"{row['name']} ({row['current']})" for row in tied]
+        elif tied:
+            names = ", ".join(row["name"] for row in tied)
+            if r["tied_left_out"]:
+                names += " " + pick(_T["rank_tied"], lang, k=r["tied_left_out"], v=tied[-1]["current"])
+            parts.append(pick(_S["rank_tie"], lang, v=tied[-1]["current"], names=names))
+        return pick(_S["rank"], lang, n=r["n"], entity=entity, measure=measure, cur=cur, top="; ".join(parts))
+    if s["empty"]["current"] and (s["previous"] is None or s["empty"]["previous"]):
+        if s["previous"] is None:
+            return pick(_S["empty_cur"], lang, cur=cur, newest=newest)
+        return pick(_S["both_empty"], lang, cur=cur, prev=prev, newest=newest)
+    if s["empty"]["current"]:
+        top = _top_kinds(s["kinds"], "previous", lang)
+        top_part = pick(_S["most_often"], lang, top=top) if top else ""
+        return (pick(_S["empty_cur"], lang, cur=cur, newest=newest)
+                + pick(_S["prev_only"], lang, prev=prev, u_prev=u["previous"], top=top_part))
+    if s["previous"] is None or s["empty"]["previous"]:
+        top = _top_kinds(s["kinds"], "current", lang)
+        top_part = pick(_S["most_often"], lang, top=top) if top else ""
+        return pick(_S["empty_prev"], lang, prev=prev or "…", cur=cur, u_cur=u["current"], top=top_part)
+    rising = [k for k in s["kinds"] if (k["delta"] or 0) > 0]
+    if rising:
+        top = ", ".join(f"{_kind_label(k['kind'], lang)} ({k['previous']} -> {k['current']})" for k in rising[:3])
+        return pick(_S["rising"], lang, prev=prev, cur=cur, basis=_basis_text(s), top=top,
+                    u_cur=u["current"], u_prev=u["previous"])
+    return pick(_S["flat"], lang, prev=prev, cur=cur, basis=_basis_text(s), u_cur=u["current"], u_prev=u["previous"])
+
+
+_EXAMPLES = {"en": "Examples from the compared windows:", "ru": "Примеры из сравниваемых периодов:"}
+_EXAMPLES_RANKED = {"en": "Examples (the newest entry of each named):",
+                    "ru": "Примеры (самая новая запись каждого из названных):"}
 
 
 def compose_stats_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]) -> str:
     """A stats-style answer: the summary, the figures table computed from the data, and
-    example entries cited as ``[n]`` (``listing`` in citation order)."""
+    example entries cited as ``[n]`` (``listing`` in citation order), all framework
+    text in the question's language (``ctx.analysis.lang``)."""
     assert ctx.stats is not None
-    parts = [summary.strip(), "Figures (computed from the changelogs):\n" + ctx.stats["table"]]
+    lang = ctx.analysis.lang
+    parts = [summary.strip(), pick(_T["header"], lang) + "\n" + ctx.stats["table"]]
     if listing:
-        parts.append("Examples:\n" + "\n".join(
+        head = _EXAMPLES_RANKED if ctx.stats.get("ranking") else _EXAMPLES
+        parts.append(pick(head, lang) + "\n" + "\n".join(
             f"- {d['channel']} {entry_line(d)} [{n}]" for n, d in enumerate(listing, start=1)
         ))
     return "\n\n".join(parts)
 
 
 def stats_summary(ctx: StepContext) -> str:
-    """The summary of a stats-style answer written from the figures alone (no LLM)."""
+    """The summary of a stats-style answer written from the figures alone (no LLM), in
+    the question's language."""
     s = ctx.stats
     assert s is not None
-    rising = [r for r in s["kinds"] if r["delta"] > 0]
-    if rising:
-        top = ", ".join(f"{r['kind']} ({r['previous']} -> {r['current']})" for r in rising[:3])
-        return (f"Between {s['window']['from']} and {s['window']['to']} the rising kinds of change "
-                f"were {top}, over {s['uploads']['current']} uploads.")
-    return (f"No kind of change rose between {s['window']['from']} and {s['window']['to']} "
-            f"({s['uploads']['current']} uploads against {s['uploads']['previous']} before).")
+    if s.get("lang") != ctx.analysis.lang or "summary" not in s:
+        s = {**s, "lang": ctx.analysis.lang}
+        return _summary(s)
+    return str(s["summary"])

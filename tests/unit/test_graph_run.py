@@ -50,8 +50,9 @@ def test_trend_numbers_come_from_the_data(kos_factory):
     assert r.domain == "trend"
     # 2026 so far: openssl April (security), openssl Feb (new_upstream), curl Oct (bugfix,
     # packaging), curl May (security) => 4 uploads, 2 security.
-    assert "uploads 4 vs 1" in r.answer
-    assert "- security: 2 (previous 1, +1, +100%)" in r.answer
+    # ... against the same 326 days of 2025 (year to date, like for like): openssl Sep 2025.
+    assert "- uploads (changelog entries): 4 vs 1" in r.answer
+    assert "- security: 2 vs 1 (+1, +100%)" in r.answer
     assert r.quality.passed, r.quality.issues
 
 
@@ -246,7 +247,8 @@ def test_a_fix_that_fails_again_loses_to_the_data_only_summary(kos_factory):
     r = kos.run("Which kinds of fixes are rising this year?", as_of=AS_OF, use_cache=False)
     assert "400" not in r.answer and "[7]" not in r.answer
     assert r.quality.passed
-    assert r.answer.startswith("Between 2026-01-01 and 2026-11-22 the rising kinds of change were")
+    assert r.answer.startswith("In 2026-01-01..2026-11-22, compared with 2025-01-01..2025-11-22 (the same "
+                               "326 days of the previous year), the kinds of change that rose were")
 
 
 def test_cache_off_replan_really_runs_execute_again(kos_factory):
