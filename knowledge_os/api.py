@@ -72,9 +72,19 @@ class RouteInfo(_Model):
 
 
 class Quality(_Model):
+    """Verification of the answer.
+
+    Attributes:
+        score: Checklist score of the chosen draft, 0..1.
+        passed: Score at or above the threshold and no blocking rule failed.
+        issues: One line per failed rule or ungrounded claim.
+        grounded: Every claim of the summary the user reads is traced to the data.
+    """
+
     score: float
     passed: bool
     issues: list[str] = Field(default_factory=list)
+    grounded: bool = True
 
 
 class RunUsage(_Model):
@@ -98,6 +108,12 @@ class RunResult(_Model):
     quality: Quality
     usage: RunUsage
     manifest: dict[str, Any]
+    data_only: bool = False
+    """The summary is written from the data alone: the model's summary failed the
+    checks (or the model was unavailable); the answer text says so in one line."""
+    answer_mode: str = "prose"
+    """How the summary was made: ``prose`` (the LLM wrote it), ``structured`` (the LLM
+    chose entries and kinds, the framework wrote the sentences) or ``data``."""
 
     @classmethod
     def from_state(cls, state: dict[str, Any], thread_id: str) -> RunResult:
@@ -116,13 +132,15 @@ class RunResult(_Model):
             citations=[Citation(id=c["id"], title=c["title"], score=c["score"], metadata=c.get("metadata", {}))
                        for c in state.get("citations") or []],
             quality=Quality(**{k: (state.get("quality") or {}).get(k, d) for k, d in
-                               (("score", 0.0), ("passed", False), ("issues", []))}),
+                               (("score", 0.0), ("passed", False), ("issues", []), ("grounded", True))}),
             usage=RunUsage(
                 llm_calls=usage.get("llm_calls", 0), prompt_tokens=usage.get("prompt_tokens", 0),
                 completion_tokens=usage.get("completion_tokens", 0), steps=usage.get("steps", 0),
                 latency_s=round((finished - started), 3) if started and finished else 0.0,
             ),
             manifest=manifest,
+            data_only=bool((state.get("quality") or {}).get("data_only", False)),
+            answer_mode=str((state.get("quality") or {}).get("mode", "prose")),
         )
 
 
@@ -166,7 +184,7 @@ class KnowledgeOS:
             yield builder.compile(checkpointer=saver, cache=self.services.node_cache, name="knowledge_os")
 
     def _context(self, domain: str | None, path: str | None, persona: str | None,
-                 as_of: date | str | None, use_cache: bool) -> Context:
+                 as_of: date | str | None, use_cache: bool, loops: bool = True) -> Context:
         if domain is not None:
             self.services.domains.get(domain)  # UnknownNameError lists the domains
         if path not in (None, "fast", "smart"):
@@ -179,7 +197,7 @@ class KnowledgeOS:
         except ValueError as exc:
             raise InputError(f"as_of must be an ISO date (YYYY-MM-DD), got {day!r}") from exc
         return Context(domain=domain, path=path, persona=persona, as_of=day, use_cache=use_cache,
-                       services=self.services)
+                       loops=loops, services=self.services)
 
     @staticmethod
     def _check_query(query: str) -> str:
@@ -190,9 +208,12 @@ class KnowledgeOS:
     async def arun(
         self, query: str, *, thread_id: str | None = None, domain: str | None = None,
         path: Literal["fast", "smart"] | None = None, persona: str | None = None,
-        as_of: date | str | None = None, use_cache: bool = True,
+        as_of: date | str | None = None, use_cache: bool = True, loops: bool = True,
     ) -> RunResult:
         """Answer a question (async). A new thread unless ``thread_id`` continues one.
+
+        ``loops=False`` makes the first draft final (no correct, no replan, no data-only
+        substitution; verify still scores it) for measuring what the loops add.
 
         Raises:
             InputError: empty query, bad ``path`` or ``as_of``.
@@ -201,7 +222,7 @@ class KnowledgeOS:
         and last checkpoint (so ``kos dlq work`` can resume it), then the error is raised.
         """
         query = self._check_query(query)
-        context = self._context(domain, path, persona, as_of, use_cache)
+        context = self._context(domain, path, persona, as_of, use_cache, loops)
         thread_id = thread_id or str(uuid.uuid4())
         config = _run_config(thread_id, context)
         async with self._graph() as graph:

@@ -92,6 +92,7 @@ def run(
     persona: Annotated[Optional[str], typer.Option("--persona", help="Who the answer is for.")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Today's date for 'since March' (YYYY-MM-DD).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Skip the answer cache.")] = False,
+    no_loops: Annotated[bool, typer.Option("--no-loops", help="First draft is final (no correct, no replan).")] = False,
 ) -> None:
     """Answer a question with citations."""
     try:
@@ -106,7 +107,7 @@ def run(
                 raise InputError(f"thread {thread!r} has no finished run")
         else:
             result = kos.run(question, thread_id=thread, domain=domain, path=path, persona=persona,
-                             as_of=as_of, use_cache=not no_cache)
+                             as_of=as_of, use_cache=not no_cache, loops=not no_loops)
         kos.close()
     except KnowledgeOSError as exc:
         _fail(exc)
@@ -118,6 +119,7 @@ def run(
     out.print()
     out.print(f"route: {r.route.domain} ({r.route.method}, confidence {r.route.confidence:.2f})  "
               f"path: {r.path}  quality: {r.quality.score:.2f}{'' if r.quality.passed else ' (below threshold)'}  "
+              f"summary: {'data only' if r.data_only else r.answer_mode}  "
               f"LLM calls: {r.usage.llm_calls}  {r.usage.latency_s:.2f} s  thread: {r.thread_id}",
               highlight=False, markup=False)
     out.print("citations:", highlight=False)

@@ -66,6 +66,13 @@ class LLMSettings(_Section):
     ollama_model: str = "qwen2.5:3b"
     timeout_s: float = Field(default=120.0, gt=0)
     prompt_version: str = Field(default="p1", description="Bump to invalidate LLM-keyed caches.")
+    answer_mode: Literal["auto", "structured", "prose"] = Field(
+        default="auto",
+        description="How the LLM writes a summary. structured: its output is constrained by a "
+        "JSON schema (entry numbers, kinds of change from a fixed list) and the framework "
+        "renders the sentences from the data; prose: free text, checked claim by claim. "
+        "auto: structured for the embedded SmolLM2-135M (no model_path), prose otherwise.",
+    )
 
 
 class EmbedderSettings(_Section):

@@ -1,8 +1,20 @@
 """Checklist rules for self-verification. A domain YAML names rules and weights.
 
-The score of a draft is the weighted share of rules it passes, in [0, 1]. One rule is
-always on whatever the YAML says: every ``[n]`` marker must refer to a retrieved
-document (``citations_valid``, weight 2); an invalid citation is an issue.
+The score of a draft is the weighted share of the rules that apply to it, in [0, 1].
+Three rules are always on whatever the YAML says:
+
+- ``citations_valid`` (weight 2): every ``[n]`` marker refers to a listed document.
+- ``claims_grounded`` (weight 3, blocking): every version, package, CVE id, bug number,
+  date, count, name and e-mail of the summary is traced to the cited documents, the
+  computed figures or the question (:mod:`knowledge_os.domains.claims`); each
+  untraceable claim is one issue naming its token. It applies when the summary makes
+  at least one claim of the kinds the domain checks (``grounding.claims``).
+- ``language_matches`` (weight 1, blocking): the summary's prose is in the question's
+  language (:func:`knowledge_os.i18n.detect_language`). It applies when the question's
+  language is known and the summary has at least 12 letters outside ids and names.
+
+A *blocking* rule that fails fails the draft whatever it scores (``verify`` sets
+``passed`` false): an answer with an invented claim or in the wrong language cannot pass.
 """
 
 from __future__ import annotations
@@ -12,7 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHECKS", "CheckInput", "cited_numbers", "run_checklist"]
+from knowledge_os.domains.claims import CLAIM_KINDS, Evidence, extract_claims, trace_claims, ungrounded
+from knowledge_os.i18n import detect_language
+
+__all__ = ["ALWAYS_ON", "BLOCKING", "CHECKS", "CheckInput", "cited_numbers", "run_checklist"]
 
 _CITE_RE = re.compile(r"\[(\d{1,3})\]")
 _NUMBER_RE = re.compile(r"(?<![\w.-])(\d+(?:\.\d+)?)(?![\w-])")
@@ -21,7 +36,17 @@ _NUMBER_RE = re.compile(r"(?<![\w.-])(\d+(?:\.\d+)?)(?![\w-])")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckInput:
     """What a rule sees: the draft, the documents it may cite (in [n] order), the
-    retrieved documents, the statistics (trend) and the analysed query."""
+    retrieved documents, the statistics (trend) and the analysed query.
+
+    Attributes:
+        question: The question as asked (claims may restate it).
+        lang: The question's language (``"en"``/``"ru"``); None skips the language rule.
+        claim_kinds: Kinds of claim the domain checks (``grounding.claims``).
+        vocabulary: Package/channel names known to this run (retrieved documents, the
+            question's packages); each one written in the summary is a package claim.
+        periods: ``(from, to)`` ISO days of the asked and computed windows.
+        today: The run's "today" (ISO day).
+    """
 
     answer: str
     summary: str
@@ -33,6 +58,12 @@ class CheckInput:
     packages: tuple[str, ...]
     ts_from: int | None
     ts_to: int | None
+    question: str = ""
+    lang: str | None = None
+    claim_kinds: tuple[str, ...] = CLAIM_KINDS
+    vocabulary: tuple[str, ...] = ()
+    periods: tuple[tuple[str, str], ...] = ()
+    today: str | None = None
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -41,6 +72,7 @@ def cited_numbers(text: str) -> list[int]:
 
 
 Result = tuple[bool, str | None]
+NOT_APPLICABLE: Result = (True, "n/a")  # a rule with nothing to check: not counted in the score
 
 
 def citations_valid(x: CheckInput, value: Any) -> Result:
@@ -116,8 +148,76 @@ def numbers_from_data(x: CheckInput, value: Any) -> Result:
     return True, None
 
 
+def _stats_names(stats: dict[str, Any] | None) -> list[str]:
+    """Entity names the statistics name (string leaves, ``[name, count]`` pairs)."""
+    out: list[str] = []
+
+    def walk(v: Any, key: str = "") -> None:
+        if key in ("table", "as_of"):
+            return
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                out.append(str(k))
+                walk(x, str(k))
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x, key)
+
+    walk(stats or {})
+    return out
+
+
+def claim_issues(x: CheckInput) -> tuple[int, list[str]]:
+    """The number of claims the summary makes and one issue per ungrounded claim."""
+    text = x.summary
+    claims = extract_claims(text, x.claim_kinds, vocabulary=x.vocabulary)
+    if not claims:
+        return 0, []
+    stats = x.stats or {}
+    numbers = [float(n) for n in stats.get("numbers", [])] + [float(len(x.cited_docs)), float(len(x.documents))]
+    evidence = Evidence(
+        documents=x.cited_docs, numbers=numbers, texts=[stats.get("table", "")] if stats else [],
+        names=_stats_names(stats), question=x.question, periods=x.periods, today=x.today,
+    )
+    bad = ungrounded(trace_claims(claims, evidence))
+    return len(claims), [f"{c.kind} {c.token!r} is not in the cited entries or the computed figures"
+                         for c in bad]
+
+
+def claims_grounded(x: CheckInput, value: Any) -> Result:
+    n, issues = claim_issues(x)
+    if n == 0:
+        return NOT_APPLICABLE
+    if issues:
+        return False, "\n".join(issues)
+    return True, None
+
+
+_LANG_NAMES = {"en": "English", "ru": "Russian"}
+_NEUTRAL_WORDS = re.compile(r"\[\d{1,3}\]|CVE-\d{4}-\d+|#\d+|\S*\d\S*|https?://\S+|\S+@\S+")
+
+
+def language_matches(x: CheckInput, value: Any) -> Result:
+    if x.lang is None:
+        return NOT_APPLICABLE
+    prose = _NEUTRAL_WORDS.sub(" ", x.summary)
+    for name in sorted(set(x.vocabulary), key=len, reverse=True):
+        prose = re.sub(rf"(?<![\w.+-]){re.escape(name)}(?![\w+-])", " ", prose, flags=re.IGNORECASE)
+    if len(re.findall(r"[^\W\d_]", prose)) < 12:
+        return NOT_APPLICABLE
+    got = detect_language(prose)
+    if got != x.lang:
+        return False, (f"the summary is in {_LANG_NAMES.get(got, got)}; the question is in "
+                       f"{_LANG_NAMES.get(x.lang, x.lang)}")
+    return True, None
+
+
 CHECKS: dict[str, Callable[[CheckInput, Any], Result]] = {
     "citations_valid": citations_valid,
+    "claims_grounded": claims_grounded,
+    "language_matches": language_matches,
     "min_citations": min_citations,
     "summary_present": summary_present,
     "max_words": max_words,
@@ -128,6 +228,18 @@ CHECKS: dict[str, Callable[[CheckInput, Any], Result]] = {
 }
 
 
+ALWAYS_ON: tuple[tuple[str, str, float, Any], ...] = (
+    ("citations_valid", "citations_valid", 2.0, None),
+    ("claims_grounded", "claims_grounded", 3.0, None),
+    ("language_matches", "language_matches", 1.0, None),
+)
+"""Rules every domain runs, with their weights (a YAML item of the same rule replaces
+the weight, never removes the rule)."""
+
+BLOCKING = frozenset({"claims_grounded", "language_matches"})
+"""Rules whose failure fails a draft whatever its score."""
+
+
 def run_checklist(x: CheckInput, checklist: list[tuple[str, str, float, Any]]) -> dict[str, Any]:
     """Score a draft.
 
@@ -136,19 +248,32 @@ def run_checklist(x: CheckInput, checklist: list[tuple[str, str, float, Any]]) -
         checklist: ``(id, rule, weight, value)`` items from the domain YAML.
 
     Returns:
-        ``{"score": float in [0, 1], "issues": [str], "checks": {id: bool}}``.
+        ``{"score": float in [0, 1], "issues": [str], "checks": {id: bool},
+        "blocking": [str]}``: ``blocking`` holds the issues of failed
+        :data:`BLOCKING` rules (non-empty = the draft cannot pass). Rules with nothing
+        to check (no claim, unknown language) are left out of the score and of ``checks``.
     """
-    items = [("citations_valid", "citations_valid", 2.0, None)]
-    items += [c for c in checklist if c[1] != "citations_valid"]
+    own = {c[1]: c for c in checklist}
+    always = {rule for _, rule, _, _ in ALWAYS_ON}
+    items = [own.get(rule, (cid, rule, w, v)) for cid, rule, w, v in ALWAYS_ON]
+    items += [c for c in checklist if c[1] not in always]
     total = passed_weight = 0.0
     issues: list[str] = []
+    blocking: list[str] = []
     results: dict[str, bool] = {}
     for check_id, rule, weight, value in items:
-        ok, issue = CHECKS[rule](x, value)
+        result = CHECKS[rule](x, value)
+        if result is NOT_APPLICABLE:
+            continue
+        ok, issue = result
         total += weight
         results[check_id] = ok
         if ok:
             passed_weight += weight
         elif issue:
-            issues.append(f"{check_id}: {issue}")
-    return {"score": round(passed_weight / total, 3) if total else 1.0, "issues": issues, "checks": results}
+            for part in issue.split("\n"):  # a rule may name several problems, one a line
+                issues.append(f"{check_id}: {part}")
+                if rule in BLOCKING:
+                    blocking.append(f"{check_id}: {part}")
+    return {"score": round(passed_weight / total, 3) if total else 1.0, "issues": issues,
+            "checks": results, "blocking": blocking}

@@ -1,6 +1,15 @@
-"""Build the answer text around the LLM's summary: a cited listing taken from the data, so
-every version, date and citation in it is checkable. The statistics style (``answer_style:
-stats``) is composed by :mod:`knowledge_os.domains.trend`."""
+"""Build the answer text around the summary: a cited listing taken from the data, so
+every version, date and citation in it is checkable, in the question's language.
+
+Three kinds of summary exist. The LLM's prose (``answer_mode: prose``); a summary the
+framework renders from the entries the LLM chose and labelled (``structured``, see
+:func:`render_choice`); and the summary written from the data alone
+(:func:`fallback_summary`), used when the LLM is unavailable or its summary failed the
+checks twice. The last two are grounded by construction: every token they write is
+copied from a listed document (cited in the same sentence) or from a computed figure.
+The statistics answer body (``answer_style: stats``) is composed by
+:mod:`knowledge_os.domains.trend`.
+"""
 
 from __future__ import annotations
 
@@ -9,50 +18,263 @@ from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.entries import entry_line
 from knowledge_os.domains.trend import compose_stats_answer, stats_summary
+from knowledge_os.i18n import pick
 
 if TYPE_CHECKING:
     from knowledge_os.domains.steps import StepContext
 
-__all__ = ["compose_answer", "entry_line", "fallback_summary"]
+__all__ = [
+    "DEFAULT_CHANGE_KINDS",
+    "compose_answer",
+    "data_notice",
+    "entry_kind",
+    "entry_line",
+    "fallback_summary",
+    "kind_names",
+    "render_choice",
+]
+
+_CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
+
+# -- framework-written lines, one table per line, {lang: template} ----------------------
+NOTHING_IN_PERIOD = {
+    "en": "Nothing matched {label} ({period}); these are the closest entries from any date.",
+    "ru": "За период «{label}» ({period}) ничего не нашлось; ниже ближайшие записи за любое время.",
+}
+NO_ENTRIES = {"en": "No matching entries were found.", "ru": "Подходящих записей не нашлось."}
+AND_MORE = {"en": "(and {n} more related entries)", "ru": "(и ещё связанных записей: {n})"}
+NOTHING_MATCHES = {"en": "Nothing in the ingested data matches this question.",
+                   "ru": "В загруженных данных нет ничего по этому вопросу."}
+DATA_SPAN = {"en": "The listing holds {n} entries of {channels}, dated {first} to {last}.",
+             "ru": "Записей в списке: {n} ({channels}), с {first} по {last}."}
+DATA_COUNT = {"en": "The listing holds {n} entries of {channels}.",
+              "ru": "Записей в списке: {n} ({channels})."}
+DATA_NEWEST = {"en": "The newest is {entry} [1].", "ru": "Самая новая: {entry} [1]."}
+DATA_CVES = {"en": "CVE ids fixed: {cves}.", "ru": "Исправленные CVE: {cves}."}
+NOTICE = {
+    "rejected": {
+        "en": "Note: the model's summary did not pass the checks against the cited entries; "
+              "the summary above is written from the data alone.",
+        "ru": "Примечание: сводка модели не прошла проверку по цитируемым записям; "
+              "сводка выше составлена только по данным.",
+    },
+    "unavailable": {
+        "en": "Note: the model was not available; the summary above is written from the data alone.",
+        "ru": "Примечание: модель была недоступна; сводка выше составлена только по данным.",
+    },
+}
+CHOICE_LEAD = {"en": "The entries that bear on the question:", "ru": "Записи по вопросу:"}
+CHOICE_ENTRY = {"en": "{entry}: {kind}{ids} [{n}].", "ru": "{entry}: {kind}{ids} [{n}]."}
+STATS_KIND = {
+    "en": "{kind}: {current} uploads from {cur_from} to {cur_to}, against {previous} from {prev_from} to {prev_to}.",
+    "ru": "{kind}: загрузок с {cur_from} по {cur_to} — {current}, с {prev_from} по {prev_to} — {previous}.",
+}
+STATS_NONE = {
+    "en": "No kind of change rose from {prev_from}..{prev_to} to {cur_from}..{cur_to}.",
+    "ru": "Ни один вид изменений не вырос: с {prev_from} по {prev_to} против с {cur_from} по {cur_to}.",
+}
+
+DEFAULT_CHANGE_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("security", (r"CVE-\d{4}-\d+", r"\bsecurity\b", "vulnerab", "overflow", "use-after-free",
+                  r"\bDSA[- ]\d+", r"\bDLA[- ]\d+")),
+    ("bugfix", (r"Closes:\s*#\d+", r"\bfix(es|ed)?\b", r"\bcrash", r"\bregression")),
+    ("new_upstream", ("new upstream", "upstream (release|version)", r"\bimport(ed)? \d", r"\brebase")),
+    ("packaging", ("debian/", "standards-version", "lintian", "build-dep", r"\bdh\b", "debhelper",
+                   r"\bpackaging\b")),
+    ("translation", ("translation", r"\bl10n\b", r"\bpo/", r"\.po\b", "debconf templates")),
+    ("documentation", (r"\bdocumentation\b", r"\bmanpage", r"\bman page", r"\btypo")),
+)
+"""Kinds of change for domains whose YAML lists none (the trend YAML's list)."""
+
+KIND_LABELS = {
+    "security": {"en": "security fix", "ru": "исправление безопасности"},
+    "bugfix": {"en": "bug fix", "ru": "исправление ошибок"},
+    "new_upstream": {"en": "new upstream version", "ru": "новая версия апстрима"},
+    "packaging": {"en": "packaging change", "ru": "изменение сборки пакета"},
+    "translation": {"en": "translation update", "ru": "обновление переводов"},
+    "documentation": {"en": "documentation change", "ru": "изменение документации"},
+    "other": {"en": "other changes", "ru": "прочие изменения"},
+}
 
 
-def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]) -> str:
+def _lang(ctx: StepContext) -> str:
+    return getattr(ctx.analysis, "lang", "en") or "en"
+
+
+def kind_names(ctx: StepContext) -> list[str]:
+    """The fixed list of kinds of change a structured answer may use (``other`` last)."""
+    names = [k.name for k in ctx.spec.change_kinds] or [n for n, _ in DEFAULT_CHANGE_KINDS]
+    return [*names, "other"]
+
+
+def entry_kind(ctx: StepContext, doc: dict[str, Any], proposed: str | None = None) -> str:
+    """The kind of change of an entry: ``proposed`` when the entry's text matches its
+    patterns, else the first kind whose patterns match, else ``other``. The label is
+    checked against the data, so a model cannot call a packaging upload a security fix."""
+    table = [(k.name, k.patterns) for k in ctx.spec.change_kinds] or list(DEFAULT_CHANGE_KINDS)
+    body = doc["text"].split("\n", 1)[-1]
+    matches = [name for name, pats in table if any(re.search(p, body, re.IGNORECASE) for p in pats)]
+    if proposed in matches:
+        return proposed  # type: ignore[return-value]
+    return matches[0] if matches else "other"
+
+
+def kind_label(kind: str, lang: str) -> str:
+    return pick(KIND_LABELS[kind], lang) if kind in KIND_LABELS else kind.replace("_", " ")
+
+
+def _entry_name(doc: dict[str, Any]) -> str:
+    """``package version (date)`` of a changelog entry, else ``title (date)``."""
+    md = doc.get("metadata") or {}
+    head = f"{doc['channel']} {md['version']}" if md.get("version") else doc["title"]
+    return f"{head} ({doc['date']})" if doc.get("date") else head
+
+
+def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]], *,
+                   notice: str | None = None) -> str:
     """Summary, then the listing (grouped by channel) or the statistics table. After a
-    broadening replan the answer says what was dropped."""
+    broadening replan the answer says what was dropped.
+
+    Args:
+        ctx: The step context (spec, analysis with ``lang``, documents, stats).
+        summary: The summary text (any of the three kinds).
+        listing: The documents shown, in ``[n]`` order.
+        notice: ``"rejected"`` or ``"unavailable"`` adds the one-line data-only notice.
+    """
+    lang = _lang(ctx)
+    if ctx.spec.answer_style == "stats" and ctx.stats is not None:
+        answer = compose_stats_answer(ctx, summary, listing)
+        return f"{answer}\n\n{data_notice(notice, lang)}" if notice else answer
     parts = [summary.strip()]
     if ctx.broaden >= 1 and ctx.analysis.dates is not None and ctx.spec.answer_style == "grouped":
-        parts.insert(0, f"Nothing matched {ctx.analysis.dates.label} ({ctx.analysis.dates.describe()}); "
-                        "these are the closest entries from any date.")
-    if ctx.spec.answer_style == "stats" and ctx.stats is not None:
-        return compose_stats_answer(ctx, summary, listing)
+        parts.insert(0, pick(NOTHING_IN_PERIOD, lang, label=ctx.analysis.dates.label,
+                             period=ctx.analysis.dates.describe()))
     if not listing:
-        parts.append("No matching entries were found.")
-        return "\n\n".join(parts)
-    lines: list[str] = []
-    current = None
-    for n, d in enumerate(listing, start=1):
-        if d["channel"] != current:
-            current = d["channel"]
-            lines.append(f"{current}:")
-        lines.append(f"  - {entry_line(d)} [{n}]")
-    more = len(ctx.documents) - len(listing)
-    if more > 0:
-        lines.append(f"(and {more} more related entries)")
-    parts.append("\n".join(lines))
+        parts.append(pick(NO_ENTRIES, lang))
+    else:
+        lines: list[str] = []
+        current = None
+        for n, d in enumerate(listing, start=1):
+            if d["channel"] != current:
+                current = d["channel"]
+                lines.append(f"{current}:")
+            lines.append(f"  - {entry_line(d)} [{n}]")
+        more = len(ctx.documents) - len(listing)
+        if more > 0:
+            lines.append(pick(AND_MORE, lang, n=more))
+        parts.append("\n".join(lines))
+    if notice:
+        parts.append(data_notice(notice, lang))
     return "\n\n".join(parts)
 
 
+def data_notice(reason: str, lang: str) -> str:
+    """The one line that says the summary is written from the data alone.
+
+    Args:
+        reason: ``"rejected"`` (the model's summary failed the checks) or
+            ``"unavailable"`` (the model failed or was over budget).
+        lang: ``"en"`` or ``"ru"``.
+    """
+    return pick(NOTICE[reason], lang)
+
+
 def fallback_summary(ctx: StepContext, listing: list[dict[str, Any]]) -> str:
-    """A summary written from the data alone, used when the LLM is unavailable or out of
-    budget. Cites the entries it names."""
+    """A summary written from the data alone, in the question's language. Every token is
+    copied from the listing (cited in its sentence) or is the listing's own count, so
+    the claim check grounds it by construction (tested)."""
+    lang = _lang(ctx)
     if ctx.spec.answer_style == "stats" and ctx.stats is not None:
-        return stats_summary(ctx)
+        return _stats_data_summary(ctx, lang)
     if not listing:
-        return "Nothing in the ingested data matches this question."
-    channels = list(dict.fromkeys(d["channel"] for d in listing))
-    cves = sorted({e for d in listing for e in re.findall(r"CVE-\d{4}-\d{4,7}", d["text"])})
-    dated = sorted(d["date"] for d in listing if d["date"])
-    span = f" between {dated[0]} and {dated[-1]}" if dated else ""
-    cve_part = f", fixing {', '.join(cves[:5])}{' and more' if len(cves) > 5 else ''}" if cves else ""
-    return (f"{len(listing)} uploads of {', '.join(channels[:5])}{span}{cve_part}; "
-            f"the newest is {listing[0]['title']} [1].")
+        return pick(NOTHING_MATCHES, lang)
+    channels = ", ".join(list(dict.fromkeys(d["channel"] for d in listing))[:5])
+    dated = sorted(d["date"] for d in listing if d.get("date"))
+    if dated:
+        parts = [pick(DATA_SPAN, lang, n=len(listing), channels=channels, first=dated[0], last=dated[-1])]
+    else:
+        parts = [pick(DATA_COUNT, lang, n=len(listing), channels=channels)]
+    parts.append(pick(DATA_NEWEST, lang, entry=_entry_name(listing[0])))
+    cves: list[str] = []
+    for n, d in enumerate(listing, start=1):
+        for cve in dict.fromkeys(_CVE.findall(d["text"])):
+            if len(cves) < 6:
+                cves.append(f"{cve} [{n}]")
+    if cves:
+        parts.append(pick(DATA_CVES, lang, cves=", ".join(cves)))
+    return " ".join(parts)
+
+
+def _stats_rows(ctx: StepContext) -> list[dict[str, Any]] | None:
+    s = ctx.stats or {}
+    rows = s.get("kinds")
+    win, prev = s.get("window"), s.get("previous")
+    if not (isinstance(rows, list) and isinstance(win, dict) and isinstance(prev, dict)):
+        return None
+    if not all(isinstance(r, dict) and {"kind", "current", "previous"} <= set(r) for r in rows):
+        return None
+    return rows
+
+
+def _stats_kind_line(ctx: StepContext, row: dict[str, Any], lang: str) -> str:
+    s = ctx.stats or {}
+    return pick(STATS_KIND, lang, kind=kind_label(row["kind"], lang), current=row["current"],
+                previous=row["previous"], cur_from=s["window"]["from"], cur_to=s["window"]["to"],
+                prev_from=s["previous"]["from"], prev_to=s["previous"]["to"])
+
+
+def _stats_data_summary(ctx: StepContext, lang: str) -> str:
+    """English: trend's own :func:`stats_summary`; other languages rendered here from
+    the same rows (trend's text when the statistics have a shape this module does not know)."""
+    rows = _stats_rows(ctx)
+    if lang == "en" or rows is None:
+        return stats_summary(ctx)
+    rising = [r for r in rows if r["current"] > r["previous"]]
+    if not rising:
+        s = ctx.stats or {}
+        return pick(STATS_NONE, lang, cur_from=s["window"]["from"], cur_to=s["window"]["to"],
+                    prev_from=s["previous"]["from"], prev_to=s["previous"]["to"])
+    return " ".join(_stats_kind_line(ctx, r, lang) for r in rising[:3])
+
+
+def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[str, Any]) -> str | None:
+    """Sentences from a structured reply (see :func:`knowledge_os.domains.steps.choice_schema`),
+    every fact copied from the data.
+
+    Args:
+        ctx: The step context.
+        listing: The documents the reply's entry numbers refer to (1-based).
+        choice: ``{"entries": [{"n": int, "kind": str}, ...]}`` (grouped style) or
+            ``{"kinds": [str, ...]}`` (stats style).
+
+    Returns:
+        The summary, or None when the reply names nothing usable (no valid number or kind).
+    """
+    lang = _lang(ctx)
+    if ctx.spec.answer_style == "stats" and ctx.stats is not None:
+        rows = _stats_rows(ctx)
+        if rows is None:
+            return None
+        by_kind = {r["kind"]: r for r in rows}
+        wanted = [k for k in dict.fromkeys(choice.get("kinds") or []) if k in by_kind]
+        if not wanted:
+            return None
+        return " ".join(_stats_kind_line(ctx, by_kind[k], lang) for k in wanted[:3])
+    picked: list[tuple[int, str | None]] = []
+    for item in choice.get("entries") or []:
+        if not isinstance(item, dict):
+            continue
+        n = item.get("n")
+        if isinstance(n, int) and 1 <= n <= len(listing) and n not in {p for p, _ in picked}:
+            picked.append((n, item.get("kind") if isinstance(item.get("kind"), str) else None))
+    if not picked:
+        return None
+    sentences = [pick(CHOICE_LEAD, lang)]
+    for n, proposed in picked[:4]:
+        doc = listing[n - 1]
+        kind = entry_kind(ctx, doc, proposed)
+        ids = list(dict.fromkeys(_CVE.findall(doc["text"])))[:3]
+        sentences.append(pick(CHOICE_ENTRY, lang, entry=_entry_name(doc), kind=kind_label(kind, lang),
+                              ids=f" ({', '.join(ids)})" if ids else "", n=n))
+    return " ".join(sentences)
+

@@ -35,6 +35,8 @@ class RuleValue:
 #: Checklist rules of ``knowledge_os/domains/checks.py`` and the value each takes.
 CHECK_RULES: dict[str, RuleValue] = {
     "citations_valid": RuleValue(),
+    "claims_grounded": RuleValue(),  # always on, blocking (checks.ALWAYS_ON)
+    "language_matches": RuleValue(),  # always on, blocking
     "min_citations": RuleValue(takes_int=True, minimum=1),  # default 1
     "summary_present": RuleValue(takes_int=True, minimum=0),  # default 8 words
     "max_words": RuleValue(takes_int=True, minimum=1, required=True),
@@ -47,7 +49,7 @@ CHECK_RULES: dict[str, RuleValue] = {
 #: ``str.format`` placeholders every prompt template (``system``, ``summarise``,
 #: ``correct``) may use: the fields the summarise step and the correct node both pass.
 PROMPT_FIELDS: frozenset[str] = frozenset(
-    {"query", "context", "stats", "persona", "today", "period", "issues"}
+    {"query", "context", "stats", "persona", "today", "period", "issues", "language", "kinds"}
 )
 
 #: Placeholders only one template sees: ``correct`` also gets the draft and ``n``, the

@@ -24,6 +24,7 @@ __all__ = [
     "ChangeKind",
     "CheckSpec",
     "DomainSpec",
+    "GroundingSpec",
     "PlanSpec",
     "PromptSpec",
     "RetrievalSpec",
@@ -98,7 +99,9 @@ class PlanSpec(_Frozen):
 class PromptSpec(_Frozen):
     """Prompt templates, ``str.format`` strings. Allowed placeholders:
     :data:`~knowledge_os.domains.names.PROMPT_FIELDS` in every template, plus
-    ``{draft}`` and ``{n}`` in ``correct``; any other is an error at load."""
+    ``{draft}`` and ``{n}`` in ``correct``; any other is an error at load. The framework
+    adds "Answer in <the question's language>." to every prose request; in structured
+    answer mode it uses its own choose-prompt with the same fields."""
 
     system: str
     summarise: str
@@ -176,6 +179,28 @@ class ChangeKind(_Frozen):
     patterns: tuple[str, ...]
 
 
+ClaimKind = Literal["version", "package", "cve", "bug", "date", "number", "person", "email"]
+
+
+class GroundingSpec(_Frozen):
+    """Which kinds of claim ``verify`` traces to the evidence (rule ``claims_grounded``,
+    always on and blocking; see :mod:`knowledge_os.domains.claims`).
+
+    Attributes:
+        claims: Kinds checked; default all eight. A user's domain over plain documents
+            keeps numbers, dates, names and ids checked by default too.
+    """
+
+    claims: tuple[ClaimKind, ...] = ("version", "package", "cve", "bug", "date", "number", "person", "email")
+
+    @field_validator("claims")
+    @classmethod
+    def _no_repeats(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"claim kinds repeat: {list(kinds)}")
+        return kinds
+
+
 class BudgetSpec(_Frozen):
     max_llm_calls: int | None = Field(default=None, ge=1)
     max_tokens: int | None = Field(default=None, ge=256)
@@ -200,6 +225,7 @@ class DomainSpec(_Frozen):
     plans: PlanSpec
     prompts: PromptSpec
     checklist: tuple[CheckSpec, ...] = ()
+    grounding: GroundingSpec = GroundingSpec()
     change_kinds: tuple[ChangeKind, ...] = ()
     quality_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     budgets: BudgetSpec = BudgetSpec()

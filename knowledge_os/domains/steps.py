@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from knowledge_os.domains.compose import compose_answer, fallback_summary, kind_names, render_choice
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.errors import BackendError, BudgetExceededError
 from knowledge_os.llm.budget import Budget, merge_usage
-from knowledge_os.llm.calls import call_llm
+from knowledge_os.llm.calls import call_llm, parse_json_reply
+from knowledge_os.llm.chat import ChatLlamaCpp
 from knowledge_os.retrieval.query import DateRange, QueryAnalysis
 from knowledge_os.retrieval.service import RetrievalRequest
 
@@ -45,7 +47,8 @@ class StepContext:
             without the package filter.
         n_candidates: Answers to draft (2 on the Smart Path or for important domains).
         documents: Retrieved documents as state dicts (see :func:`doc_to_state`).
-        candidates: Drafts ``{"answer", "summary", "citations": [doc ids], "variant"}``.
+        candidates: Drafts ``{"answer", "summary", "citations": [doc ids], "variant",
+            "data_only": bool, "mode": "prose"|"structured"|"data"}``.
     """
 
     services: Services
@@ -149,38 +152,57 @@ def stats(ctx: StepContext) -> None:
     ctx.documents = (exact + examples + inside)[: ctx.spec.retrieval.max_documents]
 
 
-def summarise(ctx: StepContext) -> None:
-    """Draft ``n_candidates`` answers: an LLM summary over the top documents plus a
-    listing built from the data, every entry cited as ``[n]``."""
-    from knowledge_os.domains.compose import compose_answer, fallback_summary
+RELEVANCE_RATIO = 0.0  # share of the top fused score a listed document needs; 0 = no cut-off
 
+
+def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
+    """The documents an answer lists and cites, in ``[n]`` order.
+
+    A question naming a CVE or bug lists the uploads that name it. Otherwise the top
+    documents (``LISTING_MAX`` for the grouped style, 5 for statistics) whose fused
+    score is at least :data:`RELEVANCE_RATIO` of the top document's: documents far
+    below the best match are retrieved context, not evidence, and are not cited.
+    """
     exact = [d for d in ctx.documents if "exact" in d["sources"]]
     if exact and (ctx.analysis.cves or ctx.analysis.bugs):
-        listing = exact[:LISTING_MAX]  # the question names a CVE or bug: the uploads that name it
-    elif ctx.spec.answer_style == "grouped":
-        listing = ctx.documents[:LISTING_MAX]
-    else:
-        listing = ctx.documents[:5]
+        return exact[:LISTING_MAX]
+    cap = LISTING_MAX if ctx.spec.answer_style == "grouped" else 5
+    if not ctx.documents:
+        return []
+    top = max(d["score"] for d in ctx.documents)
+    keep = [d for d in ctx.documents if top <= 0 or d["score"] >= RELEVANCE_RATIO * top]
+    return keep[:cap]
+
+
+def summarise(ctx: StepContext) -> None:
+    """Draft ``n_candidates`` answers: a summary over the listed documents (the LLM's,
+    see :func:`draft_summary`) plus a listing built from the data, every entry cited as
+    ``[n]``. When the LLM fails or is over budget the summary is written from the data
+    (the candidate is marked ``data_only``)."""
+    listing = select_listing(ctx)
     for variant in range(ctx.n_candidates):
         summary = None
         try:
-            summary = _llm_summary(ctx, listing, variant)
+            summary = draft_summary(ctx, listing, variant)
         except BudgetExceededError as exc:
             ctx.events.append({"type": "budget_exceeded", "budget": exc.budget})
             ctx.note_usage({"budget_exceeded": 1})
         except BackendError as exc:
             logger.warning("summary LLM call failed: %s", exc)
             ctx.events.append({"type": "error", "where": "summarise", "error": str(exc)[:300]})
-        if not summary:
+        data_only = not summary
+        if data_only:
             summary = fallback_summary(ctx, listing)
             ctx.fallback_used = True
             ctx.events.append({"type": "fallback_used", "where": "summarise"})
         ctx.candidates.append(
             {
-                "answer": compose_answer(ctx, summary, listing),
+                "answer": compose_answer(ctx, summary, listing, notice="unavailable" if data_only else None),
                 "summary": summary,
                 "citations": [d["id"] for d in listing],
                 "variant": variant,
+                "data_only": data_only,
+                "mode": "data" if data_only else answer_mode(ctx),
             }
         )
 
@@ -189,6 +211,44 @@ _VARIANT_HINTS = (
     "",
     " Lead with the most important change (security fixes first).",
 )
+_ANSWER_IN = {"en": "Answer in English.", "ru": "Отвечай на русском языке."}
+_CHOOSE = (
+    "Question: {query}\nEntries:\n{context}\n\n"
+    "Choose the entries that answer the question, most important first, by their number, "
+    "and label each with one kind of change from this list: {kinds}."
+)
+_CHOOSE_STATS = (
+    "Question: {query}\nFigures:\n{stats}\n\n"
+    "Choose up to three kinds of change from the figures that answer the question, from this list: {kinds}."
+)
+_FIX_HINT = "\nA previous answer had these problems: {issues}. Choose again."
+
+
+def answer_mode(ctx: StepContext) -> str:
+    """``structured`` or ``prose``: the setting ``llm.answer_mode``; ``auto`` means
+    structured when the chat model is the embedded llama.cpp one with no ``model_path``
+    (SmolLM2-135M, which invents in free prose) and prose for any other model."""
+    llm = ctx.services.settings.llm
+    if llm.answer_mode != "auto":
+        return llm.answer_mode
+    embedded = isinstance(ctx.services.chat_model, ChatLlamaCpp) and llm.model_path is None
+    return "structured" if embedded else "prose"
+
+
+def choice_schema(ctx: StepContext, n_entries: int) -> dict[str, Any]:
+    """The JSON schema of a structured reply: entry numbers 1..``n_entries`` and kinds
+    of change from the domain's fixed list (grouped style), or kinds only (stats)."""
+    kinds = kind_names(ctx)
+    if ctx.spec.answer_style == "stats":
+        return {"type": "object", "additionalProperties": False, "required": ["kinds"],
+                "properties": {"kinds": {"type": "array", "minItems": 1, "maxItems": 3,
+                                         "items": {"type": "string", "enum": kinds[:-1] or kinds}}}}
+    item = {"type": "object", "additionalProperties": False, "required": ["n", "kind"],
+            "properties": {"n": {"type": "integer", "enum": list(range(1, n_entries + 1))},
+                           "kind": {"type": "string", "enum": kinds}}}
+    return {"type": "object", "additionalProperties": False, "required": ["entries"],
+            "properties": {"entries": {"type": "array", "minItems": 1, "maxItems": min(4, n_entries),
+                                       "items": item}}}
 
 
 def render_context(listing: list[dict[str, Any]]) -> str:
@@ -201,33 +261,71 @@ def render_context(listing: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _llm_summary(ctx: StepContext, listing: list[dict[str, Any]], variant: int) -> str | None:
-    if not listing and ctx.stats is None:
-        return None
-    p = ctx.spec.prompts
+def prompt_fields(ctx: StepContext, listing: list[dict[str, Any]], *, issues: str = "",
+                  draft: str = "") -> dict[str, Any]:
+    """The ``str.format`` fields of a domain's prompts (see :class:`PromptSpec`)."""
     dates: DateRange | None = ctx.analysis.dates if ctx.broaden < 1 else None
-    fields = {
+    lang = getattr(ctx.analysis, "lang", "en") or "en"
+    return {
         "query": ctx.analysis.text,
         "context": render_context(listing) or "(no entries)",
         "stats": (ctx.stats or {}).get("table", ""),
         "persona": ctx.persona or "a developer",
         "today": ctx.as_of.isoformat(),
         "period": dates.describe() if dates else "any time",
-        "issues": "",
+        "issues": issues,
+        "draft": draft,
+        "n": min(len(listing), PROMPT_DOCS),
+        "language": {"en": "English", "ru": "Russian"}.get(lang, "English"),
+        "kinds": ", ".join(kind_names(ctx)),
     }
+
+
+def draft_summary(ctx: StepContext, listing: list[dict[str, Any]], variant: int, *,
+                  issues: str = "", draft: str = "") -> str | None:
+    """One LLM-made summary in the run's answer mode, or None when there is nothing to
+    summarise or the reply is empty or unusable.
+
+    ``prose``: the domain's ``summarise`` prompt (``correct`` when ``issues`` are given),
+    asked for the question's language. ``structured``: the LLM's output is constrained by
+    :func:`choice_schema` and the framework renders it (:func:`compose.render_choice`).
+
+    Raises:
+        BudgetExceededError, BackendError: from :func:`call_llm`.
+    """
+    listing = listing[:PROMPT_DOCS]
+    if not listing and ctx.stats is None:
+        return None
+    p = ctx.spec.prompts
+    fields = prompt_fields(ctx, listing, issues=issues, draft=draft)
+    lang = getattr(ctx.analysis, "lang", "en") or "en"
     system = p.system.format(**fields)
-    user = p.summarise.format(**fields) + _VARIANT_HINTS[variant % len(_VARIANT_HINTS)]
+    structured = answer_mode(ctx) == "structured"
+    if structured:
+        if ctx.spec.answer_style != "stats" and not listing:
+            return None
+        template = _CHOOSE_STATS if ctx.spec.answer_style == "stats" else _CHOOSE
+        user = template.format(**fields) + (_FIX_HINT.format(issues=issues) if issues else "")
+        user += _VARIANT_HINTS[variant % len(_VARIANT_HINTS)]
+    else:
+        template = p.correct if issues else p.summarise
+        user = template.format(**fields) + _VARIANT_HINTS[variant % len(_VARIANT_HINTS)]
+        user += " " + _ANSWER_IN.get(lang, _ANSWER_IN["en"])
     reply = call_llm(
         ctx.services.chat_model,
         [SystemMessage(system), HumanMessage(user)],
         usage=ctx.usage,
         budget=ctx.budget,
-        max_tokens=160,
+        json_schema=choice_schema(ctx, len(listing)) if structured else None,
+        max_tokens=120 if structured else 160,
     )
     ctx.note_usage(reply.usage())
-    ctx.timings_ms[f"llm.summarise.{variant}"] = reply.latency_ms
+    ctx.timings_ms[f"llm.{'correct' if issues else 'summarise'}.{variant}"] = reply.latency_ms
     text = reply.text.strip()
-    return text or None
+    if not structured:
+        return text or None
+    choice = parse_json_reply(text)
+    return render_choice(ctx, listing, choice) if choice else None
 
 
 STEPS: dict[str, Callable[[StepContext], None]] = {

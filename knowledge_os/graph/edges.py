@@ -23,7 +23,10 @@ def route_after_rank(
     """The gate: keep a passing answer; with nothing retrieved, replan once to broaden
     retrieval (either path); otherwise correct once, then (Smart Path) replan
     while the domain's ``max_replans`` and the step budget last; otherwise give up and
-    finalize with the best answer so far (``quality.passed`` false)."""
+    finalize with the best answer so far (``quality.passed`` false). With
+    ``Context.loops`` false the first draft is final: straight to finalize."""
+    if runtime is not None and runtime.context is not None and not runtime.context.loops:
+        return "finalize"
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
     usage = state.get("usage") or {}

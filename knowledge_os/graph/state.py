@@ -174,6 +174,10 @@ class Context:
         persona: Who the answer is for; injected into synthesis prompts and cache keys.
         as_of: "Today" as an ISO date for relative dates ("since March"); default: today (UTC).
         use_cache: Read and write the answer cache.
+        loops: Run the self-improvement loops (``correct``, replans, the data-only
+            substitution of an ungrounded draft). False makes the first draft final,
+            still verified and scored, for measuring what the loops add; such a run
+            writes no answer cache.
         services: Stores and models; default: the process-wide ``get_services()``.
     """
 
@@ -182,4 +186,5 @@ class Context:
     persona: str | None = None
     as_of: str | None = None
     use_cache: bool = True
+    loops: bool = True
     services: Services | None = None

@@ -8,7 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from knowledge_os.domains.compose import compose_answer, fallback_summary
-from knowledge_os.domains.steps import STEPS, StepContext
+from knowledge_os.domains.steps import STEPS, StepContext, select_listing
 from knowledge_os.errors import BudgetExceededError
 from knowledge_os.graph.state import Context, State
 from knowledge_os.nodes._common import (
@@ -61,10 +61,11 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx.note_usage({"steps": 1})
         done.append(name)
     if not ctx.candidates:  # summarise did not run (budget): answer from the data alone
-        listing = ctx.documents[:10]
+        listing = select_listing(ctx)
         summary = fallback_summary(ctx, listing)
-        ctx.candidates.append({"answer": compose_answer(ctx, summary, listing), "summary": summary,
-                               "citations": [d["id"] for d in listing], "variant": 0})
+        ctx.candidates.append({"answer": compose_answer(ctx, summary, listing, notice="unavailable"),
+                               "summary": summary, "citations": [d["id"] for d in listing], "variant": 0,
+                               "data_only": True, "mode": "data"})
         ctx.fallback_used = True
     delta = {k: v - before.get(k, 0) for k, v in ctx.usage.items() if v != before.get(k, 0)}
     return {

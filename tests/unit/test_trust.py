@@ -1,0 +1,136 @@
+"""What the user reads is grounded, in the question's language (fake models, real graph)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from knowledge_os.domains.checks import CheckInput, run_checklist
+from knowledge_os.domains.registry import DomainRegistry
+from knowledge_os.i18n import detect_language
+from knowledge_os.settings import Settings
+
+AS_OF = "2026-11-22"
+INVENTED = "openssl 9.9.9 removed TLS entirely and fixed 47 CVEs [1]. John Smith uploaded it in 2019 [1]."
+OPENSSL_DOC = {"id": "deb:openssl:3.0.19-1~deb12u2", "channel": "openssl", "ts": 1775219372, "date": "2026-04-03",
+               "title": "openssl 3.0.19-1~deb12u2 (bookworm-security; urgency=medium)",
+               "text": "openssl 3.0.19-1~deb12u2\n  * CVE-2026-28387 (\"Potential use-after-free in DANE\")",
+               "metadata": {"package": "openssl", "version": "3.0.19-1~deb12u2", "date": "2026-04-03",
+                            "author": "Sebastian Andrzej Siewior <sebastian@breakpoint.cc>"}}
+
+
+def summary_of(answer: str) -> str:
+    return answer.split("\n\n", 1)[0]
+
+
+def test_the_shipped_digest_checklist_no_longer_passes_an_invented_draft() -> None:
+    spec = DomainRegistry.from_dirs([Settings().builtin_domains_dir]).get("digest")
+    draft = "openssl 9.9.9 removed TLS entirely and fixed 47 CVEs [1]"
+    x = CheckInput(answer=draft, summary=draft, cited_docs=[OPENSSL_DOC], documents=[OPENSSL_DOC], stats=None,
+                   cves=(), bugs=(), packages=("openssl",), ts_from=None, ts_to=None,
+                   question="What changed in openssl since March?", lang="en", vocabulary=("openssl",),
+                   claim_kinds=tuple(spec.grounding.claims))
+    q = run_checklist(x, [(c.id, c.rule, c.weight, c.value) for c in spec.checklist])
+    assert q["score"] < 1.0
+    assert q["checks"]["claims_grounded"] is False
+    assert q["blocking"] == [
+        "claims_grounded: package 'openssl' is not in the cited entries or the computed figures",
+        "claims_grounded: version '9.9.9' is not in the cited entries or the computed figures",
+        "claims_grounded: number '47' is not in the cited entries or the computed figures",
+    ]
+
+
+def test_an_inventing_model_never_reaches_the_user(kos_factory):
+    kos = kos_factory(responses=[INVENTED] * 4)
+    r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    for token in ("9.9.9", "47", "John Smith", "2019"):
+        assert token not in r.answer
+    assert r.data_only is True and r.answer_mode == "data"
+    assert r.quality.grounded is True
+    assert r.manifest["corrected"] is True  # correct ran once, then the data summary won
+    assert "Note: the model's summary did not pass the checks" in r.answer
+    assert [c.id for c in r.citations] == ["deb:openssl:3.0.19-1~deb12u2"]
+    assert r.model_dump()["data_only"] is True
+
+
+def test_a_grounded_prose_summary_is_kept(kos_factory):
+    good = "openssl 3.0.19-1~deb12u2 fixed CVE-2026-28387 and CVE-2026-28389 on 2026-04-03 [1]."
+    kos = kos_factory(responses=[good])
+    r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    assert r.answer.startswith(good)
+    assert r.data_only is False and r.answer_mode == "prose"
+    assert r.quality.passed and r.manifest["corrected"] is False
+
+
+@pytest.mark.parametrize("question", [
+    "What changed in openssl since March?",
+    "Which upload fixed CVE-2025-9230?",
+    "which version closed bug #1109876?",
+    "Which kinds of fixes are rising this year?",
+    "Что изменилось в openssl с марта?",
+    "Какие виды исправлений растут в этом году?",
+    "What changed in curl and openssl?",
+])
+def test_the_data_written_summary_is_grounded_by_construction(kos_factory, question):
+    kos = kos_factory(responses=[INVENTED] * 6)
+    r = kos.run(question, as_of=AS_OF, use_cache=False)
+    assert r.data_only is True
+    assert r.quality.grounded is True
+    assert not [i for i in r.quality.issues if i.startswith(("claims_grounded", "language_matches"))], r.quality.issues
+
+
+def test_a_russian_question_gets_a_russian_answer(kos_factory):
+    kos = kos_factory(responses=[INVENTED] * 4)
+    r = kos.run("Что изменилось в openssl с марта?", as_of=AS_OF, use_cache=False)
+    assert detect_language(summary_of(r.answer)) == "ru"
+    assert "Примечание: сводка модели не прошла проверку" in r.answer
+    assert "The listing" not in r.answer and "Note:" not in r.answer
+
+
+def test_english_prose_for_a_russian_question_fails_the_language_rule(kos_factory):
+    good_en = "openssl 3.0.19-1~deb12u2 fixed a use-after-free in the DANE client code [1]."
+    kos = kos_factory(responses=[good_en] * 4)
+    r = kos.run("Что изменилось в openssl с марта?", as_of=AS_OF, use_cache=False)
+    assert not r.answer.startswith(good_en)
+    assert detect_language(summary_of(r.answer)) == "ru"
+
+
+def test_with_loops_off_the_first_draft_is_final_and_still_scored(kos_factory):
+    kos = kos_factory(responses=[INVENTED] * 4)
+    r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False, loops=False)
+    assert r.answer.startswith("openssl 9.9.9")
+    assert r.manifest["corrected"] is False and r.manifest["replans"] == 0
+    assert r.quality.passed is False and r.quality.grounded is False
+    assert any("'9.9.9'" in i for i in r.quality.issues)
+    assert r.usage.llm_calls == 1
+
+
+def test_structured_mode_renders_the_chosen_entries_from_the_data(kos_factory):
+    kos = kos_factory(responses=['{"entries": [{"n": 1, "kind": "documentation"}]}'],
+                      llm={"answer_mode": "structured"})
+    r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    first = summary_of(r.answer)
+    # The label is checked against the entry's text: a CVE upload is a security fix.
+    assert first == ("The entries that bear on the question: openssl 3.0.19-1~deb12u2 (2026-04-03): "
+                     "security fix (CVE-2026-28387, CVE-2026-28389) [1].")
+    assert r.answer_mode == "structured" and r.data_only is False
+    assert r.quality.passed and r.quality.grounded
+
+
+def test_structured_mode_in_russian_and_for_statistics(kos_factory):
+    kos = kos_factory(responses=['{"kinds": ["security"]}'], llm={"answer_mode": "structured"})
+    r = kos.run("Какие виды исправлений растут в этом году?", as_of=AS_OF, use_cache=False)
+    assert r.domain == "trend"
+    first = summary_of(r.answer)
+    assert first.startswith("исправление безопасности: загрузок с 2026-01-01 по 2026-11-22 — 2,")
+    assert detect_language(first) == "ru"
+    assert r.quality.grounded
+
+
+def test_an_unusable_structured_reply_falls_back_to_the_data(kos_factory):
+    kos = kos_factory(responses=['{"entries": [{"n": 9, "kind": "security"}]}'] * 3,
+                      llm={"answer_mode": "structured"})
+    r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    assert r.data_only is True
+    assert re.search(r"The listing holds 1 entries of openssl", r.answer)
