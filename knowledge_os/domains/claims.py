@@ -17,7 +17,9 @@ Rules (each one is tested in ``tests/unit/test_claims.py``):
   ``3.0.17-1~deb12u3`` (the upstream part of a Debian version), never by ``3.0.18``,
   ``3.0.1`` or ``13.0.17``.
 - A package name written just before a version (``curl 7.88.1``) must belong to a scoped
-  document whose text has that version: a swapped package is caught.
+  document whose text has that version: a swapped package is caught. Function words
+  ("to", "version") and verb forms ("importing", "upgraded") before a version are not
+  package names.
 - CVE ids and bug numbers named in a sentence that cites documents must be in those
   documents; in a sentence that cites nothing, the question may ground them.
 - Dates are checked at the granularity written: a day, a month (with or without year),
@@ -237,6 +239,7 @@ def extract_claims(text: str, kinds: Iterable[str] = CLAIM_KINDS, *,
                 return cites
         return ()
 
+    vocab = {v.lower() for v in vocabulary}
     m_text = _Masked(_CITE.sub(lambda m: " " * len(m[0]), text))
     found: list[Claim] = []
 
@@ -275,10 +278,12 @@ def extract_claims(text: str, kinds: Iterable[str] = CLAIM_KINDS, *,
         add("version", token, token, m.start(), m.start() + len(token))
         lo = max(0, m.start() - 60)
         before = _PKG_WORD.search(m_text.text[lo:m.start()])
-        if before and before[1].lower() not in _NOT_PACKAGES and not before[1][0].isdigit():
+        word = before[1].lower() if before else ""
+        verb = len(word) > 4 and word.endswith(("ing", "ed")) and word not in vocab
+        if before and word not in _NOT_PACKAGES and not verb and not word[0].isdigit():
             p_start = lo + before.start(1)
             add("package", before[1], before[1].lower(), p_start, p_start + len(before[1]), version=token)
-    names = sorted({v.lower() for v in vocabulary if len(v) > 3 and v.lower() not in _NOT_NAMES},
+    names = sorted({v for v in vocab if len(v) > 3 and v not in _NOT_NAMES},
                    key=len, reverse=True)
     for name in names:
         for m in list(re.finditer(rf"(?<![\w.+-]){re.escape(name)}(?![\w+-]|\.\w)", m_text.text, re.IGNORECASE)):

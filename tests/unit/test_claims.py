@@ -84,6 +84,12 @@ def test_the_upstream_part_of_a_debian_version_is_grounded() -> None:
     assert bad_tokens("The fix is in 3.0.17 [2].") == []
 
 
+def test_words_before_a_version_that_are_not_packages() -> None:
+    assert [c.kind for c in extract_claims("after importing 3.0.19, upgraded to 3.0.20 and version 3.1")] == [
+        "version", "version", "version"]
+    assert kinds_of("nettle 3.4-2") == [("package", "nettle"), ("version", "3.4-2")]
+
+
 def test_a_swapped_package_is_caught() -> None:
     # curl never had version 3.0.19; openssl did.
     assert bad_tokens("curl 3.0.19-1~deb12u2 fixed CVE-2026-28387 [1].") == ["curl"]
