@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from knowledge_os.errors import InputError
 from knowledge_os.graph.state import Context
 from knowledge_os.retrieval.ingest import IngestReport
-from knowledge_os.retrieval.sources import default_corpus
+from knowledge_os.retrieval.sources import DEFAULT_DEBIAN_DOC_DIR, default_corpus, default_corpus_scope
 from knowledge_os.services import Services
 from knowledge_os.settings import Settings
 
@@ -163,13 +163,21 @@ class KnowledgeOS:
     ) -> IngestReport:
         """Ingest files/folders (default: every ``/usr/share/doc/<package>/changelog.Debian.gz``).
 
+        Documents that the given folders and files (or, by default, the doc folder's
+        changelogs) no longer hold are removed from every store.
+
         Returns:
             The report; ``report.problems`` names every skipped file or line.
         """
         from knowledge_os.retrieval.ingest import ingest
 
-        targets = [Path(p) for p in paths] if paths else default_corpus()
-        report = ingest(self.services, targets, on_progress=on_progress)
+        s = self.services
+        if paths:
+            targets, scope = [Path(p) for p in paths], None  # the folders and files given
+        else:  # every changelog below the doc folder, so a removed package's go too
+            targets, scope = default_corpus(DEFAULT_DEBIAN_DOC_DIR), default_corpus_scope(DEFAULT_DEBIAN_DOC_DIR)
+        report = ingest(targets, docstore=s.docstore, embedder=s.embedder, vector_store=s.vector_store,
+                        graph_store=s.graph_store, scope=scope, on_progress=on_progress)
         self.services.invalidate()
         return report
 

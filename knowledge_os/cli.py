@@ -71,7 +71,8 @@ def ingest(
     else:
         out.print(
             f"files {data['files']} (failed {data['files_failed']}), documents {data['documents']}: "
-            f"new {data['new']}, updated {data['updated']}, unchanged {data['unchanged']}; "
+            f"new {data['new']}, updated {data['updated']}, unchanged {data['unchanged']}, "
+            f"removed {data['removed']}; "
             f"graph +{data['graph_nodes']} nodes, +{data['graph_edges']} edges; "
             f"{data['seconds']} s ({data['entries_per_s']} entries/s)", highlight=False)
     for problem in report.problems:

@@ -43,6 +43,9 @@ class Document:
         entities: Graph entity ids mentioned, e.g. ``("package:openssl", "cve:CVE-2023-5678",
             "bug:1055473", "person:jdoe@debian.org")``.
         content_hash: ``normalize_and_hash`` of the text plus metadata; drives re-ingest skips.
+        origin: Absolute path of the file the document was read from (set by ingest; ``""``
+            for rows written before origins were kept). Re-ingest of that file, or of a
+            folder holding it, removes the documents the file no longer yields.
     """
 
     id: str
@@ -54,6 +57,7 @@ class Document:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     entities: tuple[str, ...] = ()
     content_hash: str = ""
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +193,11 @@ class GraphStore(Protocol):
 
     def get_nodes(self, ids: Sequence[str]) -> list[GraphNode]:
         """The nodes that exist among ``ids``, in no particular order."""
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove the nodes ``ids`` and every edge touching them, then each former
+        neighbour that is left with no edge at all (an entity only they mentioned).
+        Unknown ids are ignored; one transaction."""
 
     def counts(self) -> dict[str, int]:
         """``{"nodes": N, "edges": M}``."""

@@ -2,7 +2,8 @@
 
 Tables (in ``Settings.sqlite_path``):
 
-* ``documents`` — one row per :class:`~knowledge_os.retrieval.base.Document`.
+* ``documents`` — one row per :class:`~knowledge_os.retrieval.base.Document`, with the
+  file it came from (``origin``; added to older files on open).
 * ``documents_fts`` — FTS5 (unicode61, diacritics folded) over title and text, kept in
   step by triggers; ranked by BM25.
 * ``doc_entities`` — (entity, doc_id): exact lookup of CVE ids, bug numbers, packages.
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS documents (
     source TEXT NOT NULL,
     metadata TEXT NOT NULL,
     entities TEXT NOT NULL,
-    content_hash TEXT NOT NULL
+    content_hash TEXT NOT NULL,
+    origin TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS documents_channel_ts ON documents(channel, ts);
 CREATE INDEX IF NOT EXISTS documents_ts ON documents(ts);
@@ -96,6 +98,7 @@ def _row_to_doc(row: sqlite3.Row) -> Document:
         metadata=orjson.loads(row["metadata"]),
         entities=tuple(orjson.loads(row["entities"])),
         content_hash=row["content_hash"],
+        origin=row["origin"],
     )
 
 
@@ -130,6 +133,10 @@ class DocumentStore:
         self._db = open_sqlite(path, schema=_SCHEMA, what="document store")
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(documents)")}
+        if "origin" not in columns:  # a file from before origins were kept
+            self._db.execute("ALTER TABLE documents ADD COLUMN origin TEXT NOT NULL DEFAULT ''")
+        self._db.execute("CREATE INDEX IF NOT EXISTS documents_origin ON documents(origin)")
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -139,7 +146,7 @@ class DocumentStore:
             (
                 d.id, d.channel, d.title, d.text, d.ts, d.source,
                 orjson.dumps(dict(d.metadata)).decode(), orjson.dumps(list(d.entities)).decode(),
-                d.content_hash,
+                d.content_hash, d.origin,
             )
             for d in docs
         ]
@@ -148,12 +155,13 @@ class DocumentStore:
             try:
                 self._db.executemany(
                     """INSERT INTO documents(id, channel, title, text, ts, source, metadata,
-                                             entities, content_hash)
-                       VALUES (?,?,?,?,?,?,?,?,?)
+                                             entities, content_hash, origin)
+                       VALUES (?,?,?,?,?,?,?,?,?,?)
                        ON CONFLICT(id) DO UPDATE SET channel=excluded.channel,
                          title=excluded.title, text=excluded.text, ts=excluded.ts,
                          source=excluded.source, metadata=excluded.metadata,
-                         entities=excluded.entities, content_hash=excluded.content_hash""",
+                         entities=excluded.entities, content_hash=excluded.content_hash,
+                         origin=excluded.origin""",
                     rows,
                 )
                 self._db.executemany(
@@ -162,6 +170,33 @@ class DocumentStore:
                 self._db.executemany(
                     "INSERT OR IGNORE INTO doc_entities(entity, doc_id) VALUES (?, ?)",
                     [(e, d.id) for d in docs for e in d.entities],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def set_origin(self, ids: Sequence[str], origin: str) -> None:
+        """Record ``origin`` for stored documents (unchanged ones re-read from a file)."""
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = list(ids[i : i + 500])
+                self._db.execute(
+                    f"UPDATE documents SET origin = ? WHERE origin != ? AND id IN ({','.join('?' * len(chunk))})",
+                    [origin, origin, *chunk],
+                )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove documents (their full-text and entity rows too) in one transaction;
+        aliases of channels left without documents go as well. Unknown ids are ignored."""
+        rows = [(i,) for i in ids]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("DELETE FROM doc_entities WHERE doc_id = ?", rows)
+                self._db.executemany("DELETE FROM documents WHERE id = ?", rows)
+                self._db.execute(
+                    "DELETE FROM package_aliases WHERE channel NOT IN (SELECT channel FROM documents)"
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -185,6 +220,16 @@ class DocumentStore:
                 chunk = ids[i : i + 500]
                 q = f"SELECT id, content_hash FROM documents WHERE id IN ({','.join('?' * len(chunk))})"
                 out.update({r[0]: r[1] for r in self._db.execute(q, chunk)})
+        return out
+
+    def ids_in_scope(self, patterns: Sequence[str]) -> set[str]:
+        """Ids of documents whose origin matches any SQLite GLOB pattern (see
+        :func:`~knowledge_os.retrieval.sources.origin_scope`; ``*`` also matches ``/``)."""
+        out: set[str] = set()
+        with self._lock:
+            for pattern in patterns:
+                out.update(r[0] for r in self._db.execute(
+                    "SELECT id FROM documents WHERE origin GLOB ?", (pattern,)))
         return out
 
     def get(self, ids: Sequence[str]) -> list[Document]:

@@ -100,6 +100,25 @@ WHERE n.kind IS NOT NULL
 RETURN n.id AS id, n.kind AS kind, n.name AS name, n.props AS props
 """
 
+# delete(): the neighbours of the doomed nodes, then the nodes with their relationships,
+# then those neighbours left without any relationship (one write transaction).
+_DELETE_NEIGHBOURS = """
+UNWIND $ids AS i
+MATCH (:Node {id: i})--(m:Node)
+RETURN DISTINCT m.id AS id
+"""
+_DELETE_NODES = """
+UNWIND $ids AS i
+MATCH (n:Node {id: i})
+DETACH DELETE n
+"""
+_DELETE_ORPHANS = """
+UNWIND $ids AS i
+MATCH (m:Node {id: i})
+WHERE NOT (m)--()
+DELETE m
+"""
+
 _COUNT_NODES = "MATCH (n:Node) WHERE n.kind IS NOT NULL RETURN count(n) AS c"
 _COUNT_EDGES = "MATCH ()-[r]->() RETURN count(r) AS c"
 _CLEAR = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
@@ -246,6 +265,30 @@ class Neo4jGraphStore:
             )
             for r in self._run(_GET_NODES, {"ids": list(ids)}, read=True)
         ]
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove the nodes ``ids`` and their relationships, then former neighbours left
+        with none. One write transaction; unknown ids are ignored.
+
+        Raises:
+            BackendUnavailableError: the server went away.
+            BackendError: the server rejected the write.
+        """
+        if not ids:
+            return
+        self._ensure_schema()
+        doomed = list(dict.fromkeys(ids))
+
+        def work(tx: Any) -> None:
+            near = [r["id"] for r in tx.run(_DELETE_NEIGHBOURS, {"ids": doomed})]
+            tx.run(_DELETE_NODES, {"ids": doomed}).consume()
+            tx.run(_DELETE_ORPHANS, {"ids": near}).consume()
+
+        def call() -> None:
+            with self._driver.session(database=self.database) as session:
+                session.execute_write(work)
+
+        self._execute(call)
 
     def counts(self) -> dict[str, int]:
         """``{"nodes": N, "edges": M}`` (placeholder endpoints without a kind not counted)."""

@@ -114,6 +114,25 @@ ON CONFLICT (id) DO UPDATE SET
 
 _INSERT_EDGE_SQL = "INSERT OR IGNORE INTO edges (src, dst, type) VALUES (?, ?, ?)"
 
+# delete(): ?1 = the ids (a JSON array). Neighbours first, then edges and nodes, then the
+# neighbours left without any edge.
+_DELETE_NEIGHBOURS_SQL = """
+WITH d(id) AS (SELECT value FROM json_each(?1))
+SELECT e.dst FROM d CROSS JOIN edges AS e ON e.src = d.id
+UNION
+SELECT e.src FROM d CROSS JOIN edges AS e ON e.dst = d.id
+"""
+_DELETE_EDGES_SQL = """
+DELETE FROM edges WHERE src IN (SELECT value FROM json_each(?1))
+                     OR dst IN (SELECT value FROM json_each(?1))
+"""
+_DELETE_NODES_SQL = "DELETE FROM nodes WHERE id IN (SELECT value FROM json_each(?1))"
+_DELETE_ORPHANS_SQL = """
+DELETE FROM nodes WHERE id IN (SELECT value FROM json_each(?1))
+  AND NOT EXISTS (SELECT 1 FROM edges WHERE src = nodes.id)
+  AND NOT EXISTS (SELECT 1 FROM edges WHERE dst = nodes.id)
+"""
+
 
 def check_edge_type(edge_type: str) -> str:
     """Validate an edge type: an identifier ``[A-Za-z_][A-Za-z0-9_]*``, at most 64 chars
@@ -333,6 +352,31 @@ class SqliteGraphStore:
         return [
             GraphNode(id=r[0], kind=r[1], name=r[2], properties=orjson.loads(r[3])) for r in rows
         ]
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove the nodes ``ids`` and their edges, then former neighbours left with no
+        edge. One transaction; unknown ids are ignored.
+
+        Raises:
+            BackendUnavailableError: SQLite failed.
+        """
+        if not ids:
+            return
+        doomed = _json_list(ids)
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    near = [r[0] for r in self._conn.execute(_DELETE_NEIGHBOURS_SQL, (doomed,))]
+                    self._conn.execute(_DELETE_EDGES_SQL, (doomed,))
+                    self._conn.execute(_DELETE_NODES_SQL, (doomed,))
+                    self._conn.execute(_DELETE_ORPHANS_SQL, (_json_list(near),))
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise BackendUnavailableError(f"graph delete failed in {self.path}: {exc}") from exc
 
     def counts(self) -> dict[str, int]:
         """``{"nodes": N, "edges": M}``."""

@@ -5,6 +5,13 @@ document rows (with their content hash). The content hash is written last, so a 
 mid-batch leaves those documents "not yet ingested" and the next run redoes them;
 every upsert is idempotent. Unchanged documents (same id and content hash) cost a hash
 comparison and nothing else.
+
+After a re-ingest the stores equal the sources: each document keeps the file it came
+from (``Document.origin``), and the documents of files in the ingest's scope (the
+folders and files given) that the files no longer yield (a deleted file, a shrunk
+changelog) are removed from the vectors, the graph and then the document store (its
+full-text and entity rows with it). A file that could not be read keeps its documents.
+An updated document's graph node is replaced, so edges to entities it no longer names go.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from knowledge_os.cache.keys import content_hash
-from knowledge_os.retrieval.base import Document, GraphEdge, GraphNode, VectorPoint
-from knowledge_os.retrieval.sources import SourceProblem, discover, read_file
-from knowledge_os.services import Services
+from knowledge_os.retrieval.base import Document, Embedder, GraphEdge, GraphNode, GraphStore, VectorPoint, VectorStore
+from knowledge_os.retrieval.docstore import DocumentStore
+from knowledge_os.retrieval.sources import SourceProblem, discover, origin_scope, read_file
 
 __all__ = ["IngestReport", "graph_records", "ingest"]
 
@@ -43,6 +50,7 @@ class IngestReport:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    removed: int = 0
     graph_nodes: int = 0
     graph_edges: int = 0
     seconds: float = 0.0
@@ -63,6 +71,7 @@ class IngestReport:
             "new": self.new,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "removed": self.removed,
             "graph_nodes": self.graph_nodes,
             "graph_edges": self.graph_edges,
             "seconds": round(self.seconds, 2),
@@ -96,48 +105,72 @@ def graph_records(docs: Sequence[Document]) -> tuple[list[GraphNode], list[Graph
     return list(nodes.values()), edges
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Stores:
+    docstore: DocumentStore
+    embedder: Embedder
+    vector_store: VectorStore
+    graph_store: GraphStore
+
+
 def ingest(
-    services: Services,
     paths: Sequence[Path],
     *,
+    docstore: DocumentStore,
+    embedder: Embedder,
+    vector_store: VectorStore,
+    graph_store: GraphStore,
+    scope: Sequence[str] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
-    """Ingest files and folders.
+    """Ingest files and folders, and remove what they no longer hold.
 
     Args:
-        services: Where documents go (document store, vector store, graph store).
         paths: Files or folders (see :func:`knowledge_os.retrieval.sources.discover`).
+        docstore: Document rows, full-text and entity index.
+        embedder: Embeds each document's first :data:`EMBED_MAX_CHARS` characters.
+        vector_store: Receives one point per document (payload channel, ts, source).
+        graph_store: Receives the nodes and edges of :func:`graph_records`.
+        scope: SQLite GLOB patterns over document origins this ingest owns: stored
+            documents whose origin matches and that no file yielded this time are
+            removed. Default: :func:`~knowledge_os.retrieval.sources.origin_scope` of
+            ``paths`` (everything below a folder given, a file given itself).
         on_progress: Called as ``on_progress(files_done, files_total)``.
 
     Returns:
         The report; problems name every file or line that was skipped.
     """
     started = time.perf_counter()
+    stores = _Stores(docstore=docstore, embedder=embedder, vector_store=vector_store, graph_store=graph_store)
     report = IngestReport()
     files, problems = discover(list(paths))
     report.problems.extend(problems)
     report.files = len(files)
-    store = services.docstore
     seen_ids: set[str] = set()
+    kept_origins: set[str] = set()  # files that failed: their documents stay
     pending: list[Document] = []
+    replaced: list[str] = []  # updated documents whose graph node is rebuilt
 
     def flush() -> None:
         if pending:
-            nodes, edges = _write(services, pending, report)
+            nodes, edges = _write(stores, pending, replaced, report)
             report.graph_nodes += nodes
             report.graph_edges += edges
             pending.clear()
+            replaced.clear()
 
     for i, src in enumerate(files, start=1):
+        origin = str(src.path.absolute())
         t_read = time.perf_counter()
         docs, aliases, file_problems = read_file(src)
         report.seconds_read += time.perf_counter() - t_read
         if file_problems:
             report.problems.extend(file_problems)
+            kept_origins.add(origin)
             if not docs:
                 report.files_failed += 1
         if aliases:
-            store.add_aliases(aliases)
+            docstore.add_aliases(aliases)
         fresh = []
         for d in docs:  # a changelog may repeat a version: the first (newest) entry wins
             if d.id not in seen_ids:
@@ -145,29 +178,46 @@ def ingest(
                 fresh.append(d)
         report.documents += len(fresh)
         hashed = [
-            replace(d, content_hash=content_hash(d.text, {**d.metadata, "title": d.title,
-                                                          "channel": d.channel, "ts": d.ts}))
+            replace(d, origin=origin,
+                    content_hash=content_hash(d.text, {**d.metadata, "title": d.title,
+                                                       "channel": d.channel, "ts": d.ts}))
             for d in fresh
         ]
-        stored = store.hashes([d.id for d in hashed])
+        stored = docstore.hashes([d.id for d in hashed])
+        unchanged = []
         for d in hashed:
             old = stored.get(d.id)
             if old == d.content_hash:
                 report.unchanged += 1
+                unchanged.append(d.id)
                 continue
             if old is None:
                 report.new += 1
             else:
                 report.updated += 1
+                replaced.append(f"doc:{d.id}")
             pending.append(d)
+        if unchanged:
+            docstore.set_origin(unchanged, origin)
         if len(pending) >= BATCH_SIZE:
             flush()
         if on_progress is not None:
             on_progress(i, len(files))
     flush()
-    if report.new or report.updated:
-        store.bump_generation()
-        optimize = getattr(services.vector_store, "optimize", None)  # HNSW build, if the store has one
+    patterns = origin_scope(paths) if scope is None else list(scope)
+    gone = sorted(docstore.ids_in_scope(patterns) - seen_ids)
+    stale = [d.id for d in docstore.get(gone) if d.origin not in kept_origins] if gone else []
+    if stale:
+        t = time.perf_counter()
+        vector_store.delete(stale)
+        graph_store.delete([f"doc:{i}" for i in stale])
+        docstore.delete(stale)  # last: a crash before it leaves them stale, found again next time
+        report.removed = len(stale)
+        report.seconds_write += time.perf_counter() - t
+        logger.info("ingest: removed %d documents the sources no longer hold", len(stale))
+    if report.new or report.updated or report.removed:
+        docstore.bump_generation()
+        optimize = getattr(vector_store, "optimize", None)  # HNSW build, if the store has one
         if optimize is not None:
             optimize()
     report.seconds = time.perf_counter() - started
@@ -175,12 +225,13 @@ def ingest(
     return report
 
 
-def _write(services: Services, docs: Sequence[Document], report: IngestReport) -> tuple[int, int]:
+def _write(stores: _Stores, docs: Sequence[Document], replaced: Sequence[str],
+           report: IngestReport) -> tuple[int, int]:
     t0 = time.perf_counter()
-    embeddings = services.embedder.embed_documents([d.text[:EMBED_MAX_CHARS] for d in docs])
+    embeddings = stores.embedder.embed_documents([d.text[:EMBED_MAX_CHARS] for d in docs])
     t1 = time.perf_counter()
     report.seconds_embed += t1 - t0
-    services.vector_store.upsert(
+    stores.vector_store.upsert(
         [
             VectorPoint(
                 id=d.id,
@@ -191,7 +242,9 @@ def _write(services: Services, docs: Sequence[Document], report: IngestReport) -
         ]
     )
     nodes, edges = graph_records(docs)
-    services.graph_store.upsert(nodes, edges)
-    services.docstore.upsert(docs)
+    if replaced:  # an updated entry may no longer name an entity: rebuild its edges
+        stores.graph_store.delete(replaced)
+    stores.graph_store.upsert(nodes, edges)
+    stores.docstore.upsert(docs)
     report.seconds_write += time.perf_counter() - t1
     return len(nodes), len(edges)

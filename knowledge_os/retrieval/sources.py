@@ -17,6 +17,7 @@ import email.utils
 import gzip
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,8 @@ __all__ = [
     "CHUNK_CHARS",
     "DEFAULT_DEBIAN_DOC_DIR",
     "default_corpus",
+    "default_corpus_scope",
+    "origin_scope",
     "SourceFile",
     "SourceProblem",
     "discover",
@@ -83,6 +86,25 @@ def default_corpus(doc_dir: Path = DEFAULT_DEBIAN_DOC_DIR) -> list[Path]:
     folder (a folder linked to another package's yields an alias of it). Other files
     under ``/usr/share/doc`` (READMEs, release notes) are not part of it."""
     return sorted(doc_dir.glob("*/changelog.Debian.gz"))
+
+
+def _glob_literal(text: str) -> str:
+    """``text`` as a SQLite GLOB pattern matching only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def origin_scope(paths: Sequence[Path]) -> list[str]:
+    """The document origins an ingest of ``paths`` owns, as SQLite GLOB patterns (``*``
+    also matches ``/``): a folder owns every file below it, a file itself. Paths are
+    made absolute, not resolved, as ``Document.origin`` is."""
+    return [_glob_literal(str(p.absolute())) + ("/*" if p.is_dir() else "") for p in paths]
+
+
+def default_corpus_scope(doc_dir: Path = DEFAULT_DEBIAN_DOC_DIR) -> list[str]:
+    """The origins the default corpus owns (``<doc_dir>/*/changelog.Debian.gz``, as
+    :func:`origin_scope` patterns): a package removed from the machine loses its
+    documents on the next default ingest; other files under ``doc_dir`` are not touched."""
+    return [f"{_glob_literal(str(doc_dir.absolute()))}/*/changelog.Debian.gz"]
 
 
 def discover(paths: list[Path]) -> tuple[list[SourceFile], list[SourceProblem]]:

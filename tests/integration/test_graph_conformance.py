@@ -215,3 +215,27 @@ def test_neo4j_uri_with_userinfo_is_a_config_error_without_the_secret(tmp_path: 
     with pytest.raises(ConfigError, match=r"bolt://kos:\*\*\*@h:1") as err:
         make_graph_store(settings)
     assert "s3cret" not in str(err.value)
+
+
+def test_delete_removes_nodes_their_edges_and_orphaned_neighbours(chain: GraphStore) -> None:
+    chain.upsert([_node("cve:only-b")], [_edge("document:b", "cve:only-b", "FIXES"), _edge("ghost:9", "document:b")])
+    chain.delete(["document:b", "never:existed"])
+    # bug:1 and cve:only-b had no other edge: gone; person:x too; package:p keeps document:a.
+    assert sorted(n.id for n in chain.get_nodes(
+        ["document:a", "document:b", "package:p", "person:x", "bug:1", "cve:only-b"])) == ["document:a", "package:p"]
+    assert chain.counts() == {"nodes": 2, "edges": 1}
+    assert chain.expand(["package:p"], depth=2, limit=10) == [
+        GraphHit(id="package:p", kind="package", distance=0),
+        GraphHit(id="document:a", kind="document", distance=1),
+    ]
+    chain.delete([])
+    chain.delete(["document:a"])
+    assert chain.counts() == {"nodes": 0, "edges": 0}
+
+
+def test_delete_then_upsert_replaces_a_nodes_edges(chain: GraphStore) -> None:
+    """What ingest does for an updated document: its old edges go, the new ones stay."""
+    chain.delete(["document:b"])
+    chain.upsert([_node("document:b"), _node("package:p")], [_edge("document:b", "package:p", "ENTRY_OF")])
+    assert [h.id for h in chain.expand(["document:b"], depth=1, limit=10)] == ["document:b", "package:p"]
+    assert chain.counts() == {"nodes": 3, "edges": 2}

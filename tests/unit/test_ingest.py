@@ -97,3 +97,89 @@ def test_default_corpus_is_the_changelogs_only(tmp_path: Path, corpus_dir: Path)
     (corpus_dir / "curl" / "examples" / "changelog.Debian.gz").write_bytes(b"")
     found = default_corpus(corpus_dir)
     assert found == [corpus_dir / "curl" / "changelog.Debian.gz", corpus_dir / "openssl" / "changelog.Debian.gz"]
+
+
+def _state(kos) -> dict:
+    """What the stores hold: documents with hashes, entity rows, vectors, graph."""
+    s = kos.services
+    docs = {d.id: d.content_hash for d in s.docstore.iter_documents()}
+    entities = {(e, d.id) for d in s.docstore.iter_documents() for e in d.entities}
+    by_entity = {e: tuple(s.docstore.by_entities([e], limit=100)) for e, _ in entities}
+    nodes = sorted(n.id for n in s.graph_store.get_nodes(
+        [f"doc:{i}" for i in docs] + [e for e, _ in entities] + _GONE_NODES))
+    walk = {n: [(h.id, h.distance) for h in s.graph_store.expand([n], depth=1, limit=100)] for n in nodes}
+    return {"docs": docs, "by_entity": by_entity, "vectors": sorted(s.vector_store.points),
+            "graph": s.graph_store.counts(), "nodes": nodes, "walk": walk,
+            "channels": s.docstore.channels()}
+
+
+_GONE_NODES = ["doc:deb:curl:7.88.1-10+deb12u14", "doc:deb:curl:7.88.1-10+deb12u13",
+               "doc:deb:openssl:3.0.17-1~deb12u3", "cve:CVE-2025-9230", "cve:CVE-2025-10148",
+               "cve:CVE-2026-28389", "bug:1109876", "package:curl", "person:samueloph@debian.org"]
+
+
+def test_reingest_removes_what_the_sources_no_longer_have(tmp_path: Path, corpus_dir: Path) -> None:
+    """A deleted changelog, a shrunk one and an entry that lost a CVE: after re-ingest
+    the stores hold exactly what a fresh ingest of the same files holds."""
+    from tests.conftest import CHANGELOGS, write_changelog
+
+    kos = make_kos(tmp_path / "a", ["x"])
+    kos.ingest([corpus_dir])
+    (corpus_dir / "curl" / "changelog.Debian.gz").unlink()  # a deleted file
+    entries = [list(e) for e in CHANGELOGS["openssl"][:2]]  # the 3.0.17 entry is gone
+    entries[0][5] = entries[0][5][:1]  # and 3.0.19-1~deb12u2 no longer names CVE-2026-28389
+    write_changelog(corpus_dir, "openssl", entries)
+    report = kos.ingest([corpus_dir])
+    assert (report.new, report.updated, report.unchanged, report.removed) == (0, 1, 1, 3)
+
+    after = _state(kos)
+    assert set(after["docs"]) == {"deb:openssl:3.0.19-1~deb12u2", "deb:openssl:3.0.19-1~deb12u1"}
+    assert "curl" not in after["channels"]
+    assert kos.services.docstore.search_text("WebSocket mask") == []  # full-text rows gone
+    assert kos.services.docstore.by_entities(["cve:CVE-2026-28389"]) == []
+    kos.close()
+
+    fresh = make_kos(tmp_path / "b", ["x"])
+    fresh.ingest([corpus_dir])
+    assert after == _state(fresh)
+    fresh.close()
+
+
+def test_reingest_of_one_folder_keeps_the_others(tmp_path: Path, corpus_dir: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# A\n\nopenssl notes.\n")
+    (notes / "b.md").write_text("# B\n\ncurl notes.\n")
+    kos = make_kos(tmp_path, ["x"])
+    kos.ingest([corpus_dir])
+    kos.ingest([notes])
+    (notes / "b.md").unlink()
+    report = kos.ingest([notes])
+    assert report.removed == 1
+    ids = {d.id for d in kos.services.docstore.iter_documents()}
+    assert f"file:{notes / 'a.md'}#0" in ids and f"file:{notes / 'b.md'}#0" not in ids
+    assert len([i for i in ids if i.startswith("deb:")]) == 5  # the changelogs were not in scope
+    kos.close()
+
+
+def test_a_file_that_fails_to_read_keeps_its_documents(tmp_path: Path, corpus_dir: Path) -> None:
+    kos = make_kos(tmp_path, ["x"])
+    kos.ingest([corpus_dir])
+    (corpus_dir / "curl" / "changelog.Debian.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    report = kos.ingest([corpus_dir])
+    assert report.removed == 0 and report.files_failed == 1
+    assert len(kos.services.docstore.get(["deb:curl:7.88.1-10+deb12u14"])) == 1
+    kos.close()
+
+
+def test_default_corpus_reingest_drops_a_removed_package(tmp_path: Path, corpus_dir: Path,
+                                                        monkeypatch) -> None:
+    from knowledge_os import api
+
+    monkeypatch.setattr(api, "DEFAULT_DEBIAN_DOC_DIR", corpus_dir)
+    kos = make_kos(tmp_path, ["x"])
+    assert kos.ingest().documents == 5
+    (corpus_dir / "curl" / "changelog.Debian.gz").unlink()
+    assert kos.ingest().removed == 2
+    assert {d.channel for d in kos.services.docstore.iter_documents()} == {"openssl"}
+    kos.close()
