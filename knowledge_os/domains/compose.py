@@ -69,9 +69,9 @@ STATS_KIND = {
     "en": "{kind}: {current} uploads from {cur_from} to {cur_to}, against {previous} from {prev_from} to {prev_to}.",
     "ru": "{kind}: загрузок с {cur_from} по {cur_to} — {current}, с {prev_from} по {prev_to} — {previous}.",
 }
-STATS_NONE = {
-    "en": "No kind of change rose from {prev_from}..{prev_to} to {cur_from}..{cur_to}.",
-    "ru": "Ни один вид изменений не вырос: с {prev_from} по {prev_to} против с {cur_from} по {cur_to}.",
+STATS_KIND_ONE = {
+    "en": "{kind}: {current} uploads from {cur_from} to {cur_to}.",
+    "ru": "{kind}: загрузок с {cur_from} по {cur_to} — {current}.",
 }
 
 DEFAULT_CHANGE_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -206,10 +206,10 @@ def fallback_summary(ctx: StepContext, listing: list[dict[str, Any]]) -> str:
 
 
 def _stats_rows(ctx: StepContext) -> list[dict[str, Any]] | None:
+    """The statistics' kind rows, or None when they have a shape this module does not know."""
     s = ctx.stats or {}
     rows = s.get("kinds")
-    win, prev = s.get("window"), s.get("previous")
-    if not (isinstance(rows, list) and isinstance(win, dict) and isinstance(prev, dict)):
+    if not (isinstance(rows, list) and isinstance(s.get("window"), dict)):
         return None
     if not all(isinstance(r, dict) and {"kind", "current", "previous"} <= set(r) for r in rows):
         return None
@@ -218,23 +218,18 @@ def _stats_rows(ctx: StepContext) -> list[dict[str, Any]] | None:
 
 def _stats_kind_line(ctx: StepContext, row: dict[str, Any], lang: str) -> str:
     s = ctx.stats or {}
+    prev = s.get("previous")
+    if row["previous"] is None or not isinstance(prev, dict):
+        return pick(STATS_KIND_ONE, lang, kind=kind_label(row["kind"], lang), current=row["current"],
+                    cur_from=s["window"]["from"], cur_to=s["window"]["to"])
     return pick(STATS_KIND, lang, kind=kind_label(row["kind"], lang), current=row["current"],
                 previous=row["previous"], cur_from=s["window"]["from"], cur_to=s["window"]["to"],
-                prev_from=s["previous"]["from"], prev_to=s["previous"]["to"])
+                prev_from=prev["from"], prev_to=prev["to"])
 
 
 def _stats_data_summary(ctx: StepContext, lang: str) -> str:
-    """English: trend's own :func:`stats_summary`; other languages rendered here from
-    the same rows (trend's text when the statistics have a shape this module does not know)."""
-    rows = _stats_rows(ctx)
-    if lang == "en" or rows is None:
-        return stats_summary(ctx)
-    rising = [r for r in rows if r["current"] > r["previous"]]
-    if not rising:
-        s = ctx.stats or {}
-        return pick(STATS_NONE, lang, cur_from=s["window"]["from"], cur_to=s["window"]["to"],
-                    prev_from=s["previous"]["from"], prev_to=s["previous"]["to"])
-    return " ".join(_stats_kind_line(ctx, r, lang) for r in rising[:3])
+    """Trend's own :func:`stats_summary` (written from the figures, in the question's language)."""
+    return stats_summary(ctx)
 
 
 def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[str, Any]) -> str | None:
