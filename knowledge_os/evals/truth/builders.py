@@ -2,7 +2,9 @@
 
 A builder is ``fn(corpus, *, as_of, n, seed) -> list[case]``; cases follow the schema of
 the eval contract (``{id, query, lang, tags, expected}``). ``answers`` mixes every
-changelog builder into one set for the answer and retrieval suites.
+changelog builder into one set for the answer and retrieval suites. ``qa_narrativeqa``
+reads the public QA set instead of the changelogs (see :mod:`knowledge_os.evals.truth.qa`;
+its posts must be ingested with :func:`~knowledge_os.evals.truth.qa.prepare_qa`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 from knowledge_os.evals.truth.corpus import DEFAULT_DOC_DIR, TruthCorpus, load_corpus
 from knowledge_os.evals.truth.digests import package_period
 from knowledge_os.evals.truth.lookups import bug_lookup, cve_lookup, free_text
+from knowledge_os.evals.truth.qa import qa_narrativeqa
 from knowledge_os.evals.truth.trends import trend_kinds, trend_rankings
 
-__all__ = ["BUILDERS", "MIX", "Builder", "answers", "build_cases", "cached_corpus"]
+__all__ = ["BUILDERS", "MIX", "NO_CORPUS", "Builder", "answers", "build_cases", "cached_corpus"]
 
 Builder = Callable[..., list[dict[str, Any]]]
 
@@ -47,7 +50,10 @@ BUILDERS: dict[str, Builder] = {
     "trend_rankings": trend_rankings,
     "free_text": free_text,
     "answers": answers,
+    "qa_narrativeqa": qa_narrativeqa,
 }
+# Builders whose cases do not come from the changelogs (no corpus is parsed for them).
+NO_CORPUS = frozenset({"qa_narrativeqa"})
 
 
 @functools.lru_cache(maxsize=4)
@@ -82,4 +88,5 @@ def build_cases(name: str, *, doc_dir: Path = DEFAULT_DOC_DIR, as_of: date, n: i
         raise KeyError(f"unknown case builder {name!r}; allowed: {', '.join(sorted(BUILDERS))}")
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    return BUILDERS[name](cached_corpus(doc_dir), as_of=as_of, n=n, seed=seed)
+    corpus = None if name in NO_CORPUS else cached_corpus(doc_dir)
+    return BUILDERS[name](corpus, as_of=as_of, n=n, seed=seed)
