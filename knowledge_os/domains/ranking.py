@@ -178,37 +178,52 @@ def _keys(doc: Document, entity: Entity) -> list[str]:
     return [e.removeprefix(prefix) for e in doc.entities if e.startswith(prefix)]
 
 
-def count_entities(docs: Iterable[Document], query: RankingQuery) -> tuple[Counter[str], dict[str, str]]:
+def count_entities(
+    docs: Iterable[Document], query: RankingQuery
+) -> tuple[Counter[str], dict[str, str], dict[str, set[str]]]:
     """Count ``query.measure`` per ``query.entity`` over ``docs``.
+
+    A maintainer is a person, not an address: the e-mail addresses an entry's
+    ``author`` gives are grouped under the name each is most often given with (ties: the
+    alphabetically first), so "Matthias Klose" counts his uploads from two addresses.
 
     Args:
         docs: The documents of one window (each an upload).
         query: What to count.
 
     Returns:
-        ``(counts, display)``: ``counts[key]`` is the measure for the entity (uploads:
-        entries; cves / bugs: distinct ids over its entries; packages: distinct
-        channels), and ``display[key]`` the name to show: the package, CVE id or bug
-        number itself, or a maintainer's most frequent ``author`` string
-        (``"Name <email>"``).
+        ``(counts, display, members)``: ``counts[key]`` is the measure for the entity
+        (uploads: entries; cves / bugs: distinct ids over its entries; packages:
+        distinct channels); ``display[key]`` the name to show (the package, CVE id or
+        bug number itself, or the maintainer's name); ``members[key]`` the entity keys
+        of the documents it groups (the maintainer's e-mail addresses; the key itself
+        otherwise).
     """
     per: dict[str, set[str]] = defaultdict(set)
     uploads: Counter[str] = Counter()
-    authors: dict[str, Counter[str]] = defaultdict(Counter)
+    names: dict[str, Counter[str]] = defaultdict(Counter)
     for doc in docs:
         for key in _keys(doc, query.entity):
             uploads[key] += 1
             if query.entity == "maintainer":
-                authors[key][str(doc.metadata.get("author", key))] += 1
+                author = str(doc.metadata.get("author", ""))
+                names[key][re.sub(r"\s*<[^<>]*>\s*$", "", author).strip() or key] += 1
             if query.measure == "cves":
                 per[key].update(e for e in doc.entities if e.startswith("cve:"))
             elif query.measure == "bugs":
                 per[key].update(e for e in doc.entities if e.startswith("bug:"))
             elif query.measure == "packages":
                 per[key].add(doc.channel)
-    if query.measure == "uploads":
-        counts = uploads
-    else:
-        counts = Counter({k: len(v) for k, v in per.items() if v})
-    display = {k: (authors[k].most_common(1)[0][0] if k in authors else k) for k in counts}
-    return counts, display
+    members: dict[str, set[str]] = defaultdict(set)
+    for key in uploads:
+        group = key
+        if query.entity == "maintainer":
+            group = sorted(names[key].items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        members[group].add(key)
+    counts: Counter[str] = Counter()
+    for group, keys in members.items():
+        if query.measure == "uploads":
+            counts[group] = sum(uploads[k] for k in keys)
+        elif value := len(set().union(*(per[k] for k in keys))):
+            counts[group] = value
+    return counts, {k: k for k in counts}, {k: members[k] for k in counts}

@@ -106,8 +106,8 @@ def compare_windows(
     a year, quarter or month *to date* (it starts on the period's first day and runs to
     ``as_of``) with the same number of days from the start of the previous period
     (clipped to that period); any other window with the window of the same length just
-    before it. A window reaching past ``as_of`` is cut at ``as_of`` first. A window is
-    quarter-aligned only when the question says "quarter" (``dates.label``), so "since
+    before it. A window reaching past ``as_of`` is cut at ``as_of`` first. A quarter to
+    date is one only when the question says "quarter" (``dates.label``), so "since
     October" is compared with the days just before it.
 
     Args:
@@ -136,7 +136,8 @@ def compare_windows(
     current = Window(start=start, end=end)
     label = dates.label.lower()
     months = 0
-    if start.day == 1 and start.month % 3 == 1 and ("quarter" in label or "квартал" in label):
+    quarter_start = start.day == 1 and start.month % 3 == 1
+    if quarter_start and (end == _add_months(start, 3) or "quarter" in label or "квартал" in label):
         months = 3
     elif start.day == 1 and start.month == 1:
         months = 12
@@ -208,7 +209,7 @@ def _ranking_rows(
 ) -> tuple[list[dict[str, Any]], int]:
     """The top ``query.n`` entities and those tied with the N-th (at most ``_TIES_MAX``
     more); competition ranks (1, 2, 2, 4). Returns ``(rows, tied_left_out)``."""
-    counts, display = count_entities(current.docs, query)
+    counts, display, members = count_entities(current.docs, query)
     prev_counts = count_entities(previous.docs, query)[0] if previous is not None else None
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], display[kv[0]].lower(), kv[0]))
     if not ordered:
@@ -219,7 +220,8 @@ def _ranking_rows(
     rows = []
     for key, value in shown:
         rank = 1 + sum(1 for _, v in ordered if v > value)
-        rows.append({"rank": rank, "key": key, "name": display[key], "current": value,
+        rows.append({"rank": rank, "key": key, "name": display[key], "members": sorted(members[key]),
+                     "current": value,
                      "previous": prev_counts.get(key, 0) if prev_counts is not None else None})
     return rows, len(within) - len(shown)
 
@@ -237,7 +239,7 @@ def _examples(
     if query is not None:
         for row in rows:
             for doc in newest_first:
-                if row["key"] in _entity_keys(doc, query):
+                if _entity_keys(doc, query) & set(row["members"]):
                     picked.setdefault(doc.id, None)
                     break
     else:
@@ -299,7 +301,8 @@ def compute_trend(
              "kinds": [{"kind", "current", "previous", "delta", "change_pct"}],
                                               # rising first; delta/pct None without data
              "ranking": {"entity", "measure", "n", "rows": [{"rank", "key", "name",
-                         "current", "previous"}], "tied_left_out": int} | None,
+                         "members", "current", "previous"}], "tied_left_out": int} | None,
+                                              # members: a maintainer's e-mail addresses
              "examples": [doc id],            # from the compared windows, shown first
              "table": str, "summary": str,    # in the question's language
              "numbers": [int],                # every figure in table and summary
@@ -374,10 +377,7 @@ def compute_trend(
     stats["dates"] = sorted(set(re.findall(r"\b\d{4}-\d{2}-\d{2}\b", text)))
     names = set(stats["packages"])
     for row in rows:
-        names.update({row["key"], row["name"]})
-        if query is not None and query.entity == "maintainer":
-            names.update(re.findall(r"<([^<>]+)>", row["name"]))
-            names.add(re.sub(r"\s*<[^<>]*>\s*", "", row["name"]).strip())
+        names.update({row["key"], row["name"], *row["members"]})
     stats["names"] = sorted(n for n in names if n)
     return stats
 
@@ -536,7 +536,10 @@ def _table(s: dict[str, Any]) -> str:
                               prev=prev_note))
             for row in r["rows"]:
                 after = f" ({row['previous']})" if row["previous"] is not None else ""
-                lines.append(f"{row['rank']}. {row['name']}: {row['current']}{after}")
+                who = row["name"]
+                if r["entity"] == "maintainer":
+                    who += f" ({', '.join(row['members'])})"
+                lines.append(f"{row['rank']}. {who}: {row['current']}{after}")
             if r["tied_left_out"]:
                 lines.append(pick(_T["rank_tied"], lang, k=r["tied_left_out"], v=r["rows"][-1]["current"]))
         elif not s["empty"]["current"]:

@@ -26,6 +26,9 @@ _MONTHS_RU = {"январ": 1, "феврал": 2, "март": 3, "апрел": 4
               "август": 8, "сентябр": 9, "октябр": 10, "ноябр": 11, "декабр": 12}
 _RU_MONTH_RE = r"(январ\w*|феврал\w*|март\w*|апрел\w*|ма[йяе]|июн\w*|июл\w*|август\w*|сентябр\w*|октябр\w*|ноябр\w*|декабр\w*)"
 _EN_MONTH_RE = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_EN_ORDINAL_RE = r"(first|second|third|fourth)"
+_RU_ORDINAL_RE = r"(перв\w*|втор\w*|трет\w*|четв[её]рт\w*)"
+_ORDINALS = {"fir": 1, "sec": 2, "thi": 3, "fou": 4, "пер": 1, "вто": 2, "тре": 3, "чет": 4}
 _UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365,
               "дн": 1, "ден": 1, "недел": 7, "месяц": 30, "год": 365, "лет": 365}
 
@@ -108,6 +111,10 @@ def _add_months(d: date, months: int) -> date:
     return date(d.year + m // 12, m % 12 + 1, 1)
 
 
+def _month_days(d: date) -> int:
+    return (_add_months(d, 1) - timedelta(days=1)).day
+
+
 def _ru_month(word: str) -> int:
     for stem, num in sorted(_MONTHS_RU.items(), key=lambda kv: -len(kv[0])):
         if word.startswith(stem):
@@ -120,8 +127,10 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
 
     Understands (English / Russian): since <month> [year] / с <месяца> [года];
     in|during <month> <year>; in <year> / в|за <год> [году]; this|last quarter /
-    в этом|прошлом квартале; this|last year / в этом|прошлом году; last|past N
-    days|weeks|months|years / за последние N дней|недель|месяцев|лет; last month|week /
+    в этом|прошлом квартале; Q1..Q4 <year>, the first..fourth quarter of <year> /
+    в 1-м..4-м (первом..четвёртом) квартале <года>; this|last year / в этом|прошлом
+    году; last|past N days|weeks|months|years / за последние N дней|недель|месяцев|лет
+    (months are calendar months, from the same day N months back); last month|week /
     за последний месяц|неделю; since YYYY-MM[-DD] / с YYYY-MM[-DD].
     A month without a year that lies after ``as_of`` means the previous year.
     """
@@ -169,6 +178,10 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
     m = re.search(r"\b(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b", q) or re.search(
         r"(?:за|в)\s+последни[ейх]\s+(\d{1,3})\s+(дн|ден|недел|месяц|год|лет)\w*", q
     )
+    if m and m[2] in ("month", "месяц"):  # calendar months: the same day N months back
+        back = _add_months(as_of, -int(m[1]))
+        start = date(back.year, back.month, min(as_of.day, _month_days(back)))
+        return DateRange(ts_from=_ts(start), ts_to=tomorrow, label=m[0])
     if m:
         days = int(m[1]) * _UNIT_DAYS[m[2]]
         return DateRange(ts_from=_ts(as_of - timedelta(days=days - 1)), ts_to=tomorrow, label=m[0])
@@ -178,6 +191,15 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
     if m:
         days = _UNIT_DAYS[m[1]]
         return DateRange(ts_from=_ts(as_of - timedelta(days=days - 1)), ts_to=tomorrow, label=m[0])
+    m = re.search(rf"\bq([1-4])\s*(?:of\s+)?((?:19|20)\d{{2}})\b|\b{_EN_ORDINAL_RE}\s+quarter\s+(?:of\s+)?"
+                  r"((?:19|20)\d{2})\b", q) or re.search(
+        rf"(?:^|\s)(?:в|за)\s+(?:([1-4])-?(?:м|й|ом|ый|ий)?|{_RU_ORDINAL_RE})\s+квартал\w*\s+((?:19|20)\d{{2}})", q
+    )
+    if m:
+        groups = [g for g in m.groups() if g]
+        quarter = int(groups[0]) if groups[0].isdigit() else _ORDINALS[groups[0][:3]]
+        start = date(int(groups[1]), 3 * quarter - 2, 1)
+        return DateRange(ts_from=_ts(start), ts_to=_ts(_add_months(start, 3)), label=m[0].strip())
     m = re.search(r"\b(?:in|during|for)\s+((?:19|20)\d{2})\b", q) or re.search(
         r"(?:^|\s)(?:в|за)\s+((?:19|20)\d{2})(?:\s+год\w*)?", q
     )

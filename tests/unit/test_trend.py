@@ -254,6 +254,28 @@ def test_questions_that_rank_nothing(question):
     assert parse_ranking(question) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("Which ten maintainers signed the most uploads in Q3 2020?", "2020-07-01..2020-09-30"),
+        ("top packages in the fourth quarter of 2021", "2021-10-01..2021-12-31"),
+        ("Назови три пакета с наибольшим числом закрытых ошибок в 1-м квартале 2022 года.",
+         "2022-01-01..2022-03-31"),
+        ("за 2-й квартал 2021 года", "2021-04-01..2021-06-30"),
+        ("в первом квартале 2021 года", "2021-01-01..2021-03-31"),
+        # calendar months: the same day twelve months back
+        ("in the last 12 months", "2025-12-01..2026-12-01"),
+    ],
+)
+def test_named_quarters_and_months_are_periods(text, span):
+    assert _windows(text, date(2026, 12, 1))[0] == span
+
+
+def test_a_named_quarter_is_compared_with_the_quarter_before():
+    assert _windows("in Q1 2022", date(2026, 12, 1)) == (
+        "2022-01-01..2022-03-31", "2021-10-01..2021-12-31", "quarter")
+
+
 def test_top_packages_by_uploads_with_ties(tmp_path, trend_spec):
     store = _store(tmp_path, RANKING_CORPUS)
     s = _trend(store, trend_spec, "Which two packages had the most uploads in 2024?", date(2026, 12, 1))
@@ -284,10 +306,27 @@ def test_top_maintainers_over_all_dates(tmp_path, trend_spec):
     assert s["previous"] is None and s["basis"] == "all"
     assert s["window"]["from"] == "2023-03-01" and s["window"]["to"] == "2024-12-07"
     # Bob: delta 8 + eps 3; Ann: gamma 4 + zeta 2 + eta 1.
-    assert [(x["key"], x["current"], x["previous"]) for x in s["ranking"]["rows"]] == [
-        ("bob@example.org", 11, None), ("ann@example.org", 7, None)]
-    assert {"Bob Builder", "bob@example.org", "Bob Builder <bob@example.org>"} <= set(s["names"])
+    assert [(x["name"], x["current"], x["previous"]) for x in s["ranking"]["rows"]] == [
+        ("Bob Builder", 11, None), ("Ann Author", 7, None)]
+    assert {"Bob Builder", "bob@example.org"} <= set(s["names"])
     assert "Period: all dates (2023-03-01..2024-12-07)." in s["table"]
+    assert "1. Bob Builder (bob@example.org): 11" in s["table"]
+
+
+def test_a_maintainer_with_two_addresses_is_one_person(tmp_path, trend_spec):
+    corpus = {
+        "one": [_entry("1.1", "Mon, 01 Jan 2024 10:00:00 +0000", "Cat Coder <cat@debian.org>"),
+                _entry("1.2", "Tue, 02 Jan 2024 10:00:00 +0000", "Cat Coder <cat@debian.org>")],
+        "two": [_entry("2.1", "Wed, 03 Jan 2024 10:00:00 +0000", "Cat Coder <cat@ubuntu.com>")],
+        "three": [_entry(f"3.{i}", f"Thu, 0{i} Feb 2024 10:00:00 +0000", ANN) for i in range(1, 3)],
+    }
+    store = _store(tmp_path, corpus)
+    s = _trend(store, trend_spec, "Who uploaded the most in 2024?", date(2026, 12, 1))
+    rows = s["ranking"]["rows"]
+    assert [(x["name"], x["members"], x["current"]) for x in rows] == [
+        ("Cat Coder", ["cat@debian.org", "cat@ubuntu.com"], 3), ("Ann Author", ["ann@example.org"], 2)]
+    assert "1. Cat Coder (cat@debian.org, cat@ubuntu.com): 3 (0)" in s["table"]
+    assert s["examples"] == ["deb:two:2.1", "deb:three:3.2"]
 
 
 def test_russian_ranking(tmp_path, trend_spec):
