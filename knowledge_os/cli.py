@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 the command ran but something was skipped (e.g. one bad file
 among good ones, each named on stderr); 2 bad input or configuration: nothing could be
 done (an empty query, an unknown domain, a path that does not exist, a single corrupt
-file, a malformed YAML), with one line on stderr naming the problem.
+file, a malformed YAML), with one line on stderr naming the problem. ``kos eval --gate``
+exits 1 when a threshold failed or a metric regressed, 130 when interrupted (resumable).
 """
 
 from __future__ import annotations
@@ -156,6 +157,61 @@ def graph() -> None:
     from knowledge_os.graph.builder import graph as compiled
 
     sys.stdout.write(compiled.get_graph().draw_mermaid())
+
+
+@app.command("eval")
+def eval_(
+    suites: Annotated[Optional[list[str]], typer.Argument(help="Suite names, 'quick', 'full' or YAML paths; default quick.")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Run folder; default eval-runs/<UTC time>.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder (done cases are kept).")] = None,
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Compare with this report.json.")] = None,
+    gate: Annotated[bool, typer.Option("--gate", help="Exit 1 on a failed threshold or a regression.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the shipped suites and metrics.")] = False,
+) -> None:
+    """Run offline eval suites; write report.md, report.json and plots to the run folder."""
+    from datetime import UTC, datetime
+
+    from knowledge_os import evals
+
+    if list_:
+        out.print("suites: " + ", ".join(evals.shipped_suites()), highlight=False)
+        out.print("metrics: " + ", ".join(sorted(evals.METRICS)), highlight=False)
+        return
+    folder = resume or run_dir or Path("eval-runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[last]}"), console=err, disable=not err.is_terminal) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(suite: str, done: int, total: int, rec: dict | None) -> None:
+            if suite not in tasks:
+                tasks[suite] = progress.add_task(suite, total=total, last="")
+            last = "" if rec is None else (f"{rec['id']}: error" if rec.get("error")
+                                           else f"{rec['id']}: {rec.get('latency_s', 0):.1f} s")
+            progress.update(tasks[suite], completed=done, last=last)
+
+        try:
+            result = evals.run_suites(suites or ([] if resume else ["quick"]), run_dir=folder,
+                                      resume=resume is not None, baseline=baseline, on_progress=on_progress)
+        except KnowledgeOSError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            progress.stop()
+            err.print(f"interrupted; resume with: kos eval --resume {folder}", highlight=False, markup=False)
+            raise typer.Exit(130) from None
+    report = result.report
+    if json_out:
+        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+    else:
+        for name, s in report["suites"].items():
+            figures = ", ".join(f"{k}={v}" for k, v in s["metrics"].items() if isinstance(v, (int, float)))
+            out.print(f"{name} ({s['cases']} cases, {s['errors']} errors, {s['seconds']} s): {figures}",
+                      highlight=False, markup=False)
+        out.print(f"report: {result.run_dir / 'report.md'}", highlight=False, markup=False)
+    for line in report["gate"]["failures"] + report["gate"]["regressions"]:
+        err.print(f"gate: {line}", highlight=False, markup=False)
+    if gate and not result.passed:
+        raise typer.Exit(1)
 
 
 def _mount_ops() -> None:

@@ -5,6 +5,7 @@ Hierarchy::
     KnowledgeOSError
     ├── ConfigError                 the user fixes a file, a setting or an argument
     │   ├── DomainConfigError       a domain YAML is malformed (names file and key path)
+    │   ├── EvalConfigError         an eval suite YAML or case file is malformed (likewise)
     │   └── UnknownNameError        an unknown backend, domain or step name
     ├── InputError                  a query, path or record is unusable
     │   └── IngestError             a source file could not be read or parsed
@@ -27,6 +28,7 @@ __all__ = [
     "BudgetExceededError",
     "ConfigError",
     "DomainConfigError",
+    "EvalConfigError",
     "IngestError",
     "InputError",
     "KnowledgeOSError",
@@ -61,6 +63,21 @@ class DomainConfigError(ConfigError):
         self.key_path = key_path
         self.problems: tuple[tuple[str, str], ...] = ((key_path, message), *more)
         super().__init__("\n".join(f"{path}: {k}: {m}" if k else f"{path}: {m}" for k, m in self.problems))
+
+
+class EvalConfigError(ConfigError):
+    """An eval suite YAML or case file is malformed.
+
+    Attributes:
+        path: The file.
+        key_path: Dotted key path inside it (``""`` for the whole file; ``line N`` in a JSONL file).
+    """
+
+    def __init__(self, path: str, key_path: str, message: str) -> None:
+        self.path = path
+        self.key_path = key_path
+        where = f"{path}: {key_path}" if key_path else path
+        super().__init__(f"{where}: {message}")
 
 
 class UnknownNameError(ConfigError):

@@ -1,0 +1,182 @@
+"""The runner end to end on the small changelog corpus with fake models: every mode,
+the report files, repeatability, resume, baseline comparison and the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from typer.testing import CliRunner
+
+from knowledge_os.api import KnowledgeOS
+from knowledge_os.cli import app
+from knowledge_os.errors import InputError
+from knowledge_os.evals import run_suites
+from knowledge_os.evals.runner import RESULTS_FILE, read_results
+from knowledge_os.services import Services, reset_services
+from knowledge_os.settings import Settings
+from tests.fakes import HashEmbedder, MemoryVectorStore
+
+SUITE = """\
+name: {name}
+corpus: {{packages: [openssl, curl], doc_dir: "{doc}"}}
+settings: {{mode: {mode}, as_of: 2026-11-22{extra}}}
+cases: {cases}
+metrics: {metrics}
+"""
+
+ROUTING_CASES = """
+  - {id: r1, query: "What changed in curl since May 2026?", expected: {domain: digest}}
+  - {id: r2, query: "Which kinds of fixes are rising this year?", expected: {domain: trend}}
+  - {id: r3, query: "Что изменилось в openssl с марта 2026?", lang: ru, expected: {domain: digest}}"""
+
+
+class Counter:
+    """make_kos for the runner: fake chat model and embedder; counts the KnowledgeOS built."""
+
+    def __init__(self) -> None:
+        self.built = 0
+        self.made: list[KnowledgeOS] = []
+
+    def __call__(self, settings: Settings) -> KnowledgeOS:
+        self.built += 1
+        services = Services(settings, chat_model=FakeListChatModel(responses=["The fix is in [1]."]),
+                            embedder=HashEmbedder(), vector_store=_store(settings))
+        kos = KnowledgeOS(services=services)
+        self.made.append(kos)
+        return kos
+
+
+_STORES: dict[Path, MemoryVectorStore] = {}
+
+
+def _store(settings: Settings) -> MemoryVectorStore:
+    # the in-memory vector store stands in for the on-disk one: one per KOS_HOME
+    return _STORES.setdefault(settings.home, MemoryVectorStore())
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    _STORES.clear()
+    yield
+    reset_services(None)
+
+
+def _suite(folder: Path, doc: Path, name: str, mode: str, cases: str, metrics: str, extra: str = "") -> Path:
+    p = folder / f"{name}.yaml"
+    p.write_text(SUITE.format(name=name, doc=doc, mode=mode, cases=cases, metrics=metrics, extra=extra),
+                 encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def suites(tmp_path: Path, corpus_dir: Path) -> list[Path]:
+    d = tmp_path / "suites"
+    d.mkdir()
+    return [
+        _suite(d, corpus_dir, "routing", "route", ROUTING_CASES,
+               "{routing.accuracy: {min: 0.5, tolerance: 0.0}, routing.confusion: {}, routing.reliability: {},"
+               " routing.llm_share: {}, routing.ece: {}}"),
+        _suite(d, corpus_dir, "cve", "run", "{builder: cve_fixed_by, n: 2, seed: 3}",
+               "[retrieval.recall@10, retrieval.mrr, answers.citation_recall, answers.id_accuracy,"
+               " trajectory.exact_id_rate, trajectory.rule_violation_rate, kpi.latency_by_path, kpi.llm_calls_mean]"),
+        _suite(d, corpus_dir, "traj", "run", """
+  - {id: hit, query: "What changed in curl since May 2026?", before: ["What changed in curl since May 2026?"],
+     expected: {path: [cache_lookup, finalize]}}""", "{trajectory.path_match: {min: 1.0}}", ", use_cache: true"),
+        _suite(d, corpus_dir, "pairs", "cache_pair", """
+  - {id: t1, kind: trap, trap_type: package_swap, first: "What changed in curl since May 2026?",
+     second: "What changed in openssl since May 2026?"}
+  - {id: p1, kind: paraphrase, first: "What changed in curl since May 2026?",
+     second: "what changed in curl since may 2026"}""", "{cache.false_hit_rate: {max: 0.0}, cache.paraphrase_hit_rate: {}}"),
+    ]
+
+
+def _figures(report: dict) -> dict:
+    """Metrics without wall-clock ones (those differ run to run by nature)."""
+    return {s: {k: v for k, v in suite["metrics"].items() if "latency" not in k}
+            for s, suite in report["suites"].items()}
+
+
+def test_all_modes_report_and_repeat(tmp_path, suites):
+    make = Counter()
+    first = run_suites(suites, run_dir=tmp_path / "run1", make_kos=make)
+    rep = first.report
+    assert first.passed, rep["gate"]
+    assert rep["suites"]["routing"]["cases"] == 3
+    assert rep["suites"]["routing"]["metrics"]["routing.confusion"]["digest"]["digest"] >= 1
+    cve = rep["suites"]["cve"]["metrics"]
+    assert rep["suites"]["cve"]["cases"] == 2
+    # the builder's truth (parsed changelogs) and exact-id retrieval agree on this corpus
+    assert cve["retrieval.recall@10"] == 1.0 and cve["retrieval.mrr"] == 1.0
+    assert cve["trajectory.exact_id_rate"] == 1.0
+    assert cve["trajectory.rule_violation_rate"] == 0.0
+    assert rep["suites"]["traj"]["metrics"]["trajectory.path_match"] == 1.0
+    pairs = rep["suites"]["pairs"]["metrics"]
+    assert pairs["cache.false_hit_rate"] == 0.0 and pairs["cache.paraphrase_hit_rate"] == 1.0
+    files = {p.name for p in (tmp_path / "run1").iterdir()}
+    assert {"report.md", "report.json", RESULTS_FILE, "run.json", "routing-reliability.png", "cve-latency.png"} <= files
+    assert (tmp_path / "run1" / "routing-reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "run1" / "report.md").read_text(encoding="utf-8")
+    assert "## routing" in md and "Confusion matrix" in md and "Gate: **passed**" in md
+    assert make.built == 1 + 4  # one ingest of the shared slice, one KnowledgeOS per suite
+    second = run_suites(suites, run_dir=tmp_path / "run2", make_kos=Counter())
+    assert _figures(second.report) == _figures(rep)
+
+
+def test_resume_runs_only_the_missing_cases(tmp_path, suites):
+    run_dir = tmp_path / "run"
+    run_suites(suites[:1], run_dir=run_dir, make_kos=Counter())
+    lines = (run_dir / RESULTS_FILE).read_bytes().splitlines()
+    (run_dir / RESULTS_FILE).write_bytes(b"\n".join(lines[:2]) + b"\n" + lines[2][:20])  # interrupted mid-write
+    assert len(read_results(run_dir)) == 2
+    make = Counter()
+    again = run_suites([], run_dir=run_dir, resume=True, make_kos=make)
+    assert again.report["suites"]["routing"]["cases"] == 3
+    assert len(read_results(run_dir)) == 3
+    assert make.built == 2  # ingest + one suite, for the one missing case
+    make = Counter()
+    run_suites([], run_dir=run_dir, resume=True, make_kos=make)
+    assert make.built == 0  # nothing left to run: no ingest either
+    with pytest.raises(InputError, match="already has results"):
+        run_suites(suites[:1], run_dir=run_dir, make_kos=Counter())
+
+
+def test_baseline_regression_fails_the_gate(tmp_path, suites):
+    first = run_suites(suites[:1], run_dir=tmp_path / "a", make_kos=Counter())
+    baseline = first.report
+    baseline["suites"]["routing"]["metrics"]["routing.accuracy"] = 1.01  # better than possible
+    path = tmp_path / "baseline.json"
+    path.write_bytes(orjson.dumps(baseline))
+    second = run_suites(suites[:1], run_dir=tmp_path / "b", baseline=path, make_kos=Counter())
+    row = second.report["comparison"]["routing"]["routing.accuracy"]
+    assert row["regressed"] is True and row["baseline"] == 1.01
+    assert not second.passed
+    assert any("routing.accuracy" in r for r in second.report["gate"]["regressions"])
+    assert "REGRESSED" in (tmp_path / "b" / "report.md").read_text(encoding="utf-8")
+    same = run_suites(suites[:1], run_dir=tmp_path / "c", baseline=tmp_path / "a" / "report.json",
+                      make_kos=Counter())
+    assert same.passed and not any(r["regressed"] for r in same.report["comparison"]["routing"].values())
+
+
+def test_a_failed_threshold_fails_the_gate(tmp_path, corpus_dir):
+    suite = _suite(tmp_path, corpus_dir, "strict", "route", ROUTING_CASES, "{routing.llm_share: {max: -1.0}}")
+    run = run_suites([suite], run_dir=tmp_path / "r", make_kos=Counter())
+    assert not run.passed
+    assert run.report["suites"]["strict"]["thresholds"]["routing.llm_share"]["ok"] is False
+
+
+def test_cli_lists_suites_and_rejects_a_bad_suite(tmp_path):
+    runner = CliRunner()
+    listed = runner.invoke(app, ["eval", "--list"])
+    assert listed.exit_code == 0 and "quick-routing" in listed.output and "routing.macro_f1" in listed.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ncases: []\nmetrics: {routing.nope: {}}\n", encoding="utf-8")
+    result = runner.invoke(app, ["eval", str(bad), "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "bad.yaml: metrics.routing.nope: unknown metric" in result.output
+    baseline = tmp_path / "not-a-report.json"
+    baseline.write_text("{}", encoding="utf-8")
+    result = runner.invoke(app, ["eval", "quick-routing", "--baseline", str(baseline), "--run-dir", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "not a kos.eval-report/1 report" in result.output
