@@ -303,7 +303,7 @@ def _checker_for(spec: SuiteSpec, doc_dir: Path) -> Any:
         from knowledge_os.evals import truth
     except ImportError as exc:
         raise ConfigError(f"suite {spec.name}: settings.check_answers needs knowledge_os.evals.truth") from exc
-    corpus = truth.load_corpus(doc_dir)
+    corpus = truth.cached_corpus(doc_dir)
 
     def check(answer: str, *, cited_ids: list[str], question: dict[str, Any]) -> dict[str, Any]:
         return truth.check_answer(answer, cited_ids=cited_ids, corpus=corpus, question=question)
