@@ -162,7 +162,15 @@ class StorageSettings(_Section):
 class RouterSettings(_Section):
     """Context router. Numbers from DESIGN.md: 800 ms LLM timeout, decisions cached 1 h."""
 
-    confidence_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    confidence_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Ask the LLM when the router's calibrated probability is below this.",
+    )
+    llm_vote_accuracy: float = Field(
+        default=0.52, gt=0.0, lt=1.0,
+        description="P(the LLM names the right domain); 0.517 measured for SmolLM2-135M on "
+        "tests/data/routing_dev.jsonl (benchmarks/bench_route.py --llm). Set it for a stronger model.",
+    )
     llm_timeout_ms: int = Field(default=800, ge=1)
     cache_ttl_s: int = Field(default=3600, ge=0)
     cache_max_entries: int = Field(default=10_000, ge=1)
