@@ -118,6 +118,12 @@ class VectorSettings(_Section):
         "index (Qdrant's full_scan_threshold); above it, filtered HNSW with ACORN.",
     )
     timeout_s: float = Field(default=10.0, gt=0, description="Request timeout for a server.")
+    lock_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="qdrant_edge: processes on one KOS_HOME take turns on the shard; the "
+        "longest wait for another process's turn, seconds.",
+    )
 
 
 class GraphSettings(_Section):

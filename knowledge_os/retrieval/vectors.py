@@ -18,9 +18,13 @@ otherwise local mode (``path=``: exact search in Python; fine below ~20k points)
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ import numpy as np
 
 from knowledge_os.errors import (
     BackendError,
+    BackendTimeoutError,
     BackendUnavailableError,
     ConfigError,
     UnknownNameError,
@@ -69,17 +74,29 @@ class QdrantEdgeVectorStore:
     """The Qdrant engine in-process (``qdrant-edge-py``), one shard per collection.
 
     Files live under ``path / collection`` (segments, WAL, ``edge_config.json``); reopening
-    the same folder restores every point. A folder can be open in one store at a time.
-    New points land in appendable (plain, exact) segments; :meth:`optimize` merges them and
-    builds the HNSW graph (Qdrant builds it for segments above its indexing threshold,
-    ~10 MB of vectors: ~6.5k points at 384-d), so bulk loaders call it once at the end.
-    Unfiltered searches walk HNSW; filtered ones matching fewer than
-    ``exact_filter_max_points`` are exact via the payload indexes, larger ones use filtered
-    HNSW with ACORN. All calls are serialised by a lock.
+    the same folder restores every point. New points land in appendable (plain, exact)
+    segments; :meth:`optimize` merges them and builds the HNSW graph (Qdrant builds it for
+    segments above its indexing threshold, ~10 MB of vectors: ~6.5k points at 384-d), so
+    bulk loaders call it once at the end. Unfiltered searches walk HNSW; filtered ones
+    matching fewer than ``exact_filter_max_points`` are exact via the payload indexes,
+    larger ones use filtered HNSW with ACORN.
+
+    Processes take turns. The engine locks its write-ahead log, so a shard can be open in
+    one process at a time (a second ``load`` fails with "Can't init WAL: WouldBlock"). So
+    every call opens the shard under an exclusive file lock (``path / <collection>.lock``,
+    ``flock``; the holder's pid is written in it), runs, and closes it again; a burst of
+    calls can keep it with :meth:`hold`. A process that finds the lock taken waits, logs
+    one WARNING naming the holder after ``_NOTICE_AFTER_S``, and gives up after
+    ``lock_timeout_s``. Six concurrent readers and an ingest all finish
+    (tests/integration/test_vector_processes.py); the lock dies with its process, and the
+    engine's WAL recovers what a killed writer had logged. Opening costs tens to hundreds
+    of milliseconds per call (see the README's figures); calls within one process are
+    serialised by a lock.
 
     Attributes:
         dim: Vector size.
         path: The shard folder.
+        lock_timeout_s: Longest wait for another process's turn, seconds.
     """
 
     def __init__(
@@ -93,6 +110,7 @@ class QdrantEdgeVectorStore:
         hnsw_ef_construct: int = 100,
         exact_filter_max_points: int = 20_000,
         acorn: bool = True,
+        lock_timeout_s: float = 120.0,
     ) -> None:
         """Open the shard at ``path / collection``, creating it if absent.
 
@@ -105,11 +123,13 @@ class QdrantEdgeVectorStore:
             hnsw_ef_construct: Build-time beam width.
             exact_filter_max_points: Filtered searches matching fewer points are exact.
             acorn: Use ACORN for filtered HNSW searches (better recall under filters).
+            lock_timeout_s: Longest wait for another process's turn, seconds (> 0).
 
         Raises:
             ConfigError: ``dim`` differs from the existing shard's, or qdrant-edge-py is
                 not installed.
-            BackendUnavailableError: the shard is open elsewhere or cannot be opened.
+            BackendTimeoutError: another process kept the shard past ``lock_timeout_s``.
+            BackendUnavailableError: the shard cannot be opened.
         """
         try:
             import qdrant_edge as qe
@@ -119,13 +139,23 @@ class QdrantEdgeVectorStore:
             ) from exc
         if dim < 1:
             raise ConfigError(f"vector dim must be >= 1, got {dim}")
+        if lock_timeout_s <= 0:
+            raise ConfigError(f"vector store lock_timeout_s must be > 0, got {lock_timeout_s}")
         self._qe = qe
         self.dim = dim
         self.hnsw_ef = hnsw_ef
         self.acorn = acorn
+        self.lock_timeout_s = lock_timeout_s
         self.path = Path(path) / collection
-        self._lock = threading.Lock()
-        config = qe.EdgeConfig(
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_path = self.path.parent / f"{collection}.lock"
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of hold()
+        self._fd: int | None = None
+        self._shard: Any = None
+        self._dirty = False
+        self._closed = False
+        self._config: Any = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
             hnsw_config=qe.HnswIndexConfig(
                 m=hnsw_m,
@@ -133,9 +163,83 @@ class QdrantEdgeVectorStore:
                 full_scan_threshold=full_scan_threshold_kb(exact_filter_max_points, dim),
             ),
         )
-        exists = (self.path / "edge_config.json").exists()
+        with self.hold():  # the first open checks the config (dim) and writes it
+            self._ensure_payload_indexes()
+            logger.debug("qdrant-edge shard %s open (%d points)", self.path, self._count())
+
+    # -- taking turns ---------------------------------------------------------------------
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep the shard open (and other processes waiting) for the calls inside.
+
+        Re-entrant. Use it around a burst of calls; each call holds it by itself.
+
+        Raises:
+            BackendTimeoutError: another process kept the shard past ``lock_timeout_s``.
+            BackendUnavailableError: the store was closed, or the shard cannot be opened.
+        """
+        with self._lock:
+            if self._closed:
+                raise BackendUnavailableError(f"vector store {self.path} is closed")
+            if self._depth == 0:
+                self._take_turn()
+                try:
+                    self._open()
+                except BaseException:
+                    self._end_turn()
+                    raise
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._release()
+
+    def _take_turn(self) -> None:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        started = time.monotonic()
+        noticed = False
+        pause = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited >= self.lock_timeout_s:
+                    holder = _holder(fd)
+                    os.close(fd)
+                    raise BackendTimeoutError(
+                        f"vector store {self.path} is in use by process {holder}; gave up after "
+                        f"{self.lock_timeout_s:.1f} s (vectors.lock_timeout_s)"
+                    ) from None
+                if not noticed and waited >= _NOTICE_AFTER_S:
+                    noticed = True
+                    logger.warning(
+                        "vector store %s is in use by process %s; waiting up to %.0f s for its turn",
+                        self.path, _holder(fd), self.lock_timeout_s,
+                    )
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        if noticed:
+            logger.warning("vector store %s: got its turn after %.1f s", self.path, time.monotonic() - started)
+
+    def _end_turn(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def _open(self) -> None:
+        qe = self._qe
+        config = self._config
         try:
-            if exists:
+            if (self.path / "edge_config.json").exists():
                 self._shard = qe.EdgeShard.load(str(self.path), config)
             else:
                 self.path.mkdir(parents=True, exist_ok=True)
@@ -144,15 +248,24 @@ class QdrantEdgeVectorStore:
             message = str(exc)
             if "incompatible" in message.lower():
                 raise ConfigError(
-                    f"vector store {self.path}: {message}; the embedder's dim is {dim}. "
+                    f"vector store {self.path}: {message}; the embedder's dim is {self.dim}. "
                     "Use another collection or re-ingest into an empty folder."
                 ) from exc
-            raise BackendUnavailableError(
-                f"cannot open qdrant-edge shard {self.path} (open in another process?): {message}"
-            ) from exc
-        self._closed = False
-        self._ensure_payload_indexes()
-        logger.debug("qdrant-edge shard %s open (%d points)", self.path, self.count())
+            raise BackendUnavailableError(f"cannot open qdrant-edge shard {self.path}: {message}") from exc
+        self._config = None  # checked and written once; later opens read it from disk
+
+    def _release(self) -> None:
+        try:
+            if self._shard is not None:
+                if self._dirty:
+                    self._shard.flush()
+                    self._dirty = False
+                self._shard.close()
+        finally:
+            self._shard = None
+            self._end_turn()
+
+    # -- the VectorStore protocol -----------------------------------------------------------
 
     def _ensure_payload_indexes(self) -> None:
         qe = self._qe
@@ -160,7 +273,7 @@ class QdrantEdgeVectorStore:
         existing = set(self._shard.info().payload_schema)
         for field, kind in INDEXED_FIELDS.items():
             if field not in existing:
-                self._shard.update(qe.UpdateOperation.create_field_index(field, kinds[kind]))
+                self._update(qe.UpdateOperation.create_field_index(field, kinds[kind]))
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         """Insert or replace points by document id.
@@ -171,6 +284,7 @@ class QdrantEdgeVectorStore:
         Raises:
             InputError: a vector has the wrong shape or non-finite values.
             BackendError: the engine rejected the update.
+            BackendTimeoutError: another process kept the shard past ``lock_timeout_s``.
         """
         qe = self._qe
         built = [
@@ -181,12 +295,15 @@ class QdrantEdgeVectorStore:
             )
             for p in points
         ]
-        with self._lock:
+        if not built:
+            return
+        with self.hold():
             for start in range(0, len(built), _UPSERT_BATCH):
                 chunk = built[start : start + _UPSERT_BATCH]
                 self._update(qe.UpdateOperation.upsert_points(chunk))
 
     def _update(self, operation: Any) -> None:
+        self._dirty = True
         try:
             self._shard.update(operation)
         except Exception as exc:
@@ -207,6 +324,7 @@ class QdrantEdgeVectorStore:
 
         Raises:
             InputError: bad vector shape or ``top_k`` < 1.
+            BackendTimeoutError: another process kept the shard past ``lock_timeout_s``.
         """
         _check_top_k(top_k)
         qe = self._qe
@@ -219,7 +337,7 @@ class QdrantEdgeVectorStore:
             with_payload=True,
             params=qe.SearchParams(hnsw_ef=max(self.hnsw_ef, top_k), acorn=acorn),
         )
-        with self._lock:
+        with self.hold():
             try:
                 scored = self._shard.query(request)
             except Exception as exc:
@@ -230,30 +348,35 @@ class QdrantEdgeVectorStore:
         """Remove points by document id; unknown ids are ignored."""
         if not ids:
             return
-        with self._lock:
+        with self.hold():
             self._update(self._qe.UpdateOperation.delete_points([point_id(i) for i in ids]))
 
     def count(self) -> int:
         """Number of points (exact)."""
-        with self._lock:
-            return int(self._shard.count(self._qe.CountRequest(exact=True)))
+        with self.hold():
+            return self._count()
+
+    def _count(self) -> int:
+        return int(self._shard.count(self._qe.CountRequest(exact=True)))
 
     def flush(self) -> None:
-        """Write pending changes to disk (the WAL already makes them durable)."""
-        with self._lock:
+        """Write pending changes to disk (the WAL already makes them durable; every turn
+        that wrote ends with a flush)."""
+        with self.hold():
             self._shard.flush()
 
     def optimize(self) -> bool:
         """Merge segments and build the HNSW index; blocks until done.
 
-        Call once after a bulk upsert (ingest does). Takes seconds per 10k points.
+        Call once after a bulk upsert (ingest does). Takes seconds per 10k points; other
+        processes wait for it.
 
         Returns:
             True if any segment was rebuilt.
         """
-        with self._lock:
+        with self.hold():
             changed = bool(self._shard.optimize())
-            self._shard.flush()
+            self._dirty = True
             info = self._shard.info()
         logger.info(
             "qdrant-edge %s optimized: %d points, %d indexed (HNSW), %d segments",
@@ -265,13 +388,22 @@ class QdrantEdgeVectorStore:
         return changed
 
     def close(self) -> None:
-        """Flush and release the shard (and its WAL lock); idempotent."""
+        """Release the store; idempotent. Between calls the shard is not open anyway."""
         with self._lock:
-            if self._closed:
-                return
             self._closed = True
-            self._shard.flush()
-            self._shard.close()
+
+
+#: Seconds a process waits for another's turn before it says so (WARNING).
+_NOTICE_AFTER_S = 0.5
+
+
+def _holder(fd: int) -> str:
+    """The pid written in a lock file by its holder, or ``"unknown"``."""
+    try:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text if text.isdigit() else "unknown"
 
 
 # --------------------------------------------------------------------------- qdrant-client
@@ -307,6 +439,7 @@ def make_vector_store(settings: Settings, dim: int) -> VectorStore:
             hnsw_m=vs.hnsw_m,
             hnsw_ef_construct=vs.hnsw_ef_construct,
             exact_filter_max_points=vs.exact_filter_max_points,
+            lock_timeout_s=vs.lock_timeout_s,
         )
     if vs.backend == "qdrant":
         local = None if vs.url else settings.vectors_path / "qdrant_local"
