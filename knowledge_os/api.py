@@ -45,7 +45,7 @@ LangGraph copies scalar ``config["metadata"]`` entries into every checkpoint it 
 def _run_config(thread_id: str, context: Context) -> dict[str, Any]:
     """The LangGraph config of a run: its thread and its context as checkpoint metadata."""
     values = {"domain": context.domain, "path": context.path, "persona": context.persona,
-              "as_of": context.as_of, "use_cache": context.use_cache}
+              "as_of": context.as_of, "use_cache": context.use_cache, "loops": context.loops}
     return {"configurable": {"thread_id": thread_id},
             "metadata": {CONTEXT_METADATA_KEY: orjson.dumps(values).decode()}}
 

@@ -1,37 +1,260 @@
 """State, input/output schemas and the per-run context of the Knowledge OS graph.
 
 The input schema is narrower than the state: a caller gives ``query``; everything else is
-written by nodes. Fields without a reducer are replaced by each update; ``usage`` and
-``timings_ms`` are merged; ``events`` and ``history`` are appended to. ``cache_lookup``
-resets the per-run fields at the start of every run on a thread.
+written by nodes. A thread holds many runs: ``cache_lookup`` (the first node) starts each
+run from :data:`RUN_DEFAULTS` through :func:`run_reset`, which writes reducer fields with
+LangGraph's ``Overwrite`` so the last run's values are not merged in.
+
+Reducers: ``spend`` and ``events`` are appended to within a run (and start empty each
+run); ``history`` is appended to across runs (``finalize`` keeps the newest
+``storage.thread_history_max``). Every other field is replaced by each update.
+
+Spend is bookkept as an append-only log (``spend``): one :class:`SpendEntry` per node
+execution, tagged with the run id that paid for it. A node replayed from LangGraph's node
+cache brings back the entry of the run that computed it, so :func:`run_usage` and
+:func:`run_timings` (which count only this run's entries) leave it out without any
+subtraction. ``usage`` and ``timings_ms`` are those totals, rewritten after every node.
+
+The schemas are ``typing_extensions.TypedDict``: pydantic, which builds the JSON schemas
+LangGraph Studio shows, rejects ``typing.TypedDict`` before Python 3.12.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from langgraph.types import Overwrite
+from pydantic import ConfigDict
+from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import NotRequired, TypedDict
 
-from knowledge_os.llm.budget import merge_usage
+from knowledge_os.i18n import Lang
+from knowledge_os.llm.budget import Usage, add_usage
+from knowledge_os.services import Services
 
-if TYPE_CHECKING:
-    from knowledge_os.services import Services
+__all__ = [
+    "RUN_DEFAULTS",
+    "CacheOutcome",
+    "Candidate",
+    "CandidateQuality",
+    "Citation",
+    "Context",
+    "DateRangeState",
+    "Document",
+    "HistoryEntry",
+    "InputState",
+    "OutputState",
+    "Plan",
+    "Quality",
+    "QueryAnalysisState",
+    "RouteDecision",
+    "SpendEntry",
+    "State",
+    "replayed_spend",
+    "run_reset",
+    "run_timings",
+    "run_usage",
+]
 
-__all__ = ["RUN_DEFAULTS", "Context", "InputState", "OutputState", "State", "merge_timings", "run_reset"]
+
+# -- nested shapes -------------------------------------------------------------------------
 
 
-def merge_timings(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
-    """Reducer for ``timings_ms``: add per-key; ``{"reset": ...}`` clears first."""
-    if right and "reset" in right:
-        return {k: v for k, v in right.items() if k != "reset"}
-    out = dict(left or {})
-    for k, v in (right or {}).items():
-        out[k] = round(out.get(k, 0.0) + v, 3)
-    return out
+class DateRangeState(TypedDict):
+    """A half-open UTC range, as :class:`knowledge_os.retrieval.query.DateRange`."""
+
+    ts_from: int | None
+    """Start, Unix seconds (inclusive), or None for open."""
+    ts_to: int | None
+    """End, Unix seconds (exclusive), or None for open."""
+    label: str
+    """What the question said ("since March", "in 2020")."""
+
+
+class QueryAnalysisState(TypedDict):
+    """What the question names (``dataclasses.asdict`` of
+    :class:`knowledge_os.retrieval.query.QueryAnalysis`)."""
+
+    text: str
+    """The query, stripped."""
+    cves: list[str]
+    """CVE ids, upper-case."""
+    bugs: list[str]
+    """Debian bug numbers."""
+    packages: list[str]
+    """Channels (source packages) named."""
+    dates: DateRangeState | None
+    """The date range named, or None."""
+    lang: NotRequired[Lang]
+    """The question's language; answers are written in it."""
+
+
+class CacheOutcome(TypedDict):
+    """The answer-cache outcome of a run."""
+
+    hit: bool
+    """True when the answer came from the cache (no retrieval, no LLM)."""
+    kind: Literal["exact", "near"] | None
+    """Exact key match or near (embedding) match; None on a miss."""
+    key: NotRequired[str]
+    """The answer-cache key (absent when the cache is off for this run)."""
+    signature: NotRequired[str]
+    """What the question names, for near hits (``QuestionSignature.key``)."""
+    similarity: NotRequired[float]
+    """Cosine similarity of a hit's stored query, 0..1 (1.0 for exact)."""
+    source_run_id: NotRequired[str | None]
+    """run_id of the run whose answer was reused."""
+
+
+class RouteDecision(TypedDict):
+    """The router's decision."""
+
+    domain: str
+    """The domain that answers."""
+    method: Literal["forced", "cache", "heuristic", "llm", "fallback"]
+    """How it was chosen (``cache``: the router's own decision cache)."""
+    confidence: float
+    """0..1: heuristic margin ``(top - second) / top``, or the LLM pick's share."""
+    path: NotRequired[Literal["fast", "smart"]]
+    """Fast or Smart Path."""
+    qos: NotRequired[Literal["interactive", "thorough"] | None]
+    """QoS level that goes with the path."""
+    scores: NotRequired[dict[str, float]]
+    """Heuristic score per domain (>= 0); empty when forced."""
+
+
+class Plan(TypedDict):
+    """The planning agent's plan for one execution."""
+
+    steps: list[str]
+    """Step names from the shared step library (``knowledge_os.domains.steps.STEPS``)."""
+    attempt: int
+    """0 for the first plan, +1 per replan."""
+    broaden: int
+    """0 = as asked, 1 = without the date range, 2 = also without the package filter."""
+    reason: str
+    """Why this plan: "initial" or the failed check that caused the replan."""
+    done: NotRequired[list[str]]
+    """Steps ``execute`` ran (fewer than ``steps`` when a budget stopped it)."""
+
+
+class Document(TypedDict):
+    """A retrieved document (``knowledge_os.domains.steps.doc_to_state``)."""
+
+    id: str
+    """Document id, e.g. ``deb:openssl:3.0.19-1~deb12u2``."""
+    title: str
+    """Title line."""
+    channel: str
+    """Channel (source package)."""
+    ts: int
+    """Unix seconds of the entry (0 when undated)."""
+    date: str
+    """ISO date of ``ts`` ("" when undated)."""
+    score: float
+    """Fused retrieval score (0.0 for graph-expanded documents)."""
+    sources: list[str]
+    """Which retrievers found it: exact, vector, lexical, graph, graph_expand."""
+    metadata: dict[str, Any]
+    """Source metadata (package, version, distribution, urgency, ...)."""
+    text: str
+    """The body."""
+    content_hash: str
+    """Ingest de-duplication hash (``knowledge_os.cache.keys.content_hash``)."""
+
+
+class Quality(TypedDict):
+    """The verification of the chosen answer."""
+
+    score: float
+    """Weighted share of checklist items passed, 0..1."""
+    passed: bool
+    """score >= the quality threshold (settings or the domain YAML) and no blocking rule failed."""
+    issues: list[str]
+    """One line per failed rule or ungrounded claim."""
+    grounded: NotRequired[bool]
+    """Every claim of the summary shown is traced to the data."""
+    data_only: NotRequired[bool]
+    """The summary shown was written from the data alone."""
+    mode: NotRequired[Literal["prose", "structured", "data"]]
+    """How the summary was made (LLM prose, LLM-chosen structure, data only)."""
+    rejected: NotRequired[list[str]]
+    """Ungrounded claims of the draft that was replaced by the data-only answer."""
+
+
+class CandidateQuality(Quality):
+    """A draft's verification (``knowledge_os.nodes.verify.score_candidate``)."""
+
+    checks: dict[str, bool]
+    """Outcome per checklist item id."""
+    ungrounded: NotRequired[list[str]]
+    """The issues of the claim rule (``claims_grounded: ...``)."""
+
+
+class Candidate(TypedDict):
+    """A draft answer and (once ``verify`` ran) its verification."""
+
+    answer: str
+    """The full answer text (summary plus listing or figures)."""
+    summary: str
+    """The summary part (LLM-written or data-only)."""
+    citations: list[str]
+    """Document ids in ``[n]`` order."""
+    variant: int
+    """Prompt variant that drafted it (0, 1)."""
+    quality: NotRequired[CandidateQuality]
+    """Set by ``verify``."""
+    corrected: NotRequired[bool]
+    """Written by ``correct``."""
+    data_only: NotRequired[bool]
+    """The summary was written from the data alone, without the LLM."""
+    mode: NotRequired[Literal["prose", "structured", "data"]]
+    """How the summary was made."""
+
+
+class Citation(TypedDict):
+    """A document the answer cites (the public :class:`knowledge_os.api.Citation`)."""
+
+    n: NotRequired[int]
+    """Its ``[n]`` marker in the answer."""
+    id: str
+    """Document id."""
+    title: str
+    """Title line."""
+    score: float
+    """Retrieval score."""
+    metadata: dict[str, Any]
+    """channel, date and the source metadata (package, version, ...)."""
+
+
+class SpendEntry(TypedDict):
+    """What one node execution spent."""
+
+    run_id: str
+    """The run that paid for it (another run's id: replayed from the node cache)."""
+    node: str
+    """Node name."""
+    usage: Usage
+    """LLM calls, tokens, steps, budget_exceeded of this node execution."""
+    timings_ms: dict[str, float]
+    """Wall time of the node (key: node name) and its sub-steps, ms."""
+
+
+class HistoryEntry(TypedDict):
+    """One finished run of a thread."""
+
+    run_id: str
+    query: str
+    domain: str | None
+    answer: str
+    """The answer, first 2,000 characters."""
+
+
+# -- graph schemas -------------------------------------------------------------------------
 
 
 class InputState(TypedDict):
@@ -46,21 +269,21 @@ class OutputState(TypedDict, total=False):
     run_id: str
     query: str
     domain: str
-    route: dict[str, Any]
+    route: RouteDecision
     path: str
     answer: str
-    citations: list[dict[str, Any]]
-    quality: dict[str, Any]
-    usage: dict[str, int]
+    citations: list[Citation]
+    quality: Quality
+    usage: Usage
     manifest: dict[str, Any]
-    history: list[dict[str, Any]]
+    history: list[HistoryEntry]
 
 
 class State(TypedDict, total=False):
     # -- input
     query: str
     """The question, as given."""
-    # -- per run (reset by cache_lookup)
+    # -- per run (reset by cache_lookup from RUN_DEFAULTS)
     run_id: str
     """UUID of this run (one thread holds many runs)."""
     started_at: float
@@ -69,43 +292,36 @@ class State(TypedDict, total=False):
     """Whether this run may read and write caches (Context.use_cache)."""
     scope: dict[str, Any]
     """What an answer depends on besides the query: prompt, models, persona, day and the
-    corpus generation (the answer cache's scope, fixed at the start of the run)."""
+    corpus generation (the answer cache's scope, fixed at the start of the run;
+    ``knowledge_os.nodes.cache_lookup.answer_cache_scope``)."""
     corpus: int
     """Corpus generation (bumped by each ingest that changed documents)."""
-    execute_run_id: str
-    """run_id of the run whose `execute` produced the current drafts; differs from
-    run_id when they were replayed from the node cache."""
-    execute_usage: dict[str, int]
-    """Usage spent by that `execute` (subtracted again on a node-cache replay)."""
-    execute_timings_ms: dict[str, float]
-    """Sub-step timings of that `execute` (likewise subtracted on a replay)."""
-    analysis: dict[str, Any]
-    """Query analysis: cves, bugs, packages, dates (see retrieval.query.QueryAnalysis)."""
-    cache: dict[str, Any]
-    """Answer-cache outcome: {"hit": bool, "kind": "exact"|"near"|None, "key": str,
-    "signature": str (QuestionSignature.key), "similarity": float on a hit}."""
-    route: dict[str, Any]
-    """Router decision: {"domain", "method", "confidence", "path", "qos", "scores"}."""
+    analysis: QueryAnalysisState
+    """What the question names."""
+    cache: CacheOutcome
+    """Answer-cache outcome."""
+    route: RouteDecision
+    """Router decision."""
     domain: str
     """The domain that answers (route.domain)."""
     path: Literal["fast", "smart"]
     """Fast Path (micro-plan) or Smart Path (plan -> execute -> check -> replan)."""
-    plan: dict[str, Any]
-    """{"steps": [...], "attempt": int, "broaden": 0|1|2, "reason": str}."""
-    documents: list[dict[str, Any]]
-    """Retrieved documents of the latest execution (doc_to_state dicts)."""
+    plan: Plan
+    """The current plan."""
+    documents: list[Document]
+    """Retrieved documents of the latest execution."""
     stats: dict[str, Any] | None
-    """Trend statistics (trend-style domains) or None."""
-    candidates: list[dict[str, Any]]
-    """Drafts with their verification: {"answer", "summary", "citations", "quality"}."""
+    """Trend statistics (trend-style domains; ``knowledge_os.domains.trend``) or None."""
+    candidates: list[Candidate]
+    """Drafts with their verification."""
     best: int
     """Index of the ranked-best candidate."""
     answer: str
     """The chosen answer text."""
-    citations: list[dict[str, Any]]
-    """Documents the answer cites: {"id", "title", "score", "metadata"} in [n] order."""
-    quality: dict[str, Any]
-    """{"score": 0..1, "passed": bool, "issues": [str]} of the chosen answer."""
+    citations: list[Citation]
+    """Documents the answer cites, in [n] order."""
+    quality: Quality
+    """Verification of the chosen answer."""
     corrected: bool
     """True once `correct` has run in this run (it runs at most once)."""
     replans: int
@@ -116,27 +332,27 @@ class State(TypedDict, total=False):
     """Set when the run ended on an error."""
     manifest: dict[str, Any]
     """The unified manifest written by finalize (references only, <= 100 KB)."""
-    # -- merged
-    usage: Annotated[dict[str, int], merge_usage]
-    """llm_calls, prompt_tokens, completion_tokens, steps, budget_exceeded (summed)."""
-    timings_ms: Annotated[dict[str, float], merge_timings]
-    """Wall time per node / sub-step in ms (summed)."""
+    usage: Usage
+    """This run's totals so far (:func:`run_usage` of ``spend``), rewritten after each node."""
+    timings_ms: dict[str, float]
+    """This run's wall time per node / sub-step so far, ms (:func:`run_timings`)."""
+    # -- appended (reducer: operator.add)
+    spend: Annotated[list[SpendEntry], operator.add]
+    """Append-only spend log of this run: one entry per node execution."""
     events: Annotated[list[dict[str, Any]], operator.add]
-    """Episodic events raised during the run; finalize writes them to memory."""
-    history: Annotated[list[dict[str, Any]], operator.add]
-    """Thread history: one {"run_id", "query", "domain", "answer"} per finished run."""
+    """Episodic events raised during this run; finalize writes them to memory."""
+    history: Annotated[list[HistoryEntry], operator.add]
+    """Thread history across runs, oldest first; finalize bounds it."""
 
 
 RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
-    "execute_run_id": "",
-    "execute_usage": {},
-    "execute_timings_ms": {},
     "cache": {"hit": False, "kind": None},
     "route": {},
     "plan": {},
     "documents": [],
     "stats": None,
     "candidates": [],
+    "best": 0,
     "answer": "",
     "citations": [],
     "quality": {},
@@ -145,23 +361,48 @@ RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "fallback_used": False,
     "error": None,
     "manifest": {},
+    "usage": {},
+    "timings_ms": {},
+    "spend": [],
     "events": [],
 })
-"""The value every per-run field starts a run with (a thread holds many runs). Fields
-with a reducer are reset through LangGraph's ``Overwrite``; ``history`` is not per run."""
+"""The value every per-run field starts a run with. ``run_id``, ``started_at``,
+``use_cache``, ``scope``, ``corpus`` and ``analysis`` are computed by ``cache_lookup``;
+``history`` is not per run."""
 
-_REDUCED = frozenset({"events"})
+_APPENDED = frozenset({"spend", "events"})
 
 
 def run_reset() -> dict[str, Any]:
-    """A state update that starts a run: :data:`RUN_DEFAULTS`, fresh copies, with the
-    reducer fields wrapped in ``Overwrite`` so the reducer does not merge the last run's
-    values into them. ``cache_lookup`` (the first node) returns it."""
+    """A state update that starts a run: :data:`RUN_DEFAULTS` (fresh copies), with the
+    appended fields wrapped in ``Overwrite`` so their reducer does not keep the last run's
+    entries. ``cache_lookup`` returns it, plus the values it computes."""
     out: dict[str, Any] = {}
     for name, value in RUN_DEFAULTS.items():
         fresh = type(value)(value) if isinstance(value, (dict, list)) else value
-        out[name] = Overwrite(fresh) if name in _REDUCED else fresh
+        out[name] = Overwrite(fresh) if name in _APPENDED else fresh
     return out
+
+
+def run_usage(spend: list[SpendEntry], run_id: str) -> dict[str, int]:
+    """Usage paid by ``run_id``: the sum of its entries in the spend log (entries replayed
+    from the node cache carry another run's id and are not counted)."""
+    return add_usage(*(e["usage"] for e in spend if e["run_id"] == run_id))
+
+
+def run_timings(spend: list[SpendEntry], run_id: str) -> dict[str, float]:
+    """Wall time per node / sub-step paid by ``run_id``, ms (summed, 3 decimals)."""
+    out: dict[str, float] = {}
+    for e in spend:
+        if e["run_id"] == run_id:
+            for k, v in e["timings_ms"].items():
+                out[k] = round(out.get(k, 0.0) + v, 3)
+    return out
+
+
+def replayed_spend(spend: list[SpendEntry], run_id: str) -> list[SpendEntry]:
+    """Entries of other runs: nodes replayed from LangGraph's node cache in this run."""
+    return [e for e in spend if e["run_id"] != run_id]
 
 
 @dataclass(kw_only=True)
@@ -178,8 +419,12 @@ class Context:
             substitution of an ungrounded draft). False makes the first draft final,
             still verified and scored, for measuring what the loops add; such a run
             writes no answer cache.
-        services: Stores and models; default: the process-wide ``get_services()``.
+        services: Stores and models (``KnowledgeOS`` passes its own); None: the
+            process-wide :func:`knowledge_os.services.get_services` (``langgraph dev``).
+            Not part of the JSON schema: Studio cannot send one.
     """
+
+    __pydantic_config__ = ConfigDict(arbitrary_types_allowed=True)
 
     domain: str | None = None
     path: Literal["fast", "smart"] | None = None
@@ -187,4 +432,4 @@ class Context:
     as_of: str | None = None
     use_cache: bool = True
     loops: bool = True
-    services: Services | None = None
+    services: SkipJsonSchema[Services | None] = field(default=None, repr=False)

@@ -1,7 +1,7 @@
 """Per-request budgets and usage accounting.
 
-The graph state carries a :class:`Usage` dict merged by :func:`merge_usage`; every LLM
-call and every node step is counted, and :meth:`Budget.check` raises
+Every LLM call and every node step is counted in a :class:`Usage` dict (the graph keeps
+one per node execution in its spend log, ``knowledge_os.graph.state.SpendEntry``), and :meth:`Budget.check` raises
 :class:`~knowledge_os.errors.BudgetExceededError` before a call that would pass a limit.
 Nodes catch it, fall back to work without the LLM, and record ``budget_exceeded``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing_extensions import TypedDict
 
 from knowledge_os.errors import BudgetExceededError
 
@@ -28,9 +28,7 @@ class Usage(TypedDict, total=False):
 
 
 def merge_usage(left: Mapping[str, int] | None, right: Mapping[str, int] | None) -> dict[str, int]:
-    """Reducer for ``State.usage``: add counters; ``{"reset": 1}`` clears them first."""
-    if right and right.get("reset"):
-        return {k: v for k, v in right.items() if k != "reset"}
+    """Add two usage dicts counter by counter (a missing counter counts 0)."""
     out = dict(left or {})
     for k, v in (right or {}).items():
         out[k] = out.get(k, 0) + v
@@ -38,6 +36,7 @@ def merge_usage(left: Mapping[str, int] | None, right: Mapping[str, int] | None)
 
 
 def add_usage(*parts: Mapping[str, int]) -> dict[str, int]:
+    """The counter-wise sum of any number of usage dicts."""
     out: dict[str, int] = {}
     for p in parts:
         out = merge_usage(out, p)

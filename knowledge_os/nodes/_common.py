@@ -11,9 +11,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
 
 from knowledge_os.domains.spec import DomainSpec
-from knowledge_os.graph.state import Context, State
+from knowledge_os.graph.state import Context, SpendEntry, State, run_timings, run_usage
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import DateRange, QueryAnalysis
 from knowledge_os.services import Services, get_services
@@ -59,7 +60,12 @@ def analysis_from_state(state: State) -> QueryAnalysis:
 
 
 def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
-    """Add the node's wall time to ``timings_ms[name]`` and count one step.
+    """Record the node's spend in the run's spend log and count one step.
+
+    The node returns its own ``usage`` (LLM calls, tokens, steps it counted) and
+    ``timings_ms`` (sub-steps) as deltas; the wrapper adds one step and the node's wall
+    time (ms, key ``name``), appends them as one :class:`SpendEntry` tagged with the run
+    id, and rewrites ``usage`` / ``timings_ms`` as the run's totals (:func:`run_usage`).
 
     A plain (non-async) node does blocking work (models, stores): it runs in a worker
     thread, so the event loop stays free to persist checkpoints meanwhile.
@@ -76,15 +82,21 @@ def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
             else:
                 update = await asyncio.to_thread(fn, state, runtime)
             elapsed = round((time.perf_counter() - t0) * 1000, 3)
-            timings = dict(update.pop("timings_ms", {}) or {})
-            if "reset" in timings:
-                timings[name] = elapsed
-            else:
-                timings[name] = timings.get(name, 0.0) + elapsed
-            update["timings_ms"] = timings
-            usage = dict(update.pop("usage", {}) or {})
+            timings = dict(update.pop("timings_ms", None) or {})
+            timings[name] = round(timings.get(name, 0.0) + elapsed, 3)
+            usage = dict(update.pop("usage", None) or {})
             usage["steps"] = usage.get("steps", 0) + 1
-            update["usage"] = usage
+            run_id = update.get("run_id") or state.get("run_id", "")
+            entry: SpendEntry = {"run_id": run_id, "node": name, "usage": usage, "timings_ms": timings}
+            started = update.get("spend")
+            if isinstance(started, Overwrite):  # the first node of a run: a fresh log
+                log = [*started.value, entry]
+                update["spend"] = Overwrite(log)
+            else:
+                log = [*(state.get("spend") or []), entry]
+                update["spend"] = [entry]
+            update["usage"] = run_usage(log, run_id)
+            update["timings_ms"] = run_timings(log, run_id)
             return update
 
         return node

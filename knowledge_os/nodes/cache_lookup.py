@@ -71,8 +71,6 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "corpus": scope["corpus"],
         "started_at": time.time(),
         "analysis": dataclasses.asdict(analysis),
-        "usage": {"reset": 1},
-        "timings_ms": {"reset": 0.0},
     }
     if not (use_cache and services.settings.cache.answer_cache):
         return update

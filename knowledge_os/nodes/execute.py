@@ -77,7 +77,4 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "timings_ms": ctx.timings_ms,
         "events": ctx.events,
         "plan": {**state["plan"], "done": done},
-        "execute_run_id": state["run_id"],
-        "execute_usage": delta,
-        "execute_timings_ms": ctx.timings_ms,
     }

@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 import knowledge_os
 from knowledge_os.cache.normalizer import backend as hash_backend
 from knowledge_os.cache.normalizer import normalize_and_hash
-from knowledge_os.graph.state import Context, State
+from knowledge_os.graph.state import Context, State, replayed_spend, run_timings, run_usage
 from knowledge_os.memory.base import EpisodicEvent
 from knowledge_os.nodes._common import budget_for, services_of, timed
 
@@ -31,8 +31,21 @@ MANIFEST_SCHEMA = "kos.manifest/1"
 
 
 def build_manifest(state: State, *, thread_id: str | None, services: Any, limits: dict[str, int]) -> dict[str, Any]:
-    """The run's manifest (references only), trimmed to fit MANIFEST_MAX_BYTES."""
+    """The run's manifest (references only), trimmed to fit MANIFEST_MAX_BYTES.
+
+    ``usage`` and ``timings_ms`` count only the spend this run paid (its entries in the
+    spend log); nodes replayed from the node cache are listed in ``cache.node_hits`` with
+    the run that computed them (``cache.execute_run_id``). When the manifest is over the
+    limit, the document list is halved (best first) until it fits and ``truncated`` is set.
+    """
     docs = state.get("documents") or []
+    run = state["run_id"]
+    spend = state.get("spend") or []
+    cache = dict(state.get("cache") or {})
+    replayed = replayed_spend(spend, run)
+    if replayed:  # nodes replayed from the node cache: their spend belongs to the run that computed them
+        cache["node_hits"] = sorted({e["node"] for e in replayed})
+        cache["execute_run_id"] = next((e["run_id"] for e in replayed if e["node"] == "execute"), None)
     manifest: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA,
         "run_id": state["run_id"],
@@ -48,7 +61,7 @@ def build_manifest(state: State, *, thread_id: str | None, services: Any, limits
             "embedder": services.embedder.name if state.get("documents") or state.get("cache", {}).get("hit") else None,
             "prompt": services.settings.llm.prompt_version,
         },
-        "cache": {k: v for k, v in (state.get("cache") or {}).items()},
+        "cache": cache,
         "route": state.get("route") or {},
         "plan": state.get("plan") or {},
         "analysis": {k: state["analysis"][k] for k in ("cves", "bugs", "packages", "dates")},
@@ -65,9 +78,9 @@ def build_manifest(state: State, *, thread_id: str | None, services: Any, limits
         "counts": {"documents": len(docs), "citations": len(state.get("citations") or []),
                    "candidates": len(state.get("candidates") or []), "events": len(state.get("events") or [])},
         "quality": state.get("quality") or {},
-        "usage": state.get("usage") or {},
+        "usage": run_usage(spend, run),
         "budget": limits,
-        "timings_ms": state.get("timings_ms") or {},
+        "timings_ms": run_timings(spend, run),
         "replans": state.get("replans", 0),
         "corrected": state.get("corrected", False),
         "fallback_used": state.get("fallback_used", False),
@@ -87,18 +100,7 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     limits = {"llm_calls": b.max_llm_calls, "tokens": b.max_tokens, "steps": b.max_steps}
     manifest = build_manifest(state, thread_id=thread_id, services=services, limits=limits)
     run = state["run_id"]
-    correction: dict[str, int] = {}
-    if state.get("execute_run_id") and state["execute_run_id"] != run:
-        # `execute` was replayed from the node cache: its LLM calls and tokens were not spent now.
-        correction = {k: -v for k, v in (state.get("execute_usage") or {}).items() if k != "steps"}
-        manifest["cache"] = {**manifest["cache"], "node_hits": ["execute"],
-                             "execute_run_id": state["execute_run_id"]}
-    usage = {k: v + correction.get(k, 0) for k, v in (state.get("usage") or {}).items()}
-    manifest["usage"] = usage
-    if correction or manifest["cache"].get("node_hits"):
-        replayed = state.get("execute_timings_ms") or {}
-        manifest["timings_ms"] = {k: round(v - replayed.get(k, 0.0), 3)
-                                  for k, v in manifest["timings_ms"].items() if k not in replayed or v - replayed[k] > 0}
+    usage = manifest["usage"]  # spent before finalize; the run's result adds finalize's own step
     latency_s = time.time() - state.get("started_at", time.time())
     quality = state.get("quality") or {}
     route = state.get("route") or {}
@@ -107,7 +109,7 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         domain=state.get("domain", "none"), path=state.get("path", "fast"),
         route_method=route.get("method", "none"), status="ok" if quality.get("passed") else "low_quality",
         latency_s=latency_s, usage=usage, limits=limits,
-        quality=quality.get("score"), timings_ms=state.get("timings_ms") or {},
+        quality=quality.get("score"), timings_ms=manifest["timings_ms"],
         cache_outcome="hit" if hit else "miss",
     )
     events = [EpisodicEvent(type="run_started", entity_type="run", entity_id=run,
@@ -128,4 +130,4 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         logger.warning("episodic memory write failed: %s", exc)
     history = {"run_id": run, "query": state["query"], "domain": state.get("domain"),
                "answer": state.get("answer", "")[:2000]}
-    return {"manifest": manifest, "history": [history], "usage": correction}
+    return {"manifest": manifest, "history": [history]}
