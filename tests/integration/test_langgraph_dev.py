@@ -76,13 +76,13 @@ def test_a_run_through_langgraph_sdk(server: str) -> None:
     from langgraph_sdk import get_client
 
     async def main() -> tuple[dict, dict]:
-        client = get_client(url=server)
-        assistant = (await client.assistants.search(graph_id="knowledge_os"))[0]
-        schemas = await client.assistants.get_schemas(assistant["assistant_id"])
-        output = await client.runs.wait(
-            None, "knowledge_os", input={"query": "What changed in openssl since March?"},
-            context={"as_of": "2026-11-22", "domain": "digest"},
-        )
+        async with get_client(url=server) as client:
+            assistant = (await client.assistants.search(graph_id="knowledge_os"))[0]
+            schemas = await client.assistants.get_schemas(assistant["assistant_id"])
+            output = await client.runs.wait(
+                None, "knowledge_os", input={"query": "What changed in openssl since March?"},
+                context={"as_of": "2026-11-22", "domain": "digest"},
+            )
         return schemas, output
 
     schemas, output = asyncio.run(main())
