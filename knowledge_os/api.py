@@ -155,6 +155,8 @@ class KnowledgeOS:
     def __init__(self, settings: Settings | None = None, *, services: Services | None = None) -> None:
         self.services = services or Services(settings)
         self.settings = self.services.settings
+        self._runner: asyncio.Runner | None = None  # the event loop of the synchronous methods
+        self._saver: tuple[Any, Any] | None = None  # (context manager, checkpointer) on that loop
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -183,13 +185,35 @@ class KnowledgeOS:
 
     # -- runs -----------------------------------------------------------------------------
 
+    def _sync(self, coro: Any) -> Any:
+        """Run ``coro`` on this instance's own event loop, the same for every synchronous
+        call: one asyncpg pool and one checkpointer connection serve all of them."""
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(coro)
+
+    def _on_own_loop(self) -> bool:
+        return self._runner is not None and asyncio.get_running_loop() is self._runner.get_loop()
+
     @asynccontextmanager
     async def _graph(self) -> AsyncIterator[Any]:
+        """The compiled graph with the configured checkpointer. On the synchronous methods'
+        loop the checkpointer stays open until :meth:`close`; a caller's own loop gets one
+        per call (closed after it), since LangGraph's async savers are bound to a loop."""
         from knowledge_os.graph.builder import builder
         from knowledge_os.graph.checkpointer import open_checkpointer
 
+        def compiled(saver: Any) -> Any:
+            return builder.compile(checkpointer=saver, cache=self.services.node_cache, name="knowledge_os")
+
+        if self._on_own_loop():
+            if self._saver is None:
+                cm = open_checkpointer(self.settings)
+                self._saver = (cm, await cm.__aenter__())
+            yield compiled(self._saver[1])
+            return
         async with open_checkpointer(self.settings) as saver:
-            yield builder.compile(checkpointer=saver, cache=self.services.node_cache, name="knowledge_os")
+            yield compiled(saver)
 
     def _context(self, domain: str | None, path: str | None, persona: str | None,
                  as_of: date | str | None, use_cache: bool, loops: bool = True) -> Context:
@@ -243,8 +267,10 @@ class KnowledgeOS:
         return RunResult.from_state(state, thread_id)
 
     def run(self, query: str, **kwargs: Any) -> RunResult:
-        """Synchronous :meth:`arun` (same arguments)."""
-        return asyncio.run(self.arun(query, **kwargs))
+        """Synchronous :meth:`arun` (same arguments). Every synchronous call of an instance
+        runs on one event loop of its own, so they share one PostgreSQL pool and one
+        checkpointer connection; :meth:`close` releases them."""
+        return self._sync(self.arun(query, **kwargs))
 
     async def astream(
         self, query: str, *, thread_id: str | None = None, domain: str | None = None,
@@ -272,7 +298,8 @@ class KnowledgeOS:
         return RunResult.from_state(snapshot.values, thread_id)
 
     def get_thread(self, thread_id: str) -> RunResult | None:
-        return asyncio.run(self.aget_thread(thread_id))
+        """Synchronous :meth:`aget_thread`."""
+        return self._sync(self.aget_thread(thread_id))
 
     async def aresume(self, thread_id: str) -> RunResult:
         """Resume an interrupted run of a thread from its last checkpoint; completed nodes
@@ -295,6 +322,10 @@ class KnowledgeOS:
             else:
                 state = snapshot.values
         return RunResult.from_state(state, thread_id)
+
+    def resume(self, thread_id: str) -> RunResult:
+        """Synchronous :meth:`aresume`."""
+        return self._sync(self.aresume(thread_id))
 
     async def _dead_letter(self, graph: Any, config: dict[str, Any], query: str, context: Context,
                            exc: BaseException) -> None:
@@ -328,8 +359,30 @@ class KnowledgeOS:
 
         return graph.get_graph().draw_mermaid()
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Release what the running loop holds for this instance: the checkpointer kept
+        by the synchronous methods, and the shared PostgreSQL pools of this loop
+        (:func:`knowledge_os.db.pool.close_pool`); then close the stores."""
+        if self._saver is not None and self._on_own_loop():
+            cm, self._saver = self._saver[0], None
+            await cm.__aexit__(None, None, None)
+        if "postgres" in (self.settings.storage.checkpointer, self.settings.storage.memory):
+            from knowledge_os.db.pool import close_pool
+
+            await close_pool()
         self.services.close()
+
+    def close(self) -> None:
+        """Close the stores, the checkpointer and the PostgreSQL pool of the synchronous
+        methods, and their event loop. The instance may be used again (it reopens them)."""
+        if self._runner is None:
+            self.services.close()
+            return
+        try:
+            self._runner.run(self.aclose())
+        finally:
+            self._runner.close()
+            self._runner = None
 
 
 async def resume_dead_letter(letter: Any) -> None:

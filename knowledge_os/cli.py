@@ -137,11 +137,9 @@ def resume(
     json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
 ) -> None:
     """Finish an interrupted run from its last checkpoint (completed nodes are not repeated)."""
-    import asyncio
-
     try:
         kos = _kos()
-        result = asyncio.run(kos.aresume(thread))
+        result = kos.resume(thread)
         kos.close()
     except KnowledgeOSError as exc:
         _fail(exc)

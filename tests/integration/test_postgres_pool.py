@@ -1,0 +1,60 @@
+"""One PostgreSQL pool per process: synchronous runs share one event loop, one asyncpg pool
+and one checkpointer connection, and ``close()`` gives every connection back. Counted on
+the server (``pg_stat_activity``) in a database of its own."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from knowledge_os.api import KnowledgeOS
+from knowledge_os.services import Services
+from knowledge_os.settings import Settings
+from tests.fakes import HashEmbedder, MemoryVectorStore
+from tests.integration.conftest import require_service_env
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def database() -> str:
+    """A fresh database on the test server; its DSN. Dropped afterwards."""
+    base = require_service_env("KOS_TEST_POSTGRES_DSN")
+    name = f"kos_pool_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def connections(base_dsn: str, database: str) -> int:
+    with psycopg.connect(base_dsn, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                            (database,)).fetchone()[0]
+
+
+def test_sync_runs_share_one_pool_and_close_returns_every_connection(tmp_path: Path, corpus_dir: Path,
+                                                                     database: str) -> None:
+    base = require_service_env("KOS_TEST_POSTGRES_DSN")
+    name = database.rsplit("/", 1)[1]
+    settings = Settings(home=tmp_path / ".kos", storage={"checkpointer": "postgres", "memory": "postgres"},
+                        postgres={"dsn": database, "pool_min_size": 1, "pool_max_size": 2})
+    kos = KnowledgeOS(services=Services(settings, chat_model=FakeListChatModel(responses=["openssl fixed it [1]."]),
+                                        embedder=HashEmbedder(), vector_store=MemoryVectorStore()))
+    kos.ingest([corpus_dir])
+    seen = []
+    for i in range(4):
+        r = kos.run(f"What changed in openssl since March? ({i})", as_of="2026-11-22", use_cache=False)
+        assert r.citations
+        seen.append(connections(base, name))
+    # pool (at most 2) + one checkpointer connection, the same after every run
+    assert len(set(seen)) == 1 and seen[0] <= 3, seen
+    assert kos.get_thread(r.thread_id).run_id == r.run_id
+    assert connections(base, name) == seen[0]
+    kos.close()
+    assert connections(base, name) == 0
