@@ -52,8 +52,10 @@ def test_swapped_package(corpus: TruthCorpus) -> None:
 
 
 def test_package_not_in_the_corpus(corpus: TruthCorpus) -> None:
-    result = check(corpus, "nettle 3.4-2 and the package libfoo were updated.", [U2])
-    assert result["ungrounded"] == ["version nettle 3.4-2", "package libfoo"]
+    result = check(corpus, "nettle 3.4-2 and the package libfoo3 were updated.", [U2])
+    assert result["ungrounded"] == ["version nettle 3.4-2", "package libfoo3"]
+    prose = check(corpus, "The package description of openssl 3.0.19-1~deb12u2 changed [1].", [U2])
+    assert prose["ungrounded"] == [] and prose["claims"] == 1  # "package description" is prose
 
 
 def test_cve_the_cited_entry_does_not_name(corpus: TruthCorpus) -> None:
@@ -96,6 +98,12 @@ def test_count_off_by_one(corpus: TruthCorpus) -> None:
 def test_percent_from_the_figures(corpus: TruthCorpus) -> None:
     assert check(corpus, "CVE ids: 2 of 2 cited uploads, 100% of them.", [U2, U1])["ungrounded"] == []
     assert check(corpus, "Security share rose by 37%.", [U2, U1])["ungrounded"] == ["percent 37"]
+
+
+def test_epochs_and_letter_versions_are_versions_and_times_are_not() -> None:
+    claims = {(c.kind, c.token) for c in extract_claims("libxext 2:1.3.1-2+deb7u1 and tzdata 2022c-1 at 14:29:32")}
+    assert claims == {("version", "2:1.3.1-2+deb7u1"), ("version", "2022c-1")}
+    assert {c.kind for c in extract_claims("Drop 0003-Update-docs.patch and 50_04-crypto.patch")} == set()
 
 
 def test_citation_markers_are_not_claims() -> None:

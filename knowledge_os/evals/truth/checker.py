@@ -48,7 +48,7 @@ claims.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -68,13 +68,17 @@ class Claim:
         token: The text as normalised for checking (``CVE-2024-1234``, ``1055473``,
             ``2025-03``, ``3``...).
         package: For ``version`` claims, the package written before it ("" if bare).
-        unit: For ``count`` claims, the counted noun as written.
+        unit: For ``count`` claims, the counted noun as written; for ``package`` claims
+            ``"plain"`` when the name is a plain word (no digit, ``+``, ``.``, ``-`` or
+            quotes), which counts as a claim only if it is a package of the corpus.
+        raw: The text as written in the answer (not part of equality).
     """
 
     kind: str
     token: str
     package: str = ""
     unit: str = ""
+    raw: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         if self.kind == "version" and self.package:
@@ -95,14 +99,15 @@ _CITATION_RE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]")
 _CVE_RE = re.compile(r"\bCVE-(\d{4})-(\d{4,7})\b", re.IGNORECASE)
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NAME_EMAIL_RE = re.compile(r"((?:[A-ZА-ЯЁ][\w'’.-]+\s+){1,3}[A-ZА-ЯЁ][\w'’-]+)\s*<\s*[\w.+-]+@")
-_TIME_RE = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\b")
-_ISO_RE = re.compile(r"\b((?:19|20)\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\b")
+_TIME_RE = re.compile(r"(?<![\w.:])\d{1,2}:\d{2}(?::\d{2})?(?![\w.:~+-])")  # not an epoch "1:11.0-3"
+_ISO_RE = re.compile(r"(?<![\w.-])((?:19|20)\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(?![\w.-]*\w)")
 _MONTH_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _MONTHS), key=len, reverse=True))
                        + r")\.?\s+((?:19|20)\d\d)\b", re.IGNORECASE)
 _QUARTER_RE = re.compile(r"\bQ([1-4])\s+((?:19|20)\d\d)\b")
 _BUG_RE = re.compile(r"(?:\bbug\s*(?:no\.?|№)?\s*#?\s?|\bбаг\w*\s*#?\s?|\bошибк\w*\s*#\s?|(?<![\w&])#)(\d{3,7})\b",
                      re.IGNORECASE)
-_VERSION_RE = re.compile(r"(?<![\w.+~:-])((?:\d+:)?\d[\w.+~]*(?:-[\w.+~]+)?)(?![\w+~-])")
+# A maximal run of version characters starting with a digit (trailing punctuation is cut).
+_VERSION_RE = re.compile(r"(?<![\w.+~:-])(\d[\w.+~:-]*)")
 _PAIR_WORD_RE = re.compile(r"([a-z0-9][a-z0-9+._-]*[a-z0-9+])\s+(?:version\s+|верси[ияей]\s+|\(|v)?$", re.IGNORECASE)
 _PACKAGE_RE = re.compile(r"\b(?:package|source package|пакет[а-я]*)\s+[`'\"«]?([a-z0-9][a-z0-9+.-]+[a-z0-9+])",
                          re.IGNORECASE)
@@ -116,6 +121,7 @@ _PERCENT_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:[.,]\d+)?)\s?%")
 _PERSON_RE = re.compile(
     r"\b(?i:by|maintainer|uploader|author|thanks to|signed by|автор\w*|сопровождающ\w*|загрузил\w*)"
     r":?\s+((?:[A-ZА-ЯЁ][a-zа-яё'’-]+\s+){1,3}[A-ZА-ЯЁ][a-zа-яё'’-]+)")
+_NOT_NAME_TAILS = {"closes", "thanks", "patch", "see", "and", "lp", "fixes", "bug", "also", "for"}
 _NOT_NAMES = {"debian", "ubuntu", "security", "team", "the", "lts", "project", "upstream", "release",
               "stable", "bookworm", "bullseye", "trixie", "january", "february", "march", "april",
               "may", "june", "july", "august", "september", "october", "november", "december"}
@@ -135,7 +141,12 @@ def _mask(text: str, span: tuple[int, int]) -> str:
 
 
 def _is_version(token: str) -> bool:
-    return bool(re.search(r"\d[.:~-]\w|\d\+\w", token)) and not re.fullmatch(r"\d+", token)
+    """Looks like a Debian version: digits joined by ``.:~-+``; not a plain number and
+    not a patch file name (``0003-Update-docs``, ``50_04-crypto``: Debian versions hold
+    no ``_`` and no ``-Word-`` part, Debian Policy 5.6.12)."""
+    if re.fullmatch(r"\d+", token) or "_" in token or re.search(r"-[A-Za-z]{3,}(?:-|\.patch|$)", token):
+        return False
+    return bool(re.search(r"\d[.:~-]\w|\d\+\w|\d[a-z]+-\d", token))
 
 
 def extract_claims(answer: str) -> list[Claim]:
@@ -157,54 +168,61 @@ def extract_claims(answer: str) -> list[Claim]:
             found.append(c)
 
     for m in _CVE_RE.finditer(text):
-        add(Claim("cve", f"CVE-{m.group(1)}-{m.group(2)}"))
+        add(Claim("cve", f"CVE-{m.group(1)}-{m.group(2)}", raw=m.group(0)))
         text = _mask(text, m.span())
     for m in _NAME_EMAIL_RE.finditer(text):
-        add(Claim("person", " ".join(m.group(1).split())))
-    for m in _PERSON_RE.finditer(text):
         name = " ".join(m.group(1).split())
-        if name.split()[0].casefold() not in _NOT_NAMES and name.split()[-1].casefold() not in _NOT_NAMES:
-            add(Claim("person", name))
+        add(Claim("person", name, raw=name))
+    for m in _PERSON_RE.finditer(text):
+        words = m.group(1).split()
+        while words and words[-1].casefold() in _NOT_NAME_TAILS:
+            words.pop()
+        if len(words) >= 2 and words[0].casefold() not in _NOT_NAMES and words[-1].casefold() not in _NOT_NAMES:
+            add(Claim("person", " ".join(words), raw=" ".join(words)))
     for m in _EMAIL_RE.finditer(text):
-        add(Claim("email", m.group(0).lower()))
+        add(Claim("email", m.group(0).lower(), raw=m.group(0)))
         text = _mask(text, m.span())
     for m in _TIME_RE.finditer(text):
         text = _mask(text, m.span())
     for m in _ISO_RE.finditer(text):
-        add(Claim("date", m.group(0)))
+        add(Claim("date", m.group(0), raw=m.group(0)))
         text = _mask(text, m.span())
     for m in _MONTH_RE.finditer(text):
-        add(Claim("month", f"{m.group(2)}-{_MONTHS[m.group(1).casefold()]:02d}"))
+        add(Claim("month", f"{m.group(2)}-{_MONTHS[m.group(1).casefold()]:02d}", raw=m.group(0)))
         text = _mask(text, m.span())
     for m in _QUARTER_RE.finditer(text):
         q, y = int(m.group(1)), m.group(2)
         for month in range(3 * q - 2, 3 * q + 1):
-            add(Claim("month", f"{y}-{month:02d}"))
+            add(Claim("month", f"{y}-{month:02d}", raw=m.group(0)))
         text = _mask(text, m.span())
     for m in _BUG_RE.finditer(text):
-        add(Claim("bug", str(int(m.group(1)))))
+        add(Claim("bug", str(int(m.group(1))), raw=m.group(0)))
         text = _mask(text, m.span())
     for m in _PERCENT_RE.finditer(text):
-        add(Claim("percent", m.group(1).replace(",", ".")))
+        add(Claim("percent", m.group(1).replace(",", "."), raw=m.group(0)))
         text = _mask(text, m.span())
     for m in _VERSION_RE.finditer(text):
-        token = m.group(1).rstrip(".")
+        token = m.group(1).rstrip(".:-")
         if not _is_version(token):
             continue
         before = _PAIR_WORD_RE.search(text[max(0, m.start() - 60):m.start()])
         word = before.group(1).lower() if before else ""
         if word and word not in _NOT_PACKAGES and re.search(r"[a-z]", word):
-            add(Claim("version", token, package=word))
+            add(Claim("version", token, package=word, raw=f"{before.group(0)}{token}"))  # type: ignore[union-attr]
         else:
-            add(Claim("version", token))
+            add(Claim("version", token, raw=token))
         text = _mask(text, m.span())
     for m in _PACKAGE_RE.finditer(text):
-        add(Claim("package", m.group(1).lower()))
+        name = m.group(1).lower()
+        if re.search(r"[\d+.-]", name) or m.group(0)[-len(name) - 1] in "`'\"«":
+            add(Claim("package", name, raw=m.group(0)))
+        else:
+            add(Claim("package", name, raw=m.group(0), unit="plain"))
     for m in _COUNT_RE.finditer(text):
-        add(Claim("count", m.group(1), unit=m.group(2).lower()))
+        add(Claim("count", m.group(1), unit=m.group(2).lower(), raw=m.group(0)))
         text = _mask(text, m.span(1))
     for m in _YEAR_RE.finditer(text):
-        add(Claim("year", m.group(1)))
+        add(Claim("year", m.group(1), raw=m.group(1)))
     return found
 
 
@@ -286,8 +304,18 @@ def _name_known(corpus: TruthCorpus, name: str) -> bool:
     return False
 
 
+def _verbatim(raw: str, text: str) -> bool:
+    """``raw`` is written in ``text`` (case and spacing aside), not as part of a longer token."""
+    if not raw.strip():
+        return False
+    pattern = r"\s+".join(re.escape(w) for w in raw.split())
+    return re.search(rf"(?<![\w.+~-]){pattern}(?![\w+~-]|\.\w)", text, re.IGNORECASE) is not None
+
+
 def _grounded(c: Claim, s: _Scope) -> bool:
     corpus = s.corpus
+    if _verbatim(c.raw, s.cited_text) or _verbatim(c.raw, s.question_text):
+        return True  # what a cited entry or the question says in so many words
     if c.kind == "cve":
         return c.token in s.question_ids or any(c.token in e.cves for e in s.cited)
     if c.kind == "bug":
@@ -336,6 +364,22 @@ def _month_in_question(token: str, question_text: str) -> bool:
                (c.token for c in extract_claims(question_text) if c.kind in ("month", "date")))
 
 
+def _resolve(claims: list[Claim], corpus: TruthCorpus) -> list[Claim]:
+    """Drop or demote what only looked like a package: a plain word after "package" that
+    is no package of the corpus is prose ("the package description"); a word before an
+    upstream-only version that is no package ("commit 2.74") leaves a bare version claim.
+    A word before a version with a Debian revision ("nettle 3.4-2") stays a package."""
+    out: list[Claim] = []
+    for c in claims:
+        if c.kind == "package" and c.unit == "plain" and corpus.package_of(c.token) is None:
+            continue
+        if c.kind == "version" and c.package and corpus.package_of(c.package) is None and "-" not in c.token:
+            c = Claim("version", c.token, raw=c.token)
+        if c not in out:
+            out.append(c)
+    return out
+
+
 def check_answer(answer: str, *, cited_ids: list[str], corpus: TruthCorpus,
                  question: dict[str, Any]) -> dict[str, Any]:
     """Check every claim of an answer against the changelogs.
@@ -361,7 +405,7 @@ def check_answer(answer: str, *, cited_ids: list[str], corpus: TruthCorpus,
     period = None
     if p := expected.get("period"):
         period = (date.fromisoformat(p["from"]), date.fromisoformat(p["to"]))
-    claims = extract_claims(answer)
+    claims = _resolve(extract_claims(answer), corpus)
     packages = {e.package for e in cited}
     packages |= {s for s in (corpus.package_of(x) for x in expected.get("packages") or ()) if s}
     packages |= {s for s in (corpus.package_of(c.package) for c in claims if c.package) if s}
