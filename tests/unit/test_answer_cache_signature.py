@@ -58,6 +58,17 @@ TRAPS = [
     ("Какие исправления безопасности получил curl в этом году?", "Какие изменения получил curl в этом году?", "scope"),
     ("Какие виды исправлений растут в этом квартале?", "Какие виды исправлений падают в этом квартале?", "scope"),
     ("What changed in systemd this year?", "Что изменилось в systemd в этом году?", "lang"),
+    # Differences found by probing the first version of the rule (each was a shared signature).
+    ("What was added in openssl 3.0.17?", "What was removed in openssl 3.0.17?", "scope"),
+    ("Что добавлено в openssl 3.0.17?", "Что удалено в openssl 3.0.17?", "scope"),
+    ("Which uploads had urgency high in 2025?", "Which uploads had urgency low in 2025?", "scope"),
+    ("Какие загрузки имели высокую срочность?", "Какие загрузки имели низкую срочность?", "scope"),
+    ("Which openssl uploads went to bookworm?", "Which openssl uploads went to unstable?", "scope"),
+    ("Which curl versions are older than 7.88.1-10+deb12u12?", "Which curl versions are newer than 7.88.1-10+deb12u12?", "scope"),
+    ("What changed in openssl before 3.0.18?", "What changed in openssl after 3.0.18?", "scope"),
+    ("Что изменилось в curl до версии 7.88.1-10+deb12u12?", "Что изменилось в curl после версии 7.88.1-10+deb12u12?", "scope"),
+    ("What changed in the first quarter of 2025?", "What changed in the third quarter of 2025?", "numbers"),
+    ("Какая была первая загрузка git?", "Какая была третья загрузка git?", "numbers"),
 ]
 
 PARAPHRASES = [
@@ -71,6 +82,16 @@ PARAPHRASES = [
     ("Что нового в openssl с марта?", "Что изменилось в openssl с марта?"),
     ("Какое обновление исправило CVE-2022-37434?", "В какой версии исправлена CVE-2022-37434?"),
     ("What changed in libssl3 since March?", "What changed in openssl since March?"),  # alias resolved
+    ("What changed in git in 2024?", "Which changes did git get in 2024?"),
+    ("Which security fixes did systemd get this year?", "What security fixes has systemd received this year?"),
+    ("Who uploaded openssl 3.0.17-1~deb12u3?", "Who was the uploader of openssl 3.0.17-1~deb12u3?"),
+    ("How many uploads did curl have in 2025?", "How many curl uploads were there in 2025?"),
+    ("When was the last upload of sqlite3?", "When was sqlite3 last uploaded?"),
+    ("Which packages got the most CVE fixes this year?", "Which packages received the most CVE fixes this year?"),
+    ("Какие изменения были в curl в 2025 году?", "Что изменилось в curl в 2025 году?"),
+    ("Какие уязвимости исправлены в git в этом году?", "Какие уязвимости закрыли в git в этом году?"),
+    ("Сколько загрузок было у openssl в 2024 году?", "Сколько было загрузок openssl в 2024 году?"),
+    ("Кто загрузил curl 7.88.1-10+deb12u13?", "Кто выполнил загрузку curl 7.88.1-10+deb12u13?"),
 ]
 
 
