@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from knowledge_os.domains.compose import compose_answer, fallback_summary, kind_names, render_choice
+from knowledge_os.domains.relevance import bearing
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.errors import BackendError, BudgetExceededError
 from knowledge_os.llm.budget import Budget, merge_usage
@@ -152,26 +153,21 @@ def stats(ctx: StepContext) -> None:
     ctx.documents = (exact + examples + inside)[: ctx.spec.retrieval.max_documents]
 
 
-RELEVANCE_RATIO = 0.0  # share of the top fused score a listed document needs; 0 = no cut-off
-
-
 def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
     """The documents an answer lists and cites, in ``[n]`` order.
 
-    A question naming a CVE or bug lists the uploads that name it. Otherwise the top
-    documents (``LISTING_MAX`` for the grouped style, 5 for statistics) whose fused
-    score is at least :data:`RELEVANCE_RATIO` of the top document's: documents far
-    below the best match are retrieved context, not evidence, and are not cited.
+    A question naming a CVE or bug lists the uploads that name it. The statistics style
+    lists its first 5 documents (the trend step puts the compared windows' examples
+    first). Otherwise the first ``LISTING_MAX`` documents that bear on the question
+    (:func:`knowledge_os.domains.relevance.bearing`, a measured cut-off): retrieved
+    context that shares nothing with the question is not cited.
     """
     exact = [d for d in ctx.documents if "exact" in d["sources"]]
     if exact and (ctx.analysis.cves or ctx.analysis.bugs):
         return exact[:LISTING_MAX]
-    cap = LISTING_MAX if ctx.spec.answer_style == "grouped" else 5
-    if not ctx.documents:
-        return []
-    top = max(d["score"] for d in ctx.documents)
-    keep = [d for d in ctx.documents if top <= 0 or d["score"] >= RELEVANCE_RATIO * top]
-    return keep[:cap]
+    if ctx.spec.answer_style != "grouped":
+        return ctx.documents[:5]
+    return bearing(ctx.documents, ctx.analysis.text)[:LISTING_MAX]
 
 
 def summarise(ctx: StepContext) -> None:

@@ -1,0 +1,102 @@
+"""Which retrieved documents bear on the question: the citation cut-off.
+
+Retrieval returns up to ``max_documents`` documents ranked by reciprocal-rank fusion; a
+fused score only says how high a document ranked in each list, not whether it answers
+the question (with 10 notes, every note is "found" by the vector list). The cut-off is
+lexical: the share of the question's content terms (words of 3+ characters that are not
+question words, compared by their first 5 characters, EN and RU) that a document
+contains, relative to the best document's share. A document is cited when its share is
+at least :data:`TERM_RATIO` of the best one. When no document shares a term with the
+question (a Russian question over English notes), only the documents tied with the top
+fused score (within :data:`TIE_RATIO`) are cited. Documents matched by a named id (CVE,
+bug) are always cited.
+
+Both numbers were measured with ``benchmarks/bench_citation_cutoff.py`` on the labelled
+user-document set (tests/data/userdocs) and on package-period digests over the Debian
+changelogs; the figures are in that script's docstring.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["TERM_RATIO", "TIE_RATIO", "bearing", "query_terms", "term_share"]
+
+TERM_RATIO = 0.6
+TIE_RATIO = 0.99
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STEM = 5
+_STOP = frozenset(
+    """the and for are was were has have had does did what which who whom whose when where why how
+    that this these those there with from into onto about since until than then them they their our
+    your you can could should would will shall may might must not any all some each per its his her
+    get got new recent recently change changed changes changing upload uploads uploaded summarise
+    summarize summary tell show list give many much long often kind kinds last this year month
+    week quarter today ago between during
+    что как где когда кто какой какая какие каким какую каких почему зачем сколько это эти этот
+    для при над под про без или его её их наш ваш был была были было есть быть все всё весь
+    изменилось изменения изменился новое нового новые последние последний году года год месяц
+    квартал неделю сегодня""".split()
+)
+
+
+# Month names: a period is the date filter's business, not a term to match in the text.
+_MONTHS = frozenset(
+    "january february march april june july august september october november december"
+    " jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+_RU_MONTH_STEMS = ("январ", "феврал", "март", "апрел", "мая", "мае", "май", "июн", "июл", "август",
+                   "сентябр", "октябр", "ноябр", "декабр")
+
+
+def query_terms(text: str) -> frozenset[str]:
+    """The question's content terms: lower-case word prefixes of up to 5 characters, from
+    words of 3+ characters that are not question, framing or month words (EN and RU)."""
+    words = (w.lower() for w in _WORD.findall(text))
+    return frozenset(w[:_STEM] for w in words
+                     if len(w) >= 3 and w not in _STOP and w not in _MONTHS and not w.startswith(_RU_MONTH_STEMS))
+
+
+def _doc_terms(doc: dict[str, Any]) -> frozenset[str]:
+    md = doc.get("metadata") or {}
+    blob = " ".join([str(doc.get("title", "")), str(doc.get("channel", "")), str(doc.get("date", "")),
+                     str(md.get("path", "")), str(doc.get("text", ""))])
+    return frozenset(w.lower()[:_STEM] for w in _WORD.findall(blob) if len(w) >= 3)
+
+
+def term_share(terms: frozenset[str], doc: dict[str, Any]) -> float:
+    """Share of ``terms`` the document contains, 0..1 (0 when there are no terms)."""
+    if not terms:
+        return 0.0
+    return len(terms & _doc_terms(doc)) / len(terms)
+
+
+def bearing(docs: Sequence[dict[str, Any]], question: str, *, term_ratio: float = TERM_RATIO,
+            tie_ratio: float = TIE_RATIO) -> list[dict[str, Any]]:
+    """The documents that bear on ``question``, in their given order.
+
+    Args:
+        docs: Retrieved documents (state dicts with ``score``, ``sources``, ``text``,
+            ``title``, ``channel``), best first.
+        question: The question as asked.
+        term_ratio: Share of the best document's term share a document needs, 0..1.
+        tie_ratio: Without shared terms, share of the top fused score a document needs.
+
+    Returns:
+        A non-empty sub-list when ``docs`` is non-empty (the best document always stays).
+    """
+    if not docs:
+        return []
+    terms = query_terms(question)
+    shares = [term_share(terms, d) for d in docs]
+    best = max(shares)
+    if best > 0:
+        keep = [d for d, s in zip(docs, shares, strict=True)
+                if s >= term_ratio * best or "exact" in d.get("sources", ())]
+    else:
+        top = max(d["score"] for d in docs)
+        keep = [d for d in docs if d["score"] >= tie_ratio * top or "exact" in d.get("sources", ())]
+    return keep or [docs[0]]
