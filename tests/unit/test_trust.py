@@ -134,3 +134,24 @@ def test_an_unusable_structured_reply_falls_back_to_the_data(kos_factory):
     r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
     assert r.data_only is True
     assert re.search(r"The listing holds 1 entries of openssl", r.answer)
+
+
+def test_cli_no_loops_and_the_data_only_line(kos_factory, monkeypatch):
+    import orjson
+    from typer.testing import CliRunner
+
+    from knowledge_os import cli
+
+    kos = kos_factory(responses=[INVENTED] * 8)
+    monkeypatch.setattr(cli, "_kos", lambda: kos)
+    monkeypatch.setattr(kos, "close", lambda: None)  # the fixture closes it
+    runner = CliRunner()
+    raw = runner.invoke(cli.app, ["run", "What changed in openssl since March?", "--json", "--no-loops",
+                                  "--no-cache", "--as-of", AS_OF])
+    assert raw.exit_code == 0, raw.output
+    data = orjson.loads(raw.output)
+    assert data["answer"].startswith("openssl 9.9.9") and data["data_only"] is False
+    assert data["manifest"]["corrected"] is False
+    text = runner.invoke(cli.app, ["run", "What changed in openssl since March?", "--no-cache", "--as-of", AS_OF])
+    assert text.exit_code == 0, text.output
+    assert "summary: data only" in text.output and "9.9.9" not in text.output
