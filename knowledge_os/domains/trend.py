@@ -373,13 +373,32 @@ def compute_trend(
     stats["table"] = _table(stats)
     stats["summary"] = _summary(stats)
     text = stats["table"] + "\n" + stats["summary"]
-    stats["numbers"] = sorted({int(n) for n in re.findall(r"\d+", text)})
     stats["dates"] = sorted(set(re.findall(r"\b\d{4}-\d{2}-\d{2}\b", text)))
+    stats["numbers"] = _figures(stats)
     names = set(stats["packages"])
     for row in rows:
         names.update({row["key"], row["name"], *row["members"]})
     stats["names"] = sorted(n for n in names if n)
     return stats
+
+
+def _figures(s: dict[str, Any]) -> list[int]:
+    """Every figure the table and summary write: counts, differences and percentages
+    (as magnitudes), ranks, N, window lengths and the parts of each date written."""
+    out: set[int] = set()
+    for totals in s["totals"].values():
+        out.update((totals or {}).values())
+    for k in s["kinds"]:
+        out.update(abs(v) for v in (k["current"], k["previous"], k["delta"], k["change_pct"]) if v is not None)
+    r = s["ranking"]
+    if r is not None:
+        out.update((r["n"], r["tied_left_out"]))
+        for row in r["rows"]:
+            out.update(v for v in (row["rank"], row["current"], row["previous"]) if v is not None)
+    out.update(w["days"] for w in (s["window"], s["previous"]) if w and w["days"] is not None)
+    for d in s["dates"]:
+        out.update(int(part) for part in d.split("-"))
+    return sorted(out)
 
 
 def _window_dict(w: Window) -> dict[str, Any]:
@@ -471,10 +490,10 @@ _S: dict[str, dict[str, str]] = {
                         "computed for this window.",
                   "ru": "За {cur} нет ни одной записи журнала{newest}, поэтому тренд за этот период "
                         "посчитать нельзя."},
-    "prev_only": {"en": " For comparison, {prev} had {u_prev} uploads{top}.",
-                  "ru": " Для сравнения: за {prev} было {u_prev} загрузок{top}."},
-    "empty_prev": {"en": "There are no entries in {prev} to compare with; {cur} had {u_cur} uploads{top}.",
-                   "ru": "За {prev} записей нет, сравнивать не с чем; за {cur} было {u_cur} загрузок{top}."},
+    "prev_only": {"en": " For comparison, {prev} had {uploads}{top}.",
+                  "ru": " Для сравнения: за {prev} — {uploads}{top}."},
+    "empty_prev": {"en": "There are no entries in {prev} to compare with; {cur} had {uploads}{top}.",
+                   "ru": "За {prev} записей нет, сравнивать не с чем; за {cur} — {uploads}{top}."},
     "both_empty": {"en": "There are no changelog entries dated {cur} nor {prev}{newest}.",
                    "ru": "Нет ни одной записи журнала ни за {cur}, ни за {prev}{newest}."},
     "most_often": {"en": ", most often with {top} changes", "ru": ", чаще всего с изменениями: {top}"},
@@ -486,6 +505,17 @@ _S: dict[str, dict[str, str]] = {
     "rank_nothing": {"en": "No {entity} had any {measure} in {cur}.",
                      "ru": "Ни у одного из {entity} нет {measure} за {cur}."},
 }
+
+
+def _uploads(n: int, lang: str) -> str:
+    """``"1 upload"``, ``"4 uploads"``; Russian plural forms (1 загрузка, 3 загрузки, 5 загрузок)."""
+    if lang == "ru":
+        if n % 10 == 1 and n % 100 != 11:
+            return f"{n} загрузка"
+        if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+            return f"{n} загрузки"
+        return f"{n} загрузок"
+    return f"{n} upload" if n == 1 else f"{n} uploads"
 
 
 def _kind_label(kind: str, lang: str) -> str:
@@ -598,11 +628,12 @@ def _summary(s: dict[str, Any]) -> str:
         top = _top_kinds(s["kinds"], "previous", lang)
         top_part = pick(_S["most_often"], lang, top=top) if top else ""
         return (pick(_S["empty_cur"], lang, cur=cur, newest=newest)
-                + pick(_S["prev_only"], lang, prev=prev, u_prev=u["previous"], top=top_part))
+                + pick(_S["prev_only"], lang, prev=prev, uploads=_uploads(u["previous"], lang), top=top_part))
     if s["previous"] is None or s["empty"]["previous"]:
         top = _top_kinds(s["kinds"], "current", lang)
         top_part = pick(_S["most_often"], lang, top=top) if top else ""
-        return pick(_S["empty_prev"], lang, prev=prev or "…", cur=cur, u_cur=u["current"], top=top_part)
+        return pick(_S["empty_prev"], lang, prev=prev or "…", cur=cur, uploads=_uploads(u["current"], lang),
+                    top=top_part)
     rising = [k for k in s["kinds"] if (k["delta"] or 0) > 0]
     if rising:
         top = ", ".join(f"{_kind_label(k['kind'], lang)} ({k['previous']} -> {k['current']})" for k in rising[:3])

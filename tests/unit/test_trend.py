@@ -6,6 +6,7 @@ real SQLite document store; no model is involved except in the last tests (fakes
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -176,7 +177,7 @@ def test_an_empty_window_says_so_instead_of_a_fall_to_zero(tmp_path, trend_spec)
     assert "(-" not in s["table"]  # no fall is reported
     assert s["summary"].startswith("There are no changelog entries dated 2027-01-01..2027-01-15 (the newest is "
                                    "from 2026-11-20), so no trend can be computed")
-    assert "2026-10-01..2026-10-15 had 1 uploads" in s["summary"]
+    assert "2026-10-01..2026-10-15 had 1 upload, most often with bugfix (1) changes." in s["summary"]
     assert s["examples"] == ["deb:alpha:1.9-2"]  # the previous window's only entry
 
 
@@ -196,7 +197,7 @@ def test_an_empty_previous_window_is_not_a_rise_from_zero(tmp_path, trend_spec):
     assert all(k["delta"] is None for k in s["kinds"])
     assert "No data in the previous window 1996-01-01..1996-12-31: nothing to compare with." in s["table"]
     assert s["summary"].startswith("There are no entries in 1996-01-01..1996-12-31 to compare with; "
-                                   "1997-01-01..1997-12-31 had 1 uploads")
+                                   "1997-01-01..1997-12-31 had 1 upload")
 
 
 def test_a_named_package_limits_the_counts(tmp_path, trend_spec):
@@ -218,6 +219,14 @@ def test_russian_question_gets_russian_figures(tmp_path, trend_spec):
     assert s["summary"].startswith("За 2026-10-01..2026-12-01 по сравнению с 2026-07-01..2026-08-31")
     for english in ("uploads", "Compared", "previous", "vs"):
         assert english not in s["table"] + s["summary"]
+
+
+@pytest.mark.parametrize(("n", "text"), [(1, "1 загрузка"), (3, "3 загрузки"), (5, "5 загрузок"),
+                                         (11, "11 загрузок"), (21, "21 загрузка"), (112, "112 загрузок")])
+def test_russian_upload_counts_agree(n, text):
+    from knowledge_os.domains.trend import _uploads
+
+    assert _uploads(n, "ru") == text
 
 
 # -- rankings -------------------------------------------------------------------------
@@ -372,3 +381,16 @@ def test_data_written_summary_is_in_the_questions_language(kos_factory):
     assert r.answer.startswith("За 2026-01-01..2026-11-22 по сравнению с 2025-01-01..2025-11-22")
     assert "Цифры (подсчитаны по журналам изменений):" in r.answer
     assert "Примеры из сравниваемых периодов:" in r.answer
+
+
+def test_numbers_are_the_figures_not_digits_of_names(tmp_path, trend_spec):
+    corpus = {**RANKING_CORPUS, "openjdk-17": [_entry("17.0.9-1", "Mon, 05 Feb 2024 10:00:00 +0000", BOB)]}
+    store = _store(tmp_path, corpus)
+    s = _trend(store, trend_spec, "Which ten packages had the most uploads in 2024?", date(2026, 12, 1))
+    assert "openjdk-17" in s["names"]
+    assert 17 not in s["numbers"]
+    # Every other integer written is a figure listed in the stats.
+    text = s["table"] + "\n" + s["summary"]
+    for token in [*s["names"], *s["dates"]]:
+        text = text.replace(token, " ")
+    assert {int(n) for n in re.findall(r"\d+", text)} <= set(s["numbers"])
