@@ -224,7 +224,7 @@ def test_russian_question_gets_russian_figures(tmp_path, trend_spec):
 @pytest.mark.parametrize(("n", "text"), [(1, "1 загрузка"), (3, "3 загрузки"), (5, "5 загрузок"),
                                          (11, "11 загрузок"), (21, "21 загрузка"), (112, "112 загрузок")])
 def test_russian_upload_counts_agree(n, text):
-    from knowledge_os.domains.trend import _uploads
+    from knowledge_os.domains._trend_text import _uploads
 
     assert _uploads(n, "ru") == text
 
