@@ -27,6 +27,7 @@ from typing import Any
 from debian.changelog import Changelog
 
 from knowledge_os.errors import UnknownNameError
+from knowledge_os.evals import truth
 
 __all__ = ["BUILDERS", "ChangelogEntry", "find_builder", "read_entries"]
 
@@ -127,11 +128,7 @@ def find_builder(name: str) -> Callable[..., list[dict[str, Any]]]:
     Raises:
         UnknownNameError: neither has it (the message lists both sets).
     """
-    try:
-        from knowledge_os.evals import truth
-    except ImportError:
-        truth = None  # the eval data package is optional
-    theirs = set(getattr(truth, "BUILDERS", None) or ())
+    theirs = set(truth.BUILDERS)
     if name in theirs:
         return functools.partial(truth.build_cases, name)
     if name in BUILDERS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -80,7 +81,11 @@ def load_cases(spec: SuiteSpec, *, suite_file: Path | None, doc_dir: Path) -> li
     if isinstance(spec.cases, list):
         return list(spec.cases)
     if isinstance(spec.cases, CasesFromFile):
-        return load_jsonl_cases(resolve_data_file(spec.cases.file, suite_file))
+        cases = load_jsonl_cases(resolve_data_file(spec.cases.file, suite_file))
+        if spec.cases.sample is not None and spec.cases.sample < len(cases):
+            keep = sorted(random.Random(spec.cases.seed).sample(range(len(cases)), spec.cases.sample))
+            cases = [cases[i] for i in keep]
+        return cases
     assert isinstance(spec.cases, CasesFromBuilder)
     build = find_builder(spec.cases.builder)
     as_of = spec.settings.as_of or datetime.now(UTC).date()

@@ -52,6 +52,9 @@ def _tables(name: str, value: Any) -> list[str]:
     if name == "kpi.latency_by_path" and value:
         return ["Latency per path:", ""] + _table(["path", "n", "p50", "p95", "max"], [
             [p, str(v["n"]), _fmt(v["p50_s"], "s"), _fmt(v["p95_s"], "s"), _fmt(v["max_s"], "s")] for p, v in value.items()])
+    if name == "retrieval.by_kind" and value:
+        return ["Retrieval per case kind:", ""] + _table(["kind", "n", "recall@10", "nDCG@10", "MRR"], [
+            [k, str(v["n"]), _fmt(v["recall@10"]), _fmt(v["ndcg@10"]), _fmt(v["mrr"])] for k, v in value.items()])
     if name.endswith("reliability") and value:
         rows = [[f"{b['lo']:.1f}–{b['hi']:.1f}", str(b["count"]), _fmt(b["confidence"]), _fmt(b["accuracy"])]
                 for b in value if b["count"]]
@@ -73,8 +76,8 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         lines.append("")
     lines += _table(["suite", "cases", "errors", "time", "corpus"], [
         [name, str(s["cases"]), str(s["errors"]), _fmt(s["seconds"], "s"),
-         f"{s['documents']} documents (slice, ingest {_fmt(s['ingest_seconds'], 's')})" if s["documents"] is not None
-         else "KOS_HOME"] for name, s in report["suites"].items()])
+         f"{s.get('corpus_source', 'slice')}: {s['documents']} documents (ingest {_fmt(s['ingest_seconds'], 's')})"
+         if s["documents"] is not None else "KOS_HOME"] for name, s in report["suites"].items()])
     comparison = report.get("comparison") or {}
     for name, s in report["suites"].items():
         lines += [f"## {name}", ""]

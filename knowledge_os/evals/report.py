@@ -66,6 +66,7 @@ def suite_figures(run: SuiteRun) -> dict[str, Any]:
         "settings": spec.settings.model_dump(mode="json"), "corpus": spec.corpus.model_dump(mode="json"),
         "settings_hash": spec.settings_hash(), "cases": len(run.records), "errors": errors,
         "seconds": run.seconds, "ingest_seconds": round(run.ingest_seconds, 3), "documents": run.documents,
+        "corpus_source": run.corpus_source,
         "metrics": metrics, "thresholds": thresholds,
         "tolerances": {n: m.tolerance for n, m in spec.metrics.items() if not resolve(n)[0].is_table},
         "failures": failures,

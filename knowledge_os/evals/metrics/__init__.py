@@ -131,6 +131,19 @@ def _path_match(rs: Sequence[CaseRecord]) -> float | None:
                for r in cases) / len(cases)
 
 
+def _retrieval_by_kind(rs: Sequence[CaseRecord]) -> dict[str, Any]:
+    """recall@10, nDCG@10 and MRR per case kind (the first tag: cve, bug, digest, free_text, ...)."""
+    groups: dict[str, list[CaseRecord]] = {}
+    for r in rs:
+        if _relevant(r):
+            groups.setdefault((r.get("tags") or ["untagged"])[0], []).append(r)
+    return {kind: {"n": len(g),
+                   "recall@10": _mean([retrieval.recall_at_k(r.get("retrieved") or [], _relevant(r), 10) for r in g]),
+                   "ndcg@10": _mean([retrieval.ndcg_at_k(r.get("retrieved") or [], _relevant(r), 10) for r in g]),
+                   "mrr": retrieval.mrr([(r.get("retrieved") or [], _relevant(r)) for r in g])}
+            for kind, g in sorted(groups.items())}
+
+
 def _grounded(rs: Sequence[CaseRecord]) -> float | None:
     gs = [r["grounding"] for r in rs if r.get("grounding")]
     return answers.grounded_claim_rate([g["claims"] for g in gs], [len(g["ungrounded"]) for g in gs])
@@ -163,6 +176,8 @@ _DEFS = [
               fn=lambda rs, k: _mean([retrieval.ndcg_at_k(r.get("retrieved") or [], _relevant(r), k or 10) for r in rs])),
     MetricDef(name="retrieval.mrr", better="higher", unit="", description="mean reciprocal rank of the first relevant document",
               fn=lambda rs, k: retrieval.mrr([(r.get("retrieved") or [], _relevant(r)) for r in rs])),
+    MetricDef(name="retrieval.by_kind", better=None, unit="", description="recall@10, nDCG@10, MRR per case kind (first tag)",
+              fn=lambda rs, k: _retrieval_by_kind(rs)),
     MetricDef(name="answers.grounded_rate", better="higher", unit="", description="pooled share of answer claims grounded in the changelogs (independent checker)",
               fn=lambda rs, k: _grounded(rs)),
     MetricDef(name="answers.id_accuracy", better="higher", unit="", description="share of expected ids (CVE, bug) the answer names",
@@ -174,6 +189,9 @@ _DEFS = [
     MetricDef(name="answers.lang_match", better="higher", unit="", description="share of answers in the question's language",
               fn=lambda rs, k: _mean([float(answers.language_of(r.get("answer", "")) == r["lang"])
                                       for r in _ok(rs) if r.get("lang")])),
+    MetricDef(name="answers.token_f1", better="higher", unit="", description="token F1 against the reference answers (SQuAD-style; QA data sets)",
+              fn=lambda rs, k: _mean([answers.token_f1(r.get("answer", ""), (r.get("expected") or {}).get("answers") or [])
+                                      for r in _ok(rs)])),
     MetricDef(name="answers.correct_rate", better="higher", unit="", description="share of answers correct by the case's truth",
               fn=lambda rs, k: _mean([None if (c := correct(r)) is None else float(c) for r in rs])),
     MetricDef(name="answers.quality_auroc", better="higher", unit="", description="AUROC of quality.score for correctness (0.5: uninformative)",

@@ -19,6 +19,7 @@ __all__ = [
     "id_accuracy",
     "language_of",
     "names_id",
+    "token_f1",
 ]
 
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
@@ -73,6 +74,31 @@ def language_of(text: str) -> str:
     cyr = len(_CYRILLIC.findall(rest))
     lat = len(_LATIN.findall(rest))
     return "ru" if cyr and cyr * 3 >= cyr + lat else "en"
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def _answer_tokens(text: str) -> list[str]:
+    return _ARTICLES.sub(" ", _PUNCT.sub(" ", text.lower())).split()
+
+
+def token_f1(answer: str, references: Sequence[str]) -> float | None:
+    """Best token-overlap F1 of ``answer`` against any reference answer (the SQuAD /
+    NarrativeQA evaluation: lower-cased, punctuation and articles removed); None without
+    references."""
+    if not references:
+        return None
+    pred = _answer_tokens(answer)
+    best = 0.0
+    for ref in references:
+        gold = _answer_tokens(ref)
+        common = sum(min(pred.count(t), gold.count(t)) for t in set(gold))
+        if common:
+            p, r = common / len(pred), common / len(gold)
+            best = max(best, 2 * p * r / (p + r))
+    return best
 
 
 def grounded_claim_rate(claims: Sequence[int], ungrounded: Sequence[int]) -> float | None:
