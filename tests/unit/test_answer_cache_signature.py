@@ -69,6 +69,16 @@ TRAPS = [
     ("Что изменилось в curl до версии 7.88.1-10+deb12u12?", "Что изменилось в curl после версии 7.88.1-10+deb12u12?", "scope"),
     ("What changed in the first quarter of 2025?", "What changed in the third quarter of 2025?", "numbers"),
     ("Какая была первая загрузка git?", "Какая была третья загрузка git?", "numbers"),
+    # Found by a held-out probe of the second version (shared signatures, two of them hits).
+    ("Which sqlite3 uploads were urgent security releases?",
+     "Which sqlite3 uploads were anything but urgent security releases?", "negated"),
+    ("Did openssl get a CVE fix in January 2026?", "Did openssl fail to get a CVE fix in January 2026?", "negated"),
+    ("How often is haproxy updated?", "How often is squid updated?", "packages"),
+    ("Какие пакеты не имели загрузок в 2025?", "Какие пакеты имели загрузки в 2025?", "negated"),
+    # Found by a second held-out probe (hits of the third version).
+    ("Топ-10 пакетов по числу CVE", "Топ-20 пакетов по числу CVE", "numbers"),
+    ("Что openssl выпустил осенью 2025?", "Что openssl выпустил весной 2025?", "period"),
+    ("What did openssl ship in autumn 2025?", "What did openssl ship in spring 2025?", "period"),
 ]
 
 PARAPHRASES = [
@@ -92,6 +102,10 @@ PARAPHRASES = [
     ("Какие уязвимости исправлены в git в этом году?", "Какие уязвимости закрыли в git в этом году?"),
     ("Сколько загрузок было у openssl в 2024 году?", "Сколько было загрузок openssl в 2024 году?"),
     ("Кто загрузил curl 7.88.1-10+deb12u13?", "Кто выполнил загрузку curl 7.88.1-10+deb12u13?"),
+    ("Which package closed #1012674?", "Which package closed bug #1012674?"),  # "bug" labels the id
+    ("Latest dpkg upload", "Most recent dpkg upload"),
+    ("Топ-10 пакетов по числу CVE", "10 лучших пакетов по числу CVE"),
+    ("Top-5 packages by uploads in 2024", "Top 5 packages by uploads in 2024"),
 ]
 
 
@@ -121,6 +135,11 @@ def test_signature_fields_are_normalised() -> None:
 def test_version_words_and_number_words_are_one_form() -> None:
     assert sig("openssl v3.0.17 changes").numbers == sig("openssl 3.0.17 changes").numbers == ("3.0.17",)
     assert sig("топ пять пакетов").numbers == sig("топ 5 пакетов").numbers == ("5",)
+
+
+def test_a_hyphenated_package_name_stays_whole() -> None:
+    assert "gcc-12" in sig("What changed in gcc-12?").packages
+    assert sig("What changed in gcc-12?").numbers == ()
 
 
 def test_unknown_words_only_ever_split_questions() -> None:
