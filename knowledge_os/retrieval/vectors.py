@@ -82,16 +82,19 @@ class QdrantEdgeVectorStore:
     larger ones use filtered HNSW with ACORN.
 
     Processes take turns. The engine locks its write-ahead log, so a shard can be open in
-    one process at a time (a second ``load`` fails with "Can't init WAL: WouldBlock"). So
-    every call opens the shard under an exclusive file lock (``path / <collection>.lock``,
-    ``flock``; the holder's pid is written in it), runs, and closes it again; a burst of
-    calls can keep it with :meth:`hold`. A process that finds the lock taken waits, logs
-    one WARNING naming the holder after ``_NOTICE_AFTER_S``, and gives up after
-    ``lock_timeout_s``. Six concurrent readers and an ingest all finish
-    (tests/integration/test_vector_processes.py); the lock dies with its process, and the
-    engine's WAL recovers what a killed writer had logged. Opening costs tens to hundreds
-    of milliseconds per call (see the README's figures); calls within one process are
-    serialised by a lock.
+    one process at a time (a second ``load`` fails with "Can't init WAL: WouldBlock"). A
+    call therefore opens the shard under an exclusive file lock (``path / <collection>.lock``,
+    ``flock``; the holder's pid is written in it) and keeps it open while no other process
+    asks for it: a waiter holds a shared lock on ``<collection>.want`` while it waits, and
+    the holder gives the shard back after its current call when it sees one, or after
+    ``keep_open_s`` without calls (a watcher thread). A burst of calls can keep the turn
+    with :meth:`hold`. A waiting process logs one WARNING naming the holder after
+    ``_NOTICE_AFTER_S`` and gives up after ``lock_timeout_s``. Six concurrent readers and
+    a writer all finish (tests/integration/test_vector_processes.py); the locks die with
+    their process, and the engine's WAL recovers what a killed writer had logged. A
+    handover costs one open and close of the shard (hundreds of milliseconds at 9,600
+    points on a busy machine: benchmarks/bench_vectors.py, row "a handover").
+    Calls within one process are serialised by a lock.
 
     Attributes:
         dim: Vector size.
@@ -111,6 +114,7 @@ class QdrantEdgeVectorStore:
         exact_filter_max_points: int = 20_000,
         acorn: bool = True,
         lock_timeout_s: float = 120.0,
+        keep_open_s: float = 2.0,
     ) -> None:
         """Open the shard at ``path / collection``, creating it if absent.
 
@@ -124,6 +128,7 @@ class QdrantEdgeVectorStore:
             exact_filter_max_points: Filtered searches matching fewer points are exact.
             acorn: Use ACORN for filtered HNSW searches (better recall under filters).
             lock_timeout_s: Longest wait for another process's turn, seconds (> 0).
+            keep_open_s: An uncontested shard is closed after this many idle seconds.
 
         Raises:
             ConfigError: ``dim`` differs from the existing shard's, or qdrant-edge-py is
@@ -146,12 +151,17 @@ class QdrantEdgeVectorStore:
         self.hnsw_ef = hnsw_ef
         self.acorn = acorn
         self.lock_timeout_s = lock_timeout_s
+        self.keep_open_s = keep_open_s
         self.path = Path(path) / collection
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_path = self.path.parent / f"{collection}.lock"
+        self._want_path = self.path.parent / f"{collection}.want"
         self._lock = threading.RLock()
         self._depth = 0  # nesting of hold()
-        self._fd: int | None = None
+        self._fd: int | None = None  # the turn (exclusive lock), while the shard is open
+        self._want_fd: int | None = None
+        self._last_used = 0.0
+        self._watcher: threading.Thread | None = None
         self._shard: Any = None
         self._dirty = False
         self._closed = False
@@ -171,9 +181,9 @@ class QdrantEdgeVectorStore:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        """Keep the shard open (and other processes waiting) for the calls inside.
+        """Keep the turn (the shard open, other processes waiting) for the calls inside.
 
-        Re-entrant. Use it around a burst of calls; each call holds it by itself.
+        Re-entrant. Each call holds it by itself; use it around a burst of calls.
 
         Raises:
             BackendTimeoutError: another process kept the shard past ``lock_timeout_s``.
@@ -182,7 +192,7 @@ class QdrantEdgeVectorStore:
         with self._lock:
             if self._closed:
                 raise BackendUnavailableError(f"vector store {self.path} is closed")
-            if self._depth == 0:
+            if self._shard is None:
                 self._take_turn()
                 try:
                     self._open()
@@ -194,38 +204,86 @@ class QdrantEdgeVectorStore:
                 yield
             finally:
                 self._depth -= 1
+                self._last_used = time.monotonic()
                 if self._depth == 0:
-                    self._release()
+                    self._after_turn()
+
+    def _after_turn(self) -> None:
+        """Give the shard back now if another process waits; else let the watcher do it."""
+        if self._contested():
+            self._release()
+        elif self._watcher is None or not self._watcher.is_alive():
+            self._watcher = threading.Thread(target=self._watch, name=f"kos-vectors-{self.path.name}", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(_WATCH_EVERY_S)
+            with self._lock:
+                if self._shard is None:
+                    return
+                if self._depth:
+                    continue
+                try:
+                    if self._contested() or time.monotonic() - self._last_used >= self.keep_open_s:
+                        self._release()
+                        return
+                except Exception:  # never let a watcher thread die noisily; the next call retries
+                    logger.exception("vector store %s: releasing the shard failed", self.path)
+                    return
+
+    def _contested(self) -> bool:
+        """True if another process waits for the shard (holds a shared lock on ``.want``)."""
+        if self._want_fd is None:
+            self._want_fd = os.open(self._want_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._want_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._want_fd, fcntl.LOCK_UN)
+        return False
 
     def _take_turn(self) -> None:
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        started = time.monotonic()
-        noticed = False
-        pause = 0.01
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - started
-                if waited >= self.lock_timeout_s:
-                    holder = _holder(fd)
-                    os.close(fd)
-                    raise BackendTimeoutError(
-                        f"vector store {self.path} is in use by process {holder}; gave up after "
-                        f"{self.lock_timeout_s:.1f} s (vectors.lock_timeout_s)"
-                    ) from None
-                if not noticed and waited >= _NOTICE_AFTER_S:
-                    noticed = True
-                    logger.warning(
-                        "vector store %s is in use by process %s; waiting up to %.0f s for its turn",
-                        self.path, _holder(fd), self.lock_timeout_s,
-                    )
-                time.sleep(pause)
-                pause = min(pause * 2, 0.1)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._wait_for_turn(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
+
+    def _wait_for_turn(self, fd: int) -> None:
+        """Block until ``fd``'s exclusive lock is ours, showing the holder that we wait."""
+        want = os.open(self._want_path, os.O_RDWR | os.O_CREAT, 0o644)
+        started = time.monotonic()
+        noticed = False
+        pause = 0.01
+        try:
+            fcntl.flock(want, fcntl.LOCK_SH)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    waited = time.monotonic() - started
+                    if waited >= self.lock_timeout_s:
+                        holder = _holder(fd)
+                        os.close(fd)
+                        raise BackendTimeoutError(
+                            f"vector store {self.path} is in use by process {holder}; gave up after "
+                            f"{self.lock_timeout_s:.1f} s (vectors.lock_timeout_s)"
+                        ) from None
+                    if not noticed and waited >= _NOTICE_AFTER_S:
+                        noticed = True
+                        logger.warning(
+                            "vector store %s is in use by process %s; waiting up to %.0f s for its turn",
+                            self.path, _holder(fd), self.lock_timeout_s,
+                        )
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.1)
+        finally:
+            os.close(want)  # drops the shared lock
         if noticed:
             logger.warning("vector store %s: got its turn after %.1f s", self.path, time.monotonic() - started)
 
@@ -388,13 +446,22 @@ class QdrantEdgeVectorStore:
         return changed
 
     def close(self) -> None:
-        """Release the store; idempotent. Between calls the shard is not open anyway."""
+        """Give the shard back (flushed) and release the store; idempotent."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
+            if self._shard is not None:
+                self._release()
+            if self._want_fd is not None:
+                os.close(self._want_fd)
+                self._want_fd = None
 
 
 #: Seconds a process waits for another's turn before it says so (WARNING).
 _NOTICE_AFTER_S = 0.5
+#: How often the watcher thread of an idle, open shard looks for waiters, seconds.
+_WATCH_EVERY_S = 0.05
 
 
 def _holder(fd: int) -> str:

@@ -44,6 +44,11 @@ _WORKER = textwrap.dedent(
                                       payload={{"channel": "w", "ts": b, "source": "file"}}) for i in range(50)])
         store.optimize()
         print("written", 50 * n)
+    elif role == "idler":  # one search, then idle with the store open (keep_open_s 60)
+        store.keep_open_s = 60
+        store.search(rng.normal(size={dim}).astype("float32"), top_k=1)
+        print("idle", flush=True)
+        time.sleep(n)
     elif role == "holder":  # takes the shard and sits on it
         with store.hold():
             print("holding", flush=True)
@@ -103,3 +108,42 @@ def test_a_waiting_process_says_why_then_times_out_or_proceeds(tmp_path: Path) -
     with pytest.raises(BackendTimeoutError, match=rf"in use by process {holder.pid}.* 1\.0 s"):
         QdrantEdgeVectorStore(tmp_path / "v", "c", DIM, lock_timeout_s=1.0)
     holder.communicate(timeout=60)
+
+
+def test_an_idle_process_gives_the_shard_back_when_asked(tmp_path: Path) -> None:
+    _seed_store(tmp_path, 20)
+    idler = _spawn(tmp_path, "idler", 30, 0)
+    assert idler.stdout.readline().strip() == "idle"
+    started = time.monotonic()
+    store = QdrantEdgeVectorStore(tmp_path / "v", "c", DIM, lock_timeout_s=20)
+    assert store.count() == 20
+    assert time.monotonic() - started < 10  # not the idler's 30 s, nor its keep_open_s of 60
+    store.close()
+    idler.kill()
+    idler.communicate(timeout=60)
+
+
+def test_within_a_process_the_shard_stays_open_then_is_released(tmp_path: Path) -> None:
+    import fcntl
+
+    _seed_store(tmp_path, 20)
+    store = QdrantEdgeVectorStore(tmp_path / "v", "c", DIM, keep_open_s=0.5)
+    probe = os.open(tmp_path / "v" / "c.lock", os.O_RDWR)
+    try:
+        store.count()
+        with pytest.raises(BlockingIOError):  # this process keeps its turn between calls
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # idle: given back
+                break
+            except BlockingIOError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the idle store kept the shard")
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        assert store.count() == 20  # and takes it again on the next call
+    finally:
+        os.close(probe)
+        store.close()
