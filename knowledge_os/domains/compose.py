@@ -39,7 +39,7 @@ _CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
 # -- framework-written lines, one table per line, {lang: template} ----------------------
 NOTHING_IN_PERIOD = {
     "en": "Nothing matched {label} ({period}); these are the closest entries from any date.",
-    "ru": "За период «{label}» ({period}) ничего не нашлось; ниже ближайшие записи за любое время.",
+    "ru": "За период {period} ничего не нашлось; ниже ближайшие записи за любое время.",
 }
 NO_ENTRIES = {"en": "No matching entries were found.", "ru": "Подходящих записей не нашлось."}
 AND_MORE = {"en": "(and {n} more related entries)", "ru": "(и ещё связанных записей: {n})"}

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 LISTING_MAX = 10  # entries shown (and cited) in a digest listing
 PROMPT_DOCS = 8  # entries the LLM sees
 PROMPT_DOC_CHARS = 280
+CHOOSE_DOC_CHARS = 160  # structured mode: enough to choose an entry (kinds are checked on the data)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -176,29 +177,35 @@ def summarise(ctx: StepContext) -> None:
     ``[n]``. When the LLM fails or is over budget the summary is written from the data
     (the candidate is marked ``data_only``)."""
     listing = select_listing(ctx)
+    nothing = not listing and ctx.stats is None  # no entry, no figure: nothing for a model to say
     for variant in range(ctx.n_candidates):
         summary = None
+        reason = None if nothing else "rejected"  # no usable reply unless one comes back
         try:
-            summary = draft_summary(ctx, listing, variant)
+            summary = None if nothing else draft_summary(ctx, listing, variant)
         except BudgetExceededError as exc:
             ctx.events.append({"type": "budget_exceeded", "budget": exc.budget})
             ctx.note_usage({"budget_exceeded": 1})
+            reason = "unavailable"
         except BackendError as exc:
             logger.warning("summary LLM call failed: %s", exc)
             ctx.events.append({"type": "error", "where": "summarise", "error": str(exc)[:300]})
-        data_only = not summary
-        if data_only:
+            reason = "unavailable"
+        if summary:
+            reason = None
+        else:
             summary = fallback_summary(ctx, listing)
-            ctx.fallback_used = True
-            ctx.events.append({"type": "fallback_used", "where": "summarise"})
+            if reason is not None:
+                ctx.fallback_used = True
+                ctx.events.append({"type": "fallback_used", "where": "summarise"})
         ctx.candidates.append(
             {
-                "answer": compose_answer(ctx, summary, listing, notice="unavailable" if data_only else None),
+                "answer": compose_answer(ctx, summary, listing, notice=reason),
                 "summary": summary,
                 "citations": [d["id"] for d in listing],
                 "variant": variant,
-                "data_only": data_only,
-                "mode": "data" if data_only else answer_mode(ctx),
+                "data_only": reason is not None,
+                "mode": answer_mode(ctx) if reason is None and not nothing else "data",
             }
         )
 
@@ -247,24 +254,24 @@ def choice_schema(ctx: StepContext, n_entries: int) -> dict[str, Any]:
                                        "items": item}}}
 
 
-def render_context(listing: list[dict[str, Any]]) -> str:
-    """Numbered entries for a prompt: ``[n] title (date): body excerpt``."""
+def render_context(listing: list[dict[str, Any]], *, chars: int = PROMPT_DOC_CHARS) -> str:
+    """Numbered entries for a prompt: ``[n] title (date): body excerpt`` (``chars`` of body)."""
     lines = []
     for n, d in enumerate(listing[:PROMPT_DOCS], start=1):
         body = " ".join(d["text"].split("\n", 1)[-1].split())
-        body = re.sub(r"^\*\s*", "", body)[:PROMPT_DOC_CHARS]
+        body = re.sub(r"^\*\s*", "", body)[:chars]
         lines.append(f"[{n}] {d['title']} ({d['date']}): {body}")
     return "\n".join(lines)
 
 
 def prompt_fields(ctx: StepContext, listing: list[dict[str, Any]], *, issues: str = "",
-                  draft: str = "") -> dict[str, Any]:
+                  draft: str = "", chars: int = PROMPT_DOC_CHARS) -> dict[str, Any]:
     """The ``str.format`` fields of a domain's prompts (see :class:`PromptSpec`)."""
     dates: DateRange | None = ctx.analysis.dates if ctx.broaden < 1 else None
     lang = getattr(ctx.analysis, "lang", "en") or "en"
     return {
         "query": ctx.analysis.text,
-        "context": render_context(listing) or "(no entries)",
+        "context": render_context(listing, chars=chars) or "(no entries)",
         "stats": (ctx.stats or {}).get("table", ""),
         "persona": ctx.persona or "a developer",
         "today": ctx.as_of.isoformat(),
@@ -293,10 +300,11 @@ def draft_summary(ctx: StepContext, listing: list[dict[str, Any]], variant: int,
     if not listing and ctx.stats is None:
         return None
     p = ctx.spec.prompts
-    fields = prompt_fields(ctx, listing, issues=issues, draft=draft)
+    structured = answer_mode(ctx) == "structured"
+    fields = prompt_fields(ctx, listing, issues=issues, draft=draft,
+                           chars=CHOOSE_DOC_CHARS if structured else PROMPT_DOC_CHARS)
     lang = getattr(ctx.analysis, "lang", "en") or "en"
     system = p.system.format(**fields)
-    structured = answer_mode(ctx) == "structured"
     if structured:
         if ctx.spec.answer_style != "stats" and not listing:
             return None

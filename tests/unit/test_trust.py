@@ -134,6 +134,7 @@ def test_an_unusable_structured_reply_falls_back_to_the_data(kos_factory):
     r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
     assert r.data_only is True
     assert re.search(r"The listing holds 1 entries of openssl", r.answer)
+    assert "Note: the model's summary did not pass the checks" in r.answer  # it answered, unusably
 
 
 def test_cli_no_loops_and_the_data_only_line(kos_factory, monkeypatch):
