@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_route.py SET.jsonl            # evaluate as shipped
     .venv/bin/python benchmarks/bench_route.py SET.jsonl --llm      # ... asking the real LLM
     .venv/bin/python benchmarks/bench_route.py SET.jsonl --fit      # fit W_* (5-fold CV too)
+    .venv/bin/python benchmarks/bench_route.py SET.jsonl --fit --keyword-weight 0.25
     .venv/bin/python benchmarks/bench_route.py SET.jsonl --split calib   # one split only
 
 ``SET.jsonl`` has one object per line: ``{"query": str, "domain": str}``; ``lang`` is
@@ -50,21 +51,33 @@ def _matrix(feats: list[dict[str, R.RouteFeatures]], labels: list[str]) -> tuple
     return x, y
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float = 0.01, iters: int = 50) -> np.ndarray:
-    """Conditional-logit weights (3,) by Newton's method on the L2-penalised NLL."""
-    w = np.zeros(x.shape[2])
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 0.01, iters: int = 60,
+        fixed: dict[int, float] | None = None) -> np.ndarray:
+    """Conditional-logit weights (3,) by Newton's method on the L2-penalised NLL.
+
+    ``fixed`` maps a weight's index to a value it keeps (the others are fitted around it).
+    """
+    fixed = fixed or {}
+    free = [k for k in range(x.shape[2]) if k not in fixed]
+    offset = sum((v * x[:, :, k] for k, v in fixed.items()), np.zeros(x.shape[:2]))
+    xf = x[:, :, free]
+    w = np.zeros(len(free))
     for _ in range(iters):
-        z = x @ w
+        z = xf @ w + offset
         p = np.exp(z - z.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        mean = np.einsum("nd,ndk->nk", p, x)
-        grad = (mean - x[np.arange(len(y)), y]).sum(axis=0) + 2 * l2 * w
-        second = np.einsum("nd,ndk,ndj->kj", p, x, x) - np.einsum("nk,nj->kj", mean, mean)
+        mean = np.einsum("nd,ndk->nk", p, xf)
+        grad = (mean - xf[np.arange(len(y)), y]).sum(axis=0) + 2 * l2 * w
+        second = np.einsum("nd,ndk,ndj->kj", p, xf, xf) - np.einsum("nk,nj->kj", mean, mean)
         step = np.linalg.solve(second + 2 * l2 * np.eye(len(w)), grad)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return w
+    out = np.zeros(x.shape[2])
+    out[free] = w
+    for k, v in fixed.items():
+        out[k] = v
+    return out
 
 
 def predict(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +93,7 @@ def main() -> None:
     ap.add_argument("--fit", action="store_true", help="fit the weights; print CV figures")
     ap.add_argument("--llm", action="store_true", help="ask the real LLM below the threshold")
     ap.add_argument("--misses", action="store_true", help="print every wrong decision")
+    ap.add_argument("--keyword-weight", type=float, help="keep W_KEYWORD at this value when fitting")
     ap.add_argument("--split", help="only the rows whose \"split\" is this value")
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -92,14 +106,15 @@ def main() -> None:
           f"(embedder {services.embedder.name})")
     if args.fit:
         x, y = _matrix(feats, [r["domain"] for r in rows])
-        w = fit(x, y)
+        fixed = {0: args.keyword_weight} if args.keyword_weight is not None else None
+        w = fit(x, y, fixed=fixed)
         print("fitted W_KEYWORD, W_PATTERN, W_SIMILARITY =", ", ".join(f"{v:.3f}" for v in w))
         rng = np.random.default_rng(0)
         folds = rng.permutation(len(y)) % 5
         pred, conf = np.zeros(len(y), int), np.zeros(len(y))
         for k in range(5):
             tr, te = folds != k, folds == k
-            pred[te], conf[te] = predict(x[te], fit(x[tr], y[tr]))
+            pred[te], conf[te] = predict(x[te], fit(x[tr], y[tr], fixed=fixed))
         ok = pred == y
         print(f"5-fold CV: accuracy {ok.mean():.3f}  ECE {ece(list(conf), list(ok)):.3f}")
         return
