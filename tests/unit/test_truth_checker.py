@@ -95,6 +95,28 @@ def test_count_off_by_one(corpus: TruthCorpus) -> None:
     assert check(corpus, "В 2026 году было 2 загрузки openssl.", [], Q)["ungrounded"] == []
 
 
+THIS_YEAR = {"query": "Which kinds of fixes are rising this year?",
+             "expected": {"domain": "trend", "period": {"from": "2026-01-01", "to": "2026-11-22"}}}
+
+
+def test_trend_figures_rows_are_checked_per_window(corpus: TruthCorpus) -> None:
+    answer = ("Compared 2026-01-01..2026-11-22 with 2025-01-01..2025-11-22.\n"
+              "- uploads: 4 vs 1\n- CVE ids: 3 vs 1\n- bugs closed: 1 vs 0\n"
+              "- security: 2 vs 1, +100%\n- bugfix: 1 vs 0")
+    result = check(corpus, answer, [], THIS_YEAR)
+    assert result["ungrounded"] == []
+    assert result["claims"] >= 9
+    wrong = answer.replace("uploads: 4 vs 1", "uploads: 5 vs 1").replace("2025-01-01..", "2019-01-01..")
+    assert check(corpus, wrong, [], THIS_YEAR)["ungrounded"] == ["date 2019-01-01", "count 5 uploads"]
+
+
+def test_ranking_rows_are_checked_against_that_package(corpus: TruthCorpus) -> None:
+    rows = "Top 2 packages by uploads, 2026-01-01..2026-11-22:\n1. openssl: 2 (1)\n2. curl: 2 (0)"
+    assert check(corpus, rows, [], THIS_YEAR)["ungrounded"] == []
+    bad = rows.replace("openssl: 2 (1)", "openssl: 4 (1)")  # 4 is the corpus total, not openssl's
+    assert check(corpus, bad, [], THIS_YEAR)["ungrounded"] == ["count 4 openssl"]
+
+
 def test_percent_from_the_figures(corpus: TruthCorpus) -> None:
     assert check(corpus, "CVE ids: 2 of 2 cited uploads, 100% of them.", [U2, U1])["ungrounded"] == []
     assert check(corpus, "Security share rose by 37%.", [U2, U1])["ungrounded"] == ["percent 37"]

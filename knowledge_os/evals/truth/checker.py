@@ -47,11 +47,15 @@ claims.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
+import yaml
+
+from knowledge_os.evals.truth._common import BUILTIN_DOMAINS_DIR
 from knowledge_os.evals.truth.corpus import TruthCorpus, TruthEntry
 from knowledge_os.evals.truth.periods import MONTHS_EN, MONTHS_RU_GEN, MONTHS_RU_NOM, MONTHS_RU_PREP
 
@@ -100,7 +104,7 @@ _CVE_RE = re.compile(r"\bCVE-(\d{4})-(\d{4,7})\b", re.IGNORECASE)
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NAME_EMAIL_RE = re.compile(r"((?:[A-ZА-ЯЁ][\w'’.-]+\s+){1,3}[A-ZА-ЯЁ][\w'’-]+)\s*<\s*[\w.+-]+@")
 _TIME_RE = re.compile(r"(?<![\w.:])\d{1,2}:\d{2}(?::\d{2})?(?![\w.:~+-])")  # not an epoch "1:11.0-3"
-_ISO_RE = re.compile(r"(?<![\w.-])((?:19|20)\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(?![\w.-]*\w)")
+_ISO_RE = re.compile(r"(?<![\w-])(?<!\w\.)((?:19|20)\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(?![\w-]|\.\w)")
 _MONTH_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _MONTHS), key=len, reverse=True))
                        + r")\.?\s+((?:19|20)\d\d)\b", re.IGNORECASE)
 _QUARTER_RE = re.compile(r"\bQ([1-4])\s+((?:19|20)\d\d)\b")
@@ -117,6 +121,10 @@ _COUNT_RE = re.compile(
     r"(uploads?|entries|entry|CVE(?:\s+ids?|\s+fixes|s)?|security fixes|fixes|bugs?|changes|versions"
     r"|releases|mentions|packages|загруз\w*|исправлени\w*|ошиб\w*|баг\w*|запис\w*|изменени\w*"
     r"|верси\w*|упоминани\w*|пакет\w*|обновлени\w*)", re.IGNORECASE)
+# A figures row: "- uploads: 2 vs 1", "1. openssl: 12 (3)", "- security fix: 4 vs 2, +100%".
+_ROW_RE = re.compile(r"^[ \t]*(?:[-*•]|\d{1,3}\.)?[ \t]*([^\n:\[\]]{2,80}?):[ \t]*(\d{1,6})"
+                     r"(?:[ \t]*(?:vs\.?|против|→|->)[ \t]*(\d{1,6}))?(?:[ \t]*\((\d{1,6})\))?"
+                     r"(?:,?[ \t]*[+-]?\d{1,4}(?:[.,]\d+)?[ \t]?%)?[ \t]*$", re.MULTILINE)
 _PERCENT_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:[.,]\d+)?)\s?%")
 _PERSON_RE = re.compile(
     r"\b(?i:by|maintainer|uploader|author|thanks to|signed by|автор\w*|сопровождающ\w*|загрузил\w*)"
@@ -198,6 +206,12 @@ def extract_claims(answer: str) -> list[Claim]:
     for m in _BUG_RE.finditer(text):
         add(Claim("bug", str(int(m.group(1))), raw=m.group(0)))
         text = _mask(text, m.span())
+    for m in _ROW_RE.finditer(text):
+        label = " ".join(m.group(1).split())
+        for g in (2, 3, 4):
+            if m.group(g) is not None:
+                add(Claim("count", m.group(g), unit=label, raw=""))
+                text = _mask(text, m.span(g))
     for m in _PERCENT_RE.finditer(text):
         add(Claim("percent", m.group(1).replace(",", "."), raw=m.group(0)))
         text = _mask(text, m.span())
@@ -232,7 +246,7 @@ class _Scope:
     cited: list[TruthEntry]
     question_text: str
     question_ids: set[str]
-    period: tuple[date, date] | None
+    windows: list[tuple[date, date]]
     packages: set[str]
     figures: dict[str, set[int]]
     cited_text: str
@@ -248,29 +262,72 @@ def _version_of(corpus: TruthCorpus, package: str, token: str) -> bool:
     return token in versions or any(_upstream(v) == token for v in versions)
 
 
-def _figures(entries: list[TruthEntry]) -> dict[str, int]:
-    return {"entries": len(entries), "cve": len({c for e in entries for c in e.cves}),
-            "bugs": len({b for e in entries for b in e.bugs}), "packages": len({e.package for e in entries})}
+@functools.cache
+def _change_kinds() -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
+    """The built-in trend domain's kinds of change, read from its YAML as data (a
+    definition, not the domain's code): an upload counts once per kind whose patterns
+    (case-insensitive) match one of its change lines."""
+    path = BUILTIN_DOMAINS_DIR / "trend.yaml"
+    spec = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return tuple((str(k["name"]), tuple(re.compile(p, re.IGNORECASE) for p in k["patterns"]))
+                 for k in (spec or {}).get("change_kinds") or ())
 
 
-def _add(figures: dict[str, set[int]], found: dict[str, int]) -> None:
-    for unit, value in found.items():
-        figures.setdefault(unit, set()).add(value)
+def _figures(entries: list[TruthEntry]) -> dict[str, set[int]]:
+    """Counts over entries by unit: uploads, distinct CVE ids and CVE mentions (ids once
+    per upload), distinct bugs, packages, and uploads per kind of change ("kinds")."""
+    kinds: dict[str, int] = {}
+    for name, patterns in _change_kinds():
+        kinds[name] = sum(1 for e in entries if any(p.search(ln) for p in patterns for ln in e.lines))
+    return {"entries": {len(entries)},
+            "cve": {len({c for e in entries for c in e.cves}), sum(len(e.cves) for e in entries)},
+            "bugs": {len({b for e in entries for b in e.bugs})},
+            "packages": {len({e.package for e in entries})},
+            "kinds": set(kinds.values())}
 
 
-def _period_figures(corpus: TruthCorpus, start: date, end: date, packages: set[str],
+def _add(figures: dict[str, set[int]], found: dict[str, set[int]]) -> None:
+    for unit, values in found.items():
+        figures.setdefault(unit, set()).update(values)
+
+
+def _period_figures(corpus: TruthCorpus, start: date, end: date, packages: set[str], authors: set[str],
                     figures: dict[str, set[int]]) -> None:
     entries = corpus.in_period(start, end)
     _add(figures, _figures(entries))
     for pkg in packages:
-        _add(figures, {k: v for k, v in _figures([e for e in entries if e.package == pkg]).items()
-                       if k != "packages"})
+        mine = _figures([e for e in entries if e.package == pkg])
+        _add(figures, mine)
+        figures.setdefault(f"pkg:{pkg}", set()).update(*mine.values())
+    for who in authors:  # uploads per named uploader (e-mail or name, case-folded)
+        mine = [e for e in entries if who in (e.author_email, e.author_name.casefold())]
+        figures.setdefault("entries", set()).add(len(mine))
+
+
+def _add_months(d: date, months: int) -> date:
+    y, m = divmod(d.year * 12 + d.month - 1 + months, 12)
+    return date(y, m + 1, min(d.day, 28))
+
+
+def _compared_windows(period: tuple[date, date]) -> list[tuple[date, date]]:
+    """The period and the windows a trend answer may compare it with: the same number
+    of days just before it, and the previous month, quarter or year (whole, or the same
+    span from its start), as the trend domain's like-for-like rule describes."""
+    start, end = period
+    length = end - start
+    out = [period, (start - length - timedelta(days=1), start - timedelta(days=1))]
+    for months in (1, 3, 12):
+        prev = _add_months(start, -months)
+        if start.day == 1:
+            prev = date(prev.year, prev.month, 1)
+        out += [(prev, start - timedelta(days=1)), (prev, min(prev + length, start - timedelta(days=1)))]
+    return out
 
 
 def _unit(noun: str) -> str:
     """The figure a counted noun refers to: entries, cve, bugs, packages, or any."""
     noun = noun.casefold()
-    if noun.startswith(("cve", "security")):
+    if noun.startswith(("cve", "security", "упоминани")):
         return "cve"
     if noun.startswith(("bug", "баг", "ошиб")):
         return "bugs"
@@ -287,8 +344,10 @@ def _month_range(token: str) -> tuple[date, date]:
     return date(y, m, 1), date.fromordinal(end.toordinal() - 1)
 
 
-def _overlaps(a: tuple[date, date], b: tuple[date, date] | None) -> bool:
-    return b is not None and a[0] <= b[1] and b[0] <= a[1]
+def _overlaps(a: tuple[date, date], windows: list[tuple[date, date]]) -> bool:
+    """``a`` overlaps one of the windows (their last day widened by one: an exclusive
+    end written as a date)."""
+    return any(a[0] <= b[1] + timedelta(days=1) and b[0] <= a[1] for b in windows)
 
 
 def _name_known(corpus: TruthCorpus, name: str) -> bool:
@@ -338,19 +397,21 @@ def _grounded(c: Claim, s: _Scope) -> bool:
     if c.kind == "date":
         day = date.fromisoformat(c.token)
         return (c.token in s.question_text or any(e.day == day for e in s.cited)
-                or _overlaps((day, day), s.period))
+                or _overlaps((day, day), s.windows))
     if c.kind == "month":
         rng = _month_range(c.token)
-        return (any(e.day and rng[0] <= e.day <= rng[1] for e in s.cited) or _overlaps(rng, s.period)
+        return (any(e.day and rng[0] <= e.day <= rng[1] for e in s.cited) or _overlaps(rng, s.windows)
                 or _month_in_question(c.token, s.question_text))
     if c.kind == "year":
         y = int(c.token)
         return (c.token in s.question_text or any(e.day and e.day.year == y for e in s.cited)
-                or _overlaps((date(y, 1, 1), date(y, 12, 31)), s.period))
+                or _overlaps((date(y, 1, 1), date(y, 12, 31)), s.windows))
     if c.kind == "count":
+        if (source := s.corpus.package_of(c.unit.split(" (")[0].strip())) is not None:
+            return int(c.token) in s.figures.get(f"pkg:{source}", set())  # a row naming a package
         unit = _unit(c.unit)
         pool = set().union(*s.figures.values()) if unit == "any" else s.figures.get(unit, set())
-        return int(c.token) in pool | s.figures.get("any", set())
+        return int(c.token) in pool | s.figures.get("any", set()) | s.figures.get("kinds", set())
     if c.kind == "percent":
         value = float(c.token)
         figs = sorted(set().union(*s.figures.values()))
@@ -362,6 +423,23 @@ def _grounded(c: Claim, s: _Scope) -> bool:
 def _month_in_question(token: str, question_text: str) -> bool:
     return any(m.startswith(token) or m == token for m in
                (c.token for c in extract_claims(question_text) if c.kind in ("month", "date")))
+
+
+_RANGE_RE = re.compile(r"((?:19|20)\d\d-\d\d-\d\d)\s*(?:\.\.|–|—|to|по|until|-)\s*((?:19|20)\d\d-\d\d-\d\d)")
+
+
+def _ranges(answer: str) -> list[tuple[date, date]]:
+    """Date ranges written in the answer (``2026-01-01..2026-11-22``, ``с … по …``), whose
+    counts may be quoted next to them (inclusive, and with the end taken as exclusive)."""
+    out = []
+    for m in _RANGE_RE.finditer(answer):
+        try:
+            a, b = date.fromisoformat(m.group(1)), date.fromisoformat(m.group(2))
+        except ValueError:
+            continue
+        if a <= b:
+            out += [(a, b), (a, b - timedelta(days=1))]
+    return out
 
 
 def _resolve(claims: list[Claim], corpus: TruthCorpus) -> list[Claim]:
@@ -412,20 +490,30 @@ def check_answer(answer: str, *, cited_ids: list[str], corpus: TruthCorpus,
     # Figures by unit; "any" holds numbers whose unit is unknown (the question's, a ranking's).
     figures: dict[str, set[int]] = {}
     _add(figures, _figures(cited))
+    authors = set()
+    for c in claims:
+        if c.kind == "count" and (source := corpus.package_of(c.unit.split(" (")[0].strip())):
+            packages.add(source)  # a ranking row names a package: its counts are in scope
+        if c.kind == "count":
+            for part in re.split(r"[(),]", c.unit.casefold()):
+                if part.strip() in corpus.author_emails or part.strip() in corpus.author_names:
+                    authors.add(part.strip())
     top = expected.get("top_entities") or ()
     any_unit = {int(x) for x in expected.get("counts") or ()} | ({len(top)} if top else set())
     any_unit |= {int(x) for x in re.findall(r"(?<![\w.-])\d{1,6}(?![\w.-]*\d)", _CVE_RE.sub(" ", query))}
     figures["any"] = any_unit
-    windows = [period] if period else []
+    compared = _compared_windows(period) if period else []
+    windows = list(compared)
     for c in claims:
         if c.kind == "year":
             y = int(c.token)
             windows.append((date(y, 1, 1), date(y, 12, 31)))
         elif c.kind == "month":
             windows.append(_month_range(c.token))
-    for start, end in windows:
-        _period_figures(corpus, start, end, packages, figures)
-    scope = _Scope(corpus=corpus, cited=cited, question_text=query, question_ids=qids, period=period,
+    windows += _ranges(answer)
+    for start, end in dict.fromkeys(windows):
+        _period_figures(corpus, start, end, packages, authors, figures)
+    scope = _Scope(corpus=corpus, cited=cited, question_text=query, question_ids=qids, windows=compared,
                    packages=packages, figures=figures,
                    cited_text="\n".join(f"{e.package} {e.version}\n{e.text}\n{e.author_name}" for e in cited))
     ungrounded = [str(c) for c in claims if not _grounded(c, scope)]
