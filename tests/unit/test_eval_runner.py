@@ -204,3 +204,23 @@ def test_a_public_qa_dataset_is_ingested_as_posts_with_its_domain(tmp_path, monk
     assert s["metrics"]["retrieval.recall@10"] == 1.0  # each question's own summary is retrieved
     assert all(r["domain"] == "qa" for r in run.suites[0].records)
     assert "NarrativeQA" in (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+
+
+def test_an_interrupted_run_keeps_its_records_and_resumes(tmp_path, suites):
+    run_dir = tmp_path / "run"
+    seen: list[str] = []
+
+    def ctrl_c_after_two(suite, done, total, rec):
+        if rec is not None:
+            seen.append(rec["id"])
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suites(suites[:1], run_dir=run_dir, on_progress=ctrl_c_after_two, make_kos=Counter())
+    kept = read_results(run_dir)
+    assert [r["id"] for r in kept.values()] == seen == ["r1", "r2"]
+    assert not (run_dir / "report.json").exists()
+    resumed = run_suites([], run_dir=run_dir, resume=True, make_kos=Counter())
+    assert resumed.report["suites"]["routing"]["cases"] == 3
+    assert [r["id"] for r in resumed.suites[0].records] == ["r1", "r2", "r3"]
