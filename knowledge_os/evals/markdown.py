@@ -37,7 +37,8 @@ def _bound(t: dict[str, Any] | None) -> str:
     if not t:
         return ""
     parts = [f">= {t['min']}" if t.get("min") is not None else "", f"<= {t['max']}" if t.get("max") is not None else ""]
-    return " and ".join(p for p in parts if p) + (" ✓" if t["ok"] else " ✗ FAIL")
+    mark = " ✓" if t["ok"] else (" ✗ FAIL" if t.get("gate", True) else " ✗ (not gated)")
+    return " and ".join(p for p in parts if p) + mark
 
 
 def _tables(name: str, value: Any) -> list[str]:
@@ -94,8 +95,11 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
                 extra += _tables(metric, value)
                 continue
             c = cmp.get(metric)
+            gated = metric not in s.get("ungated", ())
             delta = "" if not c else (f"{_fmt(c['baseline'])} → {c['delta']:+.3f}" if c["delta"] is not None
-                                      else f"{_fmt(c['baseline'])} → –") + (" **REGRESSED**" if c and c["regressed"] else "")
+                                      else f"{_fmt(c['baseline'])} → –")
+            if c and c["regressed"]:
+                delta += " **REGRESSED**" if gated else " worse (not gated)"
             rows.append([metric, _fmt(value, mdef.unit), _bound(s["thresholds"].get(metric)), delta, mdef.description])
         lines += _table(["metric", "value", "threshold", "baseline → delta", "what"], rows) + extra
         for p in plots:

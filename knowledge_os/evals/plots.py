@@ -8,9 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from knowledge_os.evals.metrics.kpi import SEED_TARGETS
 from knowledge_os.evals.runner import SuiteRun
 
 logger = logging.getLogger(__name__)
+
+FAST_P95_TARGET_S = SEED_TARGETS["kpi.fast_latency_p95_s"][1]
 
 __all__ = ["write_plots"]
 
@@ -68,6 +71,10 @@ def _latency(plt: Any, by_path: dict[str, list[float]], path: Path, title: str) 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     for name, xs in sorted(by_path.items()):
         ax.hist(xs, bins=min(20, max(5, len(xs))), alpha=0.6, label=f"{name} (n={len(xs)})")
+    if "fast" in by_path:
+        ax.axvline(FAST_P95_TARGET_S, color="red", linestyle="--", linewidth=1,
+                   label=f"Fast Path p95 target ({FAST_P95_TARGET_S:g} s)")
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel="latency (s)", ylabel="runs", title=f"{title}: latency per path")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -7,7 +7,7 @@ plots; comparison against a baseline report and the gate.
      "suites": {name: {"file", "description", "settings", "settings_hash", "cases", "errors",
                        "seconds", "ingest_seconds", "documents",
                        "metrics": {name: value}, "thresholds": {name: {"min", "max", "ok"}},
-                       "tolerances": {name: t}, "failures": [...]}},
+                       "tolerances": {name: t}, "ungated": [name], "failures": [...]}},
      "comparison": {suite: {metric: {"baseline", "current", "delta", "tolerance", "regressed"}}},
      "gate": {"ok": bool, "failures": [str], "regressions": [str]}}
 """
@@ -26,6 +26,7 @@ import knowledge_os
 from knowledge_os.errors import InputError
 from knowledge_os.evals.markdown import render_markdown
 from knowledge_os.evals.metrics import compute, resolve
+from knowledge_os.evals.metrics.answers import language_of, lead_paragraph, names_id
 from knowledge_os.evals.plots import write_plots
 from knowledge_os.evals.runner import SuiteRun
 
@@ -55,8 +56,8 @@ def suite_figures(run: SuiteRun) -> dict[str, Any]:
             continue
         v = metrics[name]
         ok = v is not None and (m.min is None or v >= m.min) and (m.max is None or v <= m.max)
-        thresholds[name] = {"min": m.min, "max": m.max, "ok": ok}
-        if not ok:
+        thresholds[name] = {"min": m.min, "max": m.max, "ok": ok, "gate": m.gate}
+        if not ok and m.gate:
             bound = " and ".join(s for s in (f">= {m.min}" if m.min is not None else "",
                                              f"<= {m.max}" if m.max is not None else "") if s)
             failures.append(f"{spec.name}: {name} = {v} (needs {bound})")
@@ -69,13 +70,16 @@ def suite_figures(run: SuiteRun) -> dict[str, Any]:
         "corpus_source": run.corpus_source,
         "metrics": metrics, "thresholds": thresholds,
         "tolerances": {n: m.tolerance for n, m in spec.metrics.items() if not resolve(n)[0].is_table},
+        "ungated": sorted(n for n, m in spec.metrics.items() if not m.gate),
         "failures": failures,
         "examples": _examples(run),
     }
 
 
 def _examples(run: SuiteRun, limit: int = 10) -> list[dict[str, Any]]:
-    """Up to ``limit`` failing cases (error, misroute, false cache hit, missed citation) for the report."""
+    """Up to ``limit`` failing cases for the report: an error, a misroute, a false cache hit
+    or a missed paraphrase, no expected document cited, an ungrounded claim, a missing id,
+    or an answer in the wrong language (the first reason that applies)."""
     out = []
     for r in run.records:
         exp = r.get("expected") or {}
@@ -90,6 +94,13 @@ def _examples(run: SuiteRun, limit: int = 10) -> list[dict[str, Any]]:
             why = "paraphrase not served from the cache"
         elif exp.get("doc_ids") and "cited" in r and not set(r["cited"]) & set(exp["doc_ids"]):
             why = "no expected document cited"
+        elif (r.get("grounding") or {}).get("ungrounded"):
+            why = "ungrounded: " + "; ".join(map(str, r["grounding"]["ungrounded"][:3]))
+        elif exp.get("ids") and "answer" in r and not all(
+                names_id(r["answer"], i) for i in exp["ids"]):
+            why = f"answer does not name {', '.join(exp['ids'])}"
+        elif r.get("lang") and r.get("answer") and language_of(lead_paragraph(r["answer"])) != r["lang"]:
+            why = f"answer not in {r['lang']}"
         if why:
             out.append({"id": r["id"], "query": r.get("query", ""), "why": why})
         if len(out) >= limit:
@@ -111,8 +122,9 @@ def build_report(runs: Sequence[SuiteRun], *, run_dir: Path, baseline: dict[str,
     if baseline is not None:
         report["comparison"] = compare(report, baseline)
         for suite, rows in report["comparison"].items():
+            ungated = set(report["suites"][suite]["ungated"])
             for metric, row in rows.items():
-                if row["regressed"]:
+                if row["regressed"] and metric not in ungated:
                     regressions.append(f"{suite}: {metric} {row['baseline']} -> {row['current']} "
                                        f"(tolerance {row['tolerance']})")
     report["gate"] = {"ok": not failures and not regressions, "failures": failures, "regressions": regressions}

@@ -137,11 +137,14 @@ class MetricSpec(_Frozen):
         max: Fail the suite when the value is above.
         tolerance: A change against the baseline in the bad direction larger than this
             (absolute, in the metric's unit) is a regression; default 0.0 (any worsening).
+        gate: False: thresholds and regressions are reported but do not fail ``--gate``
+            (for wall-clock figures on a shared machine, which vary run to run).
     """
 
     min: float | None = None
     max: float | None = None
     tolerance: float = Field(default=0.0, ge=0.0)
+    gate: bool = True
 
 
 class SuiteSpec(_Frozen):
@@ -170,8 +173,9 @@ class SuiteSpec(_Frozen):
                 metric, _ = resolve(name)
             except KeyError as exc:
                 raise ValueError(f"metrics.{name}: {exc.args[0]}") from None
-            if metric.is_table and (spec.min is not None or spec.max is not None or spec.tolerance):
-                raise ValueError(f"metrics.{name}: a table metric takes no min, max or tolerance")
+            if metric.is_table and (spec.min is not None or spec.max is not None or spec.tolerance
+                                    or not spec.gate):
+                raise ValueError(f"metrics.{name}: a table metric takes no min, max, tolerance or gate")
         if isinstance(self.cases, list):
             ids = [c.id for c in self.cases]
             dup = sorted({i for i in ids if ids.count(i) > 1})

@@ -15,6 +15,7 @@ from knowledge_os.evals.metrics.answers import (
     grounded_claim_rate,
     id_accuracy,
     language_of,
+    lead_paragraph,
     names_id,
     token_f1,
 )
@@ -126,6 +127,9 @@ def test_language_of_ignores_ids_and_versions():
     assert language_of("Исправлено в openssl 3.0.19-1~deb12u2 [1] (CVE-2026-28387).") == "ru"
     assert language_of("Fixed in openssl 3.0.19-1~deb12u2 [1].") == "en"
     assert language_of("") == "en"
+    ru = "Записи по вопросу: openssl 3.0.0-1 (2020-07-06): новая версия [1].\n\nopenssl:\n  - Import 3.0.0, fix the build"
+    assert lead_paragraph(ru).startswith("Записи") and "Import" not in lead_paragraph(ru)
+    assert language_of(lead_paragraph(ru)) == "ru"
 
 
 def test_token_f1_is_the_best_over_references():

@@ -161,11 +161,22 @@ def test_baseline_regression_fails_the_gate(tmp_path, suites):
     assert same.passed and not any(r["regressed"] for r in same.report["comparison"]["routing"].values())
 
 
-def test_a_failed_threshold_fails_the_gate(tmp_path, corpus_dir):
+def test_a_failed_threshold_fails_the_gate_unless_ungated(tmp_path, corpus_dir):
     suite = _suite(tmp_path, corpus_dir, "strict", "route", ROUTING_CASES, "{routing.llm_share: {max: -1.0}}")
     run = run_suites([suite], run_dir=tmp_path / "r", make_kos=Counter())
     assert not run.passed
     assert run.report["suites"]["strict"]["thresholds"]["routing.llm_share"]["ok"] is False
+    loose = _suite(tmp_path, corpus_dir, "loose", "route", ROUTING_CASES,
+                   "{routing.llm_share: {max: -1.0, gate: false}, routing.accuracy: {gate: false}}")
+    first = run_suites([loose], run_dir=tmp_path / "l1", make_kos=Counter())
+    assert first.passed and first.report["suites"]["loose"]["thresholds"]["routing.llm_share"]["ok"] is False
+    baseline = first.report
+    baseline["suites"]["loose"]["metrics"]["routing.accuracy"] = 1.01
+    (tmp_path / "b.json").write_bytes(orjson.dumps(baseline))
+    second = run_suites([loose], run_dir=tmp_path / "l2", baseline=tmp_path / "b.json", make_kos=Counter())
+    assert second.report["comparison"]["loose"]["routing.accuracy"]["regressed"] is True
+    assert second.passed  # reported, not gated
+    assert "worse (not gated)" in (tmp_path / "l2" / "report.md").read_text(encoding="utf-8")
 
 
 def test_cli_lists_suites_and_rejects_a_bad_suite(tmp_path):

@@ -186,8 +186,8 @@ _DEFS = [
               fn=lambda rs, k: _mean([answers.citation_precision(r.get("cited") or [], _relevant(r)) for r in rs])),
     MetricDef(name="answers.citation_recall", better="higher", unit="", description="share of relevant documents cited",
               fn=lambda rs, k: _mean([answers.citation_recall(r.get("cited") or [], _relevant(r)) for r in rs])),
-    MetricDef(name="answers.lang_match", better="higher", unit="", description="share of answers in the question's language",
-              fn=lambda rs, k: _mean([float(answers.language_of(r.get("answer", "")) == r["lang"])
+    MetricDef(name="answers.lang_match", better="higher", unit="", description="share of answers whose lead paragraph is in the question's language",
+              fn=lambda rs, k: _mean([float(answers.language_of(answers.lead_paragraph(r.get("answer", ""))) == r["lang"])
                                       for r in _ok(rs) if r.get("lang")])),
     MetricDef(name="answers.token_f1", better="higher", unit="", description="token F1 against the reference answers (SQuAD-style; QA data sets)",
               fn=lambda rs, k: _mean([answers.token_f1(r.get("answer", ""), (r.get("expected") or {}).get("answers") or [])

@@ -18,6 +18,7 @@ __all__ = [
     "grounded_claim_rate",
     "id_accuracy",
     "language_of",
+    "lead_paragraph",
     "names_id",
     "token_f1",
 ]
@@ -99,6 +100,12 @@ def token_f1(answer: str, references: Sequence[str]) -> float | None:
             p, r = common / len(pred), common / len(gold)
             best = max(best, 2 * p * r / (p + r))
     return best
+
+
+def lead_paragraph(answer: str) -> str:
+    """The answer up to its first blank line: the prose written for the question. What
+    follows is often quoted changelog text, which is in the changelog's language."""
+    return answer.strip().split("\n\n", 1)[0]
 
 
 def grounded_claim_rate(claims: Sequence[int], ungrounded: Sequence[int]) -> float | None:
