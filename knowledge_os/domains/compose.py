@@ -66,12 +66,12 @@ NOTICE = {
 CHOICE_LEAD = {"en": "The entries that bear on the question:", "ru": "Записи по вопросу:"}
 CHOICE_ENTRY = {"en": "{entry}: {kind}{ids} [{n}].", "ru": "{entry}: {kind}{ids} [{n}]."}
 STATS_KIND = {
-    "en": "{kind}: {current} uploads from {cur_from} to {cur_to}, against {previous} from {prev_from} to {prev_to}.",
-    "ru": "{kind}: загрузок с {cur_from} по {cur_to} — {current}, с {prev_from} по {prev_to} — {previous}.",
+    "en": "Uploads with a {kind}: {current} from {cur_from} to {cur_to}, against {previous} from {prev_from} to {prev_to}.",
+    "ru": "Загрузок с видом изменений «{kind}»: {current} с {cur_from} по {cur_to}, против {previous} с {prev_from} по {prev_to}.",
 }
 STATS_KIND_ONE = {
-    "en": "{kind}: {current} uploads from {cur_from} to {cur_to}.",
-    "ru": "{kind}: загрузок с {cur_from} по {cur_to} — {current}.",
+    "en": "Uploads with a {kind}: {current} from {cur_from} to {cur_to}.",
+    "ru": "Загрузок с видом изменений «{kind}»: {current} с {cur_from} по {cur_to}.",
 }
 
 DEFAULT_CHANGE_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -254,6 +254,11 @@ def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[
         wanted = [k for k in dict.fromkeys(choice.get("kinds") or []) if k in by_kind]
         if not wanted:
             return None
+        # A kind with no upload in either window says nothing: trend's own summary says
+        # what the windows hold (e.g. that one has no data) instead.
+        wanted = [k for k in wanted if by_kind[k]["current"] or by_kind[k]["previous"]]
+        if not wanted or (ctx.stats.get("empty") or {}).get("current"):
+            return stats_summary(ctx)
         return " ".join(_stats_kind_line(ctx, by_kind[k], lang) for k in wanted[:3])
     picked: list[tuple[int, str | None]] = []
     for item in choice.get("entries") or []:

@@ -123,7 +123,7 @@ def test_structured_mode_in_russian_and_for_statistics(kos_factory):
     r = kos.run("Какие виды исправлений растут в этом году?", as_of=AS_OF, use_cache=False)
     assert r.domain == "trend"
     first = summary_of(r.answer)
-    assert first.startswith("исправление безопасности: загрузок с 2026-01-01 по 2026-11-22 — 2,")
+    assert first.startswith("Загрузок с видом изменений «исправление безопасности»: 2 с 2026-01-01 по 2026-11-22, против 1")
     assert detect_language(first) == "ru"
     assert r.quality.grounded
 
@@ -156,3 +156,10 @@ def test_cli_no_loops_and_the_data_only_line(kos_factory, monkeypatch):
     text = runner.invoke(cli.app, ["run", "What changed in openssl since March?", "--no-cache", "--as-of", AS_OF])
     assert text.exit_code == 0, text.output
     assert "summary: data only" in text.output and "9.9.9" not in text.output
+
+
+def test_a_structured_choice_of_kinds_with_no_uploads_gives_trends_own_summary(kos_factory):
+    kos = kos_factory(responses=['{"kinds": ["translation"]}'], llm={"answer_mode": "structured"})
+    r = kos.run("Which kinds of fixes are rising this year?", as_of=AS_OF, use_cache=False)
+    assert "translation" not in summary_of(r.answer)
+    assert r.answer_mode == "structured" and r.quality.grounded
