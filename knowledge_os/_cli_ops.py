@@ -34,7 +34,7 @@ dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter queue.")
 
 @db_app.callback()
 def _db() -> None:
-    """Database schema (PostgreSQL migrations)."""
+    """Database schema (PostgreSQL migrations) and checkpoint pruning."""
 
 
 _out = Console()
@@ -95,6 +95,33 @@ def db_upgrade() -> None:
         _out.print(f"applied {len(applied)} migration(s) to {where}: {', '.join(applied)}")
     else:
         _out.print(f"{where} is up to date")
+
+
+@db_app.command("prune")
+def db_prune(
+    older_than_days: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Finished threads idle this long are deleted; default "
+                     "storage.checkpoint_retention_days (30)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the counts as one JSON object.")] = False,
+) -> None:
+    """Prune checkpoints: finished threads keep their latest one (or go, when idle past the
+    retention); interrupted threads are kept for `kos resume`."""
+    from knowledge_os.graph.prune import prune_checkpoints
+
+    settings = _settings()
+
+    async def main() -> Any:
+        return await prune_checkpoints(settings, older_than_days=older_than_days)
+
+    report = _run(main, settings)
+    if json_out:
+        typer.echo(orjson.dumps(report.as_dict()).decode())
+        return
+    _out.print(f"{report.checkpoints_deleted} checkpoint(s) deleted: {report.threads_pruned} finished thread(s) "
+               f"cut to their latest checkpoint, {report.threads_deleted} idle thread(s) deleted, "
+               f"{report.threads_kept} interrupted thread(s) kept")
 
 
 @memory_app.command("purge")

@@ -197,16 +197,21 @@ class KnowledgeOS:
 
     @asynccontextmanager
     async def _graph(self) -> AsyncIterator[Any]:
-        """The compiled graph with the configured checkpointer. On the synchronous methods'
-        loop the checkpointer stays open until :meth:`close`; a caller's own loop gets one
-        per call (closed after it), since LangGraph's async savers are bound to a loop."""
+        """The compiled graph with the configured checkpointer.
+
+        A PostgreSQL checkpointer on the synchronous methods' loop stays open until
+        :meth:`close` (one connection, not one per run). Otherwise the checkpointer is
+        opened per call and closed after it: LangGraph's async savers are bound to a loop,
+        and the SQLite one runs a non-daemon thread that would keep a script that never
+        calls :meth:`close` from exiting.
+        """
         from knowledge_os.graph.builder import builder
         from knowledge_os.graph.checkpointer import open_checkpointer
 
         def compiled(saver: Any) -> Any:
             return builder.compile(checkpointer=saver, cache=self.services.node_cache, name="knowledge_os")
 
-        if self._on_own_loop():
+        if self.settings.storage.checkpointer == "postgres" and self._on_own_loop():
             if self._saver is None:
                 cm = open_checkpointer(self.settings)
                 self._saver = (cm, await cm.__aenter__())

@@ -135,16 +135,18 @@ class Services:
 
     @functools.cached_property
     def node_cache(self) -> BaseCache:
-        """LangGraph node cache (results of ``execute``), in memory for the process."""
-        from langgraph.cache.memory import InMemoryCache
+        """LangGraph node cache (results of ``execute``), in memory for the process, at
+        most ``cache.node_max_entries`` entries (least recently used out first)."""
+        from knowledge_os.cache.node_cache import BoundedMemoryCache
 
-        return InMemoryCache()
+        return BoundedMemoryCache(max_entries=self.settings.cache.node_max_entries)
 
     @functools.cached_property
     def answer_cache(self) -> AnswerCache:
         from knowledge_os.cache.answers import AnswerCache
 
-        return AnswerCache(self.settings.sqlite_path, ttl_s=self.settings.cache.answer_ttl_s)
+        return AnswerCache(self.settings.sqlite_path, ttl_s=self.settings.cache.answer_ttl_s,
+                           max_entries=self.settings.cache.answer_max_entries)
 
     @functools.cached_property
     def domains_fingerprint(self) -> str:

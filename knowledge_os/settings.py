@@ -163,6 +163,18 @@ class StorageSettings(_Section):
         ge=1,
         description="A claimed dead letter is due again after this many seconds without mark_*.",
     )
+    thread_history_max: int = Field(
+        default=50, ge=1, description="Finished runs kept in a thread's history (newest; in its checkpoints)."
+    )
+    run_events_max: int = Field(
+        default=200, ge=1,
+        description="Episodic events one run writes to memory; later ones are counted, not written.",
+    )
+    checkpoint_retention_days: int = Field(
+        default=30, ge=1,
+        description="`kos db prune`: finished threads idle this long are deleted; other finished "
+        "threads keep only their latest checkpoint. Interrupted threads are kept.",
+    )
 
 
 class RouterSettings(_Section):
@@ -193,6 +205,13 @@ class CacheSettings(_Section):
     answer_cache: bool = True
     answer_ttl_s: int = Field(default=24 * 3600, ge=0)
     embedding_max_entries: int = Field(default=10_000, ge=1)
+    answer_max_entries: int = Field(
+        default=10_000, ge=1, description="Answer-cache rows kept; the oldest go first."
+    )
+    node_max_entries: int = Field(
+        default=1_000, ge=1,
+        description="LangGraph node-cache entries (results of `execute`) kept in memory, least recently used first out.",
+    )
 
 
 class BudgetSettings(_Section):

@@ -47,12 +47,15 @@ class AnswerCache:
     Args:
         path: SQLite file.
         ttl_s: Entries older than this are ignored (and purged on write).
+        max_entries: Most rows kept (``cache.answer_max_entries``); each write beyond it
+            deletes the oldest rows. None: no bound besides the TTL.
     """
 
-    def __init__(self, path: Path | str, *, ttl_s: float) -> None:
+    def __init__(self, path: Path | str, *, ttl_s: float, max_entries: int | None = None) -> None:
         self._db = open_sqlite(path, schema=_SCHEMA, what="answer cache")
         self._lock = threading.Lock()
         self.ttl_s = ttl_s
+        self.max_entries = max_entries
 
     def get_exact(self, key: str) -> dict[str, Any] | None:
         """The result stored under ``key`` within the TTL, or None."""
@@ -127,6 +130,16 @@ class AnswerCache:
                 "INSERT OR REPLACE INTO answer_cache VALUES (?,?,?,?,?,?,?,?)",
                 (key, scope, signature, domain, query,
                  embedding.astype(np.float32).tobytes(), orjson.dumps(result).decode(), now),
+            )
+            self._trim()
+
+    def _trim(self) -> None:
+        """Keep the newest ``max_entries`` rows (caller holds the lock)."""
+        if self.max_entries is not None:
+            self._db.execute(
+                "DELETE FROM answer_cache WHERE key NOT IN "
+                "(SELECT key FROM answer_cache ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                (self.max_entries,),
             )
 
     def close(self) -> None:

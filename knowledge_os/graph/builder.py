@@ -18,11 +18,11 @@ own persistence.
 
 from __future__ import annotations
 
-from langgraph.cache.memory import InMemoryCache
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import CachePolicy
 
 from knowledge_os.cache.keys import execute_node_key
+from knowledge_os.cache.node_cache import BoundedMemoryCache
 
 from knowledge_os.graph.edges import route_after_cache_lookup, route_after_rank
 from knowledge_os.graph.state import Context, InputState, OutputState, State
@@ -35,6 +35,7 @@ from knowledge_os.nodes.plan import plan
 from knowledge_os.nodes.rank import rank
 from knowledge_os.nodes.route import route
 from knowledge_os.nodes.verify import verify
+from knowledge_os.settings import CacheSettings
 
 __all__ = ["EXECUTE_CACHE_TTL_S", "builder", "graph"]
 
@@ -62,4 +63,5 @@ builder.add_edge("correct", "verify")
 builder.add_edge("cache_store", "finalize")
 builder.add_edge("finalize", END)
 
-graph = builder.compile(name="knowledge_os", cache=InMemoryCache())
+graph = builder.compile(name="knowledge_os",
+                        cache=BoundedMemoryCache(max_entries=CacheSettings().node_max_entries))

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
 
 import knowledge_os
 from knowledge_os.cache.normalizer import backend as hash_backend
@@ -114,7 +115,11 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     events = [EpisodicEvent(type="run_started", entity_type="run", entity_id=run,
                             metadata={"thread_id": thread_id, "query_hash": manifest["query_hash"]})]
-    for e in state.get("events") or []:
+    raised = state.get("events") or []
+    cap = services.settings.storage.run_events_max
+    if len(raised) > cap:
+        manifest["counts"]["events_dropped"] = len(raised) - cap
+    for e in raised[:cap]:
         events.append(EpisodicEvent(type=e.get("type", "error"), entity_type="run", entity_id=run,
                                     metadata={k: v for k, v in e.items() if k != "type"}))
     events.append(EpisodicEvent(
@@ -128,6 +133,7 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         await memory.record_many(events)
     except Exception as exc:  # memory must never lose the answer; the failure is logged
         logger.warning("episodic memory write failed: %s", exc)
-    history = {"run_id": run, "query": state["query"], "domain": state.get("domain"),
-               "answer": state.get("answer", "")[:2000]}
-    return {"manifest": manifest, "history": [history]}
+    entry = {"run_id": run, "query": state["query"], "domain": state.get("domain"),
+             "answer": state.get("answer", "")[:2000]}
+    history = [*(state.get("history") or []), entry][-services.settings.storage.thread_history_max:]
+    return {"manifest": manifest, "history": Overwrite(history)}

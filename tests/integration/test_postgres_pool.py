@@ -58,3 +58,34 @@ def test_sync_runs_share_one_pool_and_close_returns_every_connection(tmp_path: P
     assert connections(base, name) == seen[0]
     kos.close()
     assert connections(base, name) == 0
+
+
+def test_prune_on_postgres_keeps_what_threads_still_need(tmp_path: Path, corpus_dir: Path, database: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import knowledge_os.domains.steps as steps
+    from knowledge_os.graph.prune import prune_checkpoints
+    from tests.unit.test_runs_and_threads import failing_once
+
+    settings = Settings(home=tmp_path / ".kos", storage={"checkpointer": "postgres"}, postgres={"dsn": database})
+    kos = KnowledgeOS(services=Services(settings, chat_model=FakeListChatModel(responses=["openssl fixed it [1]."]),
+                                        embedder=HashEmbedder(), vector_store=MemoryVectorStore()))
+    kos.ingest([corpus_dir])
+    kos.run("What changed in openssl since March?", as_of="2026-11-22", thread_id="done")
+    last = kos.run("What changed in curl since March?", as_of="2026-11-22", thread_id="done")
+    monkeypatch.setitem(steps.STEPS, "retrieve", failing_once(steps.STEPS["retrieve"]))
+    with pytest.raises(RuntimeError):
+        kos.run("Which upload fixed CVE-2025-9230?", as_of="2026-11-22", thread_id="broken", use_cache=False)
+
+    def counts() -> dict[str, int]:
+        with psycopg.connect(database) as conn:
+            return dict(conn.execute("SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id").fetchall())
+
+    before = counts()
+    report = asyncio.run(prune_checkpoints(settings, older_than_days=30))
+    assert counts() == {"done": 1, "broken": before["broken"]}
+    assert (report.threads_pruned, report.threads_kept, report.checkpoints_deleted) == (1, 1, before["done"] - 1)
+    assert kos.get_thread("done").run_id == last.run_id
+    assert kos.resume("broken").citations[0].id == "deb:openssl:3.0.17-1~deb12u3"
+    kos.close()

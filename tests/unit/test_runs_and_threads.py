@@ -155,3 +155,27 @@ def test_an_injected_store_survives_close(tmp_path, corpus_dir):
     r = kos.run("What changed in openssl since March?", as_of=AS_OF)
     assert [c.id for c in r.citations] == ["deb:openssl:3.0.19-1~deb12u2"]
     kos.close()
+
+
+def test_a_script_that_never_calls_close_exits(tmp_path, corpus_dir):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        from langchain_core.language_models.fake_chat_models import FakeListChatModel
+        from knowledge_os.api import KnowledgeOS
+        from knowledge_os.services import Services
+        from knowledge_os.settings import Settings
+        from tests.fakes import HashEmbedder, MemoryVectorStore
+        kos = KnowledgeOS(services=Services(Settings(home={str(tmp_path / ".kos")!r}),
+                          chat_model=FakeListChatModel(responses=["x [1]."]),
+                          embedder=HashEmbedder(), vector_store=MemoryVectorStore()))
+        kos.ingest([{str(corpus_dir)!r}])
+        print(kos.run("What changed in openssl since March?", as_of="{AS_OF}").citations[0].id)
+        print(kos.get_thread(kos.run("and curl?", as_of="{AS_OF}").thread_id) is not None)
+    """)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["deb:openssl:3.0.19-1~deb12u2", "True"]
