@@ -37,7 +37,7 @@ def main() -> None:
     print(f"corpus: {services.docstore.count()} documents, {services.vector_store.count()} vectors; "
           f"{len(filtered)}/{len(analyses)} questions carry filters")
     for a in analyses:  # one unmeasured round: query embeddings cached, store pages warm
-        services.retrieval.embed_query(a.text)
+        services.query_embedder.embed(a.text)
         services.retrieval.retrieve(RetrievalRequest(analysis=a, domain="digest", top_k=40,
                                                      max_documents=30, graph_depth=2))
     results: dict[str, dict[str, list[float]]] = {}
@@ -56,7 +56,7 @@ def main() -> None:
     embed = []
     for a in analyses:
         t = time.perf_counter()
-        services.retrieval.embed_query(a.text)
+        services.query_embedder.embed(a.text)
         embed.append((time.perf_counter() - t) * 1000)
     print(f"\n{'part':28} {'filtered p50':>13} {'filtered p95':>13} {'all p50':>9} {'all p95':>9}")
     for k in results["all"]:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from knowledge_os.observability.metrics import Metrics
     from knowledge_os.retrieval.base import Embedder, GraphStore, VectorStore
     from knowledge_os.retrieval.docstore import DocumentStore
-    from knowledge_os.retrieval.service import RetrievalService
+    from knowledge_os.retrieval.service import QueryEmbedder, RetrievalService
 
 __all__ = ["Services", "get_services", "reset_services"]
 
@@ -122,10 +122,21 @@ class Services:
             return self._chat_model
 
     @functools.cached_property
+    def query_embedder(self) -> QueryEmbedder:
+        """Query embeddings with their cache; opens no store (routing and the answer
+        cache embed the question before anything is retrieved)."""
+        from knowledge_os.retrieval.service import QueryEmbedder
+
+        return QueryEmbedder(self.embedder, self.embedding_cache)
+
+    @functools.cached_property
     def retrieval(self) -> RetrievalService:
+        """The retrieval service, given the stores it uses."""
         from knowledge_os.retrieval.service import RetrievalService
 
-        return RetrievalService(self)
+        return RetrievalService(query_embedder=self.query_embedder, docstore=self.docstore,
+                                vector_store=self.vector_store, graph_store=self.graph_store,
+                                cache=self.retrieval_cache)
 
     @functools.cached_property
     def metrics(self) -> Metrics:
@@ -167,7 +178,7 @@ class Services:
         with self._lock:
             if self._examples is None:
                 self._examples = {
-                    d.name: np.stack([self.retrieval.embed_query(e) for e in d.routing.examples])
+                    d.name: np.stack([self.query_embedder.embed(e) for e in d.routing.examples])
                     for d in self.domains
                     if d.routing.examples
                 }
@@ -211,6 +222,7 @@ class Services:
             for name in ("docstore", "answer_cache"):
                 if name in self.__dict__:
                     self.__dict__.pop(name).close()
+            self.__dict__.pop("retrieval", None)  # it holds the stores just closed
 
 
 _default: Services | None = None

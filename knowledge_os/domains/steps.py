@@ -89,36 +89,37 @@ def doc_to_state(doc: Any, score: float, sources: tuple[str, ...]) -> dict[str, 
     }
 
 
-def retrieve(ctx: StepContext) -> None:
+def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRequest:
+    """The retrieval request of this execution: the domain's limits, the replan's filters."""
     r = ctx.spec.retrieval
-    req = RetrievalRequest(
+    return RetrievalRequest(
         analysis=ctx.analysis,
         domain=ctx.spec.name,
         top_k=r.top_k,
         max_documents=r.max_documents,
-        graph_depth=r.graph_depth,
+        graph_depth=r.graph_depth if graph_depth is None else graph_depth,
         use_dates=ctx.broaden < 1,
         use_packages=ctx.broaden < 2,
     )
-    result = ctx.services.retrieval.retrieve(req)
+
+
+def retrieve(ctx: StepContext) -> None:
+    result = ctx.services.retrieval.retrieve(_request(ctx))
     for k, v in result.timings_ms.items():
         ctx.timings_ms[f"retrieve.{k}"] = v
     ctx.documents = [doc_to_state(d.document, d.score, d.sources) for d in result.documents]
 
 
 def expand(ctx: StepContext) -> None:
-    """Add graph neighbours (shared CVEs, bugs, authors) of the top 3 documents."""
+    """Add graph neighbours (shared CVEs, bugs, authors) of the top 3 documents, within
+    the same package and date filters as ``retrieve`` (RetrievalService.expand)."""
     have = {d["id"] for d in ctx.documents}
     room = ctx.spec.retrieval.max_documents - len(have)
-    if room <= 0 or not ctx.documents or ctx.spec.retrieval.graph_depth == 0:
+    if room <= 0 or not ctx.documents:
         return
+    req = _request(ctx, graph_depth=min(ctx.spec.retrieval.graph_depth, 3))
     seeds = [f"doc:{d['id']}" for d in ctx.documents[:3]]
-    hits = ctx.services.graph_store.expand(
-        seeds, depth=min(ctx.spec.retrieval.graph_depth, 3), limit=room * 4, kinds=["document"]
-    )
-    new_ids = [h.id.removeprefix("doc:") for h in hits if h.distance > 0]
-    new_ids = [i for i in new_ids if i not in have][:room]
-    for doc in ctx.services.docstore.get(new_ids):
+    for doc in ctx.services.retrieval.expand(req, seeds=seeds, limit=room, exclude=have):
         ctx.documents.append(doc_to_state(doc, 0.0, ("graph_expand",)))
 
 

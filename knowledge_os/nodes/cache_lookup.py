@@ -84,7 +84,7 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         near = services.answer_cache.get_near(
             scope=stable_json(scope),
             signature=signature,
-            embed=lambda: services.retrieval.embed_query(state["query"]),
+            embed=lambda: services.query_embedder.embed(state["query"]),
             thresholds={d.name: d.cache.near_hit_threshold for d in services.domains},
         )
         if near is None:

@@ -26,7 +26,7 @@ def cache_store(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     services.answer_cache.put(
         key=key, scope=stable_json(state["scope"]), signature=cache["signature"],
         domain=state["domain"], query=state["query"],
-        embedding=services.retrieval.embed_query(state["query"]),
+        embedding=services.query_embedder.embed(state["query"]),
         result={"run_id": state["run_id"], "domain": state["domain"], "path": state["path"],
                 "route": state["route"], "answer": state["answer"], "citations": state["citations"],
                 "quality": state["quality"]},

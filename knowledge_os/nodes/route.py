@@ -194,7 +194,7 @@ def _example_similarity(services: Services, query: str) -> dict[str, float]:
     examples = services.example_embeddings()
     if not examples:
         return {}
-    q = services.retrieval.embed_query(query)
+    q = services.query_embedder.embed(query)
     return {name: float(np.max(mat @ q)) for name, mat in examples.items() if len(mat)}
 
 

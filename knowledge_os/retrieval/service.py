@@ -1,35 +1,76 @@
 """RetrievalService: one entry point over vectors, full text, exact ids and the graph.
 
-Ranked lists are fused by Reciprocal Rank Fusion (Cormack et al., SIGIR 2009, k = 60),
-each list with a weight; exact id matches (CVE, bug numbers) weigh most so the upload
-that fixed a named CVE or bug always comes first. Results are de-duplicated by document
-id, cut to the domain's ``max_documents``, and cached (TTL + LRU) under a ``retrieval``
-key built by :func:`knowledge_os.cache.keys.cache_key`.
+Ranked lists (exact ids, vectors, BM25, graph neighbours) are fused by weighted
+Reciprocal Rank Fusion (:func:`knowledge_os.retrieval.fusion.rrf_fuse`); exact id
+matches (CVE, bug numbers) weigh most so the upload that fixed a named CVE or bug always
+comes first. Results are de-duplicated by document id, cut to the domain's
+``max_documents``, and cached (TTL + LRU) under a ``retrieval`` key built by
+:func:`knowledge_os.cache.keys.cache_key`. Graph expansion has one path,
+:meth:`RetrievalService.expand`, used by retrieval's graph list and by the Smart Path's
+``expand`` step; it obeys the request's package and date filters.
+
+The service receives the stores it uses (built in ``knowledge_os/services.py``), not the
+whole service bag.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from knowledge_os.cache.keys import cache_key
-from knowledge_os.retrieval.base import Document, VectorFilter
+from knowledge_os.cache.ttl import KeyedCache
+from knowledge_os.retrieval.base import Document, Embedder, GraphStore, VectorFilter, VectorStore
+from knowledge_os.retrieval.docstore import DocumentStore
+from knowledge_os.retrieval.fusion import RRF_K, WEIGHTS, rrf_fuse
 from knowledge_os.retrieval.query import QueryAnalysis
 
-if TYPE_CHECKING:
-    from knowledge_os.services import Services
-
-__all__ = ["RRF_K", "RetrievalRequest", "RetrievalResult", "RetrievedDocument", "RetrievalService"]
+__all__ = [
+    "RRF_K",
+    "WEIGHTS",
+    "QueryEmbedder",
+    "RetrievalRequest",
+    "RetrievalResult",
+    "RetrievedDocument",
+    "RetrievalService",
+]
 
 logger = logging.getLogger(__name__)
 
-RRF_K = 60
-WEIGHTS = {"exact": 3.0, "vector": 1.0, "lexical": 1.0, "graph": 0.5}
+#: Top hits of each list that seed graph expansion in :meth:`RetrievalService.retrieve`.
+GRAPH_SEEDS = {"exact": 3, "vector": 2, "lexical": 1}
+
+
+class QueryEmbedder:
+    """Query embeddings, cached under the ``embedding`` namespace (model, dim, text).
+
+    Args:
+        embedder: The embedding model.
+        cache: Cache of query vectors.
+    """
+
+    def __init__(self, embedder: Embedder, cache: KeyedCache) -> None:
+        self.embedder = embedder
+        self._cache = cache
+
+    @property
+    def name(self) -> str:
+        return self.embedder.name
+
+    def embed(self, text: str) -> np.ndarray:
+        """float32 array of shape (dim,), L2-normalised; computed once per text."""
+        emb = self.embedder
+        key = cache_key("embedding", {"model": emb.name, "dim": emb.dim, "role": "query", "text": text})
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        vec = emb.embed_query(text)
+        self._cache.set(key, vec)
+        return vec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,39 +116,51 @@ class RetrievalResult:
 
 
 class RetrievalService:
-    """Shared retrieval over the stores in :class:`~knowledge_os.services.Services`."""
+    """Shared retrieval over the document store, the vector store and the graph store.
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
+    Args:
+        query_embedder: Embeds (and caches) query texts.
+        docstore: Documents, full-text and exact entity index.
+        vector_store: One point per document.
+        graph_store: Documents and entities as a graph.
+        cache: Results per request (``retrieval`` namespace); cleared after an ingest.
+    """
+
+    def __init__(
+        self,
+        *,
+        query_embedder: QueryEmbedder,
+        docstore: DocumentStore,
+        vector_store: VectorStore,
+        graph_store: GraphStore,
+        cache: KeyedCache[list],
+    ) -> None:
+        self._query_embedder = query_embedder
+        self._docstore = docstore
+        self._vectors = vector_store
+        self._graph = graph_store
+        self._cache = cache
 
     def embed_query(self, text: str) -> np.ndarray:
-        """Query embedding, cached under the ``embedding`` namespace."""
-        emb = self._services.embedder
-        key = cache_key("embedding", {"model": emb.name, "dim": emb.dim, "role": "query", "text": text})
-        cached = self._services.embedding_cache.get(key)
-        if cached is not None:
-            return cached
-        vec = emb.embed_query(text)
-        self._services.embedding_cache.set(key, vec)
-        return vec
+        """The query embedding (see :meth:`QueryEmbedder.embed`)."""
+        return self._query_embedder.embed(text)
 
     def retrieve(self, req: RetrievalRequest) -> RetrievalResult:
         """Run every retriever, fuse, de-duplicate and cut to ``max_documents``."""
-        s = self._services
         flt = req.filter
         key = cache_key(
             "retrieval",
             {
-                "embedder": s.embedder.name,
+                "embedder": self._query_embedder.name,
                 "domain": req.domain,
                 "query": req.analysis.text,
                 "filter": [flt.channels, flt.ts_from, flt.ts_to, flt.sources],
                 "limits": [req.top_k, req.max_documents, req.graph_depth],
             },
         )
-        hit = s.retrieval_cache.get(key)
+        hit = self._cache.get(key)
         if hit is not None:
-            docs = {d.id: d for d in s.docstore.get([doc_id for doc_id, _, _ in hit])}
+            docs = {d.id: d for d in self._docstore.get([doc_id for doc_id, _, _ in hit])}
             return RetrievalResult(
                 documents=[RetrievedDocument(document=docs[i], score=sc, sources=src)
                            for i, sc, src in hit if i in docs],
@@ -119,61 +172,75 @@ class RetrievalService:
         t = time.perf_counter()
         ids = [e for e in req.analysis.entity_ids if not e.startswith("package:")]
         # Named CVEs/bugs are matched exactly and ignore the date filter: the fix may be older.
-        lists["exact"] = s.docstore.by_entities(ids, limit=req.top_k) if ids else []
+        lists["exact"] = self._docstore.by_entities(ids, limit=req.top_k) if ids else []
         timings["exact"] = _ms(t)
 
         t = time.perf_counter()
         vec = self.embed_query(req.analysis.text)
         timings["embed"] = _ms(t)
         t = time.perf_counter()
-        hits = s.vector_store.search(vec, top_k=req.top_k, flt=None if flt.is_empty() else flt)
+        hits = self._vectors.search(vec, top_k=req.top_k, flt=None if flt.is_empty() else flt)
         lists["vector"] = [h.id for h in hits]
         timings["vector"] = _ms(t)
 
         t = time.perf_counter()
-        lists["lexical"] = [i for i, _ in s.docstore.search_text(req.analysis.text, flt=flt, limit=req.top_k)]
+        lists["lexical"] = [i for i, _ in self._docstore.search_text(req.analysis.text, flt=flt, limit=req.top_k)]
         timings["lexical"] = _ms(t)
 
         if req.graph_depth > 0:
             t = time.perf_counter()
-            lists["graph"] = self._expand(req, flt, seeds_from=lists)
+            top = [d for name, n in GRAPH_SEEDS.items() for d in lists[name][:n]]
+            seeds = list(req.analysis.entity_ids) + [f"doc:{d}" for d in dict.fromkeys(top)]
+            lists["graph"] = self._neighbour_ids(seeds, flt, depth=req.graph_depth, limit=req.top_k)
             timings["graph"] = _ms(t)
 
         t = time.perf_counter()
-        scores: dict[str, float] = defaultdict(float)
-        found_by: dict[str, list[str]] = defaultdict(list)
-        for name, ranked in lists.items():
-            for rank, doc_id in enumerate(dict.fromkeys(ranked)):
-                scores[doc_id] += WEIGHTS[name] / (RRF_K + rank + 1)
-                found_by[doc_id].append(name)
-        order = sorted(scores, key=lambda i: (-scores[i], i))[: req.max_documents]
-        docs = {d.id: d for d in s.docstore.get(order)}
+        fused = rrf_fuse(lists, limit=req.max_documents)
+        docs = {d.id: d for d in self._docstore.get([f.id for f in fused])}
         result = [
-            RetrievedDocument(document=docs[i], score=round(scores[i], 6), sources=tuple(found_by[i]))
-            for i in order
-            if i in docs
+            RetrievedDocument(document=docs[f.id], score=round(f.score, 6), sources=f.found_by)
+            for f in fused
+            if f.id in docs
         ]
         timings["fuse"] = _ms(t)
-        s.retrieval_cache.set(key, [(r.document.id, r.score, r.sources) for r in result])
+        self._cache.set(key, [(r.document.id, r.score, r.sources) for r in result])
         return RetrievalResult(documents=result, timings_ms=timings)
 
-    def _expand(self, req: RetrievalRequest, flt: VectorFilter, *, seeds_from: dict[str, list[str]]) -> list[str]:
-        """Documents near the query's entities and the top hits, within the filter."""
-        seeds = list(req.analysis.entity_ids)
-        top = list(dict.fromkeys(seeds_from.get("exact", [])[:3] + seeds_from.get("vector", [])[:2]
-                                 + seeds_from.get("lexical", [])[:1]))
-        seeds += [f"doc:{d}" for d in top]
+    def expand(
+        self,
+        req: RetrievalRequest,
+        *,
+        seeds: Sequence[str],
+        limit: int,
+        exclude: Collection[str] = (),
+    ) -> list[Document]:
+        """Documents near ``seeds`` in the graph, within the request's filter.
+
+        Args:
+            req: Gives the filter (package and date, as :attr:`RetrievalRequest.filter`)
+                and the depth (``graph_depth`` hops, 1..5).
+            seeds: Graph node ids: ``doc:<id>`` or entity ids (``cve:...``).
+            limit: Most documents returned.
+            exclude: Document ids left out (e.g. those already retrieved).
+
+        Returns:
+            Up to ``limit`` documents, nearest first (then by id); seeds themselves are
+            not returned.
+        """
+        if req.graph_depth < 1 or limit < 1:
+            return []
+        ids = self._neighbour_ids(seeds, req.filter, depth=req.graph_depth, limit=limit + len(exclude))
+        return self._docstore.get([i for i in ids if i not in exclude][:limit])
+
+    def _neighbour_ids(self, seeds: Sequence[str], flt: VectorFilter, *, depth: int, limit: int) -> list[str]:
+        """Ids of documents 1..depth hops from the seeds that pass ``flt``, nearest first."""
         if not seeds:
             return []
-        hits = self._services.graph_store.expand(
-            seeds, depth=req.graph_depth, limit=req.top_k * 4, kinds=["document"]
-        )
+        hits = self._graph.expand(seeds, depth=depth, limit=limit * 4, kinds=["document"])
         ids = [h.id.removeprefix("doc:") for h in hits if h.distance > 0]
         if flt.is_empty():
-            return ids[: req.top_k]
-        docs = self._services.docstore.get(ids)
-        keep = [d.id for d in docs if _matches(d, flt)]
-        return keep[: req.top_k]
+            return ids[:limit]
+        return [d.id for d in self._docstore.get(ids) if _matches(d, flt)][:limit]
 
 
 def _matches(d: Document, flt: VectorFilter) -> bool:
