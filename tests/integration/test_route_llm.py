@@ -28,10 +28,12 @@ pytestmark = pytest.mark.integration
 
 pytest.importorskip("llama_cpp")
 
+# No keyword or pattern of either domain: the heuristics stay below 1.0, so the LLM is
+# asked (a clear question rounds to confidence 1.0 and never reaches it).
 QUERIES = [
-    "Which packages had the most uploads in 2024?",
-    "What changed in curl since January?",
-    "Сколько исправлений безопасности получил systemd по месяцам?",
+    "openssl in 2024",
+    "curl и bash",
+    "tar 1.35 for bookworm",
 ]
 
 
