@@ -123,7 +123,7 @@ def _uploads(n: int, lang: str) -> str:
 
 
 def _kind_label(kind: str, lang: str) -> str:
-    return f"{kind} ({_KIND_RU[kind]})" if lang == "ru" and kind in _KIND_RU else kind
+    return _KIND_RU[kind] if lang == "ru" and kind in _KIND_RU else kind
 
 
 def _basis_text(s: dict[str, Any]) -> str:

@@ -215,7 +215,7 @@ def test_russian_question_gets_russian_figures(tmp_path, trend_spec):
     assert s["table"].startswith("Сравниваются 2026-10-01..2026-12-01 (62 дн., квартал на сегодня) и "
                                  "2026-07-01..2026-08-31 (62 дн., те же 62 дн. предыдущего квартала).")
     assert "- разных CVE: 2 и 0" in s["table"]
-    assert "- security (безопасность): 2 и 0 (+2)" in s["table"]
+    assert "- безопасность: 2 и 0 (+2)" in s["table"]
     assert s["summary"].startswith("За 2026-10-01..2026-12-01 по сравнению с 2026-07-01..2026-08-31")
     for english in ("uploads", "Compared", "previous", "vs"):
         assert english not in s["table"] + s["summary"]
@@ -394,3 +394,13 @@ def test_numbers_are_the_figures_not_digits_of_names(tmp_path, trend_spec):
     for token in [*s["names"], *s["dates"]]:
         text = text.replace(token, " ")
     assert {int(n) for n in re.findall(r"\d+", text)} <= set(s["numbers"])
+
+
+def test_structured_reply_to_a_ranking_gives_the_ranked_entities(kos_factory):
+    # The structured reply picks kinds of change; a ranking question is answered with the
+    # ranking written from the data instead.
+    kos = kos_factory(responses=['{"kinds": ["security"]}'], llm={"answer_mode": "structured"})
+    r = kos.run("Which five packages had the most uploads in 2026?", domain="trend", as_of="2026-11-22",
+                use_cache=False)
+    assert r.answer.startswith("Top 5 packages by uploads, 2026-01-01..2026-11-22: curl (2); openssl (2).")
+    assert r.quality.grounded and r.data_only is False
