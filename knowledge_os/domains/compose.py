@@ -17,6 +17,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.entries import entry_line
+from knowledge_os.domains.relevance import bearing
 from knowledge_os.domains.trend import compose_stats_answer, stats_summary
 from knowledge_os.i18n import pick
 
@@ -108,15 +109,16 @@ def kind_names(ctx: StepContext) -> list[str]:
 
 
 def entry_kind(ctx: StepContext, doc: dict[str, Any], proposed: str | None = None) -> str:
-    """The kind of change of an entry: ``proposed`` when the entry's text matches its
-    patterns, else the first kind whose patterns match, else ``other``. The label is
-    checked against the data, so a model cannot call a packaging upload a security fix."""
+    """The kind of change of an entry, from the data: the first kind of the fixed list
+    whose patterns match one of its lines (``other`` when none does). ``proposed`` (the
+    model's label) is kept only when it is that kind: a model cannot call a packaging
+    upload a security fix, nor a CVE fix a mere bug fix."""
     table = [(k.name, k.patterns) for k in ctx.spec.change_kinds] or list(DEFAULT_CHANGE_KINDS)
     body = doc["text"].split("\n", 1)[-1]
-    matches = [name for name, pats in table if any(re.search(p, body, re.IGNORECASE) for p in pats)]
-    if proposed in matches:
-        return proposed  # type: ignore[return-value]
-    return matches[0] if matches else "other"
+    for name, pats in table:
+        if any(re.search(p, body, re.IGNORECASE) for p in pats):
+            return name
+    return "other" if proposed != "other" else proposed
 
 
 def kind_label(kind: str, lang: str) -> str:
@@ -159,7 +161,7 @@ def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]
                 current = d["channel"]
                 lines.append(f"{current}:")
             lines.append(f"  - {entry_line(d)} [{n}]")
-        more = len(ctx.documents) - len(listing)
+        more = _more(ctx, listing)
         if more > 0:
             lines.append(pick(AND_MORE, lang, n=more))
         parts.append("\n".join(lines))
@@ -232,6 +234,24 @@ def _stats_data_summary(ctx: StepContext, lang: str) -> str:
     return stats_summary(ctx)
 
 
+def _ids_shown(ctx: StepContext, doc: dict[str, Any]) -> list[str]:
+    """Up to 3 ids of an entry: those the question asks about first, then its CVE ids."""
+    asked = [c.upper() for c in ctx.analysis.cves if c.upper() in doc["text"].upper()]
+    asked += [f"#{b}" for b in ctx.analysis.bugs if re.search(rf"(?<!\d){b}(?!\d)", doc["text"])]
+    return list(dict.fromkeys([*asked, *_CVE.findall(doc["text"])]))[:max(3, len(asked))]
+
+
+def _more(ctx: StepContext, listing: list[dict[str, Any]]) -> int:
+    """Documents that bear on the question but are not listed: for a named CVE or bug the
+    other uploads naming it, otherwise the other documents past the citation cut-off."""
+    shown = {d["id"] for d in listing}
+    if listing and all("exact" in d["sources"] for d in listing) and (ctx.analysis.cves or ctx.analysis.bugs):
+        pool = [d for d in ctx.documents if "exact" in d["sources"]]
+    else:
+        pool = bearing(ctx.documents, ctx.analysis.text)
+    return sum(1 for d in pool if d["id"] not in shown)
+
+
 def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[str, Any]) -> str | None:
     """Sentences from a structured reply (see :func:`knowledge_os.domains.steps.choice_schema`),
     every fact copied from the data.
@@ -275,7 +295,7 @@ def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[
     for n, proposed in picked[:4]:
         doc = listing[n - 1]
         kind = entry_kind(ctx, doc, proposed)
-        ids = list(dict.fromkeys(_CVE.findall(doc["text"])))[:3]
+        ids = _ids_shown(ctx, doc)
         sentences.append(pick(CHOICE_ENTRY, lang, entry=_entry_name(doc), kind=kind_label(kind, lang),
                               ids=f" ({', '.join(ids)})" if ids else "", n=n))
     return " ".join(sentences)

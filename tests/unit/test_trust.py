@@ -163,3 +163,13 @@ def test_a_structured_choice_of_kinds_with_no_uploads_gives_trends_own_summary(k
     r = kos.run("Which kinds of fixes are rising this year?", as_of=AS_OF, use_cache=False)
     assert "translation" not in summary_of(r.answer)
     assert r.answer_mode == "structured" and r.quality.grounded
+
+
+def test_an_id_lookup_names_the_asked_id_and_lists_no_unrelated_more(kos_factory):
+    kos = kos_factory(responses=['{"entries": [{"n": 1, "kind": "bugfix"}]}'] * 2,
+                      llm={"answer_mode": "structured"})
+    r = kos.run("Which upload fixed CVE-2025-9230?", as_of=AS_OF, use_cache=False)
+    assert summary_of(r.answer).endswith("openssl 3.0.17-1~deb12u3 (2025-09-29): security fix (CVE-2025-9230) [1].")
+    assert "more related entries" not in r.answer
+    r = kos.run("which version closed bug #1109876?", as_of=AS_OF, use_cache=False)
+    assert "curl 7.88.1-10+deb12u14 (2026-10-10): bug fix (#1109876) [1]." in summary_of(r.answer)
