@@ -95,15 +95,26 @@ def _change_kinds() -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
                  for k in (spec or {}).get("change_kinds") or ())
 
 
+# "Closes:" read leniently: items separated by commas and/or spaces ("Closes: #1 #2").
+# Debian Policy's syntax wants commas; counting both ways accepts either definition.
+_LOOSE_CLOSES_RE = re.compile(r"closes:\s*((?:(?:bug)?#?\s?\d+[,\s]*)+)", re.IGNORECASE)
+
+
+def _loose_bugs(text: str) -> set[str]:
+    return {str(int(n)) for m in _LOOSE_CLOSES_RE.finditer(text) for n in re.findall(r"#?\s?(\d{3,7})", m.group(1))}
+
+
 def _figures(entries: list[TruthEntry]) -> dict[str, set[int]]:
     """Counts over entries by unit: uploads, distinct CVE ids and CVE mentions (ids once
-    per upload), distinct bugs, packages, and uploads per kind of change ("kinds")."""
+    per upload), distinct bugs (by Policy's ``Closes:`` syntax and read leniently),
+    packages, and uploads per kind of change ("kinds")."""
     kinds: dict[str, int] = {}
     for name, patterns in _change_kinds():
         kinds[name] = sum(1 for e in entries if any(p.search(ln) for p in patterns for ln in e.lines))
     return {"entries": {len(entries)},
             "cve": {len({c for e in entries for c in e.cves}), sum(len(e.cves) for e in entries)},
-            "bugs": {len({b for e in entries for b in e.bugs})},
+            "bugs": {len({b for e in entries for b in e.bugs}),
+                     len(set().union(*(_loose_bugs(e.text) for e in entries)))},
             "packages": {len({e.package for e in entries})},
             "kinds": set(kinds.values())}
 
@@ -245,11 +256,15 @@ def _resolve(claims: list[Claim], corpus: TruthCorpus) -> list[Claim]:
     """Drop or demote what only looked like a package: a plain word after "package" that
     is no package of the corpus is prose ("the package description"); a word before an
     upstream-only version that is no package ("commit 2.74") leaves a bare version claim.
-    A word before a version with a Debian revision ("nettle 3.4-2") stays a package."""
+    A word before a version with a Debian revision ("nettle 3.4-2") stays a package. A
+    bare version also written with its package is one claim, not two."""
     out: list[Claim] = []
+    paired = {c.token for c in claims if c.kind == "version" and c.package}
     for c in claims:
         if c.kind == "package" and c.unit == "plain" and corpus.package_of(c.token) is None:
             continue
+        if c.kind == "version" and not c.package and c.token in paired:
+            continue  # "openssl 3.0.19-1" and a listing's bare "3.0.19-1": one claim
         if c.kind == "version" and c.package and corpus.package_of(c.package) is None and "-" not in c.token:
             c = Claim("version", c.token, raw=c.token)
         if c not in out:

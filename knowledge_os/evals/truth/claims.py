@@ -73,13 +73,14 @@ _PACKAGE_RE = re.compile(r"\b(?:package|source package|пакет[а-я]*)\s+[`'
                          re.IGNORECASE)
 _YEAR_RE = re.compile(r"(?<![\w.-])((?:19|20)\d\d)(?![\w.-]*\d)")
 _COUNT_RE = re.compile(
-    r"(?<![\w.,-])(\d{1,6})\s+(?:new\s+|distinct\s+|security\s+|unique\s+|новы[хе]\s+|разны[хе]\s+)?"
-    r"(uploads?|entries|entry|CVE(?:\s+ids?|\s+fixes|s)?|security fixes|fixes|bugs?|changes|versions"
+    r"(?<![\w.,-])(\d{1,6})[ \t]+(?:new[ \t]+|distinct[ \t]+|security[ \t]+|unique[ \t]+|новы[хе][ \t]+"
+    r"|разны[хе][ \t]+)?"
+    r"(uploads?|entries|entry|CVE(?:[ \t]+ids?|[ \t]+fixes|s)?|security fixes|fixes|bugs?|changes|versions"
     r"|releases|mentions|packages|загруз\w*|исправлени\w*|ошиб\w*|баг\w*|запис\w*|изменени\w*"
     r"|верси\w*|упоминани\w*|пакет\w*|обновлени\w*)", re.IGNORECASE)
 # A figures row: "- uploads: 2 vs 1", "1. openssl: 12 (3)", "- security fix: 4 vs 2, +100%".
 _ROW_RE = re.compile(r"^[ \t]*(?:[-*•]|\d{1,3}\.)?[ \t]*([^\n:\[\]]{2,80}?):[ \t]*(\d{1,6})"
-                     r"(?:[ \t]*(?:vs\.?|против|→|->)[ \t]*(\d{1,6}))?(?:[ \t]*\((\d{1,6})\))?"
+                     r"(?:[ \t]*(?:vs\.?|против|и|→|->)[ \t]*(\d{1,6}))?(?:[ \t]*\((\d{1,6})\))?"
                      r"(?:,?[ \t]*[+-]?\d{1,4}(?:[.,]\d+)?[ \t]?%)?[ \t]*$", re.MULTILINE)
 _PERCENT_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:[.,]\d+)?)\s?%")
 _PERSON_RE = re.compile(

@@ -136,11 +136,32 @@ def _clean_line(line: str) -> str:
     return _BULLET_RE.sub("", line).strip().rstrip(".").strip()
 
 
+def _items(lines: tuple[str, ...]) -> list[str]:
+    """Change items: a bullet line (``*``, ``-``, ``+``) with the unbulleted lines that
+    continue it (a long item wraps over lines), without the bullet; ``[ Name ]`` lines
+    end an item and are not one."""
+    items: list[str] = []
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("["):
+            current = None
+        elif _BULLET_RE.match(line):
+            current = [_clean_line(line)]
+            items.append("")
+        elif current is not None:
+            current.append(line.strip())
+        else:
+            continue
+        if current is not None:
+            items[-1] = " ".join(current)
+    return [_clean_line(i) for i in items if i]
+
+
 def free_text(corpus: TruthCorpus, *, as_of: date, n: int = 30, seed: int = 7) -> list[dict[str, Any]]:
     """Up to ``n`` questions quoting a distinctive change line (``as_of`` unused).
 
-    A line qualifies when, without its bullet, it is 30–110 characters and 5 or more
-    words long, names no CVE or bug, occurs (case-folded) in exactly one kept entry, and
+    A change item (a bullet and the lines that continue it) qualifies when, without its
+    bullet, it is 30–110 characters and 5 or more words long, names no CVE or bug, occurs (case-folded) in exactly one kept entry, and
     has at least two rare words. One line per entry, at most one entry per package.
 
     Returns:
@@ -152,14 +173,13 @@ def free_text(corpus: TruthCorpus, *, as_of: date, n: int = 30, seed: int = 7) -
     line_count: Counter[str] = Counter()
     for e in corpus.entries:
         df.update(set(_WORD_RE.findall(e.text.casefold())))
-        line_count.update({_clean_line(ln).casefold() for ln in e.lines})
+        line_count.update({item.casefold() for item in _items(e.lines)})
     candidates: dict[str, tuple[str, str, frozenset[str]]] = {}  # package -> (doc id, line, rare)
     for e in corpus.entries:
         if e.package in candidates:
             continue
-        for raw in e.lines:
-            line = _clean_line(raw)
-            if not 30 <= len(line) <= 110 or len(line.split()) < 5 or line.startswith("["):
+        for line in _items(e.lines):
+            if not 30 <= len(line) <= 110 or len(line.split()) < 5:
                 continue
             if _HAS_ID_RE.search(line) or line_count[line.casefold()] != 1:
                 continue
