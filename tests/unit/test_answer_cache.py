@@ -139,3 +139,24 @@ def test_no_answer_is_served_after_an_ingest_that_changed_the_corpus(kos_factory
     assert after.run_id != first.run_id
     paraphrase = kos.run("Since March, what changed in openssl?", as_of=AS_OF)
     assert paraphrase.manifest["cache"].get("source_run_id") == after.run_id  # the new answer only
+
+
+async def test_an_answer_made_during_an_ingest_is_filed_under_the_corpus_it_read(kos_factory, tmp_path: Path) -> None:
+    # The corpus changes between cache_lookup and cache_store of one run: that run's
+    # answer belongs to the old corpus and must not be served after the ingest.
+    kos = kos_factory()
+    q = "What changed in openssl since March?"
+    extra = tmp_path / "more"
+    write_changelog(extra, "openssl", [
+        ("3.0.19-1~deb12u3", "bookworm-security", "high", "Sebastian Andrzej Siewior <sebastian@breakpoint.cc>",
+         "Mon, 02 Nov 2026 10:00:00 +0100", ["CVE-2026-31790 (\"Heap overflow in the PEM reader\")"]),
+    ])
+    nodes = []
+    async for node, _update in kos.astream(q, as_of=AS_OF):
+        nodes.append(node)
+        if node == "cache_lookup":
+            assert kos.ingest([extra]).new == 1
+    assert "cache_store" in nodes
+    after = await kos.arun(q, as_of=AS_OF)
+    assert after.manifest["cache"]["hit"] is False
+    assert "deb:openssl:3.0.19-1~deb12u3" in [c.id for c in after.citations]
