@@ -52,7 +52,7 @@ from knowledge_os.cache.keys import cache_key, stable_json  # noqa: E402
 from knowledge_os.domains.registry import DomainRegistry  # noqa: E402
 from knowledge_os.nodes.cache_lookup import analysis_signature  # noqa: E402
 from knowledge_os.retrieval.docstore import DocumentStore  # noqa: E402
-from knowledge_os.retrieval.embedders import make_embedder  # noqa: E402
+from knowledge_os.retrieval.factory import make_embedder  # noqa: E402
 from knowledge_os.retrieval.query import analyze_query  # noqa: E402
 from knowledge_os.services import Services  # noqa: E402
 from knowledge_os.settings import Settings  # noqa: E402

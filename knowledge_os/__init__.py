@@ -1,7 +1,11 @@
 """Knowledge OS: agent-graph orchestration on LangGraph.
 
 The public surface is listed in ``__all__`` (pinned by tests/unit/test_public_api.py).
+``__version__`` is the installed distribution's version (``pyproject.toml``), read from
+its metadata.
 """
+
+from importlib import metadata as _metadata
 
 from knowledge_os.api import Citation, KnowledgeOS, Quality, RouteInfo, RunResult, RunUsage
 from knowledge_os.errors import (
@@ -18,7 +22,10 @@ from knowledge_os.errors import (
 )
 from knowledge_os.settings import Settings
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("knowledge-os")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BackendError",

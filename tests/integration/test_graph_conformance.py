@@ -16,7 +16,7 @@ import pytest
 
 from knowledge_os.errors import BackendUnavailableError, ConfigError, InputError
 from knowledge_os.retrieval.base import GraphEdge, GraphHit, GraphNode, GraphStore
-from knowledge_os.retrieval.graph_factory import make_graph_store
+from knowledge_os.retrieval.factory import make_graph_store
 from knowledge_os.settings import Settings
 
 pytestmark = pytest.mark.integration

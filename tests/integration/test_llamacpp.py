@@ -8,7 +8,8 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from knowledge_os.errors import BackendTimeoutError
-from knowledge_os.llm.chat import ChatLlamaCpp, invoke_kwargs, make_chat_model
+from knowledge_os.llm.chat import ChatLlamaCpp, invoke_kwargs
+from knowledge_os.llm.factory import make_chat_model
 from knowledge_os.settings import LLMSettings
 
 pytestmark = pytest.mark.integration

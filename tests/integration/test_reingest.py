@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from knowledge_os.retrieval.docstore import DocumentStore
-from knowledge_os.retrieval.graph_factory import make_graph_store
+from knowledge_os.retrieval.factory import make_graph_store
 from knowledge_os.retrieval.ingest import ingest
-from knowledge_os.retrieval.vectors import make_vector_store
+from knowledge_os.retrieval.factory import make_vector_store
 from knowledge_os.settings import Settings
 from tests.conftest import CHANGELOGS, write_changelog
 from tests.fakes import HashEmbedder

@@ -17,7 +17,8 @@ import pytest
 from langgraph.runtime import Runtime
 
 from knowledge_os.graph.state import Context
-from knowledge_os.llm.chat import ChatLlamaCpp, make_chat_model
+from knowledge_os.llm.chat import ChatLlamaCpp
+from knowledge_os.llm.factory import make_chat_model
 from knowledge_os.nodes import route as R
 from knowledge_os.retrieval.query import analyze_query
 from knowledge_os.services import Services

@@ -21,9 +21,9 @@ from knowledge_os.retrieval.base import VectorFilter, VectorPoint, VectorStore
 from knowledge_os.retrieval.vectors import (
     QdrantEdgeVectorStore,
     QdrantVectorStore,
-    make_vector_store,
     point_id,
 )
+from knowledge_os.retrieval.factory import make_vector_store
 from knowledge_os.settings import Settings, VectorSettings
 from tests.fakes import MemoryVectorStore
 

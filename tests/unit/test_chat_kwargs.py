@@ -16,7 +16,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 from knowledge_os.errors import BackendError, BackendTimeoutError, ConfigError, UnknownNameError
 from knowledge_os.llm import chat
-from knowledge_os.llm.chat import ChatLlamaCpp, default_model_path, invoke_kwargs, make_chat_model
+from knowledge_os.llm.chat import ChatLlamaCpp, default_model_path, invoke_kwargs
+from knowledge_os.llm.factory import make_chat_model
 from knowledge_os.settings import LLMSettings
 
 SCHEMA = {

@@ -19,9 +19,9 @@ from knowledge_os.errors import (
 from knowledge_os.retrieval.base import Embedder
 from knowledge_os.retrieval.embedders import (
     OllamaEmbedder,
-    make_embedder,
     normalize_rows,
 )
+from knowledge_os.retrieval.factory import make_embedder
 from knowledge_os.settings import EmbedderSettings
 
 

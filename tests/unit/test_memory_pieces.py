@@ -15,7 +15,7 @@ from knowledge_os.memory.base import DeadLetter, DeadLetterQueue, EpisodicMemory
 from knowledge_os.memory.dlq_worker import work_due
 from knowledge_os.memory.factory import make_dead_letter_queue, make_episodic_memory
 from knowledge_os.memory.sqlite import SqliteDeadLetterQueue
-from knowledge_os.retrieval.graph_factory import make_graph_store
+from knowledge_os.retrieval.factory import make_graph_store
 from knowledge_os.retrieval.graph_neo4j import redact_uri
 from knowledge_os.retrieval.graph_sqlite import SqliteGraphStore
 from knowledge_os.settings import Settings
