@@ -37,13 +37,14 @@ ROUTING_CASES = """
 class Counter:
     """make_kos for the runner: fake chat model and embedder; counts the KnowledgeOS built."""
 
-    def __init__(self) -> None:
+    def __init__(self, responses: list[str] | None = None) -> None:
         self.built = 0
         self.made: list[KnowledgeOS] = []
+        self.responses = responses or ["The fix is in [1]."]
 
     def __call__(self, settings: Settings) -> KnowledgeOS:
         self.built += 1
-        services = Services(settings, chat_model=FakeListChatModel(responses=["The fix is in [1]."]),
+        services = Services(settings, chat_model=FakeListChatModel(responses=self.responses),
                             embedder=HashEmbedder(), vector_store=_store(settings))
         kos = KnowledgeOS(services=services)
         self.made.append(kos)
@@ -235,3 +236,14 @@ def test_an_interrupted_run_keeps_its_records_and_resumes(tmp_path, suites):
     resumed = run_suites([], run_dir=run_dir, resume=True, make_kos=Counter())
     assert resumed.report["suites"]["routing"]["cases"] == 3
     assert [r["id"] for r in resumed.suites[0].records] == ["r1", "r2", "r3"]
+
+
+def test_a_failed_check_is_traced_through_correct_then_rank(tmp_path, corpus_dir):
+    suite = _suite(tmp_path, corpus_dir, "loop", "run", """
+  - {id: fix, query: "Which kinds of fixes are rising this year?",
+     expected: {path: [verify, rank, correct, verify, rank], path_match: subsequence}}""",
+                   "{trajectory.path_match: {min: 1.0}, trajectory.rule_violation_rate: {max: 0.0}}")
+    run = run_suites([suite], run_dir=tmp_path / "r", make_kos=Counter(["Security fixes rose by 400 [7].", "Security fixes went from 1 to 2 [1]."]))
+    trace = run.suites[0].records[0]["trace"]
+    assert [s for s in trace if s["node"] == "rank"][0]["passed"] is False
+    assert run.passed, run.report["gate"]
