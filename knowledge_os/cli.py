@@ -164,6 +164,7 @@ def eval_(
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder (done cases are kept).")] = None,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Compare with this report.json.")] = None,
     gate: Annotated[bool, typer.Option("--gate", help="Exit 1 on a failed threshold or a regression.")] = False,
+    save_baseline: Annotated[Optional[Path], typer.Option("--save-baseline", help="Also write report.json here (a new baseline).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List the shipped suites and metrics.")] = False,
 ) -> None:
@@ -206,6 +207,10 @@ def eval_(
             out.print(f"{name} ({s['cases']} cases, {s['errors']} errors, {s['seconds']} s): {figures}",
                       highlight=False, markup=False)
         out.print(f"report: {result.run_dir / 'report.md'}", highlight=False, markup=False)
+    if save_baseline is not None:
+        save_baseline.parent.mkdir(parents=True, exist_ok=True)
+        save_baseline.write_bytes((result.run_dir / "report.json").read_bytes())
+        err.print(f"baseline written: {save_baseline}", highlight=False, markup=False)
     for line in report["gate"]["failures"] + report["gate"]["regressions"]:
         err.print(f"gate: {line}", highlight=False, markup=False)
     if gate and not result.passed:

@@ -56,6 +56,9 @@ def _tables(name: str, value: Any) -> list[str]:
     if name == "retrieval.by_kind" and value:
         return ["Retrieval per case kind:", ""] + _table(["kind", "n", "recall@10", "nDCG@10", "MRR"], [
             [k, str(v["n"]), _fmt(v["recall@10"]), _fmt(v["ndcg@10"]), _fmt(v["mrr"])] for k, v in value.items()])
+    if name == "answers.modes" and value:
+        return ["Answer modes:", ""] + _table(["mode", "answers", "corrected", "data-only"], [
+            [m, str(v["n"]), str(v["corrected"]), str(v["data_only"])] for m, v in value.items()])
     if name.endswith("reliability") and value:
         rows = [[f"{b['lo']:.1f}–{b['hi']:.1f}", str(b["count"]), _fmt(b["confidence"]), _fmt(b["accuracy"])]
                 for b in value if b["count"]]

@@ -55,6 +55,12 @@ class CaseRecord(TypedDict, total=False):
     """Wall-clock seconds of the call as the caller saw it."""
     cache_hit: bool
     fallback_used: bool
+    corrected: bool
+    """``correct`` ran in this run (the first draft failed its checks)."""
+    data_only: bool
+    """The summary was written from the data alone (RunResult.data_only)."""
+    answer_mode: str
+    """prose, structured or data (RunResult.answer_mode)."""
     trace: list[TraceStep]
     """Node path from ``KnowledgeOS.astream`` (empty in route-only suites)."""
     grounding: dict[str, Any] | None

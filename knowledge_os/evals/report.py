@@ -133,8 +133,10 @@ def build_report(runs: Sequence[SuiteRun], *, run_dir: Path, baseline: dict[str,
 
 def compare(current: dict[str, Any], baseline: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per suite and scalar metric present in both: baseline, current, delta and whether it
-    regressed (moved in the bad direction by more than the current suite's tolerance, or
-    became None). Suites or metrics missing from the baseline are left out."""
+    regressed (moved in the bad direction by more than the current suite's tolerance).
+    A value that became undefined (None: no case applies, or AUROC with one class only) is
+    listed with ``delta`` None and not counted as a regression. Suites or metrics missing
+    from the baseline are left out."""
     out: dict[str, dict[str, Any]] = {}
     for name, suite in current["suites"].items():
         base = (baseline.get("suites") or {}).get(name)
@@ -145,14 +147,13 @@ def compare(current: dict[str, Any], baseline: dict[str, Any]) -> dict[str, dict
             if metric not in (base.get("metrics") or {}):
                 continue
             b, c = base["metrics"][metric], suite["metrics"][metric]
-            better = resolve(metric)[0].better
             if b is None:
                 continue
             if c is None:
-                rows[metric] = {"baseline": b, "current": None, "delta": None, "tolerance": tol, "regressed": True}
+                rows[metric] = {"baseline": b, "current": None, "delta": None, "tolerance": tol, "regressed": False}
                 continue
             delta = round(c - b, 4)
-            worse = -delta if better == "higher" else delta
+            worse = -delta if resolve(metric)[0].better == "higher" else delta
             rows[metric] = {"baseline": b, "current": c, "delta": delta, "tolerance": tol,
                             "regressed": worse > tol + 1e-9}
         out[name] = rows

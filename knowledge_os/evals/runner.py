@@ -234,6 +234,9 @@ def _result_fields(r: RunResult) -> dict[str, Any]:
         "llm_calls": r.usage.llm_calls, "tokens": r.usage.prompt_tokens + r.usage.completion_tokens,
         "steps": r.usage.steps, "cache_hit": bool((r.manifest.get("cache") or {}).get("hit")) or r.route.method == "cache",
         "fallback_used": bool(r.manifest.get("fallback_used")),
+        "corrected": bool(r.manifest.get("corrected")),
+        "data_only": bool(getattr(r, "data_only", False)),
+        "answer_mode": str(getattr(r, "answer_mode", "prose")),
     }
 
 

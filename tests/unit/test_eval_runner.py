@@ -14,6 +14,7 @@ from knowledge_os.api import KnowledgeOS
 from knowledge_os.cli import app
 from knowledge_os.errors import InputError
 from knowledge_os.evals import run_suites
+from knowledge_os.evals.report import compare
 from knowledge_os.evals.runner import RESULTS_FILE, read_results
 from knowledge_os.evals.truth import qa
 from knowledge_os.services import Services, reset_services
@@ -247,3 +248,34 @@ def test_a_failed_check_is_traced_through_correct_then_rank(tmp_path, corpus_dir
     trace = run.suites[0].records[0]["trace"]
     assert [s for s in trace if s["node"] == "rank"][0]["passed"] is False
     assert run.passed, run.report["gate"]
+
+
+def test_loops_off_makes_the_first_draft_final(tmp_path, corpus_dir):
+    cases = """
+  - {id: fix, query: "Which kinds of fixes are rising this year?"}"""
+    on = _suite(tmp_path, corpus_dir, "loops-on", "run", cases, "{answers.modes: {}}")
+    off = _suite(tmp_path, corpus_dir, "loops-off", "run", cases, "{answers.modes: {}}", ", loops: false")
+    responses = ["Security fixes rose by 400 [7].", "Security fixes went from 1 to 2 [1]."]
+    run = run_suites([on, off], run_dir=tmp_path / "r", make_kos=Counter(responses))
+    with_loops, without = (s.records[0] for s in run.suites)
+    assert with_loops["corrected"] is True and with_loops["trace"]
+    assert without["corrected"] is False and without["trace"] == []  # astream has no loops switch: run() is used
+    modes = run.report["suites"]["loops-on"]["metrics"]["answers.modes"]
+    assert sum(v["n"] for v in modes.values()) == 1 and sum(v["corrected"] for v in modes.values()) == 1
+
+
+def test_compare_directions_tolerance_and_undefined_values():
+    def rep(acc, ece, auroc):
+        return {"suites": {"s": {"metrics": {"routing.accuracy": acc, "routing.ece": ece,
+                                             "answers.quality_auroc": auroc},
+                                 "tolerances": {"routing.accuracy": 0.05, "routing.ece": 0.0,
+                                                "answers.quality_auroc": 0.0}}}}
+
+    rows = compare(rep(0.90, 0.11, None), rep(0.96, 0.10, 0.7))["s"]
+    assert rows["routing.accuracy"]["regressed"] is True  # -0.06 beyond 0.05 (higher is better)
+    assert rows["routing.ece"]["regressed"] is True  # +0.01 with tolerance 0 (lower is better)
+    assert rows["answers.quality_auroc"] == {"baseline": 0.7, "current": None, "delta": None,
+                                             "tolerance": 0.0, "regressed": False}
+    rows = compare(rep(0.92, 0.05, 0.6), rep(0.96, 0.10, None))["s"]
+    assert rows["routing.accuracy"]["regressed"] is False and rows["routing.ece"]["regressed"] is False
+    assert "answers.quality_auroc" not in rows  # nothing to compare with

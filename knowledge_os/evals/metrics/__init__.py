@@ -144,6 +144,14 @@ def _retrieval_by_kind(rs: Sequence[CaseRecord]) -> dict[str, Any]:
             for kind, g in sorted(groups.items())}
 
 
+def _modes(rs: Sequence[CaseRecord]) -> dict[str, Any]:
+    ok = [r for r in _ok(rs) if "answer_mode" in r]
+    return {mode: {"n": sum(r["answer_mode"] == mode for r in ok),
+                   "corrected": sum(r["answer_mode"] == mode and bool(r.get("corrected")) for r in ok),
+                   "data_only": sum(r["answer_mode"] == mode and bool(r.get("data_only")) for r in ok)}
+            for mode in sorted({r["answer_mode"] for r in ok})}
+
+
 def _grounded(rs: Sequence[CaseRecord]) -> float | None:
     gs = [r["grounding"] for r in rs if r.get("grounding")]
     return answers.grounded_claim_rate([g["claims"] for g in gs], [len(g["ungrounded"]) for g in gs])
@@ -200,6 +208,8 @@ _DEFS = [
               fn=lambda rs, k: routing.expected_calibration_error(*_quality_pairs(rs))),
     MetricDef(name="answers.quality_reliability", better=None, unit="", description="reliability bins of quality.score",
               fn=lambda rs, k: routing.reliability_bins(*_quality_pairs(rs))),
+    MetricDef(name="answers.modes", better=None, unit="", description="answers per answer mode, and how many were corrected or data-only",
+              fn=lambda rs, k: _modes(rs)),
     MetricDef(name="cache.false_hit_rate", better="lower", unit="", description="share of trap pairs answered from the cache",
               fn=lambda rs, k: cache.false_hit_rate(*_cache_pairs(rs))),
     MetricDef(name="cache.paraphrase_hit_rate", better="higher", unit="", description="share of paraphrase pairs answered from the cache",
