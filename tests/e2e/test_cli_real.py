@@ -71,7 +71,8 @@ def test_json_shape(home: Path) -> None:
     assert set(r) == {"run_id", "thread_id", "domain", "route", "path", "answer", "citations", "quality",
                       "usage", "manifest"}
     assert set(r["route"]) == {"domain", "method", "confidence"}
-    assert r["route"]["method"] in {"cache", "heuristic", "llm", "fallback"}
+    # "what changed" is a digest pattern: the heuristics decide, above the LLM threshold (0.5)
+    assert r["route"]["method"] == "heuristic" and r["route"]["confidence"] >= 0.5, r["route"]
     assert r["path"] in {"fast", "smart"}
     assert set(r["quality"]) == {"score", "passed", "issues"}
     assert set(r["usage"]) == {"llm_calls", "prompt_tokens", "completion_tokens", "steps", "latency_s"}
