@@ -187,9 +187,12 @@ class _Tally:
                 "cve_mentions": self.cve_mentions, "bugs_closed": len(self.bugs)}
 
 
-def _kinds_of(doc: Document, kinds: list[tuple[str, list[re.Pattern[str]]]]) -> set[str]:
-    lines = doc.text.splitlines()[1:] or [doc.text]
-    return {name for name, pats in kinds if any(p.search(ln) for p in pats for ln in lines)}
+def _kinds_of(doc: Document, kinds: list[tuple[str, re.Pattern[str]]]) -> set[str]:
+    """The kinds whose patterns match the entry's change lines (the body under its
+    ``<package> <version>`` head line)."""
+    head, _, body = doc.text.partition("\n")
+    text = body or head
+    return {name for name, pattern in kinds if pattern.search(text)}
 
 
 def _newest_before(store: DocumentStore, channels: tuple[str, ...] | None, ts_to: int | None) -> date | None:
@@ -300,7 +303,8 @@ def compute_trend(
              "newest": "YYYY-MM-DD" | None,   # newest entry in scope before the window's
                                               # end, when the current window is empty
              "kinds": [{"kind", "current", "previous", "delta", "change_pct"}],
-                                              # rising first; delta/pct None without data
+                                              # rising first; delta/pct None without data;
+                                              # [] for a ranking question
              "ranking": {"entity", "measure", "n", "rows": [{"rank", "key", "name",
                          "members", "current", "previous"}], "tied_left_out": int} | None,
                                               # members: a maintainer's e-mail addresses
@@ -320,7 +324,10 @@ def compute_trend(
     channels = (analysis.packages or None) if use_packages else None
     lo = previous_w.ts_from if previous_w is not None else current_w.ts_from
     flt = VectorFilter(channels=channels, ts_from=lo, ts_to=current_w.ts_to)
-    kinds = [(k.name, [re.compile(p, re.IGNORECASE) for p in k.patterns]) for k in spec.change_kinds]
+    # One alternation per kind, searched over the body at once (a pattern is searched in
+    # each change line alike: none of the YAML's patterns spans a line break on purpose).
+    kinds = [(k.name, re.compile("|".join(f"(?:{p})" for p in k.patterns), re.IGNORECASE))
+             for k in spec.change_kinds]
     current = _Tally()
     previous = _Tally() if previous_w is not None else None
     matched: dict[str, set[str]] = {}
@@ -333,12 +340,13 @@ def compute_trend(
             target = previous
         else:
             continue  # between a to-date window's like-for-like part and the current one
-        matched[doc.id] = _kinds_of(doc, kinds)
+        # A ranking shows no kinds of change: they are not counted for it.
+        matched[doc.id] = _kinds_of(doc, kinds) if query is None else set()
         target.add(doc, matched[doc.id])
 
     has_prev = previous is not None and bool(previous.docs)
     kind_rows = []
-    for name, _ in kinds:
+    for name, _ in kinds if query is None else ():
         cur = current.kinds[name]
         prev = previous.kinds[name] if previous is not None else 0
         comparable = bool(current.docs) and has_prev

@@ -300,6 +300,7 @@ def test_top_packages_by_uploads_with_ties(tmp_path, trend_spec):
     assert {"gamma", "delta", "eps"} <= set(s["names"])
     assert {4, 3, 5, 2} <= set(s["numbers"])
     assert s["examples"] == ["deb:gamma:1.4", "deb:delta:2.3", "deb:eps:3.3"]
+    assert s["kinds"] == []  # a ranking counts no kinds of change (it shows none)
 
 
 def test_top_packages_by_cve_fixes_counts_distinct_ids(tmp_path, trend_spec):
