@@ -117,6 +117,21 @@ def test_ranking_rows_are_checked_against_that_package(corpus: TruthCorpus) -> N
     assert check(corpus, bad, [], THIS_YEAR)["ungrounded"] == ["count 4 openssl"]
 
 
+def test_russian_rows_and_counts_that_do_not_span_lines(corpus: TruthCorpus) -> None:
+    rows = "Итого (текущий и предыдущий период):\n- загрузок (записей журнала): 4 и 1\n- разных CVE: 3 и 1\n"
+    assert check(corpus, rows, [], THIS_YEAR)["ungrounded"] == []
+    assert check(corpus, rows.replace("4 и 1", "4 и 7"), [], THIS_YEAR)["ungrounded"] == [
+        "count 7 загрузок (записей журнала)"]
+    spanning = "- разных CVE: 3 и 1\nЗагрузок с изменениями каждого вида:"
+    assert [c.kind for c in extract_claims(spanning)] == ["count", "count"]
+
+
+def test_a_listed_version_is_one_claim(corpus: TruthCorpus) -> None:
+    listing = "openssl 3.0.19-1~deb12u2 (2026-04-03) [1]\nopenssl:\n  - 3.0.19-1~deb12u2 (2026-04-03): CVE-2026-28387 [1]"
+    result = check(corpus, listing, [U2])
+    assert result["claims"] == 3 and result["ungrounded"] == []
+
+
 def test_percent_from_the_figures(corpus: TruthCorpus) -> None:
     assert check(corpus, "CVE ids: 2 of 2 cited uploads, 100% of them.", [U2, U1])["ungrounded"] == []
     assert check(corpus, "Security share rose by 37%.", [U2, U1])["ungrounded"] == ["percent 37"]

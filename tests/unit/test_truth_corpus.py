@@ -85,6 +85,9 @@ def test_in_period_is_inclusive(corpus_dir: Path) -> None:
     ("closes: bug#98765", ("98765",)),
     ("Closes: 4321", ("4321",)),
     ("mentions #555555 but closes nothing", ()),
+    ("(Closes: #941082 #941306)", ("941082", "941306")),
+    ("Closes: #1 and #22", ("1", "22")),
+    ("closes: #28872\n  1998 brought nothing new", ("28872",)),
 ])
 def test_closes_field_per_debian_policy(text: str, bugs: tuple[str, ...]) -> None:
     assert closes_bugs(text) == bugs

@@ -30,19 +30,31 @@ month      ``March 2025`` / ``марта 2025``: a cited entry's month, overlapp
            or in the question.
 year       a year 1990–2099: a cited entry's year, overlapping the period, or in the
            question.
-count      ``N uploads|CVEs|bugs|entries|packages…`` (EN/RU): equals a figure computed
-           from the data: the number of cited entries, of their distinct CVE ids, bugs
-           and packages; the question's ``expected.counts`` and numbers; or, for the
-           question's period and each year or month the answer names, the number of
-           entries, distinct CVE ids and bugs overall and per package in scope.
+count      ``N uploads|CVEs|bugs|entries|packages…`` (EN/RU) and figures rows
+           (``- uploads: 4 vs 1``, ``- загрузок: 4 и 1``, ranking rows ``1. openssl: 12
+           (3)``): equals a figure computed from the data: the number of cited entries,
+           of their distinct CVE ids, bugs and packages; the question's
+           ``expected.counts`` and numbers; or, for the question's period, the windows a
+           trend compares it with, each year, month and date range the answer names:
+           uploads, distinct CVE ids, CVE mentions, distinct bugs and uploads per kind of
+           change (the trend YAML's ``change_kinds``, read as data), overall and per
+           package in scope. A ranking row naming a package is checked against that
+           package's figures only.
 percent    ``N%``: within 1 point of 100·a/b or 100·(a−b)/b for two such figures.
 email      an author e-mail in the corpus, or written in a cited entry or the question.
 person     ``by <Name Surname>``, ``<Name> <e-mail>``, ``автор …``: an author name in the
            corpus (or its words, in order, within one), or written in a cited entry.
 ========== ===============================================================================
 
-Claims are counted once per (kind, token). Citation markers such as ``[3]`` are not
-claims.
+Anything written verbatim in a cited entry or in the question is grounded, whatever its
+kind. Claims are counted once per (kind, token); citation markers such as ``[3]`` are
+not claims.
+
+Limits: a count is checked against the set of figures its unit can mean (for the
+windows in play), not against the one figure its sentence refers to, so a wrong number
+that equals another such figure passes; uploads per kind of change are accepted for any
+counted noun. Person names are found only after "by", "author", "maintainer",
+"uploader", "thanks to" (and Russian equivalents) or before an e-mail address.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ Two rules are mirrored from the project's ingest so that the doc ids match
   file newest entry first. A symlinked folder is read once.
 
 Bug numbers are the ``#NNN`` items of ``Closes:`` fields (Debian Policy 5.6.22, the
-regular expression given there); CVE ids follow MITRE's ``CVE-YYYY-NNNN`` (4 or more
+regular expression given there, also accepting ``#NNN`` items joined by spaces or "and"
+on one line, as in ``Closes: #941082 #941306``); CVE ids follow MITRE's ``CVE-YYYY-NNNN`` (4 or more
 digits). Dates are the entry's RFC 2822 trailer date, converted to UTC (a date without
 a zone counts as UTC).
 """
@@ -47,8 +48,10 @@ DEFAULT_DOC_DIR = Path("/usr/share/doc")
 
 # MITRE CVE id syntax (2014 onwards): four-digit year, four or more digits.
 _CVE_RE = re.compile(r"\bCVE-(\d{4})-(\d{4,7})\b", re.IGNORECASE)
-# Debian Policy 5.6.22: /closes:\s*(?:bug)?\#?\s?\d+(?:,\s*(?:bug)?\#?\s?\d+)*/i
-_CLOSES_RE = re.compile(r"closes:\s*(?:bug)?#?\s?\d+(?:,\s*(?:bug)?#?\s?\d+)*", re.IGNORECASE)
+# Debian Policy 5.6.22: /closes:\s*(?:bug)?\#?\s?\d+(?:,\s*(?:bug)?\#?\s?\d+)*/i, plus the
+# common variant of "#NNN" items joined by spaces or "and" on one line ("Closes: #1 #2").
+_CLOSES_RE = re.compile(r"closes:\s*(?:bug)?#?\s?\d+(?:,\s*(?:bug)?#?\s?\d+|(?:[ \t]+|,?[ \t]*and[ \t]+)(?:bug)?#\s?\d+)*",
+                        re.IGNORECASE)
 _NUMBER_RE = re.compile(r"\d+")
 _AUTHOR_RE = re.compile(r"^\s*(.*?)\s*<([^<>\s]+@[^<>\s]+)>\s*$")
 
