@@ -195,3 +195,23 @@ def test_kos_prints_one_line_per_problem(tmp_path: Path, monkeypatch: pytest.Mon
     lines = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
     assert lines[0].startswith(f"error: {path}: prompts.summarise: unknown placeholder {{qeury}}")
     assert lines[1] == f"error: {path}: colour: unknown key"
+
+
+def test_every_allowed_placeholder_is_given_to_the_templates(kos_factory) -> None:
+    """What load allows (names.py) is what steps.prompt_fields gives: no KeyError later."""
+    from datetime import date
+
+    from knowledge_os.domains.names import PROMPT_EXTRA_FIELDS, prompt_fields
+    from knowledge_os.domains.steps import StepContext
+    from knowledge_os.domains.steps import prompt_fields as fields_given
+    from knowledge_os.llm.budget import Budget
+    from knowledge_os.retrieval.query import analyze_query
+
+    s = kos_factory().services
+    ctx = StepContext(services=s, spec=s.domains.get("digest"), as_of=date(2026, 11, 22),
+                      analysis=analyze_query("What changed in openssl?", channels=s.channels(),
+                                             as_of=date(2026, 11, 22)),
+                      budget=Budget(max_llm_calls=1, max_tokens=1000, max_steps=1), usage={})
+    given = set(fields_given(ctx, []))
+    for template in ("system", "summarise", "correct", *PROMPT_EXTRA_FIELDS):
+        assert prompt_fields(template) <= given, template
