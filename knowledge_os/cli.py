@@ -150,6 +150,22 @@ def resume(
 
 
 @app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind; default server.host (127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="TCP port; default server.port (8000).")] = None,
+) -> None:
+    """Serve the HTTP API (runs, threads, SSE, /healthz, /readyz, /metrics; docs at /docs)."""
+    try:
+        from knowledge_os.server import serve as serve_http
+    except ImportError as exc:
+        _fail(KnowledgeOSError(f"kos serve needs the 'serve' extra (pip install 'knowledge-os[serve]'): {exc}"))
+    try:
+        serve_http(host, port)
+    except KnowledgeOSError as exc:
+        _fail(exc)
+
+
+@app.command()
 def graph() -> None:
     """Print the agent graph as Mermaid (offline)."""
     from knowledge_os.graph.builder import graph as compiled

@@ -29,6 +29,7 @@ __all__ = [
     "LLMSettings",
     "PostgresSettings",
     "RouterSettings",
+    "ServerSettings",
     "Settings",
     "StorageSettings",
     "VectorSettings",
@@ -222,6 +223,22 @@ class BudgetSettings(_Section):
     max_steps: int = Field(default=16, ge=1)
 
 
+class ServerSettings(_Section):
+    """``kos serve``: where it listens, how many runs at once, how long shutdown waits."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_concurrent_runs: int = Field(
+        default=4, ge=1,
+        description="Runs in flight at once (foreground, background, streamed); one more gets 429.",
+    )
+    shutdown_grace_s: float = Field(
+        default=30.0, ge=0,
+        description="At shutdown, seconds in-flight runs get to finish; later ones are cancelled "
+        "and stay resumable from their last checkpoint.",
+    )
+
+
 class Settings(BaseSettings):
     """Every knob of Knowledge OS. See the module docstring for sources.
 
@@ -253,6 +270,7 @@ class Settings(BaseSettings):
     router: RouterSettings = RouterSettings()
     cache: CacheSettings = CacheSettings()
     budgets: BudgetSettings = BudgetSettings()
+    server: ServerSettings = ServerSettings()
 
     @classmethod
     def settings_customise_sources(
