@@ -47,16 +47,18 @@ def test_sync_runs_share_one_pool_and_close_returns_every_connection(tmp_path: P
     kos = KnowledgeOS(services=Services(settings, chat_model=FakeListChatModel(responses=["openssl fixed it [1]."]),
                                         embedder=HashEmbedder(), vector_store=MemoryVectorStore()))
     kos.ingest([corpus_dir])
-    seen = []
-    for i in range(4):
-        r = kos.run(f"What changed in openssl since March? ({i})", as_of="2026-11-22", use_cache=False)
-        assert r.citations
-        seen.append(connections(base, name))
-    # pool (at most 2) + one checkpointer connection, the same after every run
-    assert len(set(seen)) == 1 and seen[0] <= 3, seen
-    assert kos.get_thread(r.thread_id).run_id == r.run_id
-    assert connections(base, name) == seen[0]
-    kos.close()
+    try:
+        kos.run("What changed in curl since March?", as_of="2026-11-22", use_cache=False)  # warm-up (migrations)
+        seen = []
+        for i in range(5):
+            r = kos.run(f"What changed in openssl since March? ({i})", as_of="2026-11-22", use_cache=False)
+            assert r.citations
+            seen.append(connections(base, name))
+        # at most the pool (2) + one checkpointer connection, and no growth from run to run
+        assert max(seen) <= 3 and seen[-1] <= seen[0], seen
+        assert kos.get_thread(r.thread_id).run_id == r.run_id
+    finally:
+        kos.close()
     assert connections(base, name) == 0
 
 
