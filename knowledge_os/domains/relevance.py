@@ -13,7 +13,11 @@ bug) are always cited.
 
 Both numbers were measured with ``benchmarks/bench_citation_cutoff.py`` on the labelled
 user-document set (tests/data/userdocs) and on package-period digests over the Debian
-changelogs; the figures are in that script's docstring.
+changelogs (figures in that script's docstring): with ``TERM_RATIO`` 0.6 citation
+precision / recall went from 0.105 / 1.000 to 0.913 / 1.000 on the notes and from
+0.366 / 0.675 to 0.829 / 0.810 on the digests; 0.5 cut too little, 0.67 lost a note.
+A cut on the fused score relative to the top one is a rank cut (RRF): at 0.99 it kept
+digest recall at 0.190.
 """
 
 from __future__ import annotations
