@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from knowledge_os.domains.claims import CLAIM_KINDS
 from knowledge_os.domains.names import CHECK_RULES, STEP_NAMES, prompt_fields
 
 __all__ = [
@@ -179,23 +180,24 @@ class ChangeKind(_Frozen):
     patterns: tuple[str, ...]
 
 
-ClaimKind = Literal["version", "package", "cve", "bug", "date", "number", "person", "email"]
-
-
 class GroundingSpec(_Frozen):
     """Which kinds of claim ``verify`` traces to the evidence (rule ``claims_grounded``,
     always on and blocking; see :mod:`knowledge_os.domains.claims`).
 
     Attributes:
-        claims: Kinds checked; default all eight. A user's domain over plain documents
-            keeps numbers, dates, names and ids checked by default too.
+        claims: Kinds checked, from :data:`~knowledge_os.domains.claims.CLAIM_KINDS`;
+            default all eight. A user's domain over plain documents keeps numbers,
+            dates, names and ids checked by default too.
     """
 
-    claims: tuple[ClaimKind, ...] = ("version", "package", "cve", "bug", "date", "number", "person", "email")
+    claims: tuple[str, ...] = CLAIM_KINDS
 
     @field_validator("claims")
     @classmethod
-    def _no_repeats(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+    def _known_kinds(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        for k in kinds:
+            if k not in CLAIM_KINDS:
+                raise ValueError(f"unknown claim kind {k!r}; allowed: {', '.join(CLAIM_KINDS)}")
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"claim kinds repeat: {list(kinds)}")
         return kinds

@@ -152,3 +152,24 @@ def test_russian_dates_and_names() -> None:
 def test_sentence_initial_words_and_plain_capitals_are_not_names() -> None:
     assert [c for c in extract_claims("The Debian Security Team fixed it. New Upstream Release.")
             if c.kind == "person"] == []
+
+
+def test_a_domain_yaml_chooses_its_claim_kinds_and_a_bad_kind_names_the_key(tmp_path) -> None:
+    from pathlib import Path
+
+    from knowledge_os.domains.registry import load_domain_file
+    from knowledge_os.errors import DomainConfigError
+
+    notes = (Path(__file__).resolve().parent.parent / "data" / "domains" / "notes.yaml").read_text(encoding="utf-8")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    good = tmp_path / "a" / "notes.yaml"
+    good.write_text(notes + "grounding: {claims: [number, date]}\n", encoding="utf-8")
+    assert load_domain_file(good).grounding.claims == ("number", "date")
+    assert load_domain_file(Path(__file__).resolve().parent.parent / "data" / "domains" / "notes.yaml"
+                            ).grounding.claims == CLAIM_KINDS
+    bad = tmp_path / "b" / "notes.yaml"
+    bad.write_text(notes + "grounding: {claims: [number, colour]}\n", encoding="utf-8")
+    with pytest.raises(DomainConfigError) as info:
+        load_domain_file(bad)
+    assert "grounding.claims" in str(info.value) and "colour" in str(info.value)
