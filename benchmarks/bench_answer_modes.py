@@ -31,6 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _corpus import pct, sample_ids  # noqa: E402
 
 
+def prose_of(answer: str) -> str:
+    """The summary paragraph(s): the answer without listing lines (copied changelog text,
+    English whatever the question) and without a leading "nothing matched" line."""
+    paras = answer.split("\n\n")
+    if len(paras) > 1 and ("Nothing matched" in paras[0] or "ничего не нашлось" in paras[0]):
+        paras = paras[1:]
+    return paras[0]
+
+
 def questions(home: Path) -> list[str]:
     """The main job's kinds, EN and RU, with ids drawn from the corpus."""
     cves, bugs, pk = sample_ids(home)
@@ -69,7 +78,7 @@ def main() -> None:
                     r = kos.run(q, as_of=args.as_of, use_cache=False, loops=loops)
                     check = check_answer(r.answer, cited_ids=[c.id for c in r.citations], corpus=corpus,
                                          question={"query": q})
-                    lang_ok = detect_language(r.answer.split("\n\n", 1)[0]) == detect_language(q)
+                    lang_ok = detect_language(prose_of(r.answer)) == detect_language(q)
                     rows.append((r, check, lang_ok))
                     if out:
                         out.write(orjson.dumps({"mode": mode, "loops": loops, "query": q, "answer": r.answer,

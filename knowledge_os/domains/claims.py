@@ -25,8 +25,9 @@ Rules (each one is tested in ``tests/unit/test_claims.py``):
 - Dates are checked at the granularity written: a day, a month (with or without year),
   a year or a quarter must equal the date of a scoped document, a date written in its
   text, a boundary of the asked or computed period, or a date in the question.
-- Numbers (counts, percentages) must be a computed figure, a number in a scoped
-  document, in the question or in the statistics text.
+- Numbers (counts) must be a computed figure, a number in a scoped document, in the
+  question or in the statistics text. A percentage must be written as a percentage
+  there (``+100%``): a count of the same value does not ground it.
 - A person's name (two or three capitalised words) must have every word in a scoped
   document's author or text; an e-mail address must appear exactly.
 """
@@ -363,6 +364,11 @@ def _numbers_in(text: str) -> set[float]:
         float(c.value) for c in extract_claims(text, ("date",)) if c.value.isdigit()}
 
 
+def _percents_in(text: str) -> set[float]:
+    return {float(c.value) for c in extract_claims(text, ("number",))
+            if c.token.rstrip().endswith(("%", "процент", "процента", "процентов"))}
+
+
 def trace_claims(claims: Sequence[Claim], evidence: Evidence) -> list[Trace]:
     """Trace each claim to the evidence (see the module docstring for the rules).
 
@@ -448,6 +454,16 @@ def trace_claims(claims: Sequence[Claim], evidence: Evidence) -> list[Trace]:
             if source is None and c.value in period_dates:
                 source = "period"
             if source is None and (c.value in q_dates or c.value in q_values):
+                source = "question"
+        elif c.kind == "number" and c.token.rstrip().endswith(("%", "процент", "процента", "процентов")):
+            # A percentage must be written as one in the evidence: any count of the same
+            # value does not ground "rose 10%".
+            v = float(c.value)
+            if any(v in _percents_in(t) for t in evidence.texts):
+                source = "figures"
+            if source is None:
+                source = in_docs(c, lambda i: v in _percents_in(blobs[i]))
+            if source is None and v in _percents_in(question):
                 source = "question"
         elif c.kind == "number":
             v = float(c.value)

@@ -115,6 +115,9 @@ def test_a_count_off_by_one_is_caught() -> None:
     assert bad_tokens("There were 3 uploads.", **ev) == []
     assert bad_tokens("There were 4 uploads.", **ev) == ["4"]
     assert bad_tokens("Security uploads rose 47%.", **ev) == ["47%"]
+    # A percentage needs a percentage: the count 3 does not ground "3%".
+    assert bad_tokens("Security uploads rose 3%.", **ev) == ["3%"]
+    assert bad_tokens("Security uploads rose 100%.", docs=[], texts=["- security: 2 (previous 1, +100%)"]) == []
 
 
 def test_a_cve_the_cited_entry_does_not_name_is_caught() -> None:
