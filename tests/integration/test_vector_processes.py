@@ -49,10 +49,13 @@ _WORKER = textwrap.dedent(
         store.search(rng.normal(size={dim}).astype("float32"), top_k=1)
         print("idle", flush=True)
         time.sleep(n)
-    elif role == "holder":  # takes the shard and sits on it
+    elif role == "holder":  # takes the shard and sits on it until told (file "stop") or n s
+        stop = __import__("pathlib").Path(root) / "stop"
         with store.hold():
             print("holding", flush=True)
-            time.sleep(n)
+            deadline = time.monotonic() + n
+            while not stop.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
     store.close()
     """
 ).format(dim=DIM)
@@ -93,21 +96,27 @@ def test_six_readers_and_a_writer_all_succeed(tmp_path: Path) -> None:
 
 def test_a_waiting_process_says_why_then_times_out_or_proceeds(tmp_path: Path) -> None:
     _seed_store(tmp_path, 20)
-    holder = _spawn(tmp_path, "holder", 4, 0)
+    stop = tmp_path / "v" / "stop"
+    holder = _spawn(tmp_path, "holder", 120, 0)
     assert holder.stdout.readline().strip() == "holding"
     reader = _spawn(tmp_path, "reader", 1, 1)
-    started = time.monotonic()
+    notice = reader.stderr.readline()  # blocks until the reader says it waits
+    assert f"vector store {tmp_path / 'v' / 'c'} is in use by process {holder.pid}; waiting" in notice
+    stop.touch()  # the holder gives the shard back; the reader gets its turn
     out, err = reader.communicate(timeout=120)
     assert reader.returncode == 0, err[-3000:]
-    assert out.strip() == "searches 1" and time.monotonic() - started >= 1.5
-    assert f"vector store {tmp_path / 'v' / 'c'} is in use by process {holder.pid}; waiting" in err
+    assert out.strip() == "searches 1" and "got its turn after" in err
     holder.communicate(timeout=60)
 
-    holder = _spawn(tmp_path, "holder", 6, 0)
+    stop.unlink()
+    holder = _spawn(tmp_path, "holder", 120, 0)
     assert holder.stdout.readline().strip() == "holding"
-    with pytest.raises(BackendTimeoutError, match=rf"in use by process {holder.pid}.* 1\.0 s"):
-        QdrantEdgeVectorStore(tmp_path / "v", "c", DIM, lock_timeout_s=1.0)
-    holder.communicate(timeout=60)
+    try:
+        with pytest.raises(BackendTimeoutError, match=rf"in use by process {holder.pid}.* 1\.0 s"):
+            QdrantEdgeVectorStore(tmp_path / "v", "c", DIM, lock_timeout_s=1.0)
+    finally:
+        stop.touch()
+        holder.communicate(timeout=60)
 
 
 def test_an_idle_process_gives_the_shard_back_when_asked(tmp_path: Path) -> None:
