@@ -235,15 +235,16 @@ def _examples(
     matched: dict[str, set[str]], query: RankingQuery | None, rows: list[dict[str, Any]],
 ) -> list[str]:
     """Up to :data:`EXAMPLES_MAX` document ids from the compared windows: the newest
-    upload of each named entity (rankings), or of each rising kind and then the newest of
-    the window; from the previous window when the current one is empty."""
+    upload of each named entity that adds to the measure (rankings), or of each rising
+    kind and then the newest of the window; from the previous window when the current
+    one is empty."""
     pool = current.docs if current.docs else (previous.docs if previous else [])
     newest_first = sorted(pool, key=lambda d: (-d.ts, d.id))
     picked: dict[str, None] = {}
     if query is not None:
         for row in rows:
             for doc in newest_first:
-                if _entity_keys(doc, query) & set(row["members"]):
+                if _entity_keys(doc, query) & set(row["members"]) and _counts_toward(doc, query):
                     picked.setdefault(doc.id, None)
                     break
     else:
@@ -259,6 +260,12 @@ def _examples(
         for doc in newest_first:
             picked.setdefault(doc.id, None)
     return list(picked)[:EXAMPLES_MAX]
+
+
+def _counts_toward(doc: Document, query: RankingQuery) -> bool:
+    """Whether the entry adds to the ranking's measure (names a CVE, closes a bug)."""
+    prefix = {"cves": "cve:", "bugs": "bug:"}.get(query.measure)
+    return prefix is None or any(e.startswith(prefix) for e in doc.entities)
 
 
 def _entity_keys(doc: Document, query: RankingQuery) -> set[str]:

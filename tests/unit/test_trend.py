@@ -307,6 +307,8 @@ def test_top_packages_by_cve_fixes_counts_distinct_ids(tmp_path, trend_spec):
     store = _store(tmp_path, RANKING_CORPUS)
     s = _trend(store, trend_spec, "which packages got the most CVE fixes in 2024?", date(2026, 12, 1))
     assert [(x["name"], x["current"]) for x in s["ranking"]["rows"]] == [("delta", 6), ("gamma", 1)]
+    # gamma's newest upload (1.4) fixes no CVE: its example is the one that does (1.1).
+    assert s["examples"] == ["deb:delta:2.3", "deb:gamma:1.1"]
     assert "Top 5 packages by distinct CVE ids fixed" in s["table"]
 
 
