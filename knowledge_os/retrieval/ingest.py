@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 256
 # Characters of a document's text that are embedded. multilingual-e5-small costs about
-# 1.4 ms per token per core here (benchmarks/bench_ingest.py), and a few changelog entries
+# 1.4 ms per token per core on a 2-core dev machine (no benchmark ships for it), and a few changelog entries
 # run to thousands of lines; the head of an entry names what changed. The whole text
 # stays in the full-text index, so exact and lexical matches see all of it.
 EMBED_MAX_CHARS = 512

@@ -32,3 +32,14 @@ def test_every_factory_lives_in_a_factory_module():
                  and re.search(r"^def make_(chat_model|embedder|vector_store|graph_store|episodic_memory|"
                                r"dead_letter_queue)\b", p.read_text(), re.M)]
     assert offenders == []
+
+
+def test_docstrings_and_comments_point_only_at_files_that_exist():
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"\b((?:tests|benchmarks|knowledge_os|scripts|configs)/[\w./-]+\.(?:py|yaml|md|json|jsonl|toml|sql|sh))\b")
+    missing = []
+    for path in [*sorted((root / "knowledge_os").rglob("*.py")), root / "README.md"]:
+        for ref in pattern.findall(path.read_text()):
+            if not (root / ref).exists():
+                missing.append(f"{path.relative_to(root)} -> {ref}")
+    assert missing == []
