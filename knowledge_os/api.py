@@ -348,10 +348,24 @@ class KnowledgeOS:
                              "persona": context.persona, "as_of": context.as_of},
                     error=f"{type(exc).__name__}: {exc}", stack=traceback.format_exc(),
                 )
+                self.services.metrics.observe_dead_letter("enqueued")
             finally:
                 await queue.close()
         except Exception as dlq_exc:  # never hide the original error
             logger.error("could not dead-letter the failed run: %s", dlq_exc)
+
+    async def arefresh_metrics(self) -> None:
+        """Read the gauges that live outside this process (letters on the dead-letter
+        queue, by status) into :attr:`services.metrics` before a scrape."""
+        from knowledge_os.memory.factory import make_dead_letter_queue
+        from knowledge_os.observability.metrics import DEAD_LETTER_STATUSES
+
+        queue = make_dead_letter_queue(self.settings)
+        try:
+            counts = {s: len(await queue.list(status=s, limit=1000)) for s in DEAD_LETTER_STATUSES}
+        finally:
+            await queue.close()
+        self.services.metrics.set_dead_letters(counts)
 
     def metrics_text(self) -> str:
         """Prometheus text exposition of this process's metrics (runs, latency, LLM calls,

@@ -64,6 +64,7 @@ class Services:
         self._channels: dict[str, str] | None = None
         self._examples: dict[str, np.ndarray] | None = None
         self._memory: EpisodicMemory | None = None
+        self._closed_answer_counts: dict[str, tuple[int, int]] = {}
         s = self.settings
         self.domains = DomainRegistry.from_dirs([s.builtin_domains_dir, *s.domains_dirs])
         self.router_cache: KeyedCache[dict] = KeyedCache(
@@ -142,7 +143,22 @@ class Services:
     def metrics(self) -> Metrics:
         from knowledge_os.observability.metrics import Metrics
 
-        return Metrics()
+        return Metrics(cache_stats=self.cache_stats)
+
+    def cache_stats(self) -> dict[str, tuple[int, int]]:
+        """Cache name -> (hits, misses) since this object was built: router, retrieval,
+        embedding, node, answer_exact, answer_near (the answer cache's counts survive
+        :meth:`close`)."""
+        stats = {c.name: (c.hits, c.misses) for c in (self.router_cache, self.retrieval_cache, self.embedding_cache)}
+        node = self.__dict__.get("node_cache")
+        stats["node"] = (getattr(node, "hits", 0), getattr(node, "misses", 0))
+        answers = self.__dict__.get("answer_cache")
+        for name in ("answer_exact", "answer_near"):
+            hits, misses = self._closed_answer_counts.get(name, (0, 0))
+            if answers is not None:
+                hits, misses = hits + answers.counts[name][0], misses + answers.counts[name][1]
+            stats[name] = (hits, misses)
+        return stats
 
     @functools.cached_property
     def node_cache(self) -> BaseCache:
@@ -219,6 +235,8 @@ class Services:
                     store.close()
                     if name not in self._injected:
                         setattr(self, f"_{name}", None)
+            if "answer_cache" in self.__dict__:
+                self._closed_answer_counts = {k: v for k, v in self.cache_stats().items() if k.startswith("answer_")}
             for name in ("docstore", "answer_cache"):
                 if name in self.__dict__:
                     self.__dict__.pop(name).close()

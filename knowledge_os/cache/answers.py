@@ -56,6 +56,12 @@ class AnswerCache:
         self._lock = threading.Lock()
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        # lookups by outcome (metrics: kos_cache_{hits,misses}_total{cache="answer_exact"|"answer_near"})
+        self.counts = {"answer_exact": [0, 0], "answer_near": [0, 0]}  # name -> [hits, misses]
+
+    def _count(self, name: str, hit: bool) -> None:
+        with self._lock:
+            self.counts[name][0 if hit else 1] += 1
 
     def get_exact(self, key: str) -> dict[str, Any] | None:
         """The result stored under ``key`` within the TTL, or None."""
@@ -64,6 +70,7 @@ class AnswerCache:
                 "SELECT result FROM answer_cache WHERE key = ? AND created_at >= ?",
                 (key, time.time() - self.ttl_s),
             ).fetchone()
+        self._count("answer_exact", row is not None)
         return orjson.loads(row[0]) if row else None
 
     def get_near(
@@ -96,6 +103,7 @@ class AnswerCache:
                 (scope, signature, time.time() - self.ttl_s),
             ).fetchall()
         if not rows:
+            self._count("answer_near", False)
             return None
         q = np.asarray(embed(), dtype=np.float32)
         best: tuple[str, float] | None = None
@@ -106,6 +114,7 @@ class AnswerCache:
             sim = float(vec @ q)
             if sim >= thresholds.get(domain, 1.01) and (best is None or sim > best[1]):
                 best = (result, sim)
+        self._count("answer_near", best is not None)
         return (orjson.loads(best[0]), best[1]) if best else None
 
     def put(

@@ -38,6 +38,8 @@ class BoundedMemoryCache(BaseCache[ValueT]):
         # (namespace, key) -> (serializer tag, bytes, expiry as Unix time or None)
         self._entries: OrderedDict[tuple[Namespace, str], tuple[str, bytes, float | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self.hits = 0  # keys found (metrics: kos_cache_hits_total{cache="node"})
+        self.misses = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -52,11 +54,14 @@ class BoundedMemoryCache(BaseCache[ValueT]):
                 full = (Namespace(ns), key)
                 entry = self._entries.get(full)
                 if entry is None:
+                    self.misses += 1
                     continue
                 tag, data, expiry = entry
                 if expiry is not None and now >= expiry:
                     del self._entries[full]
+                    self.misses += 1
                     continue
+                self.hits += 1
                 self._entries.move_to_end(full)
                 out[full] = self.serde.loads_typed((tag, data))
         return out

@@ -12,8 +12,12 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from knowledge_os.memory.base import DeadLetter, DeadLetterQueue
+
+if TYPE_CHECKING:
+    from knowledge_os.observability.metrics import Metrics
 
 __all__ = ["work_due"]
 
@@ -26,6 +30,7 @@ async def work_due(
     *,
     limit: int = 10,
     now: datetime | None = None,
+    metrics: Metrics | None = None,
 ) -> dict[str, int]:
     """Claim up to ``limit`` due letters and resume them one after another.
 
@@ -34,6 +39,7 @@ async def work_due(
         resume: Resumes one letter's run; raising means the attempt failed.
         limit: Most letters claimed, 1..1,000.
         now: Claim time (UTC); None = now. For tests and replays.
+        metrics: Counts reprocessed letters and permanent failures there, if given.
 
     Returns:
         Counts: ``{"claimed", "reprocessed", "rescheduled", "permanent_failure"}``.
@@ -52,6 +58,8 @@ async def work_due(
             updated = await queue.mark_failed(letter.id, error=error, stack=traceback.format_exc())
             key = "permanent_failure" if updated.status == "permanent_failure" else "rescheduled"
             counts[key] += 1
+            if metrics is not None and key == "permanent_failure":
+                metrics.observe_dead_letter("permanent_failure")
             logger.warning(
                 "dead letter %d (run %s) failed attempt %d: %s -> %s",
                 letter.id,
@@ -63,5 +71,7 @@ async def work_due(
         else:
             await queue.mark_reprocessed(letter.id)
             counts["reprocessed"] += 1
+            if metrics is not None:
+                metrics.observe_dead_letter("reprocessed")
             logger.info("dead letter %d (run %s) reprocessed", letter.id, letter.run_id)
     return counts

@@ -111,7 +111,8 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         route_method=route.get("method", "none"), status="ok" if quality.get("passed") else "low_quality",
         latency_s=latency_s, usage=usage, limits=limits,
         quality=quality.get("score"), timings_ms=manifest["timings_ms"],
-        cache_outcome="hit" if hit else "miss",
+        cache_outcome="hit" if hit else "miss", qos=route.get("qos"),
+        budgets_exceeded=[e.get("budget", "") for e in state.get("events") or [] if e.get("type") == "budget_exceeded"],
     )
     events = [EpisodicEvent(type="run_started", entity_type="run", entity_id=run,
                             metadata={"thread_id": thread_id, "query_hash": manifest["query_hash"]})]
@@ -131,6 +132,7 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     try:
         memory = await services.episodic_memory()
         await memory.record_many(events)
+        services.metrics.observe_events_written(len(events))
     except Exception as exc:  # memory must never lose the answer; the failure is logged
         logger.warning("episodic memory write failed: %s", exc)
     entry = {"run_id": run, "query": state["query"], "domain": state.get("domain"),

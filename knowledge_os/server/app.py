@@ -283,6 +283,10 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
 
     @app.get("/metrics", summary="Prometheus text exposition", response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
+        try:
+            await kos.arefresh_metrics()
+        except Exception as exc:  # a scrape still answers; the gauge keeps its last value
+            logger.warning("could not read the dead-letter queue for /metrics: %s", exc)
         return PlainTextResponse(kos.metrics_text(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     return app
