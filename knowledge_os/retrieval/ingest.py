@@ -42,7 +42,12 @@ _EDGE_TYPES = {"package": "ENTRY_OF", "channel": "ENTRY_OF", "cve": "FIXES", "bu
 
 @dataclass(slots=True)
 class IngestReport:
-    """What one ingest did. ``entries_per_s`` counts every document read."""
+    """What one ingest did. ``entries_per_s`` counts every document read.
+
+    ``new``, ``updated`` and ``unchanged`` split the documents read by their stored
+    content hash; ``removed`` counts stored documents of the ingest's scope that no file
+    yields any more (deleted from the vectors, the graph and the document store).
+    """
 
     files: int = 0
     files_failed: int = 0
