@@ -9,7 +9,8 @@ pub mod normalize;
 #[rustfmt::skip]
 pub mod tables;
 
-use pyo3::exceptions::PyUnicodeEncodeError;
+use pyo3::exceptions::{PyRuntimeError, PyUnicodeEncodeError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
@@ -66,9 +67,80 @@ fn surrogate_error(text: &Bound<'_, PyString>) -> PyErr {
     build().unwrap_or_else(|err| err)
 }
 
-fn hex_to_py<'py>(py: Python<'py>, hex: &[u8; 32]) -> Bound<'py, PyString> {
-    PyString::new(py, std::str::from_utf8(hex).expect("hex digits are ASCII"))
+/// A new compact ASCII `str` holding the 32 hex digits, written straight into its data:
+/// `PyString::new` would run them through the UTF-8 decoder first.
+fn hex_to_py<'py>(py: Python<'py>, hex: &[u8; 32]) -> PyResult<Bound<'py, PyString>> {
+    debug_assert!(hex.is_ascii());
+    // SAFETY: PyUnicode_New(32, 127) returns a new compact ASCII string (or null with an
+    // exception set), whose data is 32 writable one-byte units plus the terminating NUL
+    // it already holds; only ASCII bytes are written, as its kind promises.
+    unsafe {
+        let ptr = ffi::PyUnicode_New(32, 127);
+        if ptr.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let data = ffi::PyUnicode_DATA(ptr).cast::<u8>();
+        core::ptr::copy_nonoverlapping(hex.as_ptr(), data, hex.len());
+        Ok(Bound::from_owned_ptr(py, ptr).cast_into_unchecked::<PyString>())
+    }
 }
+
+/// normalize_and_hash on one `str`, the body of both entry points.
+fn hash_one<'py>(text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>> {
+    let py = text.py();
+    let Some(s) = utf8(text)? else {
+        return Err(surrogate_error(text));
+    };
+    let hex = if s.len() >= DETACH_MIN_BYTES {
+        py.detach(|| normalize::normalize_and_hash_hex(s))
+    } else {
+        normalize::normalize_and_hash_hex(s)
+    };
+    hex_to_py(py, &hex)
+}
+
+/// The `METH_O` C entry of `normalize_and_hash`: CPython passes the one positional argument
+/// as is, without the argument parser a `#[pyfunction]` goes through (about a third of a
+/// call on a 100-byte text). Panics become a Python `RuntimeError`, never an unwind into C.
+///
+/// # Safety
+///
+/// Called by CPython only, attached to the interpreter, `arg` a valid borrowed reference.
+unsafe extern "C" fn normalize_and_hash_meth_o(
+    _module: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls a METH_O function attached to the interpreter.
+    let py = unsafe { Python::assume_attached() };
+    let outcome = std::panic::catch_unwind(|| {
+        // SAFETY: `arg` is a valid borrowed reference for the duration of the call.
+        let arg = unsafe { Borrowed::from_ptr(py, arg) };
+        let text = arg.cast::<PyString>().map_err(PyErr::from)?;
+        hash_one(&text).map(Bound::into_ptr)
+    });
+    let err = match outcome {
+        Ok(Ok(ptr)) => return ptr,
+        Ok(Err(err)) => err,
+        Err(_) => PyRuntimeError::new_err("cache_normalizer.normalize_and_hash panicked"),
+    };
+    err.restore(py);
+    core::ptr::null_mut()
+}
+
+/// The method table entry of [`normalize_and_hash_meth_o`], static as CPython requires.
+struct MethodDef(ffi::PyMethodDef);
+// SAFETY: the definition is immutable, and its pointers point at static data.
+unsafe impl Sync for MethodDef {}
+
+static NORMALIZE_AND_HASH_DEF: MethodDef = MethodDef(ffi::PyMethodDef {
+    ml_name: c"normalize_and_hash".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer {
+        PyCFunction: normalize_and_hash_meth_o,
+    },
+    ml_flags: ffi::METH_O,
+    ml_doc: c"normalize_and_hash(text, /)\n--\n\nMD5 hex digest of normalize_text(text) in UTF-8."
+        .as_ptr(),
+});
 
 /// Python-identical text normalisation and MD5 cache keys, implemented in Rust.
 #[pymodule(name = "cache_normalizer")]
@@ -80,6 +152,21 @@ mod python {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("UNICODE_VERSION", tables::UNICODE_VERSION)?;
         m.add("PARALLEL_MIN_BYTES", normalize::PARALLEL_MIN_BYTES)?;
+        let py = m.py();
+        // SAFETY: the definition is static; the module and its name are valid objects;
+        // PyCFunction_NewEx returns a new reference or null with an exception set.
+        let name = m.name()?;
+        let function = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyCFunction_NewEx(
+                    (&raw const NORMALIZE_AND_HASH_DEF.0).cast_mut(),
+                    m.as_ptr(),
+                    name.as_ptr(),
+                ),
+            )?
+        };
+        m.add("normalize_and_hash", function)?;
         Ok(())
     }
 
@@ -96,20 +183,7 @@ mod python {
         }
     }
 
-    /// normalize_and_hash(text) -> str: MD5 hex digest of normalize_text(text) in UTF-8.
-    #[pyfunction]
-    fn normalize_and_hash<'py>(text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>> {
-        let py = text.py();
-        let Some(s) = utf8(text)? else {
-            return Err(surrogate_error(text));
-        };
-        let hex = if s.len() >= DETACH_MIN_BYTES {
-            py.detach(|| normalize::normalize_and_hash_hex(s))
-        } else {
-            normalize::normalize_and_hash_hex(s)
-        };
-        Ok(hex_to_py(py, &hex))
-    }
+    // normalize_and_hash is added in `init` as a METH_O function (normalize_and_hash_meth_o).
 
     /// normalize_and_hash_batch(texts) -> list[str]: normalize_and_hash of each text, in order.
     #[pyfunction]
@@ -135,6 +209,10 @@ mod python {
         } else {
             normalize::normalize_and_hash_hex_batch(&strs)
         };
-        PyList::new(py, hexes.iter().map(|hex| hex_to_py(py, hex)))
+        let out = hexes
+            .iter()
+            .map(|hex| hex_to_py(py, hex))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, out)
     }
 }
