@@ -157,6 +157,7 @@ class KnowledgeOS:
         self.settings = self.services.settings
         self._runner: asyncio.Runner | None = None  # the event loop of the synchronous methods
         self._saver: tuple[Any, Any] | None = None  # (context manager, checkpointer) on that loop
+        self._compiled: Any = None  # the graph compiled once, without a checkpointer
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -204,12 +205,18 @@ class KnowledgeOS:
         opened per call and closed after it: LangGraph's async savers are bound to a loop,
         and the SQLite one runs a non-daemon thread that would keep a script that never
         calls :meth:`close` from exiting.
+
+        The graph is compiled once per instance (compiling inspects every node's code,
+        tens of milliseconds) and each call gets a shallow copy bound to its checkpointer
+        (``Pregel.copy``, about 0.05 ms; benchmarks/bench_cache_pairs.py ``--latency``).
         """
         from knowledge_os.graph.builder import builder
         from knowledge_os.graph.checkpointer import open_checkpointer
 
         def compiled(saver: Any) -> Any:
-            return builder.compile(checkpointer=saver, cache=self.services.node_cache, name="knowledge_os")
+            if self._compiled is None:
+                self._compiled = builder.compile(cache=self.services.node_cache, name="knowledge_os")
+            return self._compiled.copy({"checkpointer": saver})
 
         if self.settings.storage.checkpointer == "postgres" and self._on_own_loop():
             if self._saver is None:

@@ -179,3 +179,34 @@ def test_a_script_that_never_calls_close_exits(tmp_path, corpus_dir):
     done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["deb:openssl:3.0.19-1~deb12u2", "True"]
+
+
+# -- issue 13: the graph is compiled once per instance, checkpoints stay durable -------------
+
+
+def test_runs_compile_the_graph_once_and_checkpoint_every_run(tmp_path, corpus_dir, monkeypatch):
+    from knowledge_os.graph import builder as builder_module
+
+    compiles: list[object] = []
+    original = builder_module.builder.compile
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        compiles.append(kwargs.get("checkpointer"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(builder_module.builder, "compile", counting)
+    kos, _ = recording_kos(tmp_path, corpus_dir)
+    first = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    second = kos.run("What changed in curl since March?", as_of=AS_OF, use_cache=False)
+    assert kos.get_thread(first.thread_id) is not None
+    assert len(compiles) == 1
+    kos.close()
+    # Each run's checkpoints are on disk: a new instance (a new process would be the same)
+    # reads both threads back.
+    other = KnowledgeOS(services=Services(Settings(home=tmp_path / ".kos"),
+                                          chat_model=FakeListChatModel(responses=[SUMMARY]),
+                                          embedder=HashEmbedder(), vector_store=MemoryVectorStore()))
+    for run in (first, second):
+        back = other.get_thread(run.thread_id)
+        assert back is not None and back.answer == run.answer
+    other.close()
