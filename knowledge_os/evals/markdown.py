@@ -80,8 +80,9 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         lines.append("")
     lines += _table(["suite", "cases", "errors", "time", "corpus"], [
         [name, str(s["cases"]), str(s["errors"]), _fmt(s["seconds"], "s"),
-         f"{s.get('corpus_source', 'slice')}: {s['documents']} documents (ingest {_fmt(s['ingest_seconds'], 's')})"
-         if s["documents"] is not None else "KOS_HOME"] for name, s in report["suites"].items()])
+         s.get("corpus_source", "KOS_HOME") + (
+             f": {s['documents']} documents (ingest {_fmt(s['ingest_seconds'], 's')})"
+             if s["documents"] is not None else "")] for name, s in report["suites"].items()])
     comparison = report.get("comparison") or {}
     for name, s in report["suites"].items():
         lines += [f"## {name}", ""]

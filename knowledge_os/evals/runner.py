@@ -44,6 +44,7 @@ __all__ = ["RESULTS_FILE", "SuiteRun", "Workspace", "find_suite", "read_results"
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.jsonl"
+CORPORA_FILE = "corpora.json"
 ProgressFn = Callable[[str, int, int, CaseRecord | None], None]
 """``on_progress(suite, done, total, record)``: record None when a suite starts."""
 
@@ -353,8 +354,6 @@ async def run_suite_cases(
     corpus = workspace.corpus(spec.corpus, kos_overrides)
     workdir = workspace.root / f"suite-{spec.name}"
     workdir.mkdir(exist_ok=True)
-    outcome.ingest_seconds, outcome.documents = corpus.ingest_seconds, corpus.documents
-    outcome.corpus_source = corpus.source
     cases = load_cases(spec, suite_file=file, doc_dir=corpus.doc_dir)
     keys = [f"{spec.name}/{c.id}/{sh}" for c in cases]
     todo = [(c, k) for c, k in zip(cases, keys, strict=True) if k not in done]
@@ -378,12 +377,24 @@ async def run_suite_cases(
                         on_progress(spec.name, len(cases) - len(todo) + n, len(cases), rec)
         finally:
             kos.close()
-    outcome.ingest_seconds, outcome.documents = corpus.ingest_seconds, corpus.documents
+    outcome.ingest_seconds, outcome.documents = _corpus_facts(run_dir, spec.name, corpus)
     outcome.corpus_source = corpus.source
     allrec = {**done, **fresh}
     outcome.records = [allrec[k] for k in keys]
     outcome.seconds = round(sum(r.get("elapsed_s", 0.0) for r in outcome.records), 3)
     return outcome
+
+
+def _corpus_facts(run_dir: Path, suite: str, corpus: _Corpus) -> tuple[float, int | None]:
+    """(ingest seconds, documents) of the suite's corpus slice, kept in ``corpora.json`` of
+    the run folder so a resumed run that ingested nothing still reports them."""
+    path = run_dir / CORPORA_FILE
+    facts = orjson.loads(path.read_bytes()) if path.is_file() else {}
+    if corpus.documents is not None:
+        facts[suite] = {"ingest_seconds": round(corpus.ingest_seconds, 3), "documents": corpus.documents}
+        path.write_bytes(orjson.dumps(facts, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    known = facts.get(suite) or {}
+    return known.get("ingest_seconds", 0.0), known.get("documents")
 
 
 @contextmanager

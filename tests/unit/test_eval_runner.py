@@ -236,6 +236,8 @@ def test_an_interrupted_run_keeps_its_records_and_resumes(tmp_path, suites):
     assert not (run_dir / "report.json").exists()
     resumed = run_suites([], run_dir=run_dir, resume=True, make_kos=Counter())
     assert resumed.report["suites"]["routing"]["cases"] == 3
+    again = run_suites([], run_dir=run_dir, resume=True, make_kos=Counter())  # nothing ingested this time
+    assert again.report["suites"]["routing"]["documents"] == resumed.report["suites"]["routing"]["documents"] == 5
     assert [r["id"] for r in resumed.suites[0].records] == ["r1", "r2", "r3"]
 
 
