@@ -63,7 +63,8 @@ _WORKER = textwrap.dedent(
 
 def _spawn(tmp_path: Path, role: str, n: int, seed: int) -> subprocess.Popen:
     script = tmp_path / "worker.py"
-    script.write_text(_WORKER)
+    if not script.exists():  # written once: rewriting it could hand a starting process an empty file
+        script.write_text(_WORKER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.Popen([sys.executable, str(script), role, str(tmp_path / "v"), str(n), str(seed)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
