@@ -69,12 +69,12 @@ def run_json(home: Path, question: str, *extra: str) -> dict:
 def test_json_shape(home: Path) -> None:
     r = run_json(home, "What changed in gzip in 2023?")
     assert set(r) == {"run_id", "thread_id", "domain", "route", "path", "answer", "citations", "quality",
-                      "usage", "manifest"}
+                      "usage", "manifest", "data_only", "answer_mode"}  # as README's `kos run --json`
     assert set(r["route"]) == {"domain", "method", "confidence"}
     # "what changed" is a digest pattern: the heuristics decide, above the LLM threshold (0.5)
     assert r["route"]["method"] == "heuristic" and r["route"]["confidence"] >= 0.5, r["route"]
     assert r["path"] in {"fast", "smart"}
-    assert set(r["quality"]) == {"score", "passed", "issues"}
+    assert set(r["quality"]) == {"score", "passed", "issues", "grounded"}
     assert set(r["usage"]) == {"llm_calls", "prompt_tokens", "completion_tokens", "steps", "latency_s"}
     for c in r["citations"]:
         assert set(c) == {"id", "title", "score", "metadata"}
