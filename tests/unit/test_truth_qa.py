@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from knowledge_os.domains.registry import load_domain_file
 from knowledge_os.errors import InputError
+from knowledge_os.evals.truth import build_cases
+from knowledge_os.evals.truth import qa as qa_module
 from knowledge_os.evals.truth.qa import (
     MEMBER,
     QA_DOMAIN_FILE,
@@ -21,11 +24,14 @@ from knowledge_os.evals.truth.qa import (
 )
 from knowledge_os.retrieval.sources import SourceFile, read_file
 
+RADIO = "Mark Hunter runs a pirate radio station."
 ROWS = [
-    {"question": "Who runs the radio station?", "answer": ["Mark", "Mark Hunter"], "passage": "Mark Hunter runs a pirate radio station."},
-    {"question": "Where is it?", "answer": ["In a basement"], "passage": "Mark Hunter runs a pirate radio station."},
-    {"question": "Who is Loki?", "answer": ["Laufey's son"], "passage": "Odin wages war on the Frost Giants led by Laufey."},
-    {"question": "What is the ship called?", "answer": ["The Nautilus"], "passage": "Captain Nemo sails the Nautilus under the sea."},
+    {"question": "Who runs the radio station?", "answer": ["Mark", "Mark Hunter"], "passage": RADIO},
+    {"question": "Where is it?", "answer": ["In a basement"], "passage": RADIO},
+    {"question": "Who is Loki?", "answer": ["Laufey's son"],
+     "passage": "Odin wages war on the Frost Giants led by Laufey."},
+    {"question": "What is the ship called?", "answer": ["The Nautilus"],
+     "passage": "Captain Nemo sails the Nautilus under the sea."},
 ]
 
 
@@ -87,3 +93,13 @@ def test_qa_domain_yaml_is_a_valid_domain() -> None:
     assert spec.name == "qa"
     assert spec.plans.fast == ("retrieve", "summarise")
     assert {c.rule for c in spec.checklist} >= {"citations_valid", "min_citations"}
+
+
+def test_qa_builder_needs_no_changelogs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import knowledge_os.evals.truth.qa as qa_module
+    (tmp_path / "cache").mkdir()
+    _wheel(tmp_path / "cache")
+    monkeypatch.setattr(qa_module, "DEFAULT_CACHE_DIR", tmp_path / "cache")
+    cases = build_cases("qa_narrativeqa", doc_dir=tmp_path / "no-such-doc-dir", as_of=date(2026, 11, 22),
+                        n=5, seed=2)
+    assert sorted(c["expected"]["doc_ids"][0] for c in cases) == ["jsonl:nqa-000", "jsonl:nqa-001", "jsonl:nqa-002"]
