@@ -4,7 +4,8 @@ Usage::
 
     python scripts/evals/sanity.py [--doc-dir /usr/share/doc] [--as-of 2026-12-01] [--n 200] [--seed 7]
 
-Prints the corpus size (entries kept, entries read, packages, CVE ids, bugs, problems),
+Prints the corpus size (entries kept, entries read, packages, CVE ids, bugs, problems,
+the changelogs' fingerprint),
 then one line per builder: cases, English/Russian split, seconds.
 """
 
@@ -30,7 +31,7 @@ def main() -> None:
     corpus = cached_corpus(args.doc_dir)
     print(f"corpus {args.doc_dir}: {len(corpus.entries)} entries kept of {len(corpus.all_entries)} read, "
           f"{len(corpus.by_package)} packages, {len(corpus.by_cve)} CVE ids, {len(corpus.by_bug)} bugs, "
-          f"{len(corpus.problems)} problems, {time.perf_counter() - t0:.1f} s")
+          f"{len(corpus.problems)} problems, fingerprint {corpus.fingerprint}, {time.perf_counter() - t0:.1f} s")
     print(f"as_of {args.as_of}, n {args.n}, seed {args.seed}")
     for name in BUILDERS:
         t0 = time.perf_counter()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_os.evals.truth import BUILDERS, build_cases, load_corpus
+from knowledge_os.evals.truth import BUILDERS, build_cases, cached_corpus, load_corpus
 from knowledge_os.evals.truth._common import is_yaml_example
 from knowledge_os.evals.truth.trends import rank
 from tests.conftest import CHANGELOGS, write_changelog
@@ -135,3 +135,11 @@ def test_unknown_builder_and_bad_n(doc: Path) -> None:
         build_cases("nope", doc_dir=doc, as_of=AS_OF, n=1, seed=1)
     with pytest.raises(ValueError, match="n must be"):
         build_cases("cve_lookup", doc_dir=doc, as_of=AS_OF, n=-1, seed=1)
+
+
+def test_cached_corpus_is_reparsed_when_the_changelogs_change(doc: Path) -> None:
+    before = cached_corpus(doc)
+    assert cached_corpus(doc) is before
+    write_changelog(doc, "newcomer", [_entry("0.1-1", "Mon, 01 Jan 2024 10:00:00 +0000", ["First upload"])])
+    after = cached_corpus(doc)
+    assert "newcomer" in after.by_package and "newcomer" not in before.by_package

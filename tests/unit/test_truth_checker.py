@@ -115,6 +115,8 @@ def test_ranking_rows_are_checked_against_that_package(corpus: TruthCorpus) -> N
     assert check(corpus, rows, [], THIS_YEAR)["ungrounded"] == []
     bad = rows.replace("openssl: 2 (1)", "openssl: 4 (1)")  # 4 is the corpus total, not openssl's
     assert check(corpus, bad, [], THIS_YEAR)["ungrounded"] == ["count 4 openssl"]
+    renamed = rows.replace("curl: 2 (0)", "libcurl4.0: 2 (0)")  # a package name the corpus lacks
+    assert check(corpus, renamed, [], THIS_YEAR)["ungrounded"] == ["package libcurl4.0"]
 
 
 def test_russian_rows_and_counts_that_do_not_span_lines(corpus: TruthCorpus) -> None:

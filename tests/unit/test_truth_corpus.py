@@ -102,3 +102,15 @@ def test_raw_gzip_of_conftest_format_round_trips(tmp_path: Path) -> None:
                                               "Mon, 01 Jan 2024 10:00:00 +0000", ["a", "b"])])
     assert gzip.decompress(path.read_bytes()).startswith(b"bar (0.1-1)")
     assert load_corpus(tmp_path).entries[0].lines == ("* a", "* b")
+
+
+def test_fingerprint_moves_when_a_package_is_installed_and_paths_pin_the_truth(tmp_path: Path) -> None:
+    entry = [("1-1", "unstable", "low", AUTHOR, "Mon, 01 Jan 2024 10:00:00 +0000", ["one"])]
+    first = write_changelog(tmp_path, "first", entry)
+    before = load_corpus(tmp_path)
+    assert before.fingerprint == load_corpus(tmp_path).fingerprint
+    write_changelog(tmp_path, "later", entry)  # installed after the home was ingested
+    assert load_corpus(tmp_path).fingerprint != before.fingerprint
+    pinned = load_corpus(tmp_path, paths=[first])
+    assert [e.package for e in pinned.entries] == ["first"]
+    assert pinned.fingerprint == before.fingerprint

@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from knowledge_os.evals.truth.corpus import DEFAULT_DOC_DIR, TruthCorpus, load_corpus
+from knowledge_os.evals.truth.corpus import DEFAULT_DOC_DIR, TruthCorpus, fingerprint, load_corpus
 from knowledge_os.evals.truth.digests import package_period
 from knowledge_os.evals.truth.lookups import bug_lookup, cve_lookup, free_text
 from knowledge_os.evals.truth.qa import qa_narrativeqa
@@ -57,13 +57,16 @@ NO_CORPUS = frozenset({"qa_narrativeqa"})
 
 
 @functools.lru_cache(maxsize=4)
-def _corpus_at(doc_dir: str) -> TruthCorpus:
+def _corpus_at(doc_dir: str, stamp: str) -> TruthCorpus:
+    del stamp  # part of the cache key only
     return load_corpus(Path(doc_dir))
 
 
 def cached_corpus(doc_dir: Path = DEFAULT_DOC_DIR) -> TruthCorpus:
-    """:func:`load_corpus`, parsed once per folder and process."""
-    return _corpus_at(str(Path(doc_dir).resolve()))
+    """:func:`load_corpus`, parsed once per folder and process while its changelogs stay
+    the same (keyed on their :func:`~knowledge_os.evals.truth.corpus.fingerprint`)."""
+    folder = Path(doc_dir).resolve()
+    return _corpus_at(str(folder), fingerprint(sorted(folder.glob("*/changelog.Debian.gz"))))
 
 
 def build_cases(name: str, *, doc_dir: Path = DEFAULT_DOC_DIR, as_of: date, n: int,

@@ -269,7 +269,9 @@ def _resolve(claims: list[Claim], corpus: TruthCorpus) -> list[Claim]:
     is no package of the corpus is prose ("the package description"); a word before an
     upstream-only version that is no package ("commit 2.74") leaves a bare version claim.
     A word before a version with a Debian revision ("nettle 3.4-2") stays a package. A
-    bare version also written with its package is one claim, not two."""
+    bare version also written with its package is one claim, not two. A figures row
+    whose label looks like a package name (lower-case, with a digit, ``+``, ``.`` or
+    ``-``) but is none ("libglib2.0: 3") adds a package claim."""
     out: list[Claim] = []
     paired = {c.token for c in claims if c.kind == "version" and c.package}
     for c in claims:
@@ -277,6 +279,12 @@ def _resolve(claims: list[Claim], corpus: TruthCorpus) -> list[Claim]:
             continue
         if c.kind == "version" and not c.package and c.token in paired:
             continue  # "openssl 3.0.19-1" and a listing's bare "3.0.19-1": one claim
+        label = c.unit.split(" (")[0].strip().lower()
+        if (c.kind == "count" and re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", label) and re.search(r"[\d+.-]", label)
+                and corpus.package_of(label) is None):
+            named = Claim("package", label, raw=label)  # a ranking row naming a package-like word
+            if named not in out:
+                out.append(named)
         if c.kind == "version" and c.package and corpus.package_of(c.package) is None and "-" not in c.token:
             c = Claim("version", c.token, raw=c.token)
         if c not in out:

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import email.utils
 import gzip
+import hashlib
 import logging
 import re
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -38,6 +40,7 @@ __all__ = [
     "TruthEntry",
     "closes_bugs",
     "cve_ids",
+    "fingerprint",
     "load_corpus",
     "parse_changelog",
 ]
@@ -175,10 +178,12 @@ class TruthCorpus:
         all_entries: Every parsed entry, repeats included (sum over files).
         aliases: Package folder name -> source package (``libssl3`` -> ``openssl``).
         problems: ``"<path>: <reason>"`` for each changelog that could not be read.
+        fingerprint: :func:`fingerprint` of the files read ("" when built from entries).
     """
 
     doc_dir: str
     entries: tuple[TruthEntry, ...]
+    fingerprint: str = ""
     all_entries: tuple[TruthEntry, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
@@ -193,7 +198,7 @@ class TruthCorpus:
     @classmethod
     def from_entries(cls, entries: list[TruthEntry], *, doc_dir: str = "",
                      aliases: dict[str, str] | None = None,
-                     problems: tuple[str, ...] = ()) -> TruthCorpus:
+                     problems: tuple[str, ...] = (), fingerprint: str = "") -> TruthCorpus:
         """Build the lookup tables from parsed entries (reading order, repeats allowed).
 
         ``by_package`` lists a package's kept entries newest first (entries without a
@@ -220,6 +225,7 @@ class TruthCorpus:
         return cls(
             doc_dir=doc_dir,
             entries=tuple(kept.values()),
+            fingerprint=fingerprint,
             all_entries=tuple(entries),
             aliases=dict(aliases or {}),
             problems=problems,
@@ -245,26 +251,55 @@ class TruthCorpus:
         return sorted(found, key=lambda e: (-e.when.timestamp(), e.doc_id))  # type: ignore[union-attr]
 
 
-def load_corpus(doc_dir: Path = DEFAULT_DOC_DIR) -> TruthCorpus:
-    """Parse every ``<doc_dir>/*/changelog.Debian.gz``.
+def _changelogs(doc_dir: Path) -> list[Path]:
+    return sorted(doc_dir.glob("*/changelog.Debian.gz"), key=str)
+
+
+def fingerprint(paths: Sequence[Path]) -> str:
+    """A short hash of the changelog files as they are now: sorted (folder name, size,
+    mtime in ns) of each. Equal fingerprints mean the same files, unchanged; compare the
+    fingerprint taken when a home was ingested with the one at eval time to tell a
+    corpus that moved (a package installed or upgraded) from one that did not.
+
+    Returns:
+        16 hex digits; a file that cannot be read counts with size and mtime -1.
+    """
+    h = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        try:
+            st = path.stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size = mtime = -1
+        h.update(f"{path.parent.name}\0{size}\0{mtime}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_corpus(doc_dir: Path = DEFAULT_DOC_DIR, *, paths: Sequence[Path] | None = None) -> TruthCorpus:
+    """Parse every ``<doc_dir>/*/changelog.Debian.gz`` (or exactly ``paths``).
 
     Args:
         doc_dir: A folder of package folders, as ``/usr/share/doc``.
+        paths: The changelog files to read instead of globbing ``doc_dir``: pass the
+            files a home was ingested from when the doc folder may have changed since
+            (a package installed later must not enter the truth).
 
     Returns:
-        The corpus. A file that cannot be read is listed in ``problems`` and skipped.
+        The corpus, with its :func:`fingerprint`. A file that cannot be read is listed
+        in ``problems`` and skipped.
 
     Raises:
-        FileNotFoundError: ``doc_dir`` is not a folder.
+        FileNotFoundError: ``doc_dir`` is not a folder (only checked without ``paths``).
     """
     doc_dir = Path(doc_dir)
-    if not doc_dir.is_dir():
+    if paths is None and not doc_dir.is_dir():
         raise FileNotFoundError(f"{doc_dir}: not a folder of package folders")
+    files = sorted((Path(p) for p in paths), key=str) if paths is not None else _changelogs(doc_dir)
     seen_files: set[Path] = set()
     entries: list[TruthEntry] = []
     aliases: dict[str, str] = {}
     problems: list[str] = []
-    for path in sorted(doc_dir.glob("*/changelog.Debian.gz"), key=str):
+    for path in files:
         real = path.resolve()
         try:
             parsed = parse_changelog(gzip.decompress(real.read_bytes()), path=str(path))
@@ -280,4 +315,4 @@ def load_corpus(doc_dir: Path = DEFAULT_DOC_DIR) -> TruthCorpus:
     if problems:
         logger.warning("%d changelog(s) could not be read under %s", len(problems), doc_dir)
     return TruthCorpus.from_entries(entries, doc_dir=str(doc_dir), aliases=aliases,
-                                    problems=tuple(problems))
+                                    problems=tuple(problems), fingerprint=fingerprint(files))
