@@ -229,6 +229,8 @@ def eval_(
         err.print(f"baseline written: {save_baseline}", highlight=False, markup=False)
     for line in report["gate"]["failures"] + report["gate"]["regressions"]:
         err.print(f"gate: {line}", highlight=False, markup=False)
+    for line in report["gate"].get("notes", []):
+        err.print(f"note: {line}", highlight=False, markup=False)
     if gate and not result.passed:
         raise typer.Exit(1)
 

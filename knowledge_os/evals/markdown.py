@@ -76,7 +76,9 @@ def render_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         lines.append(f"- threshold failed: {f}")
     for r in gate["regressions"]:
         lines.append(f"- regression: {r}")
-    if gate["failures"] or gate["regressions"]:
+    for n in gate.get("notes", ()):
+        lines.append(f"- note: {n}")
+    if gate["failures"] or gate["regressions"] or gate.get("notes"):
         lines.append("")
     lines += _table(["suite", "cases", "errors", "time", "corpus"], [
         [name, str(s["cases"]), str(s["errors"]), _fmt(s["seconds"], "s"),

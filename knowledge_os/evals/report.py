@@ -9,11 +9,12 @@ plots; comparison against a baseline report and the gate.
                        "metrics": {name: value}, "thresholds": {name: {"min", "max", "ok"}},
                        "tolerances": {name: t}, "ungated": [name], "failures": [...]}},
      "comparison": {suite: {metric: {"baseline", "current", "delta", "tolerance", "regressed"}}},
-     "gate": {"ok": bool, "failures": [str], "regressions": [str]}}
+     "gate": {"ok": bool, "failures": [str], "regressions": [str], "notes": [str]}}
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -66,6 +67,7 @@ def suite_figures(run: SuiteRun) -> dict[str, Any]:
         "file": run.file.name, "description": spec.description,
         "settings": spec.settings.model_dump(mode="json"), "corpus": spec.corpus.model_dump(mode="json"),
         "settings_hash": spec.settings_hash(), "cases": len(run.records), "errors": errors,
+        "cases_hash": _cases_hash(run),
         "seconds": run.seconds, "ingest_seconds": round(run.ingest_seconds, 3), "documents": run.documents,
         "corpus_source": run.corpus_source,
         "metrics": metrics, "thresholds": thresholds,
@@ -74,6 +76,14 @@ def suite_figures(run: SuiteRun) -> dict[str, Any]:
         "failures": failures,
         "examples": _examples(run),
     }
+
+
+def _cases_hash(run: SuiteRun) -> str:
+    """12 hex digits over the cases' ids, queries and expectations: a baseline made from
+    other cases (a builder or case file changed) is not comparable figure by figure."""
+    blob = orjson.dumps([[r["id"], r.get("query"), r.get("expected")] for r in run.records],
+                        option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:12]
 
 
 def _examples(run: SuiteRun, limit: int = 10) -> list[dict[str, Any]]:
@@ -119,15 +129,20 @@ def build_report(runs: Sequence[SuiteRun], *, run_dir: Path, baseline: dict[str,
     }
     failures = [f for s in report["suites"].values() for f in s["failures"]]
     regressions: list[str] = []
+    notes: list[str] = []
     if baseline is not None:
         report["comparison"] = compare(report, baseline)
         for suite, rows in report["comparison"].items():
             ungated = set(report["suites"][suite]["ungated"])
+            base_hash = ((baseline.get("suites") or {}).get(suite) or {}).get("cases_hash")
+            if base_hash and base_hash != report["suites"][suite]["cases_hash"]:
+                notes.append(f"{suite}: the cases differ from the baseline's (refresh it with --save-baseline)")
             for metric, row in rows.items():
                 if row["regressed"] and metric not in ungated:
                     regressions.append(f"{suite}: {metric} {row['baseline']} -> {row['current']} "
                                        f"(tolerance {row['tolerance']})")
-    report["gate"] = {"ok": not failures and not regressions, "failures": failures, "regressions": regressions}
+    report["gate"] = {"ok": not failures and not regressions, "failures": failures, "regressions": regressions,
+                      "notes": notes}
     return report
 
 

@@ -161,6 +161,12 @@ def test_baseline_regression_fails_the_gate(tmp_path, suites):
     same = run_suites(suites[:1], run_dir=tmp_path / "c", baseline=tmp_path / "a" / "report.json",
                       make_kos=Counter())
     assert same.passed and not any(r["regressed"] for r in same.report["comparison"]["routing"].values())
+    assert same.report["gate"]["notes"] == []
+    baseline["suites"]["routing"]["cases_hash"] = "0" * 12  # the baseline was made from other cases
+    path.write_bytes(orjson.dumps(baseline))
+    third = run_suites(suites[:1], run_dir=tmp_path / "d", baseline=path, make_kos=Counter())
+    assert third.report["gate"]["notes"] == [
+        "routing: the cases differ from the baseline's (refresh it with --save-baseline)"]
 
 
 def test_a_failed_threshold_fails_the_gate_unless_ungated(tmp_path, corpus_dir):
