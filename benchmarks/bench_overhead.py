@@ -3,7 +3,14 @@
 Both graphs have the same nodes and edges and the same checkpointer (AsyncSqliteSaver in
 a temporary folder). Ours runs its real node code (async, as the bare graph's) with the LLM replaced by a fake that
 answers at once and retrieval by a stub that returns 10 fixed documents; the bare graph's
-nodes return small state updates and do nothing else. Goal (main-job issue): <= 1.5x.
+nodes return small state updates and do nothing else. Goal: <= 1.2x (issue 13; the
+main-job issue's was 1.5x).
+
+Each run is timed twice: wall time, and CPU time of the whole process
+(``time.process_time``, the checkpointer's and the worker threads' included). On a shared
+machine wall time is mostly waiting for a core (each checkpoint write and each sync node
+is a hand-off to another thread), which both graphs pay alike and which hides the
+difference; CPU time is the work each graph makes. The load average is printed.
 
     .venv/bin/python benchmarks/bench_overhead.py [--runs 200]
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -82,16 +90,17 @@ def bare_graph() -> StateGraph:
     return g
 
 
-async def timed_runs(graph: Any, runs: int, context: Context | None) -> list[float]:
+async def timed_runs(graph: Any, runs: int, context: Context | None) -> list[tuple[float, float]]:
+    """``(wall ms, process CPU ms)`` of each of ``runs`` runs on new threads."""
     out = []
     for i in range(runs):
         cfg = {"configurable": {"thread_id": f"t{time.perf_counter_ns()}-{i}"}}
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         if context is None:
             await graph.ainvoke({"query": "What changed in pkg since March?"}, config=cfg)
         else:
             await graph.ainvoke({"query": "What changed in pkg since March?"}, config=cfg, context=context)
-        out.append((time.perf_counter() - t) * 1000)
+        out.append(((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000))
     return out
 
 
@@ -111,18 +120,22 @@ async def main_async(runs: int) -> None:
             bare = bare_graph().compile(checkpointer=saver_b)
             await timed_runs(ours, 10, context)
             await timed_runs(bare, 10, None)
-            a: list[float] = []
-            b: list[float] = []
+            a: list[tuple[float, float]] = []
+            b: list[tuple[float, float]] = []
             for _ in range(runs):  # interleaved, so load on the machine hits both alike
                 a += await timed_runs(ours, 1, context)
                 b += await timed_runs(bare, 1, None)
         services.close()
-    pa, pb = statistics.median(a), statistics.median(b)
-    qa, qb = sorted(a)[int(0.95 * runs)], sorted(b)[int(0.95 * runs)]
-    print(f"{'graph':24} {'p50 ms':>8} {'p95 ms':>8}")
-    print(f"{'knowledge_os (stubbed)':24} {pa:8.2f} {qa:8.2f}")
-    print(f"{'bare langgraph':24} {pb:8.2f} {qb:8.2f}")
-    print(f"{'ratio':24} {pa / pb:8.2f}x {qa / qb:7.2f}x   (goal <= 1.5x)")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{'graph':24} {'wall p50':>9} {'wall p95':>9} {'CPU p50':>9} {'CPU p95':>9}  (ms)")
+    rows = {}
+    for name, times in (("knowledge_os (stubbed)", a), ("bare langgraph", b)):
+        cols = [sorted(t[k] for t in times) for k in (0, 1)]
+        rows[name] = [(statistics.median(c), c[int(0.95 * runs)]) for c in cols]
+        print(f"{name:24} " + " ".join(f"{p50:9.2f} {p95:9.2f}" for p50, p95 in rows[name]))
+    ours_r, bare_r = rows["knowledge_os (stubbed)"], rows["bare langgraph"]
+    ratios = [ours_r[k][j] / bare_r[k][j] for k in (0, 1) for j in (0, 1)]
+    print(f"{'ratio':24} " + " ".join(f"{r:8.2f}x" for r in ratios) + "   (goal <= 1.2x)")
 
 
 def main() -> None:
