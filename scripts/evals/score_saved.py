@@ -10,7 +10,7 @@ independent checker and metrics. Usage::
     # 2. answers from a build (run with that build first on PYTHONPATH)
     python scripts/evals/score_saved.py answer cases.jsonl answers.jsonl --as-of 2026-12-01
     # 3. the figures (run with this build)
-    python scripts/evals/score_saved.py score cases.jsonl answers.jsonl [more.jsonl ...]
+    python scripts/evals/score_saved.py score cases.jsonl answers.jsonl [more.jsonl ...] [--doc-dir DIR]
 
 ``answer`` appends one ``{"id", "result" | "error", "seconds"}`` line per case and skips the
 cases already in the file, so an interrupted run continues. ``score`` prints one column per
@@ -97,7 +97,7 @@ def _score(args: argparse.Namespace) -> None:
     from knowledge_os.evals import metrics
     from knowledge_os.evals.truth import cached_corpus, check_answer
 
-    corpus = cached_corpus()
+    corpus = cached_corpus(args.doc_dir)
 
     def check(answer: str, *, cited_ids: list[str], question: dict[str, Any]) -> dict[str, Any]:
         return check_answer(answer, cited_ids=cited_ids, corpus=corpus, question=question)
@@ -151,6 +151,8 @@ def main() -> None:
     s = sub.add_parser("score")
     s.add_argument("cases", type=Path)
     s.add_argument("answers", type=Path, nargs="+")
+    s.add_argument("--doc-dir", type=Path, default=Path("/usr/share/doc"),
+                   help="changelogs the truth is parsed from: the folder the answers' corpus was ingested from")
     args = ap.parse_args()
     {"cases": _cases, "answer": _answer, "score": _score}[args.cmd](args)
 
