@@ -58,10 +58,13 @@ _RU_MONTH_STEMS = ("январ", "феврал", "март", "апрел", "ма
 
 def query_terms(text: str) -> frozenset[str]:
     """The question's content terms: lower-case word prefixes of up to 5 characters, from
-    words of 3+ characters that are not question, framing or month words (EN and RU)."""
+    words of 3+ characters that are not question, framing or month words (EN and RU) nor
+    all digits: a year belongs to the date filter ("since September 2025" must keep the
+    2026 uploads) and an id to exact matching."""
     words = (w.lower() for w in _WORD.findall(text))
     return frozenset(w[:_STEM] for w in words
-                     if len(w) >= 3 and w not in _STOP and w not in _MONTHS and not w.startswith(_RU_MONTH_STEMS))
+                     if len(w) >= 3 and not w.isdigit() and w not in _STOP and w not in _MONTHS
+                     and not w.startswith(_RU_MONTH_STEMS))
 
 
 def _doc_terms(doc: dict[str, Any]) -> frozenset[str]:

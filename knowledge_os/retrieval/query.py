@@ -54,9 +54,11 @@ class DateRange:
     label: str
 
     def describe(self) -> str:
+        """``"YYYY-MM-DD .. YYYY-MM-DD"``, both days inclusive (the range is half-open, so
+        the last day shown is the one before ``ts_to``)."""
         fmt = lambda ts: datetime.fromtimestamp(ts, UTC).date().isoformat()  # noqa: E731
         start = fmt(self.ts_from) if self.ts_from is not None else "the beginning"
-        end = fmt(self.ts_to) if self.ts_to is not None else "now"
+        end = fmt(self.ts_to - 86400) if self.ts_to is not None else "now"
         return f"{start} .. {end}"
 
 

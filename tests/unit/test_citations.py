@@ -63,3 +63,15 @@ def test_bearing_keeps_exact_matches_and_falls_back_to_ties_without_shared_terms
     assert [d["id"] for d in bearing(docs, "Где дельта?")] == ["a", "b", "c"]
     assert [d["id"] for d in bearing(docs, "tell me about delta")] == ["c", "d"]
     assert bearing([], "x") == []
+
+
+def test_a_year_in_the_question_is_the_date_filters_business_not_a_term() -> None:
+    # "since September 2025": the 2026 uploads do not contain "2025" and must stay cited
+    assert query_terms("What changed in openssl since September 2025?") == {"opens"}
+    docs = [{"id": f"deb:openssl:{v}", "score": 0.03, "sources": ["vector", "lexical"], "title": f"openssl {v}",
+             "channel": "openssl", "date": d, "text": f"openssl ({v}) bookworm; urgency=medium\n* {body}"}
+            for v, d, body in [("3.0.19-1~deb12u2", "2026-04-03", "CVE-2026-28387"),
+                               ("3.0.19-1~deb12u1", "2026-02-22", "Import 3.0.19"),
+                               ("3.0.18-1~deb12u1", "2025-11-01", "Import 3.0.18 (2025)")]]
+    kept = [d["id"] for d in bearing(docs, "What changed in openssl since September 2025?")]
+    assert kept == [d["id"] for d in docs]

@@ -68,3 +68,14 @@ def test_filter_respects_flags() -> None:
     assert a.to_filter().channels == ("openssl",)
     assert a.to_filter(with_dates=False).ts_from is None
     assert a.to_filter(with_packages=False).channels is None
+
+
+def test_describe_shows_both_days_inclusive() -> None:
+    from datetime import date
+
+    from knowledge_os.retrieval.query import parse_date_range
+
+    this_year = parse_date_range("What changed this year?", date(2026, 12, 1))
+    assert this_year is not None and this_year.describe() == "2026-01-01 .. 2026-12-01"
+    in_2020 = parse_date_range("in 2020", date(2026, 12, 1))
+    assert in_2020 is not None and in_2020.describe() == "2020-01-01 .. 2020-12-31"
