@@ -45,7 +45,7 @@ LangGraph copies scalar ``config["metadata"]`` entries into every checkpoint it 
 def _run_config(thread_id: str, context: Context) -> dict[str, Any]:
     """The LangGraph config of a run: its thread and its context as checkpoint metadata."""
     values = {"domain": context.domain, "path": context.path, "persona": context.persona,
-              "as_of": context.as_of, "use_cache": context.use_cache, "loops": context.loops}
+              "as_of": context.as_of, "use_cache": context.use_cache, "loops": context.loops, "qos": context.qos}
     return {"configurable": {"thread_id": thread_id},
             "metadata": {CONTEXT_METADATA_KEY: orjson.dumps(values).decode()}}
 
@@ -228,7 +228,11 @@ class KnowledgeOS:
             yield compiled(saver)
 
     def _context(self, domain: str | None, path: str | None, persona: str | None,
-                 as_of: date | str | None, use_cache: bool, loops: bool = True) -> Context:
+                 as_of: date | str | None, use_cache: bool, loops: bool = True,
+                 qos: str | None = None) -> Context:
+        from knowledge_os.qos import check_qos
+
+        check_qos(qos)
         if domain is not None:
             self.services.domains.get(domain)  # UnknownNameError lists the domains
         if path not in (None, "fast", "smart"):
@@ -241,7 +245,7 @@ class KnowledgeOS:
         except ValueError as exc:
             raise InputError(f"as_of must be an ISO date (YYYY-MM-DD), got {day!r}") from exc
         return Context(domain=domain, path=path, persona=persona, as_of=day, use_cache=use_cache,
-                       loops=loops, services=self.services)
+                       loops=loops, qos=qos, services=self.services)
 
     @staticmethod
     def _check_query(query: str) -> str:
@@ -253,20 +257,23 @@ class KnowledgeOS:
         self, query: str, *, thread_id: str | None = None, domain: str | None = None,
         path: Literal["fast", "smart"] | None = None, persona: str | None = None,
         as_of: date | str | None = None, use_cache: bool = True, loops: bool = True,
+        qos: Literal["interactive", "standard", "thorough"] | None = None,
     ) -> RunResult:
         """Answer a question (async). A new thread unless ``thread_id`` continues one.
 
         ``loops=False`` makes the first draft final (no correct, no replan, no data-only
         substitution; verify still scores it) for measuring what the loops add.
+        ``qos`` asks for a QoS level (its budgets bound the run; knowledge_os/qos.py);
+        None lets the router pick one.
 
         Raises:
-            InputError: empty query, bad ``path`` or ``as_of``.
+            InputError: empty query, bad ``path``, ``as_of`` or ``qos``.
             UnknownNameError: unknown ``domain``.
         On any other failure the run is put on the dead-letter queue with its thread id
         and last checkpoint (so ``kos dlq work`` can resume it), then the error is raised.
         """
         query = self._check_query(query)
-        context = self._context(domain, path, persona, as_of, use_cache, loops)
+        context = self._context(domain, path, persona, as_of, use_cache, loops, qos)
         thread_id = thread_id or str(uuid.uuid4())
         config = _run_config(thread_id, context)
         async with self._graph() as graph:
@@ -288,10 +295,11 @@ class KnowledgeOS:
         self, query: str, *, thread_id: str | None = None, domain: str | None = None,
         path: Literal["fast", "smart"] | None = None, persona: str | None = None,
         as_of: date | str | None = None, use_cache: bool = True,
+        qos: Literal["interactive", "standard", "thorough"] | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Yield ``(node_name, state_update)`` as each node finishes."""
+        """Yield ``(node_name, state_update)`` as each node finishes (arguments as :meth:`arun`)."""
         query = self._check_query(query)
-        context = self._context(domain, path, persona, as_of, use_cache)
+        context = self._context(domain, path, persona, as_of, use_cache, qos=qos)
         config = _run_config(thread_id or str(uuid.uuid4()), context)
         async with self._graph() as graph:
             async for chunk in graph.astream({"query": query}, config=config, context=context,

@@ -95,9 +95,13 @@ def run(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Today's date for 'since March' (YYYY-MM-DD).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Skip the answer cache.")] = False,
     no_loops: Annotated[bool, typer.Option("--no-loops", help="First draft is final (no correct, no replan).")] = False,
+    qos: Annotated[Optional[str], typer.Option("--qos", help="QoS level: interactive, standard or thorough.")] = None,
 ) -> None:
     """Answer a question with citations."""
     try:
+        from knowledge_os.qos import check_qos
+
+        check_qos(qos)  # before any store or event loop is opened
         kos = _kos()
         if question is None:
             if thread is None:
@@ -109,7 +113,7 @@ def run(
                 raise InputError(f"thread {thread!r} has no finished run")
         else:
             result = kos.run(question, thread_id=thread, domain=domain, path=path, persona=persona,
-                             as_of=as_of, use_cache=not no_cache, loops=not no_loops)
+                             as_of=as_of, use_cache=not no_cache, loops=not no_loops, qos=qos)
         kos.close()
     except KnowledgeOSError as exc:
         _fail(exc)

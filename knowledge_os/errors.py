@@ -122,7 +122,8 @@ class BudgetExceededError(KnowledgeOSError):
     """A per-request budget ran out.
 
     Attributes:
-        budget: Which budget: ``"llm_calls"``, ``"tokens"`` or ``"steps"``.
+        budget: Which budget: ``"llm_calls"``, ``"tokens"``, ``"steps"`` or ``"wall_time"``
+            (a QoS level's ``max_wall_s``, knowledge_os/qos.py).
         limit: The configured limit.
     """
 

@@ -28,6 +28,8 @@ __all__ = [
     "GraphSettings",
     "LLMSettings",
     "PostgresSettings",
+    "QoSLevelSettings",
+    "QoSSettings",
     "RouterSettings",
     "ServerSettings",
     "Settings",
@@ -223,6 +225,32 @@ class BudgetSettings(_Section):
     max_steps: int = Field(default=16, ge=1)
 
 
+class QoSLevelSettings(_Section):
+    """The budgets of one QoS level; a run gets the smaller of these and its domain's."""
+
+    max_llm_calls: int = Field(ge=1)
+    max_tokens: int = Field(ge=256)
+    max_steps: int = Field(ge=1)
+    max_wall_s: float = Field(gt=0, description="Wall time from the run's first node, seconds.")
+
+
+class QoSSettings(_Section):
+    """QoS levels (knowledge_os/qos.py). interactive: the seed's Fast Path KPIs (p95 < 5 s,
+    < 3 LLM calls, p95 tokens < 8k, p95 steps <= 4 agent steps; here a step is a node, and
+    a Fast Path run takes 10); thorough: the Smart Path."""
+
+    interactive: QoSLevelSettings = QoSLevelSettings(max_llm_calls=3, max_tokens=8000, max_steps=16, max_wall_s=10)
+    standard: QoSLevelSettings = QoSLevelSettings(max_llm_calls=6, max_tokens=12000, max_steps=16, max_wall_s=30)
+    thorough: QoSLevelSettings = QoSLevelSettings(max_llm_calls=8, max_tokens=16000, max_steps=24, max_wall_s=120)
+    standard_min_words: int = Field(default=8, ge=1, description="Fast Path questions this long get standard.")
+    smart_path_min_llm_calls: int = Field(
+        default=4, ge=1, description="A level with fewer LLM calls cannot take the Smart Path (falls back to "
+        "Fast): two drafts, a correction and a router call.")
+    smart_path_min_steps: int = Field(
+        default=14, ge=1, description="A level with fewer steps cannot take the Smart Path (falls back to Fast); "
+        "a Smart Path run took 11 nodes and a Fast Path one 10 (unit-test corpus, fake model).")
+
+
 class ServerSettings(_Section):
     """``kos serve``: where it listens, how many runs at once, how long shutdown waits."""
 
@@ -271,6 +299,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     budgets: BudgetSettings = BudgetSettings()
     server: ServerSettings = ServerSettings()
+    qos: QoSSettings = QoSSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -30,7 +30,7 @@ def route_after_rank(
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
     usage = state.get("usage") or {}
-    budget = budget_for(services, spec)
+    budget = budget_for(services, spec, state)
     steps_left = budget.max_steps - usage.get("steps", 0)
     if not state.get("documents") and state.get("replans", 0) < spec.plans.max_replans and steps_left >= 5:
         return "plan"  # nothing retrieved: broaden once (drop the dates, then the packages)

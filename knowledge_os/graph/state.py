@@ -121,8 +121,12 @@ class RouteDecision(TypedDict):
     """0..1: heuristic margin ``(top - second) / top``, or the LLM pick's share."""
     path: NotRequired[Literal["fast", "smart"]]
     """Fast or Smart Path."""
-    qos: NotRequired[Literal["interactive", "thorough"] | None]
-    """QoS level that goes with the path."""
+    qos: NotRequired[Literal["interactive", "standard", "thorough"] | None]
+    """QoS level whose budgets bound the run (knowledge_os/qos.py)."""
+    qos_method: NotRequired[Literal["router", "asked"]]
+    """Who chose the level: the router, or the caller (``Context.qos``)."""
+    qos_fallback: NotRequired[str]
+    """Set when a Smart Path run fell back to the Fast Path to fit its level: why."""
     scores: NotRequired[dict[str, float]]
     """Heuristic score per domain (>= 0); empty when forced."""
 
@@ -415,6 +419,7 @@ class Context:
         persona: Who the answer is for; injected into synthesis prompts and cache keys.
         as_of: "Today" as an ISO date for relative dates ("since March"); default: today (UTC).
         use_cache: Read and write the answer cache.
+        qos: QoS level asked for (interactive, standard, thorough); None: the router picks.
         loops: Run the self-improvement loops (``correct``, replans, the data-only
             substitution of an ungrounded draft). False makes the first draft final,
             still verified and scored, for measuring what the loops add; such a run
@@ -432,4 +437,5 @@ class Context:
     as_of: str | None = None
     use_cache: bool = True
     loops: bool = True
+    qos: Literal["interactive", "standard", "thorough"] | None = None
     services: SkipJsonSchema[Services | None] = field(default=None, repr=False)

@@ -8,6 +8,7 @@ Nodes catch it, fall back to work without the LLM, and record ``budget_exceeded`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing_extensions import TypedDict
@@ -45,11 +46,19 @@ def add_usage(*parts: Mapping[str, int]) -> dict[str, int]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Budget:
-    """Limits for one request (settings, overridden per domain YAML)."""
+    """Limits for one request (settings, overridden per domain YAML, capped by the QoS level).
+
+    Attributes:
+        deadline: Unix time after which no LLM call or step starts (the QoS level's
+            ``max_wall_s`` from the run's start); None: no wall-time limit.
+        max_wall_s: That limit in seconds, for messages and manifests (0: none).
+    """
 
     max_llm_calls: int
     max_tokens: int
     max_steps: int
+    deadline: float | None = None
+    max_wall_s: float = 0
 
     def check(self, usage: Mapping[str, int], *, next_call: bool = False, next_step: bool = False) -> None:
         """Raise BudgetExceededError if ``usage`` (plus the next call/step) passes a limit."""
@@ -60,3 +69,5 @@ class Budget:
             raise BudgetExceededError("tokens", self.max_tokens)
         if next_step and usage.get("steps", 0) + 1 > self.max_steps:
             raise BudgetExceededError("steps", self.max_steps)
+        if (next_call or next_step) and self.deadline is not None and time.time() > self.deadline:
+            raise BudgetExceededError("wall_time", int(self.max_wall_s))

@@ -39,15 +39,24 @@ def as_of(runtime: Runtime[Context] | None) -> date:
     return datetime.now(UTC).date()
 
 
-def budget_for(services: Services, spec: DomainSpec | None) -> Budget:
-    """Settings' budgets, overridden by the domain YAML where it sets them."""
+def budget_for(services: Services, spec: DomainSpec | None, state: State | None = None) -> Budget:
+    """Settings' budgets, overridden by the domain YAML where it sets them, then capped
+    by the run's QoS level (``state["route"]["qos"]``; knowledge_os/qos.py): the smaller
+    limit wins, and the level's ``max_wall_s`` from ``state["started_at"]`` is the deadline."""
+    from knowledge_os.qos import level_settings
+
     b = services.settings.budgets
     d = spec.budgets if spec is not None else None
-    return Budget(
-        max_llm_calls=(d.max_llm_calls if d and d.max_llm_calls else b.max_llm_calls),
-        max_tokens=(d.max_tokens if d and d.max_tokens else b.max_tokens),
-        max_steps=(d.max_steps if d and d.max_steps else b.max_steps),
-    )
+    calls = d.max_llm_calls if d and d.max_llm_calls else b.max_llm_calls
+    tokens = d.max_tokens if d and d.max_tokens else b.max_tokens
+    steps = d.max_steps if d and d.max_steps else b.max_steps
+    level = level_settings(services.settings, ((state or {}).get("route") or {}).get("qos"))
+    if level is None:
+        return Budget(max_llm_calls=calls, max_tokens=tokens, max_steps=steps)
+    started = (state or {}).get("started_at")
+    return Budget(max_llm_calls=min(calls, level.max_llm_calls), max_tokens=min(tokens, level.max_tokens),
+                  max_steps=min(steps, level.max_steps), max_wall_s=level.max_wall_s,
+                  deadline=started + level.max_wall_s if started else None)
 
 
 def analysis_from_state(state: State) -> QueryAnalysis:

@@ -33,7 +33,7 @@ def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
         spec=spec,
         analysis=analysis_from_state(state),
         as_of=as_of(runtime),
-        budget=budget_for(services, spec),
+        budget=budget_for(services, spec, state),
         usage=dict(state.get("usage", {})),
         persona=runtime.context.persona if runtime.context else None,
         broaden=(state.get("plan") or {}).get("broaden", 0),

@@ -97,7 +97,7 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     services = services_of(runtime)
     thread_id = (get_config().get("configurable") or {}).get("thread_id")
     spec = services.domains.get(state["domain"]) if state.get("domain") in services.domains else None
-    b = budget_for(services, spec)
+    b = budget_for(services, spec, state)
     limits = {"llm_calls": b.max_llm_calls, "tokens": b.max_tokens, "steps": b.max_steps}
     manifest = build_manifest(state, thread_id=thread_id, services=services, limits=limits)
     run = state["run_id"]

@@ -69,6 +69,7 @@ from knowledge_os.errors import BackendError, BudgetExceededError
 from knowledge_os.graph.state import Context, State
 from knowledge_os.llm.calls import call_llm, parse_json_reply
 from knowledge_os.nodes._common import analysis_from_state, budget_for, services_of, timed
+from knowledge_os.qos import choose_qos
 from knowledge_os.services import Services
 
 __all__ = [
@@ -288,6 +289,9 @@ def route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         path = "smart"
     else:
         path = "fast"
-    decision = {**decision, "path": path, "qos": "thorough" if path == "smart" else "interactive"}
+    decision = {**decision, **choose_qos(settings=services.settings, query=state["query"], path=path,  # QoS: serve
+                                         important=spec.important, asked=ctx.qos if ctx else None,
+                                         path_forced=bool(ctx and ctx.path))}
+    path = decision["path"]
     return {"route": decision, "domain": spec.name, "path": path, "usage": usage, "events": events}
 

@@ -15,7 +15,7 @@ smart_path_latency_seconds         kos_smart_path_latency_seconds (histogram)   
 llm_calls_per_request              kos_llm_calls_per_request (histogram)           path
 tokens_per_request                 kos_tokens_per_request (histogram)              path
 agent_steps_per_request            kos_agent_steps_per_request (histogram)         path
-request_budget_exceeded_total      kos_request_budget_exceeded_total (counter)     budget: llm_calls|tokens|steps
+request_budget_exceeded_total      kos_request_budget_exceeded_total (counter)     budget: llm_calls|tokens|steps|wall_time
 qos_level_requests_total           kos_qos_level_requests_total (counter)          qos: interactive|standard|thorough|none
 performance_cache_hits_total       kos_cache_hits_total (counter)                  cache (below)
 performance_cache_misses_total     kos_cache_misses_total (counter)                cache (below)
@@ -54,7 +54,7 @@ _CALL_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 16)
 _TOKEN_BUCKETS = (250, 500, 1000, 2000, 4000, 6000, 8000, 12000, 16000, 32000)
 _STEP_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32)
 
-BUDGETS = ("llm_calls", "tokens", "steps")
+BUDGETS = ("llm_calls", "tokens", "steps", "wall_time")
 QOS_LEVELS = ("interactive", "standard", "thorough")
 CACHES = ("router", "retrieval", "embedding", "node", "answer_exact", "answer_near")
 DEAD_LETTER_STATUSES = ("pending", "reprocessed", "permanent_failure")

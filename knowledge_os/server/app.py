@@ -68,11 +68,8 @@ class RunRequest(BaseModel):
     background: bool = Field(default=False, description="Return 202 at once; poll GET /v1/threads/{id}.")
 
     def run_kwargs(self) -> dict[str, Any]:
-        kwargs = {"thread_id": self.thread_id, "domain": self.domain, "path": self.path,
-                  "persona": self.persona, "as_of": self.as_of, "use_cache": self.use_cache}
-        if self.qos is not None:
-            kwargs["qos"] = self.qos
-        return kwargs
+        return {"thread_id": self.thread_id, "domain": self.domain, "path": self.path,
+                "persona": self.persona, "as_of": self.as_of, "use_cache": self.use_cache, "qos": self.qos}
 
 
 class _Busy(Exception):
@@ -220,7 +217,6 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
             raise _Busy
         runs.active += 1
         kwargs = body.run_kwargs()
-        kwargs.pop("qos", None)
         thread_id = kwargs.pop("thread_id") or str(uuid.uuid4())
 
         async def events() -> AsyncIterator[bytes]:

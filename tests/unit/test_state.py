@@ -21,7 +21,7 @@ def test_input_output_and_context_schemas_build():
     route = out["$defs"]["RouteDecision"]
     assert set(route["properties"]["method"]["enum"]) == {"forced", "cache", "heuristic", "llm", "fallback"}
     ctx = graph.get_context_jsonschema()
-    assert set(ctx["properties"]) == {"domain", "path", "persona", "as_of", "use_cache", "loops"}  # not services
+    assert set(ctx["properties"]) == {"domain", "path", "persona", "as_of", "use_cache", "loops", "qos"}  # not services
 
 
 def test_every_state_field_has_a_docstring_where_it_is_declared():
