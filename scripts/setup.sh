@@ -13,10 +13,11 @@ fi
 VPY=.venv/bin/python
 $VPY -m pip install -q --upgrade pip
 
-# Build tools for llama.cpp and the Rust crate (present on most dev machines).
+# Build tools for llama.cpp and the Rust crate (present on most dev machines), and promtool.
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v g++ >/dev/null || need_apt+=(g++)
+command -v promtool >/dev/null || need_apt+=(prometheus)  # promtool checks configs/alerts.yml (tests/unit/test_alert_rules.py)
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi

@@ -113,6 +113,7 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         quality=quality.get("score"), timings_ms=manifest["timings_ms"],
         cache_outcome="hit" if hit else "miss", qos=route.get("qos"),
         budgets_exceeded=[e.get("budget", "") for e in state.get("events") or [] if e.get("type") == "budget_exceeded"],
+        agent_steps=len((state.get("plan") or {}).get("done") or []),
     )
     events = [EpisodicEvent(type="run_started", entity_type="run", entity_id=run,
                             metadata={"thread_id": thread_id, "query_hash": manifest["query_hash"]})]

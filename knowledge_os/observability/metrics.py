@@ -30,7 +30,8 @@ performance_cache_misses_total     kos_cache_misses_total (counter)             
 counts are the caches' own (``KeyedCache.hits``, ``AnswerCache.counts``,
 ``BoundedMemoryCache.hits``), read at scrape time. Latency is a run's wall time from its
 first node to ``finalize``, seconds; tokens are prompt + completion tokens; an agent step
-is one node execution. The reprocessed / permanent-failure counters move in the process
+is one step of the run's plan that ``execute`` ran (the seed's Fast Path micro-plan has at
+most 3; node executions, which the ``steps`` budget counts, are ``kos_run_steps``). The reprocessed / permanent-failure counters move in the process
 that works the queue (``kos dlq work``); the ``kos_dead_letters`` gauge reads the shared
 queue, so ``kos serve`` shows every process's letters (at most 1,000 per status counted).
 """
@@ -112,7 +113,7 @@ class Metrics:
                                                buckets=_CALL_BUCKETS, registry=r)
         self.tokens_per_request = Histogram("kos_tokens_per_request", "Prompt + completion tokens of one run.",
                                             ["path"], buckets=_TOKEN_BUCKETS, registry=r)
-        self.agent_steps_per_request = Histogram("kos_agent_steps_per_request", "Node executions of one run.",
+        self.agent_steps_per_request = Histogram("kos_agent_steps_per_request", "Plan steps one run executed.",
                                                  ["path"], buckets=_STEP_BUCKETS, registry=r)
         self.request_budget_exceeded = Counter("kos_request_budget_exceeded_total",
                                                "Runs that hit a budget, by budget.", ["budget"], registry=r)
@@ -140,20 +141,22 @@ class Metrics:
     def observe_run(self, *, domain: str, path: str, route_method: str, status: str, latency_s: float,
                     usage: Mapping[str, int], limits: Mapping[str, int], quality: float | None,
                     timings_ms: Mapping[str, float], cache_outcome: str, qos: str | None = None,
-                    budgets_exceeded: Sequence[str] = ()) -> None:
+                    budgets_exceeded: Sequence[str] = (), agent_steps: int | None = None) -> None:
         """Record one finished run.
 
         Args:
             qos: The run's QoS level; an unknown or missing one counts as ``none``.
             budgets_exceeded: The budget of each ``budget_exceeded`` event of the run
-                (``llm_calls``, ``tokens``, ``steps``); each budget counts once per run.
+                (``llm_calls``, ``tokens``, ``steps``, ``wall_time``); each counts once per run.
+            agent_steps: Plan steps executed; None: ``usage["steps"]`` (node executions).
         """
         tokens = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
         (self.smart_path_latency if path == "smart" else self.fast_path_latency).observe(latency_s)
         label = "smart" if path == "smart" else "fast"
         self.llm_calls_per_request.labels(label).observe(usage.get("llm_calls", 0))
         self.tokens_per_request.labels(label).observe(tokens)
-        self.agent_steps_per_request.labels(label).observe(usage.get("steps", 0))
+        self.agent_steps_per_request.labels(label).observe(usage.get("steps", 0) if agent_steps is None
+                                                           else agent_steps)
         for budget in sorted(set(budgets_exceeded)):
             if budget in BUDGETS:
                 self.request_budget_exceeded.labels(budget).inc()

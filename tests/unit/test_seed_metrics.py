@@ -72,8 +72,9 @@ async def test_run_histograms_qos_caches_and_events(tmp_path, corpus_dir):
         assert value(text, f"{name}_count", path="smart") == 1
     assert value(text, "kos_llm_calls_per_request_sum", path="fast") >= 1
     assert value(text, "kos_tokens_per_request_sum", path="fast") > 0
-    assert value(text, "kos_agent_steps_per_request_sum", path="smart") > value(
-        text, "kos_agent_steps_per_request_sum", path="fast") / 2
+    # plan steps executed: the Fast Path micro-plan has 1..3, the cache hit none
+    assert 1 <= value(text, "kos_agent_steps_per_request_sum", path="fast") <= 3
+    assert value(text, "kos_agent_steps_per_request_sum", path="smart") >= 1
     levels = {q: value(text, "kos_qos_level_requests_total", qos=q)
               for q in ("interactive", "standard", "thorough", "none")}
     assert sum(levels.values()) == 3
