@@ -33,8 +33,11 @@ def normalize_text(text: str) -> str:
         TypeError: ``text`` is not a ``str``.
     """
 
-def normalize_and_hash(text: str) -> str:
+def normalize_and_hash(text: str, /) -> str:
     """Cache key of ``text``: the MD5 of its normalised form.
+
+    A ``METH_O`` builtin (one positional argument, no argument parser: the call is most of
+    the cost at 100 bytes), so ``text`` cannot be passed by keyword.
 
     Args:
         text: Any ``str``.

@@ -12,6 +12,7 @@ import ast
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -314,3 +315,16 @@ def test_backend_refuses_tables_of_other_unicode(monkeypatch, reload_normalizer,
     module = reload_normalizer()
     assert module.backend() == "python"
     assert "Unicode 0.0.0" in caplog.text
+
+
+@needs_rust
+def test_stub_signatures_match_the_extension() -> None:
+    # normalize_and_hash is a METH_O builtin: positional only, as the stub must say.
+    stub = ast.parse((CRATE / "cache_normalizer.pyi").read_text("utf-8"))
+    for fn in stub.body:
+        if isinstance(fn, ast.FunctionDef):
+            real = inspect.signature(getattr(rust, fn.name))
+            kinds = [p.kind for p in real.parameters.values()]
+            positional_only = [a.arg for a in fn.args.posonlyargs]
+            assert [p for p, k in zip(real.parameters, kinds, strict=True)
+                    if k is inspect.Parameter.POSITIONAL_ONLY] == positional_only, fn.name
