@@ -22,13 +22,15 @@ __all__ = ["analysis_signature", "answer_cache_scope", "cache_lookup"]
 
 
 def answer_cache_scope(services: Services, ctx: Context | None, day: str) -> dict[str, Any]:
-    """Everything besides the query that an answer depends on: prompt version, domain
-    YAMLs, models, forced domain/path, persona, the as-of day and the corpus generation
+    """Everything besides the query that an answer depends on: prompt version, answer mode
+    (``llm.answer_mode``), domain YAMLs, models, forced domain/path, persona, the as-of day
+    and the corpus generation
     (``DocumentStore.generation()``, bumped by every ingest that changed documents), so
     no answer is served after an ingest that changed the corpus."""
     s = services.settings
     return {
         "prompt": s.llm.prompt_version,
+        "answer_mode": s.llm.answer_mode,
         "domains": services.domains_fingerprint,
         "llm": services.model_name(),
         "embedder": services.embedder.name,

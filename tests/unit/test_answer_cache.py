@@ -160,3 +160,13 @@ async def test_an_answer_made_during_an_ingest_is_filed_under_the_corpus_it_read
     after = await kos.arun(q, as_of=AS_OF)
     assert after.manifest["cache"]["hit"] is False
     assert "deb:openssl:3.0.19-1~deb12u3" in [c.id for c in after.citations]
+
+
+def test_an_answer_of_one_answer_mode_is_not_served_in_another(kos_factory) -> None:
+    structured = kos_factory(llm={"answer_mode": "structured"})
+    first = structured.run("What changed in openssl since March?", as_of=AS_OF)
+    assert structured.run("What changed in openssl since March?", as_of=AS_OF).manifest["cache"]["hit"] is True
+    prose = kos_factory(llm={"answer_mode": "prose"})  # same KOS_HOME, same corpus generation
+    other = prose.run("What changed in openssl since March?", as_of=AS_OF)
+    assert other.manifest["cache"]["hit"] is False
+    assert first.manifest["cache"]["hit"] is False
