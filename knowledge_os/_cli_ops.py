@@ -95,6 +95,14 @@ def db_upgrade() -> None:
         _out.print(f"applied {len(applied)} migration(s) to {where}: {', '.join(applied)}")
     else:
         _out.print(f"{where} is up to date")
+    if settings.queue.backend == "procrastinate":
+        from knowledge_os.queue.app import ensure_schema
+
+        try:
+            created = ensure_schema(settings)
+        except KnowledgeOSError as exc:
+            _fail(exc)
+        _out.print(f"Procrastinate schema {'applied to' if created else 'already on'} {where}")
 
 
 @db_app.command("prune")
@@ -200,6 +208,9 @@ def dlq_list(
     if status is not None and status not in STATUSES:
         _fail(ValueError(f"unknown status {status!r}; allowed: {', '.join(STATUSES)}"))
     settings = _settings()
+    if settings.queue.backend == "procrastinate":
+        _queued_dlq_list(settings, status, limit, json_out)
+        return
 
     async def main() -> list[Any]:
         queue = make_dead_letter_queue(settings)
@@ -224,6 +235,52 @@ def dlq_list(
     _out.print(table)
 
 
+def _queued_dlq_list(settings: Any, status: str | None, limit: int, json_out: bool) -> None:
+    """`kos dlq list` on the queue: failed Procrastinate jobs of runs (knowledge_os.queue)."""
+    from knowledge_os.queue.app import ensure_schema, list_dead_letters, make_app
+
+    async def main() -> list[Any]:
+        await asyncio.to_thread(ensure_schema, settings)
+        app = make_app(settings)
+        async with app.open_async():
+            return await list_dead_letters(app, status=status, limit=limit)
+
+    jobs = _run(main, settings)
+    if json_out:
+        for d in jobs:
+            typer.echo(orjson.dumps({
+                "id": d.id, "run_id": d.run_id, "thread_id": d.thread_id, "checkpoint_id": d.checkpoint_id,
+                "status": d.status, "attempts": d.attempts, "next_attempt_at": _iso(d.next_attempt_at),
+                "error": d.error,
+            }).decode())
+        return
+    table = Table("job", "status", "attempts", "due (UTC)", "thread", "checkpoint", "error")
+    for d in jobs:
+        error = d.error if len(d.error) <= 60 else d.error[:57] + "..."
+        table.add_row(str(d.id), d.status, str(d.attempts), _iso(d.next_attempt_at), d.thread_id,
+                      d.checkpoint_id or "", error)
+    _out.print(table)
+
+
+@dlq_app.command("retry")
+def dlq_retry(job_id: Annotated[int, typer.Argument(help="The job id `kos dlq list` shows.")]) -> None:
+    """Re-enqueue a permanently failed queued run; a worker resumes it from its checkpoint."""
+    settings = _settings()
+    if settings.queue.backend != "procrastinate":
+        _fail(KnowledgeOSError("kos dlq retry works on queued runs (queue.backend: procrastinate); "
+                               "without a queue, `kos dlq work` resumes due letters"))
+    from knowledge_os.queue.app import ensure_schema, make_app, retry_dead_letter
+
+    async def main() -> None:
+        await asyncio.to_thread(ensure_schema, settings)
+        app = make_app(settings)
+        async with app.open_async():
+            await retry_dead_letter(app, job_id)
+
+    _run(main, settings)
+    _out.print(f"job {job_id} re-enqueued; a `kos worker` resumes it from its checkpoint")
+
+
 @dlq_app.command("work")
 def dlq_work(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Most letters resumed.")] = 10,
@@ -234,6 +291,9 @@ def dlq_work(
     from knowledge_os.memory.factory import make_dead_letter_queue
 
     settings = _settings()
+    if settings.queue.backend == "procrastinate":
+        _fail(KnowledgeOSError("queue.backend is procrastinate: `kos worker` retries failed runs; "
+                               "see `kos dlq list` and `kos dlq retry ID`"))
 
     async def main() -> dict[str, int]:
         queue = make_dead_letter_queue(settings)

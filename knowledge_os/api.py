@@ -258,6 +258,7 @@ class KnowledgeOS:
         path: Literal["fast", "smart"] | None = None, persona: str | None = None,
         as_of: date | str | None = None, use_cache: bool = True, loops: bool = True,
         qos: Literal["interactive", "standard", "thorough"] | None = None,
+        dead_letter: bool = True,
     ) -> RunResult:
         """Answer a question (async). A new thread unless ``thread_id`` continues one.
 
@@ -265,6 +266,8 @@ class KnowledgeOS:
         substitution; verify still scores it) for measuring what the loops add.
         ``qos`` asks for a QoS level (its budgets bound the run; knowledge_os/qos.py);
         None lets the router pick one.
+        ``dead_letter=False``: a failure is only raised (a queued job's retries are the
+        queue's own, :mod:`knowledge_os.queue`).
 
         Raises:
             InputError: empty query, bad ``path``, ``as_of`` or ``qos``.
@@ -281,7 +284,8 @@ class KnowledgeOS:
                 state = await graph.ainvoke({"query": query}, config=config, context=context,
                                            durability="sync")
             except Exception as exc:
-                await self._dead_letter(graph, config, query, context, exc)
+                if dead_letter:
+                    await self._dead_letter(graph, config, query, context, exc)
                 raise
         return RunResult.from_state(state, thread_id)
 
@@ -346,6 +350,54 @@ class KnowledgeOS:
     def resume(self, thread_id: str) -> RunResult:
         """Synchronous :meth:`aresume`."""
         return self._sync(self.aresume(thread_id))
+
+    # -- queued runs (Procrastinate; queue.backend: procrastinate) ------------------------
+
+    async def aenqueue(
+        self, query: str, *, thread_id: str | None = None, domain: str | None = None,
+        path: Literal["fast", "smart"] | None = None, persona: str | None = None,
+        as_of: date | str | None = None, use_cache: bool = True, loops: bool = True,
+        qos: Literal["interactive", "standard", "thorough"] | None = None,
+    ) -> Any:
+        """Put a run on the queue instead of running it here; a ``kos worker`` (any host)
+        runs it. Arguments as :meth:`arun`, validated now. Read the answer later with
+        :meth:`aget_thread` on the thread id.
+
+        Returns:
+            :class:`knowledge_os.queue.app.QueuedRun` (job id, thread id).
+
+        Raises:
+            ConfigError: ``queue.backend`` is not ``procrastinate`` or no ``postgres.dsn``.
+            InputError, UnknownNameError: as :meth:`arun`.
+        """
+        from knowledge_os.queue.app import aenqueue_run, ensure_schema, make_app
+
+        query = self._check_query(query)
+        context = self._context(domain, path, persona, as_of, use_cache, loops, qos)
+        await asyncio.to_thread(ensure_schema, self.settings)
+        app = make_app(self.settings)
+        async with app.open_async():
+            return await aenqueue_run(app, query, thread_id=thread_id or str(uuid.uuid4()), domain=domain,
+                                      path=path, persona=persona, as_of=context.as_of, use_cache=use_cache,
+                                      loops=loops, qos=qos)
+
+    def enqueue(self, query: str, **kwargs: Any) -> Any:
+        """Synchronous :meth:`aenqueue` (same arguments)."""
+        return self._sync(self.aenqueue(query, **kwargs))
+
+    async def aenqueue_resume(self, thread_id: str) -> Any:
+        """Queue "resume this thread from its checkpoint"; None when a resume of it is
+        already waiting (Procrastinate's queueing lock drops the duplicate).
+
+        Raises:
+            ConfigError: the queue is not configured.
+        """
+        from knowledge_os.queue.app import aenqueue_resume, ensure_schema, make_app
+
+        await asyncio.to_thread(ensure_schema, self.settings)
+        app = make_app(self.settings)
+        async with app.open_async():
+            return await aenqueue_resume(app, thread_id)
 
     async def _dead_letter(self, graph: Any, config: dict[str, Any], query: str, context: Context,
                            exc: BaseException) -> None:

@@ -96,8 +96,27 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Skip the answer cache.")] = False,
     no_loops: Annotated[bool, typer.Option("--no-loops", help="First draft is final (no correct, no replan).")] = False,
     qos: Annotated[Optional[str], typer.Option("--qos", help="QoS level: interactive, standard or thorough.")] = None,
+    queue: Annotated[bool, typer.Option("--queue", help="Put the run on the queue for a `kos worker`; print its ids.")] = False,
 ) -> None:
     """Answer a question with citations."""
+    if queue:
+        if question is None:
+            raise typer.BadParameter("--queue needs a QUESTION")
+        try:
+            kos = _kos()
+            try:
+                queued = kos.enqueue(question, thread_id=thread, domain=domain, path=path, persona=persona,
+                                     as_of=as_of, use_cache=not no_cache, loops=not no_loops, qos=qos)
+            finally:
+                kos.close()
+        except KnowledgeOSError as exc:
+            _fail(exc)
+        if json_out:
+            sys.stdout.write(orjson.dumps({"job_id": queued.job_id, "thread_id": queued.thread_id}).decode() + "\n")
+        else:
+            out.print(f"queued: job {queued.job_id}, thread {queued.thread_id} "
+                      f"(answer: kos run --thread {queued.thread_id})", highlight=False, markup=False)
+        return
     try:
         from knowledge_os.qos import check_qos
 
@@ -151,6 +170,27 @@ def resume(
         sys.stdout.write(orjson.dumps(result.model_dump()).decode() + "\n")
     else:
         out.print(result.answer, highlight=False, markup=False)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Jobs at once; default queue.concurrency.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Worker name (Procrastinate's tables, logs).")] = None,
+    burst: Annotated[bool, typer.Option("--burst", help="Exit when no job is due (instead of waiting for more).")] = False,
+) -> None:
+    """Run queued runs (Procrastinate jobs on postgres.dsn) until SIGINT/SIGTERM."""
+    import asyncio
+
+    from knowledge_os.settings import Settings
+
+    try:
+        from knowledge_os.queue.app import run_worker
+    except ImportError as exc:
+        _fail(KnowledgeOSError(f"kos worker needs the 'production' extra (procrastinate): {exc}"))
+    try:
+        asyncio.run(run_worker(Settings(), concurrency=concurrency, name=name, wait=not burst))
+    except KnowledgeOSError as exc:
+        _fail(exc)
 
 
 @app.command()

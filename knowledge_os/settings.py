@@ -30,6 +30,7 @@ __all__ = [
     "PostgresSettings",
     "QoSLevelSettings",
     "QoSSettings",
+    "QueueSettings",
     "RouterSettings",
     "ServerSettings",
     "Settings",
@@ -267,6 +268,27 @@ class ServerSettings(_Section):
     )
 
 
+class QueueSettings(_Section):
+    """Runs as Procrastinate jobs on ``postgres.dsn`` (``kos worker``, ``kos run --queue``).
+
+    ``none`` (the embedded default) runs everything in the calling process. The retry
+    policy is the seed's (the production-backends issue): ``max_attempts`` attempts, the
+    n-th failed one followed by a wait of ``retry_base_s * 2**n`` seconds.
+    """
+
+    backend: Literal["none", "procrastinate"] = "none"
+    name: str = Field(default="kos", min_length=1, description="Procrastinate queue the runs go to.")
+    concurrency: int = Field(default=1, ge=1, description="Jobs one `kos worker` runs at once.")
+    max_attempts: int = Field(default=3, ge=1, description="Attempts of a job before permanent_failure.")
+    retry_base_s: float = Field(
+        default=60.0, gt=0, description="Backoff base: after failed attempt n the job waits base * 2**n s."
+    )
+    heartbeat_s: float = Field(default=10.0, gt=0, description="Worker heartbeat interval, seconds.")
+    stalled_after_s: float = Field(
+        default=30.0, gt=0, description="A worker silent this long is stalled; its jobs are retried elsewhere."
+    )
+
+
 class Settings(BaseSettings):
     """Every knob of Knowledge OS. See the module docstring for sources.
 
@@ -300,6 +322,7 @@ class Settings(BaseSettings):
     budgets: BudgetSettings = BudgetSettings()
     server: ServerSettings = ServerSettings()
     qos: QoSSettings = QoSSettings()
+    queue: QueueSettings = QueueSettings()
 
     @classmethod
     def settings_customise_sources(

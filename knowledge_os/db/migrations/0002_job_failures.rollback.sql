@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS kos_job_failures;
