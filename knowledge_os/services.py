@@ -220,6 +220,8 @@ class Services:
             return type(self._chat_model).__name__
         if llm.provider == "ollama":
             return f"ollama/{llm.ollama_model}"
+        if llm.provider == "openai":
+            return f"openai/{llm.openai_model}"
         return f"llamacpp/{llm.model_path.name if llm.model_path else 'smollm2-135m-instruct-q4_1'}"
 
     def close(self) -> None:

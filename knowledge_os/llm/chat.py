@@ -376,6 +376,9 @@ def invoke_kwargs(
         - ``ChatOllama``: ``format=json_schema``; ``options`` = the model's own options
           with ``num_predict=max_tokens`` (Ollama replaces all options when any are sent).
           ``timeout_s`` cannot be set per call: the HTTP timeout is ``llm.timeout_s``.
+        - ``ChatOpenAI`` (an OpenAI-compatible server): ``response_format`` in the
+          server's dialect (``llm.openai_json_mode``, knowledge_os/llm/openai_compat.py),
+          ``max_tokens``, ``timeout=timeout_s``.
         - any other model (e.g. langchain-core's fake chat models): ``{}``.
     """
     if isinstance(model, ChatLlamaCpp):
@@ -390,5 +393,17 @@ def invoke_kwargs(
             options = {k: v for k, v in options.items() if v is not None}
             options["num_predict"] = max_tokens
             out["options"] = options
+        return out
+    if type(model).__module__ in ("knowledge_os.llm.openai_compat",) or type(model).__module__.startswith(
+            "langchain_openai"):
+        from knowledge_os.llm.openai_compat import response_format
+
+        out = {}
+        if json_schema is not None:
+            out["response_format"] = response_format(getattr(model, "json_mode", "json_schema"), json_schema)
+        if max_tokens is not None:
+            out["max_tokens"] = max_tokens
+        if timeout_s is not None:
+            out["timeout"] = timeout_s
         return out
     return {}

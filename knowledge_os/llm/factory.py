@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LLM_PROVIDERS", "make_chat_model"]
 
-LLM_PROVIDERS: tuple[str, ...] = ("llamacpp", "ollama")
+LLM_PROVIDERS: tuple[str, ...] = ("llamacpp", "ollama", "openai")
 
 
 def make_chat_model(settings: LLMSettings) -> BaseChatModel:
@@ -24,6 +24,10 @@ def make_chat_model(settings: LLMSettings) -> BaseChatModel:
     - ``ollama``: ``langchain_ollama.ChatOllama`` at ``ollama_url`` with ``ollama_model``,
       ``temperature``, ``max_tokens`` as ``num_predict``, ``seed``, and the HTTP timeout
       ``timeout_s``.
+    - ``openai``: ``langchain_openai.ChatOpenAI`` at ``openai_base_url`` (any
+      OpenAI-compatible server: vLLM, llama.cpp's server, Ollama's ``/v1``) with
+      ``openai_model``, ``openai_api_key``, ``temperature``, ``max_tokens``, ``seed``,
+      the HTTP timeout ``timeout_s`` and ``openai_max_retries``.
 
     Raises:
         UnknownNameError: ``provider`` is not one of :data:`LLM_PROVIDERS`.
@@ -48,4 +52,13 @@ def make_chat_model(settings: LLMSettings) -> BaseChatModel:
             seed=settings.seed,
             client_kwargs={"timeout": settings.timeout_s},
         )
+    if settings.provider == "openai":
+        try:
+            from knowledge_os.llm.openai_compat import ChatOpenAICompatible
+        except ImportError as exc:
+            raise ConfigError("llm.provider=openai needs langchain-openai: pip install langchain-openai") from exc
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
+        return ChatOpenAICompatible(json_mode=settings.openai_json_mode, model=settings.openai_model, base_url=settings.openai_base_url, api_key=key,
+                          temperature=settings.temperature, max_tokens=settings.max_tokens, seed=settings.seed,
+                          timeout=settings.timeout_s, max_retries=settings.openai_max_retries)
     raise UnknownNameError("LLM provider", settings.provider, LLM_PROVIDERS)

@@ -73,6 +73,8 @@ def _checks(settings: Settings) -> dict[str, Check]:
         checks["postgres"] = postgres_check
     if s.llm.provider == "ollama":
         checks["llm"] = lambda: http_get(s.llm.ollama_url.rstrip("/") + "/api/tags", s.llm.timeout_s)
+    elif s.llm.provider == "openai":
+        checks["llm"] = lambda: http_get(s.llm.openai_base_url.rstrip("/") + "/models", s.llm.timeout_s)
     else:
         async def gguf_check() -> None:
             from knowledge_os.llm.chat import default_model_path

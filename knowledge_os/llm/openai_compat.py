@@ -1,0 +1,66 @@
+"""The chat model of ``llm.provider=openai``: langchain-openai's ``ChatOpenAI`` against
+any OpenAI-compatible server, with how that server takes a JSON Schema.
+
+OpenAI, vLLM and Ollama's ``/v1`` take ``response_format={"type": "json_schema",
+"json_schema": {"name", "schema", "strict"}}``; llama-cpp-python's server
+(``python -m llama_cpp.server``) takes ``{"type": "json_object", "schema": ...}``
+(its ``ChatCompletionRequestResponseFormat``). ``llm.openai_json_mode`` picks one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from langchain_openai import ChatOpenAI
+
+__all__ = ["ChatOpenAICompatible", "response_format"]
+
+
+class ChatOpenAICompatible(ChatOpenAI):
+    """``ChatOpenAI`` that knows its server's JSON-Schema dialect (``json_mode``) and
+    names the server when it cannot be reached.
+
+    Raises:
+        BackendUnavailableError: the server refused or dropped the connection (names
+            ``openai_api_base``).
+        BackendTimeoutError: the server did not answer within the client timeout.
+    """
+
+    json_mode: Literal["json_schema", "json_object"] = "json_schema"
+
+    def _translate(self, exc: Exception) -> Exception:
+        import openai
+
+        from knowledge_os.errors import BackendTimeoutError, BackendUnavailableError
+
+        if isinstance(exc, openai.APITimeoutError):
+            return BackendTimeoutError(f"openai: {self.openai_api_base} gave no answer within {self.request_timeout} s")
+        if isinstance(exc, openai.APIConnectionError):
+            return BackendUnavailableError(f"openai: cannot reach {self.openai_api_base}: {exc}")
+        return exc
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._generate(*args, **kwargs)
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._agenerate(*args, **kwargs)
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+
+def response_format(mode: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``response_format`` request field constraining the output to ``schema``."""
+    if mode == "json_object":
+        return {"type": "json_object", "schema": dict(schema)}
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": dict(schema), "strict": True}}
