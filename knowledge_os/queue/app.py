@@ -22,6 +22,8 @@ Upgrading Procrastinate across a schema change needs its migration files
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import traceback
@@ -50,6 +52,7 @@ __all__ = [
     "ensure_schema",
     "list_dead_letters",
     "make_app",
+    "recover_stalled",
     "retry_dead_letter",
     "run_worker",
 ]
@@ -358,17 +361,52 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None, name
         concurrency: Jobs at once; default ``queue.concurrency``.
         name: Worker name in Procrastinate's tables and logs.
     """
-    import asyncio
-
     await asyncio.to_thread(ensure_schema, settings)
     app = make_app(settings, kos_factory)
     async with app.open_async():
+        recovery = asyncio.create_task(_recover_stalled(app, settings), name="kos stalled-job recovery")
         try:
             await app.run_worker_async(
                 queues=[settings.queue.name], concurrency=concurrency or settings.queue.concurrency,
                 name=name, wait=wait, update_heartbeat_interval=settings.queue.heartbeat_s,
                 stalled_worker_timeout=settings.queue.stalled_after_s)
         finally:
+            recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery
             kos = app.kos_instance.get("kos")  # type: ignore[attr-defined]
             if kos is not None:
                 await kos.aclose()
+
+
+async def recover_stalled(app: procrastinate.App, settings: Settings) -> list[int]:
+    """Put back the jobs of stalled workers (no heartbeat for ``queue.stalled_after_s``:
+    killed, frozen, cut off) as due now, for any worker to resume from the thread's
+    checkpoint. The lost attempt counts as one of the job's attempts.
+
+    Returns:
+        Ids of the jobs put back by this call (another worker may have taken the rest).
+    """
+    stalled = await app.job_manager.get_stalled_jobs(
+        queue=settings.queue.name, task_name=TASK_NAME, seconds_since_heartbeat=settings.queue.stalled_after_s)
+    recovered = []
+    for job in stalled:
+        try:
+            await app.job_manager.retry_job(job, retry_at=datetime.now(UTC))
+        except Exception as exc:  # noqa: BLE001 - another worker put it back first
+            logger.debug("stalled job %s not put back: %s", job.id, exc)
+            continue
+        logger.warning("job %s (thread %s) of stalled worker %s put back on the queue",
+                       job.id, job.lock, job.worker_id)
+        recovered.append(job.id)
+    return recovered
+
+
+async def _recover_stalled(app: procrastinate.App, settings: Settings) -> None:
+    """:func:`recover_stalled` every ``queue.heartbeat_s`` seconds, while the worker runs."""
+    while True:
+        try:
+            await recover_stalled(app, settings)
+        except Exception as exc:  # noqa: BLE001 - the database may be away for a while; try again
+            logger.warning("stalled-job check failed: %s", exc)
+        await asyncio.sleep(settings.queue.heartbeat_s)

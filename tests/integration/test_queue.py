@@ -1,13 +1,14 @@
 """Queued runs on Procrastinate against a real PostgreSQL (``KOS_TEST_POSTGRES_DSN``; the
 tests use a database of their own, ``<name>_queue``): enqueue, worker, the context of the
 job, the thread lock and the queueing lock, the seed's retries and the dead-letter list,
-``kos dlq retry``; and one real ``kos worker`` process. The in-process tests use fake
+``kos dlq retry``; real ``kos worker`` processes, one of them SIGKILLed mid-run. The in-process tests use fake
 models; the process test uses the configured ones."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -286,3 +287,73 @@ async def _status(settings: Settings, job_id: int) -> str:
         rows = await app.connector.execute_query_all_async(
             "SELECT status FROM procrastinate_jobs WHERE id = %(id)s", id=job_id)
     return rows[0]["status"]
+
+
+SMART_QUESTION = "Compare what changed in openssl and curl since March and explain why"
+
+
+def test_a_sigkilled_workers_run_is_resumed_by_another_worker(settings, corpus_dir) -> None:
+    """Worker A is SIGKILLed while the run is in ``execute``; worker B finds the job stalled
+    (A's heartbeat stops), resumes the thread from its checkpoint, and the answer and the
+    episodic events are written once."""
+    from tests.integration.test_crash_resume import history
+
+    env = {**os.environ, "KOS_HOME": str(settings.home), "KOS_POSTGRES__DSN": settings.postgres.dsn.get_secret_value(),
+           "KOS_STORAGE__CHECKPOINTER": "postgres", "KOS_QUEUE__BACKEND": "procrastinate",
+           "KOS_QUEUE__NAME": settings.queue.name, "KOS_QUEUE__HEARTBEAT_S": "1", "KOS_QUEUE__STALLED_AFTER_S": "4"}
+    subprocess.run([*KOS, "ingest", "--json", str(corpus_dir)], env=env, check=True, capture_output=True, timeout=600)
+    queued = subprocess.run([*KOS, "run", "--queue", "--json", "--as-of", AS_OF, "--no-cache", SMART_QUESTION],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert queued.returncode == 0, queued.stderr
+    ids = orjson.loads(queued.stdout)
+    thread = ids["thread_id"]
+    a = subprocess.Popen([*KOS, "worker", "--name", "worker-a"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    b = None
+    try:
+        deadline = time.time() + 300
+        killed = False
+        while time.time() < deadline and a.poll() is None:
+            states = asyncio.run(history(env, thread))
+            if states and states[0].next == ("execute",):
+                a.send_signal(signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.05)
+        a.wait(timeout=60)
+        assert killed, f"worker A finished or stalled before it could be killed: rc={a.returncode}"
+        before = asyncio.run(history(env, thread))
+        assert before[0].next == ("execute",)
+        assert asyncio.run(_status(settings, ids["job_id"])) == "doing"  # A died holding it
+
+        b = subprocess.Popen([*KOS, "worker", "--name", "worker-b"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        status = "doing"
+        deadline = time.time() + 600
+        while time.time() < deadline and b.poll() is None:
+            status = asyncio.run(_status(settings, ids["job_id"]))
+            if status in ("succeeded", "failed"):
+                break
+            time.sleep(0.5)
+        assert status == "succeeded", f"job {status}; worker B rc={b.poll()}"
+    finally:
+        if a.poll() is None:
+            a.kill()
+        if b is not None:
+            b.terminate()
+            _, stderr = b.communicate(timeout=120)
+    assert "put back on the queue" in stderr  # B found the stalled job
+    after = asyncio.run(history(env, thread))
+    assert after[0].next == ()
+    nexts = [s.next for s in after]
+    for node in ("cache_lookup", "route", "plan"):
+        assert nexts.count((node,)) == 1, (node, nexts)  # completed nodes were not run again
+    run_id = after[0].values["run_id"]
+    assert run_id == before[0].values["run_id"]  # the same run, finished
+    shown = subprocess.run([*KOS, "memory", "recent", "--json", "--entity-id", run_id, "--limit", "1000"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    types = [orjson.loads(line)["type"] for line in shown.stdout.splitlines()]
+    assert types.count("run_started") == 1 and types.count("run_completed") == 1, types
+    history_entries = [h for h in after[0].values.get("history") or [] if h["run_id"] == run_id]
+    assert len(history_entries) == 1 and history_entries[0]["answer"]  # the answer, once
