@@ -61,3 +61,9 @@ def test_promtool_rule_tests_pass():
     out = subprocess.run([promtool(), "test", "rules", str(CONFIGS / "alerts_test.yml")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
+
+
+def test_every_rule_of_the_file_fires_in_a_promtool_test():
+    tests = yaml.safe_load((CONFIGS / "alerts_test.yml").read_text())["tests"]
+    fired = {case["alertname"] for t in tests for case in t["alert_rule_test"] if case.get("exp_alerts")}
+    assert set(rules()) == fired
