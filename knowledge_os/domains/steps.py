@@ -28,7 +28,11 @@ from knowledge_os.retrieval.query import DateRange, QueryAnalysis
 from knowledge_os.retrieval.service import RetrievalRequest
 
 if TYPE_CHECKING:
-    from knowledge_os.services import Services
+    from langchain_core.language_models import BaseChatModel
+
+    from knowledge_os.retrieval.docstore import DocumentStore
+    from knowledge_os.retrieval.service import RetrievalService
+    from knowledge_os.settings import LLMSettings
 
 __all__ = ["STEPS", "StepContext", "doc_to_state", "render_context"]
 
@@ -44,6 +48,10 @@ CHOOSE_DOC_CHARS = 160  # structured mode: enough to choose an entry (kinds are 
 class StepContext:
     """Inputs and outputs of a plan's steps for one execution.
 
+    A step receives the parts it uses, not the whole ``Services`` bag: ``retrieval``
+    (retrieve, expand), ``docstore`` (trend statistics and their examples),
+    ``chat_model`` and ``llm`` (the LLMSettings: answer mode, model path) for summaries.
+
     Attributes:
         broaden: Replan level: 0 = as asked, 1 = without the date range, 2 = also
             without the package filter.
@@ -53,7 +61,10 @@ class StepContext:
             "data_only": bool, "mode": "prose"|"structured"|"data"}``.
     """
 
-    services: Services
+    retrieval: RetrievalService
+    docstore: DocumentStore
+    chat_model: BaseChatModel
+    llm: LLMSettings
     spec: DomainSpec
     analysis: QueryAnalysis
     as_of: date
@@ -104,7 +115,7 @@ def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRe
 
 
 def retrieve(ctx: StepContext) -> None:
-    result = ctx.services.retrieval.retrieve(_request(ctx))
+    result = ctx.retrieval.retrieve(_request(ctx))
     for k, v in result.timings_ms.items():
         ctx.timings_ms[f"retrieve.{k}"] = v
     ctx.documents = [doc_to_state(d.document, d.score, d.sources) for d in result.documents]
@@ -119,7 +130,7 @@ def expand(ctx: StepContext) -> None:
         return
     req = _request(ctx, graph_depth=min(ctx.spec.retrieval.graph_depth, 3))
     seeds = [f"doc:{d['id']}" for d in ctx.documents[:3]]
-    for doc in ctx.services.retrieval.expand(req, seeds=seeds, limit=room, exclude=have):
+    for doc in ctx.retrieval.expand(req, seeds=seeds, limit=room, exclude=have):
         ctx.documents.append(doc_to_state(doc, 0.0, ("graph_expand",)))
 
 
@@ -142,10 +153,10 @@ def stats(ctx: StepContext) -> None:
     """
     from knowledge_os.domains.trend import compute_trend
 
-    ctx.stats = compute_trend(ctx.services.docstore, ctx.spec, ctx.analysis, as_of=ctx.as_of)
+    ctx.stats = compute_trend(ctx.docstore, ctx.spec, ctx.analysis, as_of=ctx.as_of)
     exact = [d for d in ctx.documents if "exact" in d["sources"]]  # entries naming the asked id
     have = {d["id"] for d in exact}
-    examples = [doc_to_state(d, 1.0, ("stats",)) for d in ctx.services.docstore.get(ctx.stats["examples"])
+    examples = [doc_to_state(d, 1.0, ("stats",)) for d in ctx.docstore.get(ctx.stats["examples"])
                 if d.id not in have]
     have.update(d["id"] for d in examples)
     lo = ctx.stats["previous"]["from"] if ctx.stats["previous"] else ctx.stats["window"]["from"]
@@ -232,10 +243,10 @@ def answer_mode(ctx: StepContext) -> str:
     """``structured`` or ``prose``: the setting ``llm.answer_mode``; ``auto`` means
     structured when the chat model is the embedded llama.cpp one with no ``model_path``
     (SmolLM2-135M, which invents in free prose) and prose for any other model."""
-    llm = ctx.services.settings.llm
+    llm = ctx.llm
     if llm.answer_mode != "auto":
         return llm.answer_mode
-    embedded = isinstance(ctx.services.chat_model, ChatLlamaCpp) and llm.model_path is None
+    embedded = isinstance(ctx.chat_model, ChatLlamaCpp) and llm.model_path is None
     return "structured" if embedded else "prose"
 
 
@@ -317,7 +328,7 @@ def draft_summary(ctx: StepContext, listing: list[dict[str, Any]], variant: int,
         user = template.format(**fields) + _VARIANT_HINTS[variant % len(_VARIANT_HINTS)]
         user += " " + _ANSWER_IN.get(lang, _ANSWER_IN["en"])
     reply = call_llm(
-        ctx.services.chat_model,
+        ctx.chat_model,
         [SystemMessage(system), HumanMessage(user)],
         usage=ctx.usage,
         budget=ctx.budget,

@@ -29,7 +29,10 @@ def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
     spec = services.domains.get(state["domain"])
     n = 2 if (state["path"] == "smart" or spec.important) else 1
     return StepContext(
-        services=services,
+        retrieval=services.retrieval,
+        docstore=services.docstore,
+        chat_model=services.chat_model,
+        llm=services.settings.llm,
         spec=spec,
         analysis=analysis_from_state(state),
         as_of=as_of(runtime),

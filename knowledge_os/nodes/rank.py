@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 from knowledge_os.domains.checks import cited_numbers
 from knowledge_os.domains.compose import compose_answer, fallback_summary
 from knowledge_os.graph.state import Context, State
-from knowledge_os.nodes._common import timed
+from knowledge_os.nodes._common import services_of, timed
 from knowledge_os.nodes.execute import step_context
 from knowledge_os.nodes.verify import quality_threshold, score_candidate
 
@@ -53,7 +53,7 @@ def _data_only_answer(state: State, runtime: Runtime[Context], draft: dict[str, 
     cand = {"answer": compose_answer(ctx, summary, listing, notice="rejected"), "summary": summary,
             "citations": draft["citations"], "variant": draft.get("variant", 0), "data_only": True,
             "mode": "data"}
-    return score_candidate(state, cand, ctx.spec, quality_threshold(ctx.services, ctx.spec),
+    return score_candidate(state, cand, ctx.spec, quality_threshold(services_of(runtime), ctx.spec),
                            today=ctx.as_of.isoformat())
 
 

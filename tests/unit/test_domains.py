@@ -208,7 +208,8 @@ def test_every_allowed_placeholder_is_given_to_the_templates(kos_factory) -> Non
     from knowledge_os.retrieval.query import analyze_query
 
     s = kos_factory().services
-    ctx = StepContext(services=s, spec=s.domains.get("digest"), as_of=date(2026, 11, 22),
+    ctx = StepContext(retrieval=s.retrieval, docstore=s.docstore, chat_model=s.chat_model,
+                      llm=s.settings.llm, spec=s.domains.get("digest"), as_of=date(2026, 11, 22),
                       analysis=analyze_query("What changed in openssl?", channels=s.channels(),
                                              as_of=date(2026, 11, 22)),
                       budget=Budget(max_llm_calls=1, max_tokens=1000, max_steps=1), usage={})

@@ -18,7 +18,8 @@ FEB = "deb:openssl:3.0.19-1~deb12u1"  # 2026-02-22; its openssl neighbours are f
 def _ctx(kos, question: str, docs: list[str], *, broaden: int = 0) -> StepContext:
     s = kos.services
     analysis = analyze_query(question, channels=s.channels(), as_of=AS_OF)
-    ctx = StepContext(services=s, spec=s.domains.get("digest"), analysis=analysis, as_of=AS_OF,
+    ctx = StepContext(retrieval=s.retrieval, docstore=s.docstore, chat_model=s.chat_model,
+                      llm=s.settings.llm, spec=s.domains.get("digest"), analysis=analysis, as_of=AS_OF,
                       budget=Budget(max_llm_calls=5, max_tokens=10_000, max_steps=10), usage={},
                       broaden=broaden)
     ctx.documents = [doc_to_state(d, 1.0, ("vector",)) for d in s.docstore.get(docs)]
