@@ -148,7 +148,7 @@ def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]
         answer = compose_stats_answer(ctx, summary, listing)
         return f"{answer}\n\n{data_notice(notice, lang)}" if notice else answer
     parts = [summary.strip()]
-    if ctx.broaden >= 1 and ctx.analysis.dates is not None and ctx.spec.answer_style == "grouped":
+    if not ctx.use_dates and ctx.analysis.dates is not None and ctx.spec.answer_style == "grouped":
         parts.insert(0, pick(NOTHING_IN_PERIOD, lang, label=ctx.analysis.dates.label,
                              period=ctx.analysis.dates.describe()))
     if not listing:

@@ -53,8 +53,9 @@ class StepContext:
     ``chat_model`` and ``llm`` (the LLMSettings: answer mode, model path) for summaries.
 
     Attributes:
-        broaden: Replan level: 0 = as asked, 1 = without the date range, 2 = also
-            without the package filter.
+        use_dates: Filter by the question's date range (false after a replan dropped it;
+            ``knowledge_os.nodes.plan.replan_scope``).
+        use_packages: Filter by the question's packages (false once a replan dropped it too).
         n_candidates: Answers to draft (2 on the Smart Path or for important domains).
         documents: Retrieved documents as state dicts (see :func:`doc_to_state`).
         candidates: Drafts ``{"answer", "summary", "citations": [doc ids], "variant",
@@ -71,7 +72,8 @@ class StepContext:
     budget: Budget
     usage: dict[str, int]
     persona: str | None = None
-    broaden: int = 0
+    use_dates: bool = True
+    use_packages: bool = True
     n_candidates: int = 1
     documents: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] | None = None
@@ -109,8 +111,8 @@ def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRe
         top_k=r.top_k,
         max_documents=r.max_documents,
         graph_depth=r.graph_depth if graph_depth is None else graph_depth,
-        use_dates=ctx.broaden < 1,
-        use_packages=ctx.broaden < 2,
+        use_dates=ctx.use_dates,
+        use_packages=ctx.use_packages,
     )
 
 
@@ -279,7 +281,7 @@ def render_context(listing: list[dict[str, Any]], *, chars: int = PROMPT_DOC_CHA
 def prompt_fields(ctx: StepContext, listing: list[dict[str, Any]], *, issues: str = "",
                   draft: str = "", chars: int = PROMPT_DOC_CHARS) -> dict[str, Any]:
     """The ``str.format`` fields of a domain's prompts (see :class:`PromptSpec`)."""
-    dates: DateRange | None = ctx.analysis.dates if ctx.broaden < 1 else None
+    dates: DateRange | None = ctx.analysis.dates if ctx.use_dates else None
     lang = getattr(ctx.analysis, "lang", "en") or "en"
     return {
         "query": ctx.analysis.text,

@@ -1,4 +1,8 @@
-"""Conditional edges. Each returns the name of the next node."""
+"""Conditional edges. Each returns the name of the next node.
+
+The gate after ``rank`` is :func:`gate`, a pure function of what the state says;
+:func:`route_after_rank` only looks those values up.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,19 @@ from langgraph.runtime import Runtime
 from knowledge_os.graph.state import Context, State
 from knowledge_os.nodes._common import budget_for, services_of
 
-__all__ = ["route_after_cache_lookup", "route_after_rank"]
+__all__ = ["CORRECT_STEPS", "REPLAN_NODE_STEPS", "gate", "route_after_cache_lookup", "route_after_rank"]
+
+CORRECT_STEPS = 3
+"""Steps a correction costs: the nodes ``correct`` -> ``verify`` -> ``rank`` count one
+each (``knowledge_os.nodes._common.timed``; the loop in ``graph/builder.py``)."""
+
+REPLAN_NODE_STEPS = 4
+"""Steps a replan costs in nodes: ``plan`` -> ``execute`` -> ``verify`` -> ``rank``, one
+each. ``execute`` also counts one step per plan step it runs, so a replan costs
+``REPLAN_NODE_STEPS + len(plan steps)`` (8 for a 4-step Smart plan, 7 for a 3-step Fast
+plan; measured in tests/unit/test_gate.py)."""
+
+Gate = Literal["cache_store", "correct", "plan", "finalize"]
 
 
 def route_after_cache_lookup(state: State) -> Literal["route", "finalize"]:
@@ -17,27 +33,60 @@ def route_after_cache_lookup(state: State) -> Literal["route", "finalize"]:
     return "finalize" if (state.get("cache") or {}).get("hit") else "route"
 
 
-def route_after_rank(
-    state: State, runtime: Runtime[Context]
-) -> Literal["cache_store", "correct", "plan", "finalize"]:
-    """The gate: keep a passing answer; with nothing retrieved, replan once to broaden
-    retrieval (either path); otherwise correct once, then (Smart Path) replan
-    while the domain's ``max_replans`` and the step budget last; otherwise give up and
-    finalize with the best answer so far (``quality.passed`` false). With
-    ``Context.loops`` false the first draft is final: straight to finalize."""
+def gate(*, loops: bool, passed: bool, documents_found: bool, corrected: bool, path: str,
+         replans: int, max_replans: int, steps_left: int, plan_steps: int) -> Gate:
+    """The decision after ``rank``.
+
+    In order: with ``loops`` false the first draft is final (``finalize``); with nothing
+    retrieved, replan to broaden retrieval (either path); a passing answer is kept
+    (``cache_store``); otherwise correct once; then (Smart Path) replan; otherwise give up
+    and finalize with the best answer so far. A correction needs :data:`CORRECT_STEPS`
+    steps left and a replan ``REPLAN_NODE_STEPS + plan_steps``, and replans stop at
+    ``max_replans``.
+
+    Args:
+        loops: ``Context.loops``; false means no correction and no replan.
+        passed: ``quality.passed`` of the ranked answer.
+        documents_found: The execution retrieved at least one document.
+        corrected: The run already made its one correction.
+        path: ``fast`` or ``smart``.
+        replans: Replans made so far, >= 0.
+        max_replans: The domain's ``plans.max_replans``, 0..3.
+        steps_left: ``budget.max_steps`` minus the steps spent so far (may be < 0).
+        plan_steps: Steps of the plan a replan would run (``len(plan.steps)``).
+
+    Returns:
+        The next node's name.
+    """
+    if not loops:
+        return "finalize"
+    can_replan = replans < max_replans and steps_left >= REPLAN_NODE_STEPS + plan_steps
+    if not documents_found and can_replan:
+        return "plan"  # nothing retrieved: broaden (drop the dates, then the packages)
+    if passed:
+        return "cache_store"
+    if not corrected and steps_left >= CORRECT_STEPS:
+        return "correct"
+    if path == "smart" and can_replan:
+        return "plan"
+    return "finalize"
+
+
+def route_after_rank(state: State, runtime: Runtime[Context]) -> Gate:
+    """The gate after ``rank``: :func:`gate` of the run's state, budget and context."""
     if runtime is not None and runtime.context is not None and not runtime.context.loops:
         return "finalize"
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
-    usage = state.get("usage") or {}
     budget = budget_for(services, spec, state)
-    steps_left = budget.max_steps - usage.get("steps", 0)
-    if not state.get("documents") and state.get("replans", 0) < spec.plans.max_replans and steps_left >= 5:
-        return "plan"  # nothing retrieved: broaden once (drop the dates, then the packages)
-    if state["quality"]["passed"]:
-        return "cache_store"
-    if not state.get("corrected") and steps_left >= 3:
-        return "correct"
-    if state["path"] == "smart" and state.get("replans", 0) < spec.plans.max_replans and steps_left >= 5:
-        return "plan"
-    return "finalize"
+    return gate(
+        loops=True,
+        passed=state["quality"]["passed"],
+        documents_found=bool(state.get("documents")),
+        corrected=bool(state.get("corrected")),
+        path=state["path"],
+        replans=state.get("replans", 0),
+        max_replans=spec.plans.max_replans,
+        steps_left=budget.max_steps - (state.get("usage") or {}).get("steps", 0),
+        plan_steps=len((state.get("plan") or {}).get("steps") or []),
+    )

@@ -49,6 +49,7 @@ __all__ = [
     "InputState",
     "OutputState",
     "Plan",
+    "ReplanScope",
     "Quality",
     "QueryAnalysisState",
     "RouteDecision",
@@ -131,6 +132,19 @@ class RouteDecision(TypedDict):
     """Heuristic score per domain (>= 0); empty when forced."""
 
 
+class ReplanScope(TypedDict):
+    """Which of the question's filters retrieval and checks use on this execution.
+
+    Made in one place, ``knowledge_os.nodes.plan.replan_scope``: the first plan uses both;
+    each replan drops the date range first, then the package filter as well.
+    """
+
+    use_dates: bool
+    """Filter by the question's date range (false once a replan dropped it)."""
+    use_packages: bool
+    """Filter by the packages the question names (false once a replan dropped it too)."""
+
+
 class Plan(TypedDict):
     """The planning agent's plan for one execution."""
 
@@ -138,8 +152,8 @@ class Plan(TypedDict):
     """Step names from the shared step library (``knowledge_os.domains.steps.STEPS``)."""
     attempt: int
     """0 for the first plan, +1 per replan."""
-    broaden: int
-    """0 = as asked, 1 = without the date range, 2 = also without the package filter."""
+    scope: ReplanScope
+    """The filters this execution uses (both on the first plan)."""
     reason: str
     """Why this plan: "initial" or the failed check that caused the replan."""
     done: NotRequired[list[str]]

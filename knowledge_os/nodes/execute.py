@@ -18,6 +18,7 @@ from knowledge_os.nodes._common import (
     services_of,
     timed,
 )
+from knowledge_os.nodes.plan import plan_scope
 
 __all__ = ["execute", "step_context"]
 
@@ -28,6 +29,7 @@ def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
     n = 2 if (state["path"] == "smart" or spec.important) else 1
+    scope = plan_scope(state)
     return StepContext(
         retrieval=services.retrieval,
         docstore=services.docstore,
@@ -39,7 +41,8 @@ def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
         budget=budget_for(services, spec, state),
         usage=dict(state.get("usage", {})),
         persona=runtime.context.persona if runtime.context else None,
-        broaden=(state.get("plan") or {}).get("broaden", 0),
+        use_dates=scope["use_dates"],
+        use_packages=scope["use_packages"],
         n_candidates=min(n, services.settings.max_rank_candidates),
         documents=list(state.get("documents") or []),
         stats=state.get("stats"),

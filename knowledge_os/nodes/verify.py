@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from knowledge_os.domains.checks import CheckInput, run_checklist
 from knowledge_os.graph.state import Context, State
 from knowledge_os.nodes._common import as_of, services_of, timed
+from knowledge_os.nodes.plan import plan_scope
 
 __all__ = ["check_input", "quality_threshold", "score_candidate", "verify"]
 
@@ -45,8 +46,8 @@ def check_input(state: State, cand: dict[str, Any], *, claim_kinds: tuple[str, .
     """The evidence one draft is checked against (its listed documents, the run's
     statistics, the question, the asked period)."""
     a = state["analysis"]
-    broaden = (state.get("plan") or {}).get("broaden", 0)
-    dates = a.get("dates") if broaden < 1 else None
+    scope = plan_scope(state)
+    dates = a.get("dates") if scope["use_dates"] else None
     docs = state.get("documents", [])
     by_id = {d["id"]: d for d in docs}
     cited = [by_id[i] for i in cand["citations"] if i in by_id]
@@ -54,7 +55,7 @@ def check_input(state: State, cand: dict[str, Any], *, claim_kinds: tuple[str, .
     return CheckInput(
         answer=cand["answer"], summary=cand["summary"], cited_docs=cited, documents=docs,
         stats=state.get("stats"), cves=tuple(a["cves"]), bugs=tuple(a["bugs"]),
-        packages=tuple(a["packages"]) if broaden < 2 else (),
+        packages=tuple(a["packages"]) if scope["use_packages"] else (),
         ts_from=dates["ts_from"] if dates else None, ts_to=dates["ts_to"] if dates else None,
         question=state.get("query") or a.get("text", ""), lang=a.get("lang"),
         vocabulary=vocabulary, periods=_periods(dates, state.get("stats")), today=today,

@@ -237,7 +237,7 @@ def test_cve_question_lists_only_the_uploads_that_name_it(kos_factory):
 def test_nothing_in_the_period_broadens_once_and_says_so(kos_factory):
     kos = kos_factory(responses=["curl fixed a crash [1]."])
     r = kos.run("What changed in curl in 2020?", as_of=AS_OF)
-    assert r.manifest["replans"] == 1 and r.manifest["plan"]["broaden"] == 1
+    assert r.manifest["replans"] == 1 and r.manifest["plan"]["scope"] == {"use_dates": False, "use_packages": True}
     assert r.answer.startswith("Nothing matched in 2020 (2020-01-01 .. 2020-12-31)")
     assert {c.metadata["package"] for c in r.citations} == {"curl"}
 
@@ -254,5 +254,5 @@ def test_a_fix_that_fails_again_loses_to_the_data_only_summary(kos_factory):
 def test_cache_off_replan_really_runs_execute_again(kos_factory):
     kos = kos_factory(responses=["curl fixed a crash [1]."])
     r = kos.run("What changed in curl in 2020?", as_of=AS_OF, use_cache=False)
-    assert r.manifest["plan"]["broaden"] == 1 and r.manifest["counts"]["documents"] == 2
+    assert r.manifest["plan"]["scope"] == {"use_dates": False, "use_packages": True} and r.manifest["counts"]["documents"] == 2
     assert "node_hits" not in r.manifest["cache"]

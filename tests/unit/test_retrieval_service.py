@@ -15,13 +15,13 @@ AS_OF = date(2026, 11, 22)
 FEB = "deb:openssl:3.0.19-1~deb12u1"  # 2026-02-22; its openssl neighbours are from April 2026 and 2025
 
 
-def _ctx(kos, question: str, docs: list[str], *, broaden: int = 0) -> StepContext:
+def _ctx(kos, question: str, docs: list[str], *, use_dates: bool = True) -> StepContext:
     s = kos.services
     analysis = analyze_query(question, channels=s.channels(), as_of=AS_OF)
     ctx = StepContext(retrieval=s.retrieval, docstore=s.docstore, chat_model=s.chat_model,
                       llm=s.settings.llm, spec=s.domains.get("digest"), analysis=analysis, as_of=AS_OF,
                       budget=Budget(max_llm_calls=5, max_tokens=10_000, max_steps=10), usage={},
-                      broaden=broaden)
+                      use_dates=use_dates)
     ctx.documents = [doc_to_state(d, 1.0, ("vector",)) for d in s.docstore.get(docs)]
     return ctx
 
@@ -36,7 +36,7 @@ def test_smart_path_expand_obeys_the_date_filter(kos_factory) -> None:
 
 def test_smart_path_expand_without_dates_after_broadening(kos_factory) -> None:
     kos = kos_factory()
-    ctx = _ctx(kos, "What changed in openssl in February 2026?", [FEB], broaden=1)
+    ctx = _ctx(kos, "What changed in openssl in February 2026?", [FEB], use_dates=False)
     expand_step(ctx)
     added = [d for d in ctx.documents[1:]]
     assert {d["id"] for d in added} == {"deb:openssl:3.0.19-1~deb12u2", "deb:openssl:3.0.17-1~deb12u3"}

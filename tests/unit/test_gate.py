@@ -1,0 +1,92 @@
+"""The gate after ``rank`` (knowledge_os/graph/edges.py) and the replan scope
+(knowledge_os/nodes/plan.py): pure functions in a table, then the real step counts of a
+Smart run with a fake model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from knowledge_os.graph.edges import CORRECT_STEPS, REPLAN_NODE_STEPS, gate
+from knowledge_os.nodes.plan import AS_ASKED, replan_scope
+
+AS_OF = "2026-11-22"
+SMART_STEPS = 4  # digest.yaml plans.smart: retrieve, expand, group, summarise
+REPLAN = REPLAN_NODE_STEPS + SMART_STEPS
+
+BASE = dict(loops=True, passed=False, documents_found=True, corrected=False, path="smart",
+            replans=0, max_replans=1, steps_left=16, plan_steps=SMART_STEPS)
+
+CASES = [
+    # (why, overrides, next node)
+    ("loops off: the first draft is final", dict(loops=False, documents_found=False), "finalize"),
+    ("nothing retrieved: broaden", dict(documents_found=False, passed=True), "plan"),
+    ("nothing retrieved, fast path too", dict(documents_found=False, path="fast", plan_steps=3,
+                                               steps_left=REPLAN_NODE_STEPS + 3), "plan"),
+    ("nothing retrieved, replans used up", dict(documents_found=False, replans=1, passed=True), "cache_store"),
+    ("nothing retrieved, one step short of a replan", dict(documents_found=False, steps_left=REPLAN - 1),
+     "correct"),
+    ("passed", dict(passed=True), "cache_store"),
+    ("failed: correct once", dict(), "correct"),
+    ("failed: correct with exactly its steps", dict(steps_left=CORRECT_STEPS), "correct"),
+    ("failed, corrected, smart: replan with exactly its steps", dict(corrected=True, steps_left=REPLAN), "plan"),
+    ("failed, corrected, smart: one step short of a replan", dict(corrected=True, steps_left=REPLAN - 1),
+     "finalize"),
+    ("failed, too few steps to correct: replan is dearer still", dict(steps_left=CORRECT_STEPS - 1), "finalize"),
+    ("failed, corrected, fast: no quality replan", dict(corrected=True, path="fast"), "finalize"),
+    ("failed, corrected, smart, replans used up", dict(corrected=True, replans=1), "finalize"),
+    ("failed, corrected, max_replans 0", dict(corrected=True, max_replans=0), "finalize"),
+    ("over budget", dict(steps_left=-2), "finalize"),
+]
+
+
+@pytest.mark.parametrize(("why", "overrides", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_gate_table(why: str, overrides: dict, expected: str) -> None:
+    assert gate(**{**BASE, **overrides}) == expected
+
+
+def test_replan_cost_constants_are_the_graph_loops() -> None:
+    # correct -> verify -> rank; plan -> execute -> verify -> rank (builder.py)
+    assert (CORRECT_STEPS, REPLAN_NODE_STEPS) == (3, 4)
+
+
+@pytest.mark.parametrize(("previous", "has_dates", "expected"), [
+    (AS_ASKED, True, {"use_dates": False, "use_packages": True}),
+    (AS_ASKED, False, {"use_dates": False, "use_packages": False}),
+    ({"use_dates": False, "use_packages": True}, True, {"use_dates": False, "use_packages": False}),
+    ({"use_dates": False, "use_packages": False}, True, {"use_dates": False, "use_packages": False}),
+])
+def test_replan_scope_drops_dates_then_packages(previous, has_dates, expected) -> None:
+    assert replan_scope(previous, has_dates=has_dates) == expected
+    assert AS_ASKED == {"use_dates": True, "use_packages": True}  # not mutated
+
+
+# Names an id no entry has, so every draft (and the data-only one) misses it and fails.
+FAILING = "Compare what changed in openssl and curl since March and explain why CVE-2099-12345 matters to us"
+
+
+def _trace(kos, query: str) -> list[tuple[str, int]]:
+    async def go() -> list[tuple[str, int]]:
+        return [(n, u["usage"]["steps"]) async for n, u in kos.astream(query, as_of=AS_OF, use_cache=False)]
+    return asyncio.run(go())
+
+
+def test_smart_run_that_stays_failing_corrects_then_replans_within_the_domain_budget(kos_factory) -> None:
+    kos = kos_factory(responses=["bad [9]"], quality_threshold=1.0)
+    assert kos.services.domains.get("digest").budgets.max_steps == 21
+    trace = _trace(kos, FAILING)
+    nodes = [n for n, _ in trace]
+    assert nodes == ["cache_lookup", "route", "plan", "execute", "verify", "rank",
+                     "correct", "verify", "rank",
+                     "plan", "execute", "verify", "rank", "finalize"]
+    steps = dict(enumerate(s for _, s in trace))
+    first_gate, second_gate, third_gate = steps[5], steps[8], steps[12]
+    assert first_gate == 10  # 5 nodes + the 4 Smart plan steps execute counts
+    assert second_gate - first_gate == CORRECT_STEPS
+    assert third_gate - second_gate == REPLAN_NODE_STEPS + SMART_STEPS
+    assert third_gate <= 21  # the replan fits the domain's budget: nothing was cut short
+    r = kos.run(FAILING, as_of=AS_OF, use_cache=False)
+    assert r.manifest["replans"] == 1 and r.manifest["corrected"] is True
+    assert r.manifest["plan"]["done"] == r.manifest["plan"]["steps"]
+    assert r.manifest["plan"]["scope"] == {"use_dates": False, "use_packages": True}
