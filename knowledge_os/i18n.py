@@ -21,16 +21,20 @@ _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 _LATIN = re.compile(r"[A-Za-z]")
 # Package names, ids and versions are Latin in any language: they do not vote.
 _NEUTRAL = re.compile(r"CVE-\d{4}-\d+|#\d+|\b[\w.+-]*\d[\w.+~:-]*\b|\b[a-z0-9][a-z0-9.+-]*[0-9+]\b")
+# A quotation is content, not the asker's language: «…», "…", “…”, „…“.
+_QUOTED = re.compile(r"«[^»]*»|\"[^\"]*\"|“[^”]*”|„[^“”]*[“”]")
 
 
 def detect_language(text: str) -> Lang:
     """``"ru"`` when Cyrillic letters are at least a third of the letters outside ids,
-    versions and package-like tokens; ``"en"`` otherwise (also for empty text).
+    versions, package-like tokens and quotations (a Russian question quoting an English
+    changelog line is Russian); ``"en"`` otherwise (also for empty text).
 
     Args:
         text: A question or an answer's prose.
     """
-    rest = _NEUTRAL.sub(" ", text)
+    unquoted = _QUOTED.sub(" ", text)
+    rest = _NEUTRAL.sub(" ", unquoted if _LATIN.search(unquoted) or _CYRILLIC.search(unquoted) else text)
     cyr = len(_CYRILLIC.findall(rest))
     lat = len(_LATIN.findall(rest))
     if cyr and cyr * 3 >= (cyr + lat):

@@ -173,3 +173,12 @@ def test_an_id_lookup_names_the_asked_id_and_lists_no_unrelated_more(kos_factory
     assert "more related entries" not in r.answer
     r = kos.run("which version closed bug #1109876?", as_of=AS_OF, use_cache=False)
     assert "curl 7.88.1-10+deb12u14 (2026-10-10): bug fix (#1109876) [1]." in summary_of(r.answer)
+
+
+def test_a_russian_question_quoting_an_english_changelog_line_is_russian() -> None:
+    from knowledge_os.i18n import detect_language
+
+    q = "В какой версии curl есть запись «Thanks to Daniel Stenberg and dheerajsangamkar for reporting the issue»?"
+    assert detect_language(q) == "ru"
+    assert detect_language('Which curl version says "Спасибо за отчёт об ошибке"?') == "en"
+    assert detect_language("«Thanks to Daniel Stenberg»") == "en"  # nothing but the quotation
