@@ -114,8 +114,11 @@ def names_packages(x: CheckInput, value: Any) -> Result:
 
 
 def cites_named_ids(x: CheckInput, value: Any) -> Result:
-    """A CVE or bug named in the question must be answered with the upload that fixed it."""
-    wanted = [c.upper() for c in x.cves] + [f"#{b}" for b in x.bugs]
+    """A CVE or bug named in the question must be answered with the upload that fixed it.
+    An id that no retrieved document holds cannot be cited: the answer says so instead
+    (``compose.ID_NOT_FOUND``), and the rule does not count it."""
+    held = " ".join(d["text"].upper() for d in x.documents)
+    wanted = [w for w in [c.upper() for c in x.cves] + [f"#{b}" for b in x.bugs] if w.lstrip("#") in held]
     if not wanted:
         return True, None
     cited = {n for n in cited_numbers(x.answer) if 1 <= n <= len(x.cited_docs)}

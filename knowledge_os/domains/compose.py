@@ -32,6 +32,7 @@ __all__ = [
     "entry_line",
     "fallback_summary",
     "kind_names",
+    "missing_ids",
     "render_choice",
 ]
 
@@ -43,6 +44,10 @@ NOTHING_IN_PERIOD = {
     "ru": "За период {period} ничего не нашлось; ниже ближайшие записи за любое время.",
 }
 NO_ENTRIES = {"en": "No matching entries were found.", "ru": "Подходящих записей не нашлось."}
+ID_NOT_FOUND = {
+    "en": "No ingested entry names {ids}; the entries below are the closest ones and do not answer that.",
+    "ru": "Ни одна загруженная запись не упоминает {ids}; ниже ближайшие записи, они на этот вопрос не отвечают.",
+}
 AND_MORE = {"en": "(and {n} more related entries)", "ru": "(и ещё связанных записей: {n})"}
 NOTHING_MATCHES = {"en": "Nothing in the ingested data matches this question.",
                    "ru": "В загруженных данных нет ничего по этому вопросу."}
@@ -147,7 +152,9 @@ def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]
     if ctx.spec.answer_style == "stats" and ctx.stats is not None:
         answer = compose_stats_answer(ctx, summary, listing)
         return f"{answer}\n\n{data_notice(notice, lang)}" if notice else answer
-    parts = [summary.strip()]
+    missing = missing_ids(ctx)
+    # The question names an id no entry holds: say so instead of a summary of other uploads.
+    parts = [pick(ID_NOT_FOUND, lang, ids=", ".join(missing))] if missing else [summary.strip()]
     if not ctx.use_dates and ctx.analysis.dates is not None and ctx.spec.answer_style == "grouped":
         parts.insert(0, pick(NOTHING_IN_PERIOD, lang, label=ctx.analysis.dates.label,
                              period=ctx.analysis.dates.describe()))
@@ -168,6 +175,15 @@ def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]
     if notice:
         parts.append(data_notice(notice, lang))
     return "\n\n".join(parts)
+
+
+def missing_ids(ctx: StepContext) -> list[str]:
+    """The CVE ids and ``#bug`` numbers the question names that no retrieved document
+    holds (exact matching ignores the date filter, so such an id is in no entry at all)."""
+    texts = [d["text"].upper() for d in ctx.documents]
+    asked = [c.upper() for c in ctx.analysis.cves] + [f"#{b}" for b in ctx.analysis.bugs]
+    return [i for i in asked if not any(re.search(rf"(?<![\w-]){re.escape(i.lstrip('#'))}(?!\d)", t)
+                                        for t in texts)]
 
 
 def data_notice(reason: str, lang: str) -> str:

@@ -5,11 +5,14 @@ Smart run with a fake model."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
+import yaml
 
 from knowledge_os.graph.edges import CORRECT_STEPS, REPLAN_NODE_STEPS, gate
 from knowledge_os.nodes.plan import AS_ASKED, replan_scope
+from knowledge_os.settings import Settings
 
 AS_OF = "2026-11-22"
 SMART_STEPS = 4  # digest.yaml plans.smart: retrieve, expand, group, summarise
@@ -62,8 +65,19 @@ def test_replan_scope_drops_dates_then_packages(previous, has_dates, expected) -
     assert AS_ASKED == {"use_dates": True, "use_packages": True}  # not mutated
 
 
-# Names an id no entry has, so every draft (and the data-only one) misses it and fails.
-FAILING = "Compare what changed in openssl and curl since March and explain why CVE-2099-12345 matters to us"
+# A Smart Path question (two packages, "compare", "explain"); the digest below adds a rule
+# that no draft, not even the data-only one, can pass, so every draft fails.
+FAILING = "Compare what changed in openssl and curl since March and explain why it matters to us"
+
+
+def _failing_digest(folder: Path) -> Path:
+    """The built-in digest YAML plus a rule nothing passes (a user's digest.yaml replaces
+    the built-in one): a summary of at least 10,000 words."""
+    spec = yaml.safe_load((Settings().builtin_domains_dir / "digest.yaml").read_text())
+    spec["checklist"].append({"id": "impossible", "rule": "summary_present", "value": 10000, "weight": 10})
+    folder.mkdir()
+    (folder / "digest.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    return folder
 
 
 def _trace(kos, query: str) -> list[tuple[str, int]]:
@@ -72,8 +86,8 @@ def _trace(kos, query: str) -> list[tuple[str, int]]:
     return asyncio.run(go())
 
 
-def test_smart_run_that_stays_failing_corrects_then_replans_within_the_domain_budget(kos_factory) -> None:
-    kos = kos_factory(responses=["bad [9]"], quality_threshold=1.0)
+def test_smart_run_that_stays_failing_corrects_then_replans_within_the_domain_budget(kos_factory, tmp_path) -> None:
+    kos = kos_factory(responses=["bad [9]"], domains_dirs=[_failing_digest(tmp_path / "domains")])
     assert kos.services.domains.get("digest").budgets.max_steps == 21
     trace = _trace(kos, FAILING)
     nodes = [n for n, _ in trace]

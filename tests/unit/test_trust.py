@@ -182,3 +182,22 @@ def test_a_russian_question_quoting_an_english_changelog_line_is_russian() -> No
     assert detect_language(q) == "ru"
     assert detect_language('Which curl version says "Спасибо за отчёт об ошибке"?') == "en"
     assert detect_language("«Thanks to Daniel Stenberg»") == "en"  # nothing but the quotation
+
+
+@pytest.mark.parametrize(("question", "lead"), [
+    ("Which upload fixed CVE-2099-0001?", "No ingested entry names CVE-2099-0001"),
+    ("Какая версия исправила CVE-2099-0001?", "Ни одна загруженная запись не упоминает CVE-2099-0001"),
+])
+def test_an_id_no_entry_holds_is_said_not_answered_with_other_uploads(kos_factory, question, lead):
+    kos = kos_factory(responses=["openssl 3.0.19-1~deb12u2 fixed it [1]."] * 4)
+    r = kos.run(question, as_of=AS_OF)
+    assert r.answer.startswith(lead), r.answer
+    assert "fixed it" not in r.answer  # no summary claiming another upload answers the question
+    assert r.quality.passed and not any("answers_named_ids" in i for i in r.quality.issues)
+
+
+def test_a_named_id_that_exists_still_needs_its_upload_cited(kos_factory):
+    kos = kos_factory(responses=["curl 7.88.1-10+deb12u13 is the upload [1]."] * 4)
+    r = kos.run("Which upload fixed CVE-2026-28387?", as_of=AS_OF)
+    assert not r.answer.startswith("No ingested entry")
+    assert r.citations and r.citations[0].id == "deb:openssl:3.0.19-1~deb12u2"
