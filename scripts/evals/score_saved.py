@@ -8,7 +8,7 @@ independent checker and metrics. Usage::
     python scripts/evals/score_saved.py cases --builder answers --n 120 --seed 7 \
         --as-of 2026-12-01 > cases.jsonl
     # 2. answers from a build (run with that build first on PYTHONPATH)
-    python scripts/evals/score_saved.py answer cases.jsonl answers.jsonl --as-of 2026-12-01
+    python scripts/evals/score_saved.py answer cases.jsonl answers.jsonl --as-of 2026-12-01 [--no-loops]
     # 3. the figures (run with this build)
     python scripts/evals/score_saved.py score cases.jsonl answers.jsonl [more.jsonl ...] [--doc-dir DIR]
 
@@ -52,7 +52,8 @@ def _answer(args: argparse.Namespace) -> None:
                     continue
                 t = time.perf_counter()
                 try:
-                    r = kos.run(case["query"], use_cache=False, as_of=args.as_of.isoformat())
+                    extra = {"loops": False} if args.no_loops else {}
+                    r = kos.run(case["query"], use_cache=False, as_of=args.as_of.isoformat(), **extra)
                     rec: dict[str, Any] = {"id": case["id"], "result": r.model_dump(mode="json")}
                 except Exception as exc:  # a failed run is a figure too
                     rec = {"id": case["id"], "error": f"{type(exc).__name__}: {exc}"}
@@ -148,6 +149,7 @@ def main() -> None:
     a.add_argument("cases", type=Path)
     a.add_argument("answers", type=Path)
     a.add_argument("--as-of", type=date.fromisoformat, required=True)
+    a.add_argument("--no-loops", action="store_true", help="first draft final (verify, correct, rank off)")
     s = sub.add_parser("score")
     s.add_argument("cases", type=Path)
     s.add_argument("answers", type=Path, nargs="+")
