@@ -1,4 +1,5 @@
-"""Fakes for unit tests only: a hashing embedder and an in-memory vector store."""
+"""Fakes for unit tests only: a hashing embedder, an in-memory vector store, and a way to
+make a function fail once."""
 
 from __future__ import annotations
 
@@ -100,3 +101,18 @@ def _matches(payload: Mapping[str, Any], flt: VectorFilter) -> bool:
     if flt.ts_from is not None and (ts is None or ts < flt.ts_from):
         return False
     return flt.ts_to is None or (ts is not None and ts < flt.ts_to)
+
+
+def fail_first_call(monkeypatch, module: object, name: str, message: str = "worker died") -> None:
+    """Make ``module.name`` raise ``RuntimeError(message)`` on its first call only (a run
+    that dies once, then resumes)."""
+    original = getattr(module, name)
+    calls = {"n": 0}
+
+    def once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError(message)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, once)

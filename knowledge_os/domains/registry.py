@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
+from knowledge_os._yaml import load_mapping
 from pydantic import ValidationError
 
 from knowledge_os.domains.spec import DomainSpec
@@ -32,17 +32,7 @@ def load_domain_file(path: Path) -> DomainSpec:
             placeholder, or a ``name`` that differs from the file stem. It lists every
             problem of the file (``.problems``), each naming the key path.
     """
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DomainConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DomainConfigError(str(path), "", f"malformed YAML{where}: {problem}") from exc
-    if not isinstance(raw, dict):
-        raise DomainConfigError(str(path), "", "expected a mapping at the top level")
+    raw = load_mapping(path, DomainConfigError)
     try:
         spec = DomainSpec.model_validate(raw)
     except ValidationError as exc:

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from knowledge_os._yaml import load_mapping
 from knowledge_os.errors import EvalConfigError
 from knowledge_os.evals.metrics import resolve
 
@@ -198,16 +198,7 @@ def load_suite_file(path: Path) -> SuiteSpec:
             (the message names ``path`` and the dotted key path), or a ``name`` that differs
             from the file stem.
     """
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EvalConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise EvalConfigError(str(path), "", f"malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
-    if not isinstance(raw, dict):
-        raise EvalConfigError(str(path), "", "expected a mapping at the top level")
+    raw = load_mapping(path, EvalConfigError)
     try:
         spec = SuiteSpec.model_validate(raw)
     except ValidationError as exc:

@@ -19,7 +19,7 @@ from knowledge_os.observability.metrics import CACHES, Metrics
 from knowledge_os.server import create_app
 from knowledge_os.services import Services
 from knowledge_os.settings import Settings
-from tests.fakes import HashEmbedder, MemoryVectorStore
+from tests.fakes import HashEmbedder, MemoryVectorStore, fail_first_call
 from tests.unit.conftest import SUMMARY
 
 Q = "What changed in openssl since March?"
@@ -114,16 +114,7 @@ async def test_dead_letters_enqueued_pending_reprocessed(tmp_path, corpus_dir, m
     import knowledge_os.nodes.cache_lookup as cache_lookup_module
 
     kos = make_kos(tmp_path, corpus_dir)
-    original = cache_lookup_module.analyze_query
-    calls = {"n": 0}
-
-    def once(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("worker died")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(cache_lookup_module, "analyze_query", once)
+    fail_first_call(monkeypatch, cache_lookup_module, "analyze_query")
     text = await scrape(kos, {"query": Q})
     assert value(text, "kos_dead_letters_enqueued_total") == 1
     assert value(text, "kos_dead_letters", status="pending") == 1

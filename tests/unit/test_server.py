@@ -17,7 +17,7 @@ from knowledge_os.errors import BackendUnavailableError
 from knowledge_os.server import create_app
 from knowledge_os.services import Services
 from knowledge_os.settings import Settings
-from tests.fakes import HashEmbedder, MemoryVectorStore
+from tests.fakes import HashEmbedder, MemoryVectorStore, fail_first_call
 from tests.unit.conftest import SUMMARY
 
 Q = "What changed in openssl since March?"
@@ -119,16 +119,7 @@ async def test_a_failed_run_resumes_over_http(served, monkeypatch):
     import knowledge_os.nodes.cache_lookup as cache_lookup_module
 
     client, _ = served
-    original = cache_lookup_module.analyze_query
-    calls = {"n": 0}
-
-    def once(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("worker died")
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(cache_lookup_module, "analyze_query", once)
+    fail_first_call(monkeypatch, cache_lookup_module, "analyze_query")
     r = await client.post("/v1/runs", json={"query": Q, "thread_id": "t-fail", "as_of": AS_OF, "path": "smart"})
     assert r.status_code == 500
     r = await client.post("/v1/threads/t-fail/resume")
