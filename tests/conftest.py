@@ -5,6 +5,8 @@ in a temporary folder."""
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,16 @@ def corpus_dir(tmp_path: Path) -> Path:
     for package, entries in CHANGELOGS.items():
         write_changelog(doc, package, entries)
     return doc
+
+
+def require_binary(name: str, how: str) -> str:
+    """The path of program ``name``; skip the test when it is missing, fail instead while
+    ``CI`` is set (so a missing install step cannot pass as a skip). ``how`` says where it
+    comes from."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found ({how})"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path

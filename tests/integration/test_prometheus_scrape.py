@@ -5,7 +5,6 @@ histograms, cache hit rates and the rules' expressions."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from knowledge_os.settings import project_root
+from tests.conftest import require_binary
 from tests.integration.test_serve_process import free_port, start_server
 
 pytestmark = pytest.mark.integration
@@ -24,13 +24,7 @@ QUESTION = "What changed in openssl since March?"
 
 
 def prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        message = "prometheus not found (Debian package prometheus; scripts/setup.sh installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return path
+    return require_binary("prometheus", "Debian package prometheus; scripts/setup.sh installs it")
 
 
 def query(prom: str, expr: str) -> list[dict]:

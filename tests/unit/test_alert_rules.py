@@ -3,14 +3,13 @@ pass; each of the seed's ten rules is there with a runbook and fires in at least
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
 from knowledge_os.settings import project_root
+from tests.conftest import require_binary
 
 CONFIGS = project_root() / "configs"
 SEED_RULES = {
@@ -23,13 +22,7 @@ SEED_RULES = {
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool not found (Debian package prometheus; scripts/setup.sh installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return path
+    return require_binary("promtool", "Debian package prometheus; scripts/setup.sh installs it")
 
 
 def rules() -> dict[str, dict]:
