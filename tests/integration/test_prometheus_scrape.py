@@ -38,6 +38,19 @@ def scalar(prom: str, expr: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
+def wait_ready(prom: str, timeout_s: float = 60) -> bool:
+    """Prometheus answers 503 on its API until its TSDB is open: wait for ``/-/ready``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{prom}/-/ready", timeout=5).status_code == 200:
+                return True
+        except httpx.TransportError:  # not listening yet
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def wait_for(prom: str, expr: str, want: float, timeout_s: float = 60) -> float | None:
     deadline, got = time.monotonic() + timeout_s, None
     while time.monotonic() < deadline:
@@ -75,6 +88,7 @@ def test_prometheus_scrapes_kos_serve(tmp_path: Path):
                                      stderr=subprocess.STDOUT)
     prom = f"http://127.0.0.1:{prom_port}"
     try:
+        assert wait_ready(prom), (tmp_path / "prometheus.log").read_text()[-2000:]
         assert wait_for(prom, 'up{job="kos"}', 1.0) == 1.0, (tmp_path / "prometheus.log").read_text()[-2000:]
         kos = f"http://127.0.0.1:{kos_port}"
         for _ in range(N):  # the first one runs the graph, the next ones are exact answer-cache hits
