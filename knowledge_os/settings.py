@@ -31,6 +31,7 @@ __all__ = [
     "QoSLevelSettings",
     "QoSSettings",
     "QueueSettings",
+    "RankSettings",
     "RouterSettings",
     "ServerSettings",
     "Settings",
@@ -264,6 +265,16 @@ class QoSSettings(_Section):
         "a Smart Path run took 11 nodes and a Fast Path one 10 (unit-test corpus, fake model).")
 
 
+class RankSettings(_Section):
+    """Self-ranking of two drafts (``knowledge_os/nodes/rank.py``)."""
+
+    judge: bool = Field(
+        default=True, description="Ask the LLM for a pairwise judgement (both orders) between two drafts "
+        "the checks cannot separate; false ranks by grounding and checklist score alone.")
+    judge_max_tokens: int = Field(
+        default=64, ge=16, description="Completion cap per judge call ({better, reason<=160 chars} JSON).")
+
+
 class ServerSettings(_Section):
     """``kos serve``: where it listens, how many runs at once, how long shutdown waits."""
 
@@ -323,6 +334,7 @@ class Settings(BaseSettings):
     domains_dirs: tuple[Path, ...] = ()
     quality_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
     max_rank_candidates: int = Field(default=2, ge=1, le=2)
+    rank: RankSettings = RankSettings()
     llm: LLMSettings = LLMSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     vectors: VectorSettings = VectorSettings()

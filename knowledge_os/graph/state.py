@@ -47,6 +47,8 @@ __all__ = [
     "Document",
     "HistoryEntry",
     "InputState",
+    "JudgeOrder",
+    "Judgement",
     "OutputState",
     "Plan",
     "ReplanScope",
@@ -234,6 +236,41 @@ class Candidate(TypedDict):
     """How the summary was made."""
 
 
+class JudgeOrder(TypedDict):
+    """One of the two calls of the pairwise judgement (``knowledge_os.nodes.rank``)."""
+
+    a: int
+    """Which of the pair was shown as answer A: 0 (the pair's first) or 1 (order swapped)."""
+    verdict: Literal["A", "B", "tie"] | None
+    """The judge's reply; None when it was unusable, failed or over budget (a tie)."""
+    preferred: int | None
+    """The preferred one of the pair (0 or 1), None for a tie or no verdict."""
+    reason: str
+    """The judge's reason (at most 160 characters), or why there is no verdict."""
+
+
+class Judgement(TypedDict):
+    """How one ``rank`` chose between the two best drafts (``knowledge_os.nodes.rank``)."""
+
+    pair: list[int]
+    """Indices into ``candidates`` of the two drafts compared, best by the rank key first."""
+    asked: bool
+    """The LLM judge was asked (both orders)."""
+    orders: list[JudgeOrder]
+    """The two calls (empty when not asked)."""
+    agree: bool | None
+    """Both orders preferred the same draft (None when not asked)."""
+    winner: int
+    """Index into ``candidates`` of the chosen draft."""
+    decided_by: str
+    """``judge``, ``grounding``, ``checklist``, ``key`` (the rank key alone), or after a
+    tie ``tie: grounding`` / ``tie: score``."""
+    why: str
+    """One line: the judge's reason, why it was not asked, or how the tie was broken."""
+    usage: NotRequired[Usage]
+    """LLM calls and tokens the judgement spent (when asked)."""
+
+
 class Citation(TypedDict):
     """A document the answer cites (the public :class:`knowledge_os.api.Citation`)."""
 
@@ -334,6 +371,8 @@ class State(TypedDict, total=False):
     """Drafts with their verification."""
     best: int
     """Index of the ranked-best candidate."""
+    judgements: list[Judgement]
+    """One per ``rank`` of this run, oldest first (replaced whole by each ``rank``)."""
     answer: str
     """The chosen answer text."""
     citations: list[Citation]
@@ -371,6 +410,7 @@ RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "stats": None,
     "candidates": [],
     "best": 0,
+    "judgements": [],
     "answer": "",
     "citations": [],
     "quality": {},

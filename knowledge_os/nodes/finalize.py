@@ -31,6 +31,13 @@ MANIFEST_MAX_BYTES = 100_000
 MANIFEST_SCHEMA = "kos.manifest/1"
 
 
+def _rank_record(state: State) -> dict[str, Any]:
+    """``rank.judgement``: the last ranking of the run (both judge orders, the winner, why);
+    ``rank.earlier``: the rankings before it (after a correction or a replan)."""
+    judgements = state.get("judgements") or []
+    return {"judgement": judgements[-1] if judgements else None, "earlier": judgements[:-1]}
+
+
 def build_manifest(state: State, *, thread_id: str | None, services: Any, limits: dict[str, int]) -> dict[str, Any]:
     """The run's manifest (references only), trimmed to fit MANIFEST_MAX_BYTES.
 
@@ -76,6 +83,7 @@ def build_manifest(state: State, *, thread_id: str | None, services: Any, limits
              "corrected": bool(c.get("corrected")), "answer_hash": normalize_and_hash(c["answer"])}
             for c in state.get("candidates") or []
         ],
+        "rank": _rank_record(state),
         "counts": {"documents": len(docs), "citations": len(state.get("citations") or []),
                    "candidates": len(state.get("candidates") or []), "events": len(state.get("events") or [])},
         "quality": state.get("quality") or {},
