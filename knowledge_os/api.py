@@ -27,12 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge_os.errors import InputError
 from knowledge_os.graph.state import Context
+from knowledge_os.llm.calls import SYNTHESIS_TAG
 from knowledge_os.retrieval.ingest import IngestReport
 from knowledge_os.retrieval.sources import DEFAULT_DEBIAN_DOC_DIR, default_corpus, default_corpus_scope
 from knowledge_os.services import Services
 from knowledge_os.settings import Settings
 
-__all__ = ["Citation", "KnowledgeOS", "Quality", "RouteInfo", "RunResult", "RunUsage", "resume_dead_letter"]
+__all__ = ["TOKEN_EVENT", "Citation", "KnowledgeOS", "Quality", "RouteInfo", "RunResult", "RunUsage",
+           "resume_dead_letter"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,21 @@ CONTEXT_METADATA_KEY = "kos_context"
 """Checkpoint-metadata key holding a run's :class:`Context` values (JSON text), so that a
 resumed run sees the persona, as-of day, forced domain/path and cache switch it started with.
 LangGraph copies scalar ``config["metadata"]`` entries into every checkpoint it writes."""
+
+
+TOKEN_EVENT = "token"
+"""First item of a token piece from :meth:`KnowledgeOS.astream` with ``tokens=True``."""
+
+
+def _token_event(message: Any, metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """A token piece of a synthesis call from LangGraph's ``messages`` stream, else None."""
+    if SYNTHESIS_TAG not in (metadata.get("tags") or ()):
+        return None
+    text = message.content if isinstance(message.content, str) else message.text
+    if not text:
+        return None
+    return {"node": metadata.get("langgraph_node"), "call": metadata.get("kos_call"),
+            "variant": metadata.get("kos_variant"), "mode": metadata.get("kos_answer_mode"), "text": text}
 
 
 def _run_config(thread_id: str, context: Context) -> dict[str, Any]:
@@ -300,14 +317,34 @@ class KnowledgeOS:
         path: Literal["fast", "smart"] | None = None, persona: str | None = None,
         as_of: date | str | None = None, use_cache: bool = True,
         qos: Literal["interactive", "standard", "thorough"] | None = None,
+        tokens: bool = False,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Yield ``(node_name, state_update)`` as each node finishes (arguments as :meth:`arun`)."""
+        """Yield ``(node_name, state_update)`` as each node finishes (arguments as :meth:`arun`).
+
+        ``tokens=True`` also yields the summary's tokens as the model writes them, as
+        ``(TOKEN_EVENT, {"node", "call", "variant", "mode", "text"})`` between the node
+        updates (no node is named ``token``): ``node`` is the node making the call
+        (``execute``, ``correct``), ``call`` is ``summarise`` or ``correct``, ``variant``
+        the draft's number (0, 1 on the Smart Path), ``mode`` the answer mode (``prose``:
+        the text is the draft; ``structured``: JSON the framework renders), ``text`` one
+        piece of the reply. Tokens are a draft's: verify may reject it, and the answer is
+        the last update's ``answer``. A model that does not stream gives one piece with
+        the whole reply; an answer-cache hit gives none. Built on LangGraph's ``messages``
+        stream mode, keeping the calls tagged :data:`knowledge_os.llm.calls.SYNTHESIS_TAG`.
+        """
         query = self._check_query(query)
         context = self._context(domain, path, persona, as_of, use_cache, qos=qos)
         config = _run_config(thread_id or str(uuid.uuid4()), context)
+        modes: Any = ["updates", "messages"] if tokens else "updates"
         async with self._graph() as graph:
-            async for chunk in graph.astream({"query": query}, config=config, context=context,
-                                             stream_mode="updates", durability="sync"):
+            async for item in graph.astream({"query": query}, config=config, context=context,
+                                            stream_mode=modes, durability="sync"):
+                mode, chunk = item if tokens else ("updates", item)
+                if mode == "messages":
+                    token = _token_event(*chunk)
+                    if token is not None:
+                        yield TOKEN_EVENT, token
+                    continue
                 for node, update in chunk.items():
                     if node.startswith("__"):  # LangGraph's own entries, e.g. __metadata__ on a node-cache hit
                         continue

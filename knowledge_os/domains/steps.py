@@ -22,7 +22,7 @@ from knowledge_os.domains.relevance import bearing
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.errors import BackendError, BudgetExceededError
 from knowledge_os.llm.budget import Budget, merge_usage
-from knowledge_os.llm.calls import call_llm, parse_json_reply
+from knowledge_os.llm.calls import SYNTHESIS_TAG, call_llm, parse_json_reply
 from knowledge_os.llm.chat import ChatLlamaCpp
 from knowledge_os.retrieval.query import DateRange, QueryAnalysis
 from knowledge_os.retrieval.service import RetrievalRequest
@@ -336,6 +336,9 @@ def draft_summary(ctx: StepContext, listing: list[dict[str, Any]], variant: int,
         budget=ctx.budget,
         json_schema=choice_schema(ctx, len(listing)) if structured else None,
         max_tokens=120 if structured else 160,
+        tags=(SYNTHESIS_TAG,),  # its tokens are streamed (KnowledgeOS.astream(tokens=True))
+        metadata={"kos_call": "correct" if issues else "summarise", "kos_variant": variant,
+                  "kos_answer_mode": "structured" if structured else "prose"},
     )
     ctx.note_usage(reply.usage())
     ctx.timings_ms[f"llm.{'correct' if issues else 'summarise'}.{variant}"] = reply.latency_ms

@@ -21,9 +21,13 @@ from langchain_core.messages import BaseMessage
 from knowledge_os.errors import BackendError, BackendTimeoutError
 from knowledge_os.llm.budget import Budget
 
-__all__ = ["LLMReply", "call_llm", "parse_json_reply"]
+__all__ = ["SYNTHESIS_TAG", "LLMReply", "call_llm", "parse_json_reply"]
 
 logger = logging.getLogger(__name__)
+
+SYNTHESIS_TAG = "kos:synthesis"
+"""Run tag of the calls that write the summary a user reads (``summarise``, ``correct``):
+:meth:`knowledge_os.api.KnowledgeOS.astream` streams the tokens of these calls only."""
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="kos-llm")
 
@@ -54,6 +58,8 @@ def call_llm(
     json_schema: dict[str, Any] | None = None,
     max_tokens: int | None = None,
     timeout_s: float | None = None,
+    tags: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
 ) -> LLMReply:
     """Call the chat model once.
 
@@ -65,6 +71,14 @@ def call_llm(
         json_schema: Constrain the output to this JSON schema where the provider can.
         max_tokens: Completion cap.
         timeout_s: Hard wall-clock limit; the provider is asked to stop at it too.
+        tags: Run tags of this call (LangChain callbacks and LangGraph's ``messages``
+            stream see them; e.g. :data:`SYNTHESIS_TAG`).
+        metadata: Run metadata of this call, seen the same way.
+
+    Without ``timeout_s`` the call runs in the caller's context, so a LangGraph run
+    streaming ``messages`` receives its tokens; with it, the call runs on a worker thread
+    outside that context (a call abandoned at its deadline must not write into a stream
+    that has moved on).
 
     Raises:
         BudgetExceededError: the call would pass a budget (nothing is sent).
@@ -75,6 +89,8 @@ def call_llm(
 
     budget.check(usage, next_call=True)
     kwargs = invoke_kwargs(model, json_schema=json_schema, max_tokens=max_tokens, timeout_s=timeout_s)
+    if tags or metadata:
+        kwargs["config"] = {"tags": list(tags), "metadata": dict(metadata or {})}
     started = time.perf_counter()
     try:
         if timeout_s is None:

@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,8 +26,8 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, field_validator
 
 from knowledge_os.errors import BackendError, BackendTimeoutError, ConfigError
@@ -345,6 +345,91 @@ class ChatLlamaCpp(BaseChatModel):
         return ChatResult(
             generations=[ChatGeneration(message=message, generation_info={"finish_reason": finish})],
             llm_output={"token_usage": dict(usage), "model_name": name},
+        )
+
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        *,
+        json_schema: Mapping[str, Any] | None = None,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """The completion token by token (``create_chat_completion(stream=True)``), with the
+        options, lock, deadline and errors of a whole call. langchain-core uses it when a
+        caller streams (``model.stream``, or LangGraph's ``messages`` stream mode); other
+        calls take the whole-reply path.
+
+        The last chunk carries ``usage_metadata``, counted as llama.cpp works (its stream
+        reports none): input tokens are the context at the first sampling (the rendered
+        prompt), output tokens are the samplings, less the end-of-generation token when
+        the reply ended on one (``finish_reason == "stop"``), as the whole-reply path
+        counts them.
+        """
+        started = time.monotonic()
+        deadline = None if timeout_s is None else started + timeout_s
+        grammar = _grammar(json.dumps(json_schema, sort_keys=True)) if json_schema else None
+        loaded = self._loaded()
+        wait_s = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not loaded.lock.acquire(timeout=wait_s):
+            raise BackendTimeoutError(f"llama.cpp busy: no slot within {timeout_s} s")
+        counts = {"prompt": 0, "samplings": 0}
+
+        def count(input_ids: Any, logits: Any) -> Any:  # called before each sampling
+            if not counts["samplings"]:
+                counts["prompt"] = len(input_ids)
+            counts["samplings"] += 1
+            return logits
+
+        finish = None
+        try:
+            if deadline is not None:
+                if time.monotonic() >= deadline:
+                    raise BackendTimeoutError(f"llama.cpp deadline of {timeout_s} s passed")
+                loaded.arm(deadline)
+            for part in loaded.llama.create_chat_completion(
+                messages=_to_llama_messages(messages),
+                temperature=self.temperature,
+                top_k=self.top_k,
+                top_p=self.top_p,
+                repeat_penalty=self.repeat_penalty,
+                seed=self.seed,
+                max_tokens=max_tokens or self.max_tokens,
+                stop=list(stop or []),
+                grammar=grammar,
+                logits_processor=[count],
+                stream=True,
+            ):
+                choice = part["choices"][0]
+                finish = choice.get("finish_reason") or finish
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+        except (ValueError, RuntimeError) as exc:
+            if deadline is not None and time.monotonic() >= deadline:  # llama_decode aborted
+                raise BackendTimeoutError(f"llama.cpp generation passed its {timeout_s} s deadline") from exc
+            raise BackendError(f"llama.cpp failed: {exc}") from exc
+        finally:
+            try:
+                loaded.disarm()
+            finally:
+                loaded.lock.release()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise BackendTimeoutError(f"llama.cpp answered after its {timeout_s} s deadline")
+        output = counts["samplings"] - (1 if finish == "stop" and counts["samplings"] else 0)
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata={"input_tokens": counts["prompt"], "output_tokens": output,
+                                "total_tokens": counts["prompt"] + output},
+                response_metadata={"finish_reason": finish, "model_name": Path(self.model_path).name,
+                                   "latency_ms": round((time.monotonic() - started) * 1000.0, 1)},
+            ),
+            generation_info={"finish_reason": finish},
         )
 
 

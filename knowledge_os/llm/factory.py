@@ -27,7 +27,9 @@ def make_chat_model(settings: LLMSettings) -> BaseChatModel:
     - ``openai``: ``langchain_openai.ChatOpenAI`` at ``openai_base_url`` (any
       OpenAI-compatible server: vLLM, llama.cpp's server, Ollama's ``/v1``) with
       ``openai_model``, ``openai_api_key``, ``temperature``, ``max_tokens``, ``seed``,
-      the HTTP timeout ``timeout_s`` and ``openai_max_retries``.
+      the HTTP timeout ``timeout_s`` and ``openai_max_retries``; a streamed call asks for
+      the token counts (``stream_options.include_usage``; a server that ignores it, such as
+      llama-cpp-python's, leaves them to :func:`knowledge_os.llm.calls.call_llm`'s estimate).
 
     Raises:
         UnknownNameError: ``provider`` is not one of :data:`LLM_PROVIDERS`.
@@ -60,5 +62,6 @@ def make_chat_model(settings: LLMSettings) -> BaseChatModel:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
         return ChatOpenAICompatible(json_mode=settings.openai_json_mode, model=settings.openai_model, base_url=settings.openai_base_url, api_key=key,
                           temperature=settings.temperature, max_tokens=settings.max_tokens, seed=settings.seed,
-                          timeout=settings.timeout_s, max_retries=settings.openai_max_retries)
+                          timeout=settings.timeout_s, max_retries=settings.openai_max_retries,
+                          stream_usage=True)
     raise UnknownNameError("LLM provider", settings.provider, LLM_PROVIDERS)

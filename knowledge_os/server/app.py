@@ -15,6 +15,23 @@ BackendError                           503     ``{"error", "backend"}``
 anything else                          500     ``{"error": "internal error", "id"}``
 =====================================  ======  =========================================
 
+``POST /v1/runs/stream`` sends server-sent events (``event: NAME`` and ``data: JSON``
+lines, a blank line after each), in this order:
+
+==========  ===========================================================================
+event       data
+==========  ===========================================================================
+``node``    ``{"node", "update"}``: a node finished; ``update`` is its state update
+``token``   ``{"node", "call", "variant", "mode", "text"}``: a piece of the summary the
+            model is writing (``KnowledgeOS.astream(tokens=True)``), between the
+            ``node`` events; ``call`` is ``summarise`` or ``correct``, ``variant`` the
+            draft (0, 1), ``mode`` ``prose`` (the text is the draft) or ``structured``
+            (JSON the framework renders). A draft may fail verification: the answer is
+            the ``result``'s. ``?tokens=false`` leaves them out.
+``result``  ``{"thread_id", "answer"}``: the run finished (last event)
+``error``   ``{"thread_id", "error"}``: the run failed (last event; no stack trace)
+==========  ===========================================================================
+
 No stack trace reaches a client: unexpected errors are logged with their traceback and
 an id the client sees. Bounded concurrency: at most ``server.max_concurrent_runs`` runs
 (foreground, background and streamed) at once; one more gets 429. Graceful shutdown:
@@ -40,7 +57,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from knowledge_os.api import KnowledgeOS
+from knowledge_os.api import TOKEN_EVENT, KnowledgeOS
 from knowledge_os.errors import BackendError, ConfigError, InputError
 from knowledge_os.server.readiness import check_backends
 
@@ -206,10 +223,13 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
             del runs.background[done]
         return JSONResponse({"thread_id": thread_id, "status": "running"}, status_code=202)
 
-    @app.post("/v1/runs/stream", summary="Answer a question, streaming node updates (server-sent events)")
-    async def stream_run(body: RunRequest) -> StreamingResponse:
-        """Events: ``node`` (``{"node", "update"}``) per finished node, then ``result``
-        (``{"thread_id"}`` plus the answer) or ``error`` (``{"error"}``)."""
+    @app.post("/v1/runs/stream", summary="Answer a question, streaming node updates and LLM tokens (server-sent events)")
+    async def stream_run(body: RunRequest, tokens: bool = True) -> StreamingResponse:
+        """Server-sent events, in order: ``node`` (``{"node", "update"}``) per finished node;
+        between them ``token`` (``{"node", "call", "variant", "mode", "text"}``) per piece
+        of the summary the model writes, unless ``?tokens=false``; last ``result``
+        (``{"thread_id", "answer"}``) or ``error`` (``{"thread_id", "error"}``). The
+        format is the module docstring's."""
         if body.background:
             raise InputError("background: a streamed run cannot run in the background")
         kos._check_query(body.query)
@@ -222,7 +242,10 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
         async def events() -> AsyncIterator[bytes]:
             try:
                 last: dict[str, Any] = {}
-                async for node, update in kos.astream(body.query, thread_id=thread_id, **kwargs):
+                async for node, update in kos.astream(body.query, thread_id=thread_id, tokens=tokens, **kwargs):
+                    if node == TOKEN_EVENT:
+                        yield _sse("token", update)
+                        continue
                     last.update(update)
                     yield _sse("node", {"node": node, "update": update})
                 yield _sse("result", {"thread_id": thread_id, "answer": last.get("answer", "")})

@@ -118,3 +118,35 @@ def test_a_dead_server_is_a_clear_backend_error_and_a_run_still_answers(llama_se
     finally:
         for k in env_keys:
             os.environ.pop(k, None)
+
+
+async def test_kos_serve_streams_the_summary_tokens_from_the_server(llama_server, tmp_path, corpus_dir):
+    """SSE of ``POST /v1/runs/stream`` with the chat model behind llama.cpp's server: the
+    summary arrives as token events, before ``execute`` finishes, and they make up the
+    draft that ``execute`` reports."""
+    url, _ = llama_server
+    from knowledge_os.api import KnowledgeOS
+    from knowledge_os.server import create_app
+    from knowledge_os.settings import Settings
+
+    kos = KnowledgeOS(Settings(home=tmp_path / ".kos", llm=settings(url, answer_mode="prose")))
+    assert kos.ingest([corpus_dir]).problems == []
+    app = create_app(kos)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kos",
+                                     timeout=300) as client:
+            body = {"query": "What changed in openssl since March?", "as_of": "2026-11-22", "use_cache": False}
+            async with client.stream("POST", "/v1/runs/stream", json=body) as r:
+                assert r.status_code == 200
+                text = "".join([chunk async for chunk in r.aiter_text()])
+    events = [(e.removeprefix("event: "), orjson.loads(d.removeprefix("data: ")))
+              for e, d in (block.split("\n", 1) for block in text.strip().split("\n\n"))]
+    names = [e for e, _ in events]
+    assert names[-1] == "result", events[-1]
+    tokens = [d for e, d in events if e == "token" and d["variant"] == 0 and d["call"] == "summarise"]
+    assert len(tokens) > 3 and {t["mode"] for t in tokens} == {"prose"}
+    executed = next(d["update"] for e, d in events if e == "node" and d["node"] == "execute")
+    assert names.index("token") < [i for i, (e, d) in enumerate(events) if e == "node" and d["node"] == "execute"][0]
+    first = executed["candidates"][0]
+    assert first["mode"] == "prose"
+    assert "".join(t["text"] for t in tokens).strip() == first["summary"]

@@ -159,7 +159,8 @@ async def test_runs_beyond_the_limit_get_429(served, monkeypatch):
 
 async def test_stream_sends_one_event_per_node_then_the_result(served):
     client, _ = served
-    async with client.stream("POST", "/v1/runs/stream", json={"query": Q, "as_of": AS_OF}) as r:
+    # token events (on by default) are tests/unit/test_token_stream.py's
+    async with client.stream("POST", "/v1/runs/stream?tokens=false", json={"query": Q, "as_of": AS_OF}) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         text = "".join([chunk async for chunk in r.aiter_text()])
     events = [block.split("\n", 1) for block in text.strip().split("\n\n")]
