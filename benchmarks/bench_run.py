@@ -1,64 +1,249 @@
-"""p50/p95 of a run over 20 varied questions, split into route / retrieve / LLM / rest,
-and the process's peak RSS. Needs an ingested corpus: run `kos ingest` first (KOS_HOME).
+"""Where a Fast Path run spends its time: p50/p95 per run split into route / retrieve / LLM /
+rest, and per LLM call prompt vs generated tokens, prompt-eval and generation tokens/s,
+time to first token and CPU time (llama.cpp's own counters, ``CallTimings`` in
+knowledge_os/llm/chat.py). Needs an ingested corpus: run `kos ingest` first (KOS_HOME).
 
-    .venv/bin/python benchmarks/bench_run.py [--repeat 1]
+    .venv/bin/python benchmarks/bench_run.py [--n 40] [--repeat 1] [--show-calls]
+    .venv/bin/python benchmarks/bench_run.py --ab threads        # lever A/B, interleaved
 
-Runs go through the Python API (the same graph, checkpointer and models as `kos run`),
-with the answer cache off so every run does the work; the process start (model load)
-is reported separately.
+The questions are the ``full-kpi`` eval suite's (the ``answers`` case mix: CVE and bug
+lookups, package periods, trend kinds and rankings, free text, English and Russian; seed
+11, as of 2026-11-22). Runs go through the Python API (the same graph, checkpointer and
+models as `kos run`), on the Fast Path with the answer cache off, so every run does the
+work; the process start (model load) is reported separately.
+
+``--ab LEVER`` runs every question under setting A and setting B of one lever, the order
+alternating (A B, B A, ...) so that load on the shared cores falls on both alike; it
+prints both arms side by side, with CPU time and the load average. Levers: see
+:data:`LEVERS`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import pct, questions  # noqa: E402
+from _corpus import pct  # noqa: E402
 
 from knowledge_os.api import KnowledgeOS  # noqa: E402
+from knowledge_os.evals.truth.builders import build_cases  # noqa: E402
+
+AS_OF = date(2026, 11, 22)  # the full-kpi suite's
+SEED = 11
+
+
+class CallCollector(BaseCallbackHandler):
+    """Keeps the ``timings`` of every chat-model call (response_metadata)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, float]] = []
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        for gens in response.generations:
+            for g in gens:
+                meta = getattr(getattr(g, "message", None), "response_metadata", None) or {}
+                if "timings" in meta:
+                    self.calls.append(dict(meta["timings"]))
+
+
+@dataclass
+class Arm:
+    """Figures of one setting: runs and LLM calls."""
+
+    name: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, float]] = field(default_factory=list)
+    cpu_s: float = 0.0
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run_one(kos: KnowledgeOS, collector: CallCollector, query: str, arm: Arm) -> dict[str, Any]:
+    before = len(collector.calls)
+    c0 = cpu_s()
+    t = time.perf_counter()
+    r = kos.run(query, use_cache=False, path="fast", as_of=AS_OF)
+    total = (time.perf_counter() - t) * 1000
+    arm.cpu_s += cpu_s() - c0
+    tm = r.manifest["timings_ms"]
+    llm = sum(v for k, v in tm.items() if k.startswith("llm."))
+    retrieve = sum(v for k, v in tm.items() if k.startswith("retrieve."))
+    route = tm.get("route", 0.0)
+    calls = collector.calls[before:]
+    arm.calls.extend(calls)
+    row = {
+        "total": total, "route": route, "retrieve": retrieve, "llm": llm,
+        "rest": max(0.0, total - route - retrieve - llm),
+        "domain": r.domain, "method": r.route.method, "score": r.quality.score,
+        "grounded": r.quality.grounded, "data_only": r.data_only, "mode": r.answer_mode,
+        "llm_calls": r.usage.llm_calls, "query": query, "calls": calls,
+    }
+    arm.runs.append(row)
+    return row
+
+
+def print_run(row: dict[str, Any], arm: str = "") -> None:
+    calls = " ".join(f"{c['prompt_tokens']}p/{c['prompt_eval_tokens']}e/{c['gen_tokens']}g:{c['total_ms']:.0f}ms"
+                     for c in row["calls"])
+    print(f"{arm}{row['total']:7.0f} ms {row['domain']:6} {row['method']:9} {row['mode']:10} "
+          f"q={row['score']:.2f} grounded={int(row['grounded'])} data_only={int(row['data_only'])} "
+          f"[{calls}]  {row['query'][:70]}")
+
+
+def summarise_arm(arm: Arm) -> dict[str, float]:
+    runs, calls = arm.runs, arm.calls
+    totals = [r["total"] for r in runs]
+    pe_tok = sum(c["prompt_eval_tokens"] for c in calls)
+    pe_ms = sum(c["prompt_eval_ms"] for c in calls)
+    g_tok = sum(c["gen_tokens"] for c in calls)
+    g_ms = sum(c["gen_ms"] for c in calls)
+    return {
+        "runs": len(runs),
+        "p50_ms": pct(totals, 0.5),
+        "p95_ms": pct(totals, 0.95),
+        "max_ms": max(totals),
+        "llm_p50_ms": pct([r["llm"] for r in runs], 0.5),
+        "cpu_s_per_run": arm.cpu_s / max(1, len(runs)),
+        "llm_calls_per_run": len(calls) / max(1, len(runs)),
+        "prompt_tokens_per_call": statistics.mean(c["prompt_tokens"] for c in calls) if calls else 0.0,
+        "evaluated_share": pe_tok / max(1, sum(c["prompt_tokens"] for c in calls)),
+        "gen_tokens_per_call": statistics.mean(c["gen_tokens"] for c in calls) if calls else 0.0,
+        "prompt_tok_s": pe_tok / (pe_ms / 1000) if pe_ms else 0.0,
+        "gen_tok_s": g_tok / (g_ms / 1000) if g_ms else 0.0,
+        "first_token_p50_ms": pct([c["first_token_ms"] for c in calls], 0.5) if calls else 0.0,
+        "prompt_ms_share": pe_ms / max(1e-9, sum(c["total_ms"] for c in calls)),
+        "gen_ms_share": g_ms / max(1e-9, sum(c["total_ms"] for c in calls)),
+        "other_ms_share": sum(c["other_ms"] for c in calls) / max(1e-9, sum(c["total_ms"] for c in calls)),
+        "grounded": sum(r["grounded"] for r in runs) / max(1, len(runs)),
+        "data_only": sum(r["data_only"] for r in runs) / max(1, len(runs)),
+        "score_mean": statistics.mean(r["score"] for r in runs),
+    }
+
+
+def print_arms(arms: list[Arm]) -> None:
+    sums = [summarise_arm(a) for a in arms]
+    print(f"\n{'figure':24}" + "".join(f"{a.name:>16}" for a in arms))
+    for key in sums[0]:
+        print(f"{key:24}" + "".join(f"{s[key]:16.2f}" for s in sums))
+
+
+# --------------------------------------------------------------------------- levers
+
+
+def _llama(kos: KnowledgeOS) -> Any:
+    from knowledge_os.llm.chat import ChatLlamaCpp
+
+    model = kos.services.chat_model
+    if not isinstance(model, ChatLlamaCpp):
+        raise SystemExit("--ab needs the embedded llama.cpp model (llm.provider=llamacpp)")
+    return model._loaded().llama
+
+
+def _threads(n: int, n_batch: int) -> Callable[[KnowledgeOS], None]:
+    """Generation threads ``n``, prompt-evaluation threads ``n_batch``."""
+
+    def apply(kos: KnowledgeOS) -> None:
+        import llama_cpp
+
+        llama = _llama(kos)
+        llama_cpp.llama_set_n_threads(llama._ctx.ctx, n, n_batch)
+
+    return apply
+
+
+def _setattr(module: Any, name: str, value: Any) -> Callable[[KnowledgeOS], None]:
+    def apply(kos: KnowledgeOS) -> None:
+        setattr(module, name, value)
+
+    return apply
+
+
+def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tuple[str, Callable[[KnowledgeOS], None]]]]:
+    from knowledge_os.domains import steps
+
+    return {
+        "threads": (("1 thread", _threads(1, 1)), ("2 threads", _threads(2, 2))),
+        "batch_threads": (("1/1", _threads(1, 1)), ("1 gen/2 prompt", _threads(1, 2))),
+        "skip": (("skip on", _setattr(steps, "data_complete", steps.data_complete)),
+                 ("skip off", _setattr(steps, "data_complete", lambda ctx, listing: None))),
+        "choose_chars": (("160 chars", _setattr(steps, "CHOOSE_DOC_CHARS", 160)),
+                         ("80 chars", _setattr(steps, "CHOOSE_DOC_CHARS", 80))),
+        "prompt_docs": (("8 entries", _setattr(steps, "PROMPT_DOCS", 8)),
+                        ("5 entries", _setattr(steps, "PROMPT_DOCS", 5))),
+    }
+
+
+LEVERS = ("threads", "batch_threads", "skip", "choose_chars", "prompt_docs")
+"""Levers ``--ab`` can compare in one process (each arm is applied before its run)."""
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=40, help="questions (the full-kpi suite's mix)")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--ab", choices=LEVERS, help="compare the two settings of one lever, interleaved")
+    ap.add_argument("--show-calls", action="store_true", help="print every run with its LLM calls")
     args = ap.parse_args()
+    load0 = os.getloadavg()
     t0 = time.perf_counter()
     kos = KnowledgeOS()
-    qs = questions(kos.settings.home)
-    kos.run("warm up: what changed in openssl?", use_cache=False)
+    collector = CallCollector()
+    kos.services.chat_model.callbacks = [collector]
+    cases = build_cases("answers", as_of=AS_OF, n=args.n, seed=SEED)
+    qs = [c["query"] for c in cases]
+    kos.run("warm up: what changed in openssl?", use_cache=False, as_of=AS_OF)
     warm = time.perf_counter() - t0
-    rows: dict[str, list[float]] = {"total": [], "route": [], "retrieve": [], "llm": [], "rest": []}
-    methods: dict[str, int] = {}
-    for _ in range(args.repeat):
-        for q in qs:
-            t = time.perf_counter()
-            r = kos.run(q, use_cache=False)
-            total = (time.perf_counter() - t) * 1000
-            tm = r.manifest["timings_ms"]
-            llm = sum(v for k, v in tm.items() if k.startswith("llm."))
-            retrieve = sum(v for k, v in tm.items() if k.startswith("retrieve."))
-            route = tm.get("route", 0.0)
-            rows["total"].append(total)
-            rows["route"].append(route)
-            rows["retrieve"].append(retrieve)
-            rows["llm"].append(llm)
-            rows["rest"].append(max(0.0, total - route - retrieve - llm))
-            methods[r.route.method] = methods.get(r.route.method, 0) + 1
-            print(f"{total:8.0f} ms  {r.domain:6} {r.path:5} {r.route.method:9} q={r.quality.score:.2f} "
-                  f"llm_calls={r.usage.llm_calls}  {q}")
+    print(f"questions: {len(qs)} ({sum(c.get('lang') == 'ru' for c in cases)} Russian); "
+          f"first run incl. model load: {warm:.1f} s; load average {load0[0]:.2f}")
+    if args.ab:
+        (name_a, apply_a), (name_b, apply_b) = _levers()[args.ab]
+        arms = [Arm(name_a), Arm(name_b)]
+        applies = [apply_a, apply_b]
+        i = 0
+        for _ in range(args.repeat):
+            for q in qs:
+                order = (0, 1) if i % 2 == 0 else (1, 0)
+                i += 1
+                for k in order:
+                    applies[k](kos)
+                    row = run_one(kos, collector, q, arms[k])
+                    if args.show_calls:
+                        print_run(row, f"{arms[k].name:>10} ")
+        apply_a(kos)
+        print_arms(arms)
+    else:
+        arm = Arm("this run")
+        for _ in range(args.repeat):
+            for q in qs:
+                row = run_one(kos, collector, q, arm)
+                if args.show_calls:
+                    print_run(row)
+        totals = {k: [r[k] for r in arm.runs] for k in ("total", "route", "retrieve", "llm", "rest")}
+        p50_total = pct(totals["total"], 0.5)
+        print(f"\n{'part':10} {'p50 ms':>10} {'p95 ms':>10} {'share of p50':>13}")
+        for k, v in totals.items():
+            print(f"{k:10} {pct(v, 0.5):10.1f} {pct(v, 0.95):10.1f} {pct(v, 0.5) / p50_total:12.0%}")
+        print_arms([arm])
+        print(f"mean LLM share of run time: {statistics.mean(totals['llm']) / statistics.mean(totals['total']):.0%}")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nruns: {len(rows['total'])}  first run incl. model load: {warm:.1f} s  route methods: {methods}")
-    print(f"{'part':10} {'p50 ms':>10} {'p95 ms':>10} {'share of p50':>13}")
-    p50_total = pct(rows["total"], 0.5)
-    for k, v in rows.items():
-        print(f"{k:10} {pct(v, 0.5):10.1f} {pct(v, 0.95):10.1f} {pct(v, 0.5) / p50_total:12.0%}")
+    load1 = os.getloadavg()
     print(f"\npeak RSS: {rss_mb:.0f} MB (goal < 1024 MB) -> {'ok' if rss_mb < 1024 else 'OVER'}")
-    print(f"mean LLM share of run time: {statistics.mean(rows['llm']) / statistics.mean(rows['total']):.0%}")
+    print(f"load average: {load0[0]:.2f} at start, {load1[0]:.2f} at end (2 cores)")
     kos.close()
 
 

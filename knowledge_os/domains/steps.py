@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from knowledge_os.domains.compose import compose_answer, fallback_summary, kind_names, render_choice
+from knowledge_os.domains.compose import compose_answer, fallback_summary, kind_names, missing_ids, render_choice
 from knowledge_os.domains.relevance import bearing
 from knowledge_os.domains.spec import DomainSpec
+from knowledge_os.domains.trend import stats_summary
 from knowledge_os.errors import BackendError, BudgetExceededError
 from knowledge_os.llm.budget import Budget, merge_usage
 from knowledge_os.llm.calls import SYNTHESIS_TAG, call_llm, parse_json_reply
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from knowledge_os.retrieval.service import RetrievalService
     from knowledge_os.settings import LLMSettings
 
-__all__ = ["STEPS", "StepContext", "doc_to_state", "render_context"]
+__all__ = ["STEPS", "StepContext", "data_complete", "doc_to_state", "render_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,11 +193,17 @@ def summarise(ctx: StepContext) -> None:
     (the candidate is marked ``data_only``)."""
     listing = select_listing(ctx)
     nothing = not listing and ctx.stats is None  # no entry, no figure: nothing for a model to say
+    complete = None if nothing else data_complete(ctx, listing)
+    if complete is not None:
+        ctx.events.append({"type": "llm_skipped", "where": "summarise", "why": complete[0]})
     for variant in range(ctx.n_candidates):
         summary = None
-        reason = None if nothing else "rejected"  # no usable reply unless one comes back
+        reason = None if nothing or complete else "rejected"  # no usable reply unless one comes back
         try:
-            summary = None if nothing else draft_summary(ctx, listing, variant)
+            if complete is not None:
+                summary = complete[1]
+            elif not nothing:
+                summary = draft_summary(ctx, listing, variant)
         except BudgetExceededError as exc:
             ctx.events.append({"type": "budget_exceeded", "budget": exc.budget})
             ctx.note_usage({"budget_exceeded": 1})
@@ -219,9 +226,43 @@ def summarise(ctx: StepContext) -> None:
                 "citations": [d["id"] for d in listing],
                 "variant": variant,
                 "data_only": reason is not None,
-                "mode": answer_mode(ctx) if reason is None and not nothing else "data",
+                "mode": answer_mode(ctx) if reason is None and not nothing and not complete else "data",
             }
         )
+
+
+def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """``(why, summary)`` when the answer written from the data is already the one the
+    LLM's reply would give, so the call is skipped; None when the LLM has a choice to make.
+
+    - ``id_not_found``: the question names a CVE or bug no entry holds; the answer says
+      so in place of any summary (:func:`compose.compose_answer`).
+    - ``one_entry`` (structured mode): one entry is listed, so the schema's only entry
+      number is 1, and the kind of change is read from the data whatever the model says
+      (:func:`compose.entry_kind`): the rendered choice of ``{"n": 1}`` is that reply.
+    - ``ranking`` / ``empty_window`` (structured mode, statistics): a ranking question,
+      or a question whose current window has no upload, is answered by the figures'
+      own summary whatever kinds the model picks (:func:`compose.render_choice`).
+
+    The prose mode (a stronger model writing its own sentences) is never skipped but
+    for ``id_not_found``. Each skip removes one LLM call of ~1-4 s from the Fast Path
+    (benchmarks/bench_run.py).
+    """
+    if ctx.spec.answer_style == "grouped" and listing and missing_ids(ctx):
+        return "id_not_found", fallback_summary(ctx, listing)
+    if answer_mode(ctx) != "structured":
+        return None
+    if ctx.spec.answer_style == "stats":
+        stats = ctx.stats or {}
+        if stats.get("ranking"):
+            return "ranking", stats_summary(ctx)
+        if (stats.get("empty") or {}).get("current"):
+            return "empty_window", stats_summary(ctx)
+        return None
+    if len(listing) == 1:
+        rendered = render_choice(ctx, listing, {"entries": [{"n": 1, "kind": "other"}]})
+        return ("one_entry", rendered) if rendered else None
+    return None
 
 
 _VARIANT_HINTS = (

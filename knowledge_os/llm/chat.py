@@ -16,6 +16,7 @@ import ctypes
 import importlib.util
 import json
 import logging
+import resource
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ from knowledge_os.errors import BackendError, BackendTimeoutError, ConfigError
 from knowledge_os.settings import LLMSettings
 
 __all__ = [
+    "CallTimings",
     "ChatLlamaCpp",
     "default_model_path",
     "invoke_kwargs",
@@ -163,6 +165,62 @@ def _load(path: Path, *, n_ctx: int, n_threads: int, seed: int) -> _Loaded:
         return loaded
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTimings:
+    """Where one llama.cpp call spent its time (from ``llama_perf_context`` deltas).
+
+    Attributes:
+        prompt_tokens: Tokens of the rendered prompt (chat template applied).
+        prompt_eval_tokens: Prompt tokens llama.cpp evaluated; the rest
+            (``prompt_tokens - prompt_eval_tokens``) came from the KV cache of the previous
+            call's shared prefix.
+        prompt_eval_ms: Wall time of prompt evaluation, ms.
+        gen_tokens: Tokens decoded one by one (the completion, minus the last sampled one).
+        gen_ms: Wall time of those decodes, ms.
+        first_token_ms: From the call's start (lock taken) to the first sampling, ms: the
+            time to first token, prompt rendering, tokenising and evaluation included.
+        total_ms: The whole call once the lock was taken, ms.
+        cpu_ms: Process CPU time (user + system) during the call, ms; above ``total_ms``
+            when several threads compute.
+    """
+
+    prompt_tokens: int
+    prompt_eval_tokens: int
+    prompt_eval_ms: float
+    gen_tokens: int
+    gen_ms: float
+    first_token_ms: float
+    total_ms: float
+    cpu_ms: float
+
+    @property
+    def other_ms(self) -> float:
+        """Time neither in prompt evaluation nor in decoding: sampling (the JSON-schema
+        grammar checks candidate tokens), the chat template, Python, ms."""
+        return max(0.0, self.total_ms - self.prompt_eval_ms - self.gen_ms)
+
+    def as_dict(self) -> dict[str, float]:
+        out = {k: getattr(self, k) for k in self.__slots__}
+        out["other_ms"] = round(self.other_ms, 1)
+        return out
+
+
+def _perf(llama: Any) -> tuple[float, float, int, int]:
+    """Cumulative (prompt-eval ms, eval ms, prompt-eval tokens, eval tokens) of a context."""
+    try:
+        import llama_cpp
+
+        data = llama_cpp.llama_perf_context(llama._ctx.ctx)
+    except (AttributeError, ImportError):  # an older llama-cpp-python: no timings
+        return 0.0, 0.0, 0, 0
+    return data.t_p_eval_ms, data.t_eval_ms, data.n_p_eval, data.n_eval
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 @lru_cache(maxsize=64)
 def _grammar(schema_json: str) -> Any:
     from llama_cpp import LlamaGrammar
@@ -206,7 +264,9 @@ class ChatLlamaCpp(BaseChatModel):
       (checked between graph operations, well under a millisecond apart).
 
     ``AIMessage.usage_metadata`` carries input/output/total tokens;
-    ``response_metadata`` carries ``finish_reason``, ``model_name`` and ``latency_ms``.
+    ``response_metadata`` carries ``finish_reason``, ``model_name``, ``latency_ms`` and
+    ``timings`` (:meth:`CallTimings.as_dict`: prompt vs generated tokens, their ms, time
+    to first token, CPU ms).
 
     Raises (from ``invoke``):
         BackendTimeoutError: ``timeout_s`` passed.
@@ -297,6 +357,16 @@ class ChatLlamaCpp(BaseChatModel):
                 if time.monotonic() >= deadline:
                     raise BackendTimeoutError(f"llama.cpp deadline of {timeout_s} s passed")
                 loaded.arm(deadline)
+            t_lock = time.monotonic()
+            cpu0 = _cpu_s()
+            perf0 = _perf(loaded.llama)
+            first: list[float] = []
+
+            def note_first(_ids: Any, logits: Any) -> Any:  # called before each sampling
+                if not first:
+                    first.append(time.monotonic())
+                return logits
+
             response = loaded.llama.create_chat_completion(
                 messages=_to_llama_messages(messages),
                 temperature=self.temperature,
@@ -307,6 +377,19 @@ class ChatLlamaCpp(BaseChatModel):
                 max_tokens=max_tokens or self.max_tokens,
                 stop=list(stop or []),
                 grammar=grammar,
+                logits_processor=[note_first],  # a list is all llama-cpp-python needs
+            )
+            perf1 = _perf(loaded.llama)
+            t_done = time.monotonic()
+            timings = CallTimings(
+                prompt_tokens=int((response.get("usage") or {}).get("prompt_tokens", 0)),
+                prompt_eval_tokens=perf1[2] - perf0[2],
+                prompt_eval_ms=round(perf1[0] - perf0[0], 1),
+                gen_tokens=perf1[3] - perf0[3],
+                gen_ms=round(perf1[1] - perf0[1], 1),
+                first_token_ms=round(((first[0] if first else t_done) - t_lock) * 1000.0, 1),
+                total_ms=round((t_done - t_lock) * 1000.0, 1),
+                cpu_ms=round((_cpu_s() - cpu0) * 1000.0, 1),
             )
         except (ValueError, RuntimeError) as exc:
             if deadline is not None and time.monotonic() >= deadline:  # llama_decode aborted
@@ -321,9 +404,10 @@ class ChatLlamaCpp(BaseChatModel):
                 loaded.lock.release()
         if deadline is not None and time.monotonic() >= deadline:
             raise BackendTimeoutError(f"llama.cpp answered after its {timeout_s} s deadline")
-        return self._result(response, (time.monotonic() - started) * 1000.0)
+        return self._result(response, (time.monotonic() - started) * 1000.0, timings)
 
-    def _result(self, response: Mapping[str, Any], latency_ms: float) -> ChatResult:
+    def _result(self, response: Mapping[str, Any], latency_ms: float,
+                timings: CallTimings | None = None) -> ChatResult:
         choice = response["choices"][0]
         text = choice["message"].get("content") or ""
         usage = response.get("usage") or {}
@@ -340,6 +424,7 @@ class ChatLlamaCpp(BaseChatModel):
                 "finish_reason": finish,
                 "model_name": name,
                 "latency_ms": round(latency_ms, 1),
+                **({"timings": timings.as_dict()} if timings is not None else {}),
             },
         )
         return ChatResult(
@@ -378,10 +463,12 @@ class ChatLlamaCpp(BaseChatModel):
         if not loaded.lock.acquire(timeout=wait_s):
             raise BackendTimeoutError(f"llama.cpp busy: no slot within {timeout_s} s")
         counts = {"prompt": 0, "samplings": 0}
+        first: list[float] = []
 
         def count(input_ids: Any, logits: Any) -> Any:  # called before each sampling
             if not counts["samplings"]:
                 counts["prompt"] = len(input_ids)
+                first.append(time.monotonic())
             counts["samplings"] += 1
             return logits
 
@@ -391,6 +478,9 @@ class ChatLlamaCpp(BaseChatModel):
                 if time.monotonic() >= deadline:
                     raise BackendTimeoutError(f"llama.cpp deadline of {timeout_s} s passed")
                 loaded.arm(deadline)
+            t_lock = time.monotonic()
+            cpu0 = _cpu_s()
+            perf0 = _perf(loaded.llama)
             for part in loaded.llama.create_chat_completion(
                 messages=_to_llama_messages(messages),
                 temperature=self.temperature,
@@ -409,6 +499,18 @@ class ChatLlamaCpp(BaseChatModel):
                 text = (choice.get("delta") or {}).get("content")
                 if text:
                     yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+            perf1 = _perf(loaded.llama)
+            t_done = time.monotonic()
+            timings = CallTimings(
+                prompt_tokens=counts["prompt"],
+                prompt_eval_tokens=perf1[2] - perf0[2],
+                prompt_eval_ms=round(perf1[0] - perf0[0], 1),
+                gen_tokens=perf1[3] - perf0[3],
+                gen_ms=round(perf1[1] - perf0[1], 1),
+                first_token_ms=round(((first[0] if first else t_done) - t_lock) * 1000.0, 1),
+                total_ms=round((t_done - t_lock) * 1000.0, 1),
+                cpu_ms=round((_cpu_s() - cpu0) * 1000.0, 1),
+            )
         except (ValueError, RuntimeError) as exc:
             if deadline is not None and time.monotonic() >= deadline:  # llama_decode aborted
                 raise BackendTimeoutError(f"llama.cpp generation passed its {timeout_s} s deadline") from exc
@@ -427,7 +529,8 @@ class ChatLlamaCpp(BaseChatModel):
                 usage_metadata={"input_tokens": counts["prompt"], "output_tokens": output,
                                 "total_tokens": counts["prompt"] + output},
                 response_metadata={"finish_reason": finish, "model_name": Path(self.model_path).name,
-                                   "latency_ms": round((time.monotonic() - started) * 1000.0, 1)},
+                                   "latency_ms": round((time.monotonic() - started) * 1000.0, 1),
+                                   "timings": timings.as_dict()},
             ),
             generation_info={"finish_reason": finish},
         )

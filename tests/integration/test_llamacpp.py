@@ -112,3 +112,30 @@ def test_a_streamed_call_past_its_deadline_raises_and_frees_the_model(model: Cha
     with pytest.raises(BackendTimeoutError):
         list(model.stream(messages, max_tokens=400, timeout_s=0.05))
     assert model.invoke(messages, max_tokens=4).content  # the lock was released
+
+
+def test_timings_split_prompt_and_generation(model: ChatLlamaCpp) -> None:
+    system = SystemMessage(content=SYSTEM)
+    first = model.invoke([system, HumanMessage(content=QUERIES[0])], max_tokens=16)
+    again = model.invoke([system, HumanMessage(content=QUERIES[1])], max_tokens=16)
+    for out in (first, again):
+        t = out.response_metadata["timings"]
+        assert out.usage_metadata is not None
+        assert t["prompt_tokens"] == out.usage_metadata["input_tokens"]
+        assert 0 < t["prompt_eval_tokens"] <= t["prompt_tokens"]
+        assert 0 <= t["gen_tokens"] <= out.usage_metadata["output_tokens"]
+        assert t["prompt_eval_ms"] > 0 and t["gen_ms"] >= 0
+        assert t["prompt_eval_ms"] <= t["first_token_ms"] + 1.0 <= t["total_ms"] + 1.0
+        assert t["cpu_ms"] > 0
+    # The system prompt is the shared prefix: the second call evaluates only the rest.
+    shared = again.response_metadata["timings"]
+    assert shared["prompt_eval_tokens"] < shared["prompt_tokens"] - 20
+
+
+def test_a_streamed_call_reports_its_timings_too(model: ChatLlamaCpp) -> None:
+    chunks = list(model.stream([SystemMessage(content=SYSTEM), HumanMessage(content=QUERIES[2])], max_tokens=16))
+    last = chunks[-1]
+    t = last.response_metadata["timings"]
+    assert last.usage_metadata is not None
+    assert t["prompt_tokens"] == last.usage_metadata["input_tokens"]
+    assert 0 < t["prompt_eval_tokens"] <= t["prompt_tokens"] and t["first_token_ms"] <= t["total_ms"]

@@ -109,12 +109,25 @@ def test_with_loops_off_the_first_draft_is_final_and_still_scored(kos_factory):
 def test_structured_mode_renders_the_chosen_entries_from_the_data(kos_factory):
     kos = kos_factory(responses=['{"entries": [{"n": 1, "kind": "documentation"}]}'],
                       llm={"answer_mode": "structured"})
-    r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    r = kos.run("What changed in openssl?", as_of=AS_OF, use_cache=False)  # three entries listed
     first = summary_of(r.answer)
     # The label is checked against the entry's text: a CVE upload is a security fix.
     assert first == ("The entries that bear on the question: openssl 3.0.19-1~deb12u2 (2026-04-03): "
                      "security fix (CVE-2026-28387, CVE-2026-28389) [1].")
-    assert r.answer_mode == "structured" and r.data_only is False
+    assert r.answer_mode == "structured" and r.data_only is False and r.usage.llm_calls == 1
+    assert r.quality.passed and r.quality.grounded
+
+
+def test_structured_mode_skips_the_llm_when_one_entry_is_listed(kos_factory):
+    # The model would be asked to choose among one entry: its only reply is entry 1, whose
+    # kind is read from the data; the framework writes that answer without the call.
+    kos = kos_factory(responses=['{"entries": [{"n": 1, "kind": "documentation"}]}'],
+                      llm={"answer_mode": "structured"})
+    r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    assert summary_of(r.answer) == ("The entries that bear on the question: openssl 3.0.19-1~deb12u2 "
+                                    "(2026-04-03): security fix (CVE-2026-28387, CVE-2026-28389) [1].")
+    assert r.usage.llm_calls == 0 and "llm.summarise.0" not in r.manifest["timings_ms"]
+    assert r.answer_mode == "data" and r.data_only is False and "Note:" not in r.answer
     assert r.quality.passed and r.quality.grounded
 
 
@@ -128,12 +141,24 @@ def test_structured_mode_in_russian_and_for_statistics(kos_factory):
     assert r.quality.grounded
 
 
+@pytest.mark.parametrize("question", ["Which packages were uploaded most often in 2026?",
+                                      "Какие пакеты обновлялись чаще всего в 2026 году?"])
+def test_a_ranking_is_answered_from_the_figures_without_the_llm(kos_factory, question):
+    kos = kos_factory(responses=['{"kinds": ["security"]}'] * 3, llm={"answer_mode": "structured"})
+    r = kos.run(question, as_of=AS_OF, use_cache=False)
+    assert r.domain == "trend" and r.usage.llm_calls == 0
+    lead = summary_of(r.answer)
+    assert lead.startswith(("Top ", "Топ")), lead
+    assert "security" not in lead and "безопасности" not in lead  # the model's kinds: not asked for
+    assert r.answer_mode == "data" and r.data_only is False and r.quality.grounded
+
+
 def test_an_unusable_structured_reply_falls_back_to_the_data(kos_factory):
     kos = kos_factory(responses=['{"entries": [{"n": 9, "kind": "security"}]}'] * 3,
                       llm={"answer_mode": "structured"})
-    r = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    r = kos.run("What changed in openssl?", as_of=AS_OF, use_cache=False)  # three entries: n=9 names none
     assert r.data_only is True
-    assert re.search(r"The listing holds 1 entries of openssl", r.answer)
+    assert re.search(r"The listing holds 3 entries of openssl", r.answer)
     assert "Note: the model's summary did not pass the checks" in r.answer  # it answered, unusably
 
 
@@ -194,6 +219,7 @@ def test_an_id_no_entry_holds_is_said_not_answered_with_other_uploads(kos_factor
     assert r.answer.startswith(lead), r.answer
     assert "fixed it" not in r.answer  # no summary claiming another upload answers the question
     assert r.quality.passed and not any("answers_named_ids" in i for i in r.quality.issues)
+    assert r.usage.llm_calls == 0  # that line replaces any summary: no model is asked for one
 
 
 def test_a_named_id_that_exists_still_needs_its_upload_cited(kos_factory):
