@@ -134,7 +134,7 @@ def test_timings_split_prompt_and_generation(model: ChatLlamaCpp) -> None:
 
 def test_a_streamed_call_reports_its_timings_too(model: ChatLlamaCpp) -> None:
     chunks = list(model.stream([SystemMessage(content=SYSTEM), HumanMessage(content=QUERIES[2])], max_tokens=16))
-    last = chunks[-1]
+    last = next(c for c in chunks if c.usage_metadata)
     t = last.response_metadata["timings"]
     assert last.usage_metadata is not None
     assert t["prompt_tokens"] == last.usage_metadata["input_tokens"]
