@@ -1,4 +1,4 @@
-"""Operations sub-commands of ``kos``: ``db``, ``memory`` and ``dlq`` (mounted in cli.py).
+"""Operations sub-commands of ``kos``: ``db``, ``memory``, ``dlq`` and ``persona`` (mounted in cli.py).
 
 Each command loads :class:`Settings` from the usual sources, opens the configured store
 (``settings.storage.memory``), and closes it (and the shared PostgreSQL pool) before it
@@ -20,7 +20,7 @@ from rich.table import Table
 
 from knowledge_os.errors import KnowledgeOSError
 
-__all__ = ["db_app", "dlq_app", "memory_app"]
+__all__ = ["db_app", "dlq_app", "memory_app", "persona_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ T = TypeVar("T")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 memory_app = typer.Typer(no_args_is_help=True, help="Episodic memory.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead-letter queue.")
+persona_app = typer.Typer(no_args_is_help=True, help="Persona profiles.")
 
 
 
@@ -306,3 +307,67 @@ def dlq_work(
     _out.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
     if counts["rescheduled"] or counts["permanent_failure"]:
         raise typer.Exit(1)
+
+
+# -- personas ------------------------------------------------------------------------------
+
+
+def _personas() -> Any:
+    from knowledge_os.services import Services
+
+    return Services(_settings())
+
+
+@persona_app.command("build")
+def persona_build(json_out: JsonOpt = False) -> None:
+    """Embed every persona profile (in batches) and store the index under <home>/personas."""
+    try:
+        services = _personas()
+        registry = services.personas
+        index = registry.build()
+    except KnowledgeOSError as exc:
+        _fail(exc)
+    rows = [{"name": n, "version": index.versions[n]} for n in index.names]
+    if json_out:
+        for row in rows:
+            typer.echo(orjson.dumps({**row, "embedder": index.embedder}).decode())
+        return
+    _out.print(f"{len(rows)} persona profiles embedded by {index.embedder} into {registry.index_folder}",
+               highlight=False)
+
+
+@persona_app.command("list")
+def persona_list(json_out: JsonOpt = False) -> None:
+    """The persona profiles (built-in, <home>/personas.yaml, personas.files) and their versions."""
+    from knowledge_os.personas.profiles import profile_version, summary_text
+
+    try:
+        services = _personas()
+        registry = services.personas
+    except KnowledgeOSError as exc:
+        _fail(exc)
+    from knowledge_os.personas.tokens import token_counter
+
+    count, tokenizer = token_counter(services.chat_model)
+    rows = [{"name": p.name, "reader": p.reader, "version": profile_version(p), "interests": list(p.interests),
+             "summary_tokens": count(summary_text(p))} for p in registry.profiles.values()]
+    if json_out:
+        for row in rows:
+            typer.echo(orjson.dumps(row).decode())
+        return
+    table = Table("name", "reader", "version", "interests", f"summary tokens ({tokenizer})")
+    for r in rows:
+        table.add_row(r["name"], r["reader"], r["version"], ", ".join(r["interests"]), str(r["summary_tokens"]))
+    _out.print(table)
+
+
+@persona_app.command("resolve")
+def persona_resolve(
+    persona: Annotated[str, typer.Argument(help="A profile name or free text (e.g. 'the security team').")],
+) -> None:
+    """Show which profile a persona resolves to (by name, or free text by embedding)."""
+    try:
+        resolved = _personas().personas.resolve(persona)
+    except KnowledgeOSError as exc:
+        _fail(exc)
+    typer.echo(orjson.dumps(resolved.record() if resolved else None).decode())

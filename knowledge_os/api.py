@@ -254,6 +254,8 @@ class KnowledgeOS:
             self.services.domains.get(domain)  # UnknownNameError lists the domains
         if path not in (None, "fast", "smart"):
             raise InputError(f"path must be 'fast' or 'smart', got {path!r}")
+        if persona is not None:
+            self.services.personas.resolve(persona)  # UnknownNameError names it and lists the profiles
         day = as_of.isoformat() if isinstance(as_of, date) else as_of
         if day is None:  # fixed now, so a run resumed tomorrow still reads "since March" against today
             day = datetime.now(UTC).date().isoformat()
@@ -288,7 +290,7 @@ class KnowledgeOS:
 
         Raises:
             InputError: empty query, bad ``path``, ``as_of`` or ``qos``.
-            UnknownNameError: unknown ``domain``.
+            UnknownNameError: unknown ``domain``, or a ``persona`` that is a name (no spaces) no profile has.
         On any other failure the run is put on the dead-letter queue with its thread id
         and last checkpoint (so ``kos dlq work`` can resume it), then the error is raised.
         """

@@ -91,7 +91,7 @@ def run(
     thread: Annotated[Optional[str], typer.Option("--thread", help="Continue or inspect this thread id.")] = None,
     domain: Annotated[Optional[str], typer.Option("--domain", help="Force a domain (skip routing).")] = None,
     path: Annotated[Optional[str], typer.Option("--path", help="Force the fast or smart path.")] = None,
-    persona: Annotated[Optional[str], typer.Option("--persona", help="Who the answer is for.")] = None,
+    persona: Annotated[Optional[str], typer.Option("--persona", help="Who the answer is for: a profile name (kos persona list) or free text matched to the nearest profile.")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Today's date for 'since March' (YYYY-MM-DD).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Skip the answer cache.")] = False,
     no_loops: Annotated[bool, typer.Option("--no-loops", help="First draft is final (no correct, no replan).")] = False,
@@ -280,11 +280,12 @@ def eval_(
 
 
 def _mount_ops() -> None:
-    from knowledge_os._cli_ops import db_app, dlq_app, memory_app
+    from knowledge_os._cli_ops import db_app, dlq_app, memory_app, persona_app
 
     app.add_typer(db_app, name="db", help="Database schema (PostgreSQL / SQLite).")
     app.add_typer(memory_app, name="memory", help="Episodic memory.")
     app.add_typer(dlq_app, name="dlq", help="Dead-letter queue.")
+    app.add_typer(persona_app, name="persona", help="Persona profiles: list, build the index, resolve.")
 
 
 _mount_ops()

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from knowledge_os.cache.answers import AnswerCache
     from knowledge_os.memory.base import EpisodicMemory
     from knowledge_os.observability.metrics import Metrics
+    from knowledge_os.personas.registry import PersonaRegistry
     from knowledge_os.retrieval.base import Embedder, GraphStore, VectorStore
     from knowledge_os.retrieval.docstore import DocumentStore
     from knowledge_os.retrieval.service import QueryEmbedder, RetrievalService
@@ -129,6 +130,25 @@ class Services:
         from knowledge_os.retrieval.service import QueryEmbedder
 
         return QueryEmbedder(self.embedder, self.embedding_cache)
+
+    @functools.cached_property
+    def personas(self) -> PersonaRegistry:
+        """Persona profiles (loaded and checked now) and their index (``<home>/personas``).
+
+        Raises:
+            PersonaConfigError: a persona file is wrong (file, key path, problem).
+        """
+        from knowledge_os.personas.index import index_dir
+        from knowledge_os.personas.profiles import load_profiles
+        from knowledge_os.personas.registry import PersonaRegistry
+        from knowledge_os.personas.tokens import token_counter
+
+        s = self.settings
+        count, tokenizer = token_counter(self.chat_model)
+        profiles = load_profiles(s.persona_files, count_tokens=count, tokenizer=tokenizer)
+        return PersonaRegistry(profiles=profiles, embedder=self.embedder, index_folder=index_dir(s.home),
+                               similarity_floor=s.personas.similarity_floor, batch_size=s.embedder.batch_size,
+                               query_embed=self.query_embedder.embed)
 
     @functools.cached_property
     def retrieval(self) -> RetrievalService:

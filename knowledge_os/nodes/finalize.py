@@ -84,6 +84,8 @@ def build_manifest(state: State, *, thread_id: str | None, services: Any, limits
             for c in state.get("candidates") or []
         ],
         "rank": _rank_record(state),
+        "persona": {k: v for k, v in (state.get("persona") or {}).items()
+                    if k in ("asked", "method", "name", "version", "similarity", "note")} or None,
         "counts": {"documents": len(docs), "citations": len(state.get("citations") or []),
                    "candidates": len(state.get("candidates") or []), "events": len(state.get("events") or [])},
         "quality": state.get("quality") or {},

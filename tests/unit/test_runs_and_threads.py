@@ -66,7 +66,7 @@ def test_resume_after_a_failure_in_the_first_node_keeps_the_run_context(tmp_path
     monkeypatch.setattr(cache_lookup_module, "analyze_query", failing_once(cache_lookup_module.analyze_query))
     with pytest.raises(RuntimeError, match="worker died"):
         kos.run("What changed in openssl since March?", thread_id="t-ctx", domain="trend", path="smart",
-                persona="the security team", as_of="2025-06-15", use_cache=False)
+                persona="security-team", as_of="2025-06-15", use_cache=False)
     r = asyncio.run(kos.aresume("t-ctx"))
     assert (r.domain, r.route.method, r.path) == ("trend", "forced", "smart")
     # "since March" is read against the run's as-of day (2025-06-15), not the day of the resume
@@ -81,13 +81,13 @@ def test_resume_after_a_failure_in_execute_keeps_persona_and_cache_scope(tmp_pat
     kos, model = recording_kos(tmp_path, corpus_dir)
     monkeypatch.setitem(steps.STEPS, "retrieve", failing_once(steps.STEPS["retrieve"]))
     with pytest.raises(RuntimeError, match="worker died"):
-        kos.run("What changed in openssl since March?", thread_id="t-ctx2", persona="the security team",
+        kos.run("What changed in openssl since March?", thread_id="t-ctx2", persona="security-team",
                 as_of=AS_OF)
     r = asyncio.run(kos.aresume("t-ctx2"))
     assert [c.id for c in r.citations] == ["deb:openssl:3.0.19-1~deb12u2"]
     assert model.prompts and all("the security team" in p for p in model.prompts)
     # The stored answer is found again by the same question, persona and day.
-    again = kos.run("What changed in openssl since March?", persona="the security team", as_of=AS_OF)
+    again = kos.run("What changed in openssl since March?", persona="security-team", as_of=AS_OF)
     assert again.route.method == "cache" and again.answer == r.answer
     kos.close()
 
