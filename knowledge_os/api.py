@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -57,6 +58,27 @@ def _token_event(message: Any, metadata: dict[str, Any]) -> dict[str, Any] | Non
         return None
     return {"node": metadata.get("langgraph_node"), "call": metadata.get("kos_call"),
             "variant": metadata.get("kos_variant"), "mode": metadata.get("kos_answer_mode"), "text": text}
+
+
+async def _restart_clock(graph: Any, config: dict[str, Any], snapshot: Any) -> None:
+    """Move the interrupted run's ``started_at`` on by the time since its last checkpoint,
+    so the wall-time deadline (``started_at`` + the QoS level's ``max_wall_s``,
+    :func:`knowledge_os.nodes._common.budget_for`) and the latency count the time it ran,
+    not the time it waited. Written as a state update of the last node (LangGraph's
+    ``aupdate_state``), so the next node to run stays the same."""
+    from langgraph.errors import InvalidUpdateError
+
+    started = (snapshot.values or {}).get("started_at")
+    if not started or not snapshot.created_at:
+        return
+    stopped = datetime.fromisoformat(snapshot.created_at).timestamp()
+    waited = time.time() - stopped
+    if waited <= 0:
+        return
+    try:
+        await graph.aupdate_state(config, {"started_at": started + waited})
+    except InvalidUpdateError as exc:  # several nodes wrote the last checkpoint: keep the clock
+        logger.warning("resume: the run's clock was not moved on (%s)", exc)
 
 
 def _run_config(thread_id: str, context: Context) -> dict[str, Any]:
@@ -333,14 +355,25 @@ class KnowledgeOS:
         the last update's ``answer``. A model that does not stream gives one piece with
         the whole reply; an answer-cache hit gives none. Built on LangGraph's ``messages``
         stream mode, keeping the calls tagged :data:`knowledge_os.llm.calls.SYNTHESIS_TAG`.
+
+        Raises:
+            As :meth:`arun`; a failed run is dead-lettered the same way.
         """
         query = self._check_query(query)
         context = self._context(domain, path, persona, as_of, use_cache, qos=qos)
         config = _run_config(thread_id or str(uuid.uuid4()), context)
         modes: Any = ["updates", "messages"] if tokens else "updates"
         async with self._graph() as graph:
-            async for item in graph.astream({"query": query}, config=config, context=context,
-                                            stream_mode=modes, durability="sync"):
+            stream = graph.astream({"query": query}, config=config, context=context, stream_mode=modes,
+                                   durability="sync")
+            while True:
+                try:
+                    item = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:  # as arun: dead-lettered with its checkpoint, then raised
+                    await self._dead_letter(graph, config, query, context, exc)
+                    raise
                 mode, chunk = item if tokens else ("updates", item)
                 if mode == "messages":
                     token = _token_event(*chunk)
@@ -367,7 +400,9 @@ class KnowledgeOS:
     async def aresume(self, thread_id: str) -> RunResult:
         """Resume an interrupted run of a thread from its last checkpoint; completed nodes
         are not repeated, and the run keeps the context it started with (domain, path,
-        persona, as-of day, cache switch; read from the checkpoint's metadata).
+        persona, as-of day, cache switch; read from the checkpoint's metadata). The time
+        the run stood still (an outage, a queue's backoff) does not count against its QoS
+        wall-time budget or its latency: its clock goes on from its last checkpoint.
 
         Raises:
             InputError: the thread has no checkpoint.
@@ -381,6 +416,7 @@ class KnowledgeOS:
                 values = orjson.loads(saved) if saved else {}
                 context = Context(**values, services=self.services)
                 config = _run_config(thread_id, context)
+                await _restart_clock(graph, config, snapshot)
                 state = await graph.ainvoke(None, config=config, context=context, durability="sync")
             else:
                 state = snapshot.values

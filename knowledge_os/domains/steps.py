@@ -28,7 +28,7 @@ from knowledge_os.domains.compose import (
 from knowledge_os.domains.relevance import bearing
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.domains.trend import stats_summary
-from knowledge_os.errors import BackendError, BudgetExceededError
+from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExceededError
 from knowledge_os.llm.budget import Budget, merge_usage
 from knowledge_os.llm.calls import SYNTHESIS_TAG, call_llm, parse_json_reply
 from knowledge_os.llm.chat import ChatLlamaCpp
@@ -215,8 +215,14 @@ def _for_persona(ctx: StepContext, listing: list[dict[str, Any]]) -> list[dict[s
 def summarise(ctx: StepContext) -> None:
     """Draft ``n_candidates`` answers: a summary over the listed documents (the LLM's,
     see :func:`draft_summary`) plus a listing built from the data, every entry cited as
-    ``[n]``. When the LLM fails or is over budget the summary is written from the data
-    (the candidate is marked ``data_only``)."""
+    ``[n]``. When the LLM's reply is unusable, the call fails or is over budget, the
+    summary is written from the data (the candidate is marked ``data_only``).
+
+    Raises:
+        BackendUnavailableError: the model's server cannot be reached (an outage is not
+            answered around: the run fails, is dead-lettered and resumes from its
+            checkpoint once the server is back).
+    """
     listing = select_listing(ctx)
     nothing = not listing and ctx.stats is None  # no entry, no figure: nothing for a model to say
     complete = None if nothing else data_complete(ctx, listing)
@@ -234,7 +240,9 @@ def summarise(ctx: StepContext) -> None:
             ctx.events.append({"type": "budget_exceeded", "budget": exc.budget})
             ctx.note_usage({"budget_exceeded": 1})
             reason = "unavailable"
-        except BackendError as exc:
+        except BackendUnavailableError:
+            raise  # the model's server is down: the run fails, is dead-lettered, resumes later
+        except BackendError as exc:  # a bad reply: the data speak instead
             logger.warning("summary LLM call failed: %s", exc)
             ctx.events.append({"type": "error", "where": "summarise", "error": str(exc)[:300]})
             reason = "unavailable"

@@ -18,7 +18,7 @@ import orjson
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from knowledge_os.errors import BackendError, BackendTimeoutError
+from knowledge_os.errors import BackendError, BackendTimeoutError, BackendUnavailableError
 from knowledge_os.llm.budget import Budget
 
 __all__ = ["SYNTHESIS_TAG", "LLMReply", "call_llm", "parse_json_reply"]
@@ -83,7 +83,10 @@ def call_llm(
     Raises:
         BudgetExceededError: the call would pass a budget (nothing is sent).
         BackendTimeoutError: no answer within ``timeout_s``.
-        BackendError: the provider failed.
+        BackendUnavailableError: the model's server cannot be reached or dropped the
+            connection (infrastructure: callers let it fail the run, which is then
+            dead-lettered and resumable, instead of answering without the model).
+        BackendError: the provider failed otherwise.
     """
     from knowledge_os.llm.chat import invoke_kwargs
 
@@ -105,6 +108,9 @@ def call_llm(
     except BackendError:
         raise
     except Exception as exc:  # provider-specific errors, translated once here
+        if _unreachable(exc):
+            where = getattr(model, "base_url", None) or getattr(model, "openai_api_base", None) or "its server"
+            raise BackendUnavailableError(f"chat model: cannot reach {where}: {type(exc).__name__}: {exc}") from exc
         raise BackendError(f"chat model call failed: {type(exc).__name__}: {exc}") from exc
     latency_ms = (time.perf_counter() - started) * 1000
     text = message.content if isinstance(message.content, str) else str(message.content)
@@ -116,6 +122,19 @@ def call_llm(
         completion_tokens=int(meta.get("output_tokens") or max(1, len(text) // 4)),
         latency_ms=round(latency_ms, 1),
     )
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The model's server cannot be reached or dropped the connection (infrastructure),
+    as opposed to a reply that is wrong (content): OS connection errors (Ollama's client
+    raises ``ConnectionError``) and httpx transport errors other than timeouts."""
+    if isinstance(exc, ConnectionError):
+        return True
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - a base dependency
+        return False
+    return isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.TimeoutException)
 
 
 def parse_json_reply(text: str) -> dict[str, Any] | None:

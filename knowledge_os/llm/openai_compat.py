@@ -9,7 +9,7 @@ OpenAI, vLLM and Ollama's ``/v1`` take ``response_format={"type": "json_schema",
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal
 
 from langchain_openai import ChatOpenAI
@@ -21,9 +21,9 @@ class ChatOpenAICompatible(ChatOpenAI):
     """``ChatOpenAI`` that knows its server's JSON-Schema dialect (``json_mode``) and
     names the server when it cannot be reached.
 
-    Raises:
-        BackendUnavailableError: the server refused or dropped the connection (names
-            ``openai_api_base``).
+    Raises (from whole and streamed calls alike):
+        BackendUnavailableError: the server refused or dropped the connection, also in the
+            middle of a reply (names ``openai_api_base``).
         BackendTimeoutError: the server did not answer within the client timeout.
     """
 
@@ -52,6 +52,25 @@ class ChatOpenAICompatible(ChatOpenAI):
     async def _agenerate(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super()._agenerate(*args, **kwargs)
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from super()._stream(*args, **kwargs)
+        except Exception as exc:  # also a server that dies mid-reply
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        try:
+            async for chunk in super()._astream(*args, **kwargs):
+                yield chunk
         except Exception as exc:
             translated = self._translate(exc)
             if translated is exc:

@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 
 from knowledge_os.domains.compose import compose_answer, fallback_summary
 from knowledge_os.domains.steps import answer_mode, draft_summary
-from knowledge_os.errors import BackendError, BudgetExceededError
+from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExceededError
 from knowledge_os.graph.state import Context, State
 from knowledge_os.nodes._common import timed
 from knowledge_os.nodes.execute import step_context
@@ -50,6 +50,8 @@ def correct(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     except BudgetExceededError as exc:
         events.append({"type": "budget_exceeded", "budget": exc.budget})
         ctx.note_usage({"budget_exceeded": 1})
+    except BackendUnavailableError:
+        raise  # the model's server is down: the run fails and resumes here (steps.summarise)
     except BackendError as exc:
         events.append({"type": "error", "where": "correct", "error": str(exc)[:300]})
     fixed = []
