@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge_os.errors import InputError
 from knowledge_os.graph.state import Context
+from knowledge_os.i18n import detect_language, pick
 from knowledge_os.llm.calls import SYNTHESIS_TAG
 from knowledge_os.retrieval.ingest import IngestReport
 from knowledge_os.retrieval.sources import DEFAULT_DEBIAN_DOC_DIR, default_corpus, default_corpus_scope
@@ -134,6 +135,13 @@ class RunUsage(_Model):
     latency_s: float = 0.0
 
 
+INDEX_INCOMPLETE = {
+    "en": "Note: the search index is still being built; entries found only by meaning may be missing.",
+    "ru": "Примечание: поисковый индекс ещё строится; записи, которые находятся только по смыслу, могут отсутствовать.",
+}
+"""The line ending an answer made while an ingest's vectors are still being written."""
+
+
 class RunResult(_Model):
     """The result of one run; ``model_dump()`` is the ``kos run --json`` object."""
 
@@ -153,9 +161,23 @@ class RunResult(_Model):
     answer_mode: str = "prose"
     """How the summary was made: ``prose`` (the LLM wrote it), ``structured`` (the LLM
     chose entries and kinds, the framework wrote the sentences) or ``data``."""
+    index_complete: bool = True
+    """False while an ingest's vectors are still being written (its text stage is done:
+    exact ids, full text and the graph search every document; the vector search not yet
+    all of them). The answer then ends with a one-line notice saying so (EN/RU)."""
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], thread_id: str) -> RunResult:
+    def from_state(cls, state: dict[str, Any], thread_id: str, *, index_complete: bool = True) -> RunResult:
+        """The result of a run's final state; ``index_complete=False`` adds the notice."""
+        result = cls._from_state(state, thread_id)
+        if index_complete:
+            return result
+        lang = (state.get("analysis") or {}).get("lang") or detect_language(state.get("query") or "")
+        return result.model_copy(update={"index_complete": False,
+                                         "answer": f"{result.answer}\n\n{pick(INDEX_INCOMPLETE, lang)}"})
+
+    @classmethod
+    def _from_state(cls, state: dict[str, Any], thread_id: str) -> RunResult:
         route = state.get("route") or {}
         usage = state.get("usage") or {}
         manifest = state.get("manifest") or {}
@@ -201,12 +223,15 @@ class KnowledgeOS:
     # -- ingest ---------------------------------------------------------------------------
 
     def ingest(
-        self, paths: Sequence[Path | str] | None = None, *, on_progress: Callable[[int, int], None] | None = None
+        self, paths: Sequence[Path | str] | None = None, *, on_progress: Callable[[int, int], None] | None = None,
+        on_stage: Callable[[str, IngestReport], None] | None = None,
     ) -> IngestReport:
         """Ingest files/folders (default: every ``/usr/share/doc/<package>/changelog.Debian.gz``).
 
         Documents that the given folders and files (or, by default, the doc folder's
-        changelogs) no longer hold are removed from every store.
+        changelogs) no longer hold are removed from every store. Text first, vectors
+        after (knowledge_os/retrieval/ingest.py): ``on_stage("text", report)`` says when
+        runs can answer (marked ``index_complete=False`` until ``on_stage("vectors", ...)``).
 
         Returns:
             The report; ``report.problems`` names every skipped file or line.
@@ -219,7 +244,7 @@ class KnowledgeOS:
         else:  # every changelog below the doc folder, so a removed package's go too
             targets, scope = default_corpus(DEFAULT_DEBIAN_DOC_DIR), default_corpus_scope(DEFAULT_DEBIAN_DOC_DIR)
         report = ingest(targets, docstore=s.docstore, embedder=s.embedder, vector_store=s.vector_store,
-                        graph_store=s.graph_store, scope=scope, on_progress=on_progress)
+                        graph_store=s.graph_store, scope=scope, on_progress=on_progress, on_stage=on_stage)
         self.services.invalidate()
         return report
 
@@ -328,7 +353,11 @@ class KnowledgeOS:
                 if dead_letter:
                     await self._dead_letter(graph, config, query, context, exc)
                 raise
-        return RunResult.from_state(state, thread_id)
+        return RunResult.from_state(state, thread_id, index_complete=self._index_complete())
+
+    def _index_complete(self) -> bool:
+        """No document waits for its vector (``DocumentStore.pending_count``, one COUNT)."""
+        return self.services.docstore.pending_count() == 0
 
     def run(self, query: str, **kwargs: Any) -> RunResult:
         """Synchronous :meth:`arun` (same arguments). Every synchronous call of an instance
@@ -420,7 +449,7 @@ class KnowledgeOS:
                 state = await graph.ainvoke(None, config=config, context=context, durability="sync")
             else:
                 state = snapshot.values
-        return RunResult.from_state(state, thread_id)
+        return RunResult.from_state(state, thread_id, index_complete=self._index_complete())
 
     def resume(self, thread_id: str) -> RunResult:
         """Synchronous :meth:`aresume`."""

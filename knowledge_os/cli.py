@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import orjson
 import typer
@@ -61,7 +61,15 @@ def ingest(
         with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, disable=json_out or not err.is_terminal) as progress:
             task = progress.add_task("files", total=None)
-            report = kos.ingest(paths or None,
+
+            def on_stage(stage: str, report: Any) -> None:
+                if stage == "text":  # scripts/main_job.sh waits for this line
+                    progress.update(task, completed=0, total=None)
+                    err.print(f"ready: documents, full text and graph written after {report.seconds_to_text:.1f} s; "
+                              f"answers are possible now (marked until the vectors are in); "
+                              f"embedding {report.new + report.updated} documents", highlight=False)
+
+            report = kos.ingest(paths or None, on_stage=on_stage,
                                 on_progress=lambda done, total: progress.update(task, completed=done, total=total))
         kos.close()
     except KnowledgeOSError as exc:
@@ -75,7 +83,8 @@ def ingest(
             f"new {data['new']}, updated {data['updated']}, unchanged {data['unchanged']}, "
             f"removed {data['removed']}; "
             f"graph +{data['graph_nodes']} nodes, +{data['graph_edges']} edges; "
-            f"{data['seconds']} s ({data['entries_per_s']} entries/s)", highlight=False)
+            f"{data['seconds']} s ({data['entries_per_s']} entries/s; "
+            f"answerable after {data['seconds_to_text']} s, {data['embedded']} embedded)", highlight=False)
     for problem in report.problems:
         err.print(f"skipped: {problem}", highlight=False, markup=False)
     if report.problems and report.files_failed == report.files:

@@ -317,6 +317,14 @@ class DocumentStore:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM documents").fetchone()[0])
 
+    def pending_count(self) -> int:
+        """Documents whose ingest has not finished: written by ingest's text stage with an
+        empty content hash, their vectors still to come (knowledge_os/retrieval/ingest.py).
+        0 when every document is searchable by every retriever."""
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM documents WHERE content_hash = ''").fetchone()
+        return int(row[0])
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

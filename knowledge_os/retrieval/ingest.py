@@ -1,10 +1,21 @@
-"""Ingest: files -> documents -> document store, vectors and graph.
+"""Ingest: files -> documents -> document store, graph, then vectors.
 
-Per batch of documents, in this order: embed, upsert vectors, upsert graph, upsert the
-document rows (with their content hash). The content hash is written last, so a crash
-mid-batch leaves those documents "not yet ingested" and the next run redoes them;
-every upsert is idempotent. Unchanged documents (same id and content hash) cost a hash
-comparison and nothing else.
+Two stages, so that a corpus is answerable long before it is embedded (embedding is
+~95 % of a full ingest: 9,609 changelog entries, 393 s on a quiet 2-core machine):
+
+1. **text**: per batch of documents, upsert the graph and the document rows (full text and
+   entities) with an empty content hash. Afterwards the corpus generation is bumped and
+   ``on_stage("text", report)`` is called: exact ids, full text and the graph answer now.
+2. **vectors**: per batch, embed, upsert the vectors, then the document rows again with
+   their content hash. Afterwards the generation is bumped again (answers cached while
+   the vector index was incomplete are not served after it), the vector index is
+   optimised and ``on_stage("vectors", report)`` is called.
+
+The content hash is written last, so a document whose hash is empty has no vector yet:
+:meth:`DocumentStore.pending_count` counts them (answers made meanwhile are marked,
+``RunResult.index_complete``), and a crash in either stage leaves them "not yet
+ingested" for the next run, which redoes them; every upsert is idempotent. Unchanged
+documents (same id and content hash) cost a hash comparison and nothing else.
 
 After a re-ingest the stores equal the sources: each document keeps the file it came
 from (``Document.origin``), and the documents of files in the ingest's scope (the
@@ -47,6 +58,9 @@ class IngestReport:
     ``new``, ``updated`` and ``unchanged`` split the documents read by their stored
     content hash; ``removed`` counts stored documents of the ingest's scope that no file
     yields any more (deleted from the vectors, the graph and the document store).
+    ``seconds_to_text`` is when the text stage ended (full text, exact ids and graph
+    searchable: the first answer is possible), ``seconds`` when the vectors were done;
+    ``embedded`` counts the documents embedded.
     """
 
     files: int = 0
@@ -59,6 +73,8 @@ class IngestReport:
     graph_nodes: int = 0
     graph_edges: int = 0
     seconds: float = 0.0
+    seconds_to_text: float = 0.0
+    embedded: int = 0
     seconds_read: float = 0.0
     seconds_embed: float = 0.0
     seconds_write: float = 0.0
@@ -80,6 +96,8 @@ class IngestReport:
             "graph_nodes": self.graph_nodes,
             "graph_edges": self.graph_edges,
             "seconds": round(self.seconds, 2),
+            "seconds_to_text": round(self.seconds_to_text, 2),
+            "embedded": self.embedded,
             "seconds_read": round(self.seconds_read, 2),
             "seconds_embed": round(self.seconds_embed, 2),
             "seconds_write": round(self.seconds_write, 2),
@@ -127,6 +145,7 @@ def ingest(
     graph_store: GraphStore,
     scope: Sequence[str] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_stage: Callable[[str, IngestReport], None] | None = None,
 ) -> IngestReport:
     """Ingest files and folders, and remove what they no longer hold.
 
@@ -140,7 +159,11 @@ def ingest(
             documents whose origin matches and that no file yielded this time are
             removed. Default: :func:`~knowledge_os.retrieval.sources.origin_scope` of
             ``paths`` (everything below a folder given, a file given itself).
-        on_progress: Called as ``on_progress(files_done, files_total)``.
+        on_progress: Called as ``on_progress(files_done, files_total)`` while reading,
+            then ``on_progress(embedded, to_embed)`` while embedding.
+        on_stage: Called as ``on_stage("text", report)`` when documents, full text and
+            graph are written (answers are possible from then on), and
+            ``on_stage("vectors", report)`` when every document has its vector.
 
     Returns:
         The report; problems name every file or line that was skipped.
@@ -155,12 +178,14 @@ def ingest(
     kept_origins: set[str] = set()  # files that failed: their documents stay
     pending: list[Document] = []
     replaced: list[str] = []  # updated documents whose graph node is rebuilt
+    to_embed: list[Document] = []  # written in the text stage, with their content hash
 
     def flush() -> None:
         if pending:
-            nodes, edges = _write(stores, pending, replaced, report)
+            nodes, edges = _write_text(stores, pending, replaced, report)
             report.graph_nodes += nodes
             report.graph_edges += edges
+            to_embed.extend(pending)
             pending.clear()
             replaced.clear()
 
@@ -220,18 +245,47 @@ def ingest(
         report.removed = len(stale)
         report.seconds_write += time.perf_counter() - t
         logger.info("ingest: removed %d documents the sources no longer hold", len(stale))
-    if report.new or report.updated or report.removed:
-        docstore.bump_generation()
+    changed = bool(report.new or report.updated or report.removed)
+    if changed:
+        docstore.bump_generation()  # answers cached before the new text are not served
+    report.seconds_to_text = time.perf_counter() - started
+    logger.info("ingest: text stage done in %.1f s (%d documents to embed)", report.seconds_to_text, len(to_embed))
+    if on_stage is not None:
+        on_stage("text", report)
+    for start in range(0, len(to_embed), BATCH_SIZE):
+        _write_vectors(stores, to_embed[start : start + BATCH_SIZE], report)
+        if on_progress is not None:
+            on_progress(report.embedded, len(to_embed))
+    if changed:
+        if to_embed:
+            docstore.bump_generation()  # nor answers made while the vector index was incomplete
         optimize = getattr(vector_store, "optimize", None)  # HNSW build, if the store has one
         if optimize is not None:
             optimize()
     report.seconds = time.perf_counter() - started
+    if on_stage is not None:
+        on_stage("vectors", report)
     logger.info("ingest: %s", report.as_dict())
     return report
 
 
-def _write(stores: _Stores, docs: Sequence[Document], replaced: Sequence[str],
-           report: IngestReport) -> tuple[int, int]:
+def _write_text(stores: _Stores, docs: Sequence[Document], replaced: Sequence[str],
+                report: IngestReport) -> tuple[int, int]:
+    """The text stage of a batch: graph, then document rows with an empty content hash
+    (no vector yet); returns (graph nodes, graph edges) written."""
+    t0 = time.perf_counter()
+    nodes, edges = graph_records(docs)
+    if replaced:  # an updated entry may no longer name an entity: rebuild its edges
+        stores.graph_store.delete(replaced)
+    stores.graph_store.upsert(nodes, edges)
+    stores.docstore.upsert([replace(d, content_hash="") for d in docs])
+    report.seconds_write += time.perf_counter() - t0
+    return len(nodes), len(edges)
+
+
+def _write_vectors(stores: _Stores, docs: Sequence[Document], report: IngestReport) -> None:
+    """The vector stage of a batch: embed, upsert the vectors, then the document rows with
+    their content hash (last: the mark that the document is fully ingested)."""
     t0 = time.perf_counter()
     embeddings = stores.embedder.embed_documents([d.text[:EMBED_MAX_CHARS] for d in docs])
     t1 = time.perf_counter()
@@ -246,10 +300,6 @@ def _write(stores: _Stores, docs: Sequence[Document], replaced: Sequence[str],
             for j, d in enumerate(docs)
         ]
     )
-    nodes, edges = graph_records(docs)
-    if replaced:  # an updated entry may no longer name an entity: rebuild its edges
-        stores.graph_store.delete(replaced)
-    stores.graph_store.upsert(nodes, edges)
     stores.docstore.upsert(docs)
+    report.embedded += len(docs)
     report.seconds_write += time.perf_counter() - t1
-    return len(nodes), len(edges)

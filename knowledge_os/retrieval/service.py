@@ -156,6 +156,9 @@ class RetrievalService:
                 "query": req.analysis.text,
                 "filter": [flt.channels, flt.ts_from, flt.ts_to, flt.sources],
                 "limits": [req.top_k, req.max_documents, req.graph_depth],
+                # an ingest's text and vector stages each bump it: a result from before
+                # (or from an incomplete vector index) is not reused after them
+                "corpus": self._docstore.generation(),
             },
         )
         hit = self._cache.get(key)

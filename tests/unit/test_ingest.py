@@ -183,3 +183,65 @@ def test_default_corpus_reingest_drops_a_removed_package(tmp_path: Path, corpus_
     assert kos.ingest().removed == 2
     assert {d.channel for d in kos.services.docstore.iter_documents()} == {"openssl"}
     kos.close()
+
+
+def test_text_first_then_vectors_with_answers_marked_in_between(tmp_path: Path, corpus_dir: Path) -> None:
+    kos = make_kos(tmp_path, ["x"] * 8, llm={"answer_mode": "structured"})
+    seen: dict[str, object] = {}
+
+    def on_stage(stage: str, report) -> None:
+        store = kos.services.docstore
+        seen[stage] = (store.count(), store.pending_count(), kos.services.vector_store.count(), store.generation())
+        if stage == "text":  # documents, full text, ids and graph are in; no vector yet
+            r = kos.run("Which upload fixed CVE-2026-28387?", as_of="2026-11-22")
+            seen["run"] = r
+            seen["cache"] = kos.run("Which upload fixed CVE-2026-28387?", as_of="2026-11-22").manifest["cache"]
+
+    report = kos.ingest([corpus_dir], on_stage=on_stage)
+    assert seen["text"] == (5, 5, 0, 1)
+    assert seen["vectors"] == (5, 0, 5, 2)
+    assert report.embedded == 5 and 0 < report.seconds_to_text <= report.seconds
+    during = seen["run"]
+    assert during.index_complete is False
+    assert during.citations and during.citations[0].id == "deb:openssl:3.0.19-1~deb12u2"  # exact id match
+    assert during.answer.endswith("Note: the search index is still being built; "
+                                  "entries found only by meaning may be missing.")
+    assert seen["cache"]["hit"] is True  # the partial answer is served while the index is partial ...
+    after = kos.run("Which upload fixed CVE-2026-28387?", as_of="2026-11-22")
+    assert after.manifest["cache"]["hit"] is False  # ... and not once it is complete
+    assert after.index_complete is True and "Note:" not in after.answer
+    ru = kos.run("Какая загрузка исправила CVE-2026-28387?", as_of="2026-11-22")
+    assert ru.index_complete is True
+    kos.close()
+
+
+def test_a_crash_while_embedding_is_redone_by_the_next_ingest(tmp_path: Path, corpus_dir: Path) -> None:
+    kos = make_kos(tmp_path, ["x"])
+    embed = kos.services.embedder.embed_documents
+
+    def fail(texts):
+        raise RuntimeError("killed while embedding")
+
+    kos.services.embedder.embed_documents = fail  # type: ignore[method-assign]
+    try:
+        kos.ingest([corpus_dir])
+    except RuntimeError:
+        pass
+    store = kos.services.docstore
+    assert store.count() == 5 and store.pending_count() == 5  # text in, vectors not
+    kos.services.embedder.embed_documents = embed  # type: ignore[method-assign]
+    again = kos.ingest([corpus_dir])
+    assert (again.new, again.updated, again.unchanged, again.embedded) == (0, 5, 0, 5)
+    assert store.pending_count() == 0 and kos.services.vector_store.count() == 5
+    kos.close()
+
+
+def test_a_russian_answer_gets_the_russian_notice(tmp_path: Path, corpus_dir: Path) -> None:
+    kos = make_kos(tmp_path, ["x"] * 4, llm={"answer_mode": "structured"})
+    answers = []
+    kos.ingest([corpus_dir], on_stage=lambda stage, _r: stage == "text" and answers.append(
+        kos.run("Какая загрузка исправила CVE-2026-28387?", as_of="2026-11-22")))
+    assert answers[0].index_complete is False
+    assert answers[0].answer.endswith("Примечание: поисковый индекс ещё строится; "
+                                      "записи, которые находятся только по смыслу, могут отсутствовать.")
+    kos.close()
