@@ -28,7 +28,13 @@ def answer_cache_scope(services: Services, ctx: Context | None, day: str, *,
     (``persona``: its name and version, ``ResolvedPersona.scope()``; free text that matched
     no profile counts as none), the as-of day and the corpus generation
     (``DocumentStore.generation()``, bumped by every ingest that changed documents), so
-    no answer is served after an ingest that changed the corpus."""
+    no answer is served after an ingest that changed the corpus.
+
+    The QoS level the caller asked for (``Context.qos``; None: the router picks it from the
+    query and domain, so the same query gets the same level) is part of the scope: an
+    answer made under a smaller level's budgets (fewer LLM calls, no Smart Path) must not
+    be served to a ``thorough`` request. The other direction (a thorough answer to an
+    interactive request) would be safe, but each level keeps its own entries."""
     s = services.settings
     return {
         "prompt": s.llm.prompt_version,
@@ -38,6 +44,7 @@ def answer_cache_scope(services: Services, ctx: Context | None, day: str, *,
         "embedder": services.embedder.name,
         "domain": ctx.domain if ctx else None,
         "path": ctx.path if ctx else None,
+        "qos": ctx.qos if ctx else None,
         "persona": dict(persona) if persona else None,
         "as_of": day,
         "corpus": services.docstore.generation(),

@@ -171,3 +171,15 @@ def test_an_answer_of_one_answer_mode_is_not_served_in_another(kos_factory) -> N
     other = prose.run("What changed in openssl since March?", as_of=AS_OF)
     assert other.manifest["cache"]["hit"] is False
     assert first.manifest["cache"]["hit"] is False
+
+
+def test_an_answer_of_one_qos_level_is_not_served_to_another(kos_factory) -> None:
+    kos = kos_factory()
+    q = "What changed in openssl since March?"
+    quick = kos.run(q, as_of=AS_OF, qos="interactive")
+    assert quick.manifest["cache"]["hit"] is False and quick.manifest["route"]["qos"] == "interactive"
+    assert kos.run(q, as_of=AS_OF, qos="interactive").manifest["cache"]["hit"] is True
+    thorough = kos.run(q, as_of=AS_OF, qos="thorough")  # more budget asked: not the cheaper answer
+    assert thorough.manifest["cache"]["hit"] is False and thorough.manifest["route"]["qos"] == "thorough"
+    assert kos.run(q, as_of=AS_OF, qos="thorough").manifest["cache"]["hit"] is True
+    assert kos.run(q, as_of=AS_OF).manifest["cache"]["hit"] is False  # the router's pick is its own entry
