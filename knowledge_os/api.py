@@ -527,15 +527,27 @@ class KnowledgeOS:
 
     async def arefresh_metrics(self) -> None:
         """Read the gauges that live outside this process (letters on the dead-letter
-        queue, by status) into :attr:`services.metrics` before a scrape."""
-        from knowledge_os.memory.factory import make_dead_letter_queue
+        queue, by status) into :attr:`services.metrics` before a scrape. With
+        ``queue.backend: procrastinate`` the letters are the failed jobs of runs
+        (:func:`knowledge_os.queue.app.list_dead_letters`, as ``kos dlq list`` shows them);
+        otherwise the dead-letter table."""
         from knowledge_os.observability.metrics import DEAD_LETTER_STATUSES
 
-        queue = make_dead_letter_queue(self.settings)
-        try:
-            counts = {s: len(await queue.list(status=s, limit=1000)) for s in DEAD_LETTER_STATUSES}
-        finally:
-            await queue.close()
+        if self.settings.queue.backend == "procrastinate":
+            from knowledge_os.queue.app import ensure_schema, list_dead_letters, make_app
+
+            await asyncio.to_thread(ensure_schema, self.settings)
+            app = make_app(self.settings)
+            async with app.open_async():
+                counts = {s: len(await list_dead_letters(app, status=s, limit=1000)) for s in DEAD_LETTER_STATUSES}
+        else:
+            from knowledge_os.memory.factory import make_dead_letter_queue
+
+            queue = make_dead_letter_queue(self.settings)
+            try:
+                counts = {s: len(await queue.list(status=s, limit=1000)) for s in DEAD_LETTER_STATUSES}
+            finally:
+                await queue.close()
         self.services.metrics.set_dead_letters(counts)
 
     def metrics_text(self) -> str:

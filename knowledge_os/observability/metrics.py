@@ -29,11 +29,17 @@ performance_cache_misses_total     kos_cache_misses_total (counter)             
 ``cache`` is one of router, retrieval, embedding, node, answer_exact, answer_near; the
 counts are the caches' own (``KeyedCache.hits``, ``AnswerCache.counts``,
 ``BoundedMemoryCache.hits``), read at scrape time. Latency is a run's wall time from its
-first node to ``finalize``, seconds; tokens are prompt + completion tokens; an agent step
+first node to ``finalize``, seconds (a resumed run's without the time it stood still); tokens
+are prompt + completion tokens; an agent step
 is one step of the run's plan that ``execute`` ran (the seed's Fast Path micro-plan has at
-most 3; node executions, which the ``steps`` budget counts, are ``kos_run_steps``). The reprocessed / permanent-failure counters move in the process
-that works the queue (``kos dlq work``); the ``kos_dead_letters`` gauge reads the shared
-queue, so ``kos serve`` shows every process's letters (at most 1,000 per status counted).
+most 3; node executions, which the ``steps`` budget counts, are ``kos_run_steps``). The dead-letter counters move in the process where the letter's event
+happens: ``enqueued`` where a run failed (``KnowledgeOS.arun``/``astream`` without a queue;
+a job's first failed attempt in ``kos worker`` with ``queue.backend: procrastinate``),
+``reprocessed`` / ``permanent_failures`` in the process working the letters (``kos dlq
+work``; the ``kos worker`` whose attempt finished or gave up a failed job). The
+``kos_dead_letters`` gauge reads the shared queue at scrape time (the dead-letter table, or
+the failed jobs of runs with a queue), so ``kos serve`` shows every process's letters (at
+most 1,000 per status counted).
 """
 
 from __future__ import annotations

@@ -215,12 +215,17 @@ def make_app(settings: Settings, kos_factory: KosFactory | None = None) -> procr
             result = await _advance(runner, **payload)
         except Exception as exc:
             final = retry.delay_s(job.attempts + 1) is None
+            first = not await _has_failed(app, job.id)
             await _record_failure(app, runner, job.id, payload["thread_id"], job.attempts + 1, exc)
+            if first:  # the job's first failure makes it a dead letter (kos dlq list)
+                runner.services.metrics.observe_dead_letter("enqueued")
             if final:
                 runner.services.metrics.observe_dead_letter("permanent_failure")
             logger.warning("job %s (thread %s) failed attempt %d: %s%s", job.id, payload["thread_id"],
                            job.attempts + 1, type(exc).__name__, " (permanent failure)" if final else "")
             raise
+        if await _has_failed(app, job.id):  # a dead letter that this attempt finished
+            runner.services.metrics.observe_dead_letter("reprocessed")
         return {"run_id": result.run_id, "thread_id": result.thread_id}
 
     app.kos_instance = holder  # type: ignore[attr-defined]  # the worker closes it at exit
@@ -251,6 +256,17 @@ async def _advance(kos: KnowledgeOS, *, thread_id: str, query: str | None, enque
 
         return RunResult.from_state(values, thread_id)
     return await kos.arun(query, thread_id=thread_id, dead_letter=False, **options)
+
+
+async def _has_failed(app: procrastinate.App, job_id: int) -> bool:
+    """Whether a failure of job ``job_id`` is recorded (it is on the dead-letter list)."""
+    try:
+        row = await app.connector.execute_query_one_async(
+            "SELECT EXISTS (SELECT 1 FROM kos_job_failures WHERE job_id = %(job_id)s) AS failed", job_id=job_id)
+    except Exception as exc:  # metrics only: never fail a job over them
+        logger.warning("could not read the failures of job %s: %s", job_id, exc)
+        return False
+    return bool(row["failed"])
 
 
 async def _record_failure(app: procrastinate.App, kos: KnowledgeOS, job_id: int, thread_id: str,

@@ -201,6 +201,11 @@ async def test_retries_then_dead_letter_then_retry_resumes_from_the_checkpoint(
     assert row["status"] == "failed" and row["attempts"] == 3
     assert len(calls) == 3
     assert time.monotonic() - started >= 0.1 + 0.2  # the backoff was waited
+    seen = worker.services.metrics.snapshot()  # one dead letter, given up after its third attempt
+    assert seen["kos_dead_letters_enqueued_total"] == 1
+    assert seen["kos_dead_letters_permanent_failures_total"] == 1
+    await caller.arefresh_metrics()  # the gauge reads the queue, as kos serve's /metrics does
+    assert caller.services.metrics.snapshot()["kos_dead_letters{status=permanent_failure}"] == 1
 
     app = make_app(settings)
     async with app.open_async():
@@ -229,6 +234,10 @@ async def test_retries_then_dead_letter_then_retry_resumes_from_the_checkpoint(
     async with app.open_async():
         [letter] = await list_dead_letters(app)
         assert letter.status == "reprocessed"
+    assert worker.services.metrics.snapshot()["kos_dead_letters_reprocessed_total"] == 1
+    await caller.arefresh_metrics()
+    gauge = caller.services.metrics.snapshot()
+    assert (gauge["kos_dead_letters{status=reprocessed}"], gauge["kos_dead_letters{status=permanent_failure}"]) == (1, 0)
     await caller.aclose()
 
 
