@@ -1,4 +1,5 @@
-"""Build the Grafana dashboard of the seed's 8 panels as code and write it as JSON.
+"""Build the Grafana dashboard of the seed's 8 panels (and the dead-letter queue's) as code
+and write it as JSON.
 
 Usage: ``python scripts/build_dashboard.py [OUT]`` (default ``configs/grafana_dashboard.json``;
 needs ``grafana-foundation-sdk``, in the ``dev`` extra). The panels are those of the seed
@@ -54,17 +55,25 @@ PANELS: list[tuple[str, str, float | None, list[tuple[str, str]]]] = [
     ("Cache Hit Rate", "percentunit", None,
      [(f"sum by (cache) (rate(kos_cache_hits_total[{RATE}])) / (sum by (cache) (rate(kos_cache_hits_total[{RATE}])) "
        f"+ sum by (cache) (rate(kos_cache_misses_total[{RATE}])))", "{{cache}}")]),
+    # the project's own, after the seed's 8: its dead-letter queue monitoring (seed section 7)
+    ("Dead-Letter Queue", "short", None,
+     [("max by (status) (kos_dead_letters)", "on the queue: {{status}}"),
+      (f"sum (increase(kos_dead_letters_enqueued_total[{RATE}]))", "enqueued"),
+      (f"sum (increase(kos_dead_letters_reprocessed_total[{RATE}]))", "reprocessed"),
+      (f"sum (increase(kos_dead_letters_permanent_failures_total[{RATE}]))", "permanent failures")]),
 ]
 
 
 def build(datasource_uid: str = "prometheus") -> Dashboard:
-    """The dashboard: 8 time-series panels, two per row, 12 x 8 grid units each."""
+    """The dashboard: the seed's 8 time-series panels, two per row, 12 x 8 grid units
+    each, then the dead-letter queue across the last row."""
     source = DataSourceRef(type_val="prometheus", uid=datasource_uid)
     dashboard = (Dashboard("Knowledge OS - Fast Path & Smart Path").uid("kos-performance")
                  .tags(["knowledge-os", "generated"]).refresh("30s").time("now-1h", "now"))
     for n, (title, unit, target, queries) in enumerate(PANELS):
         panel = (Panel().title(title).unit(unit).datasource(source)
-                 .grid_pos(GridPos(h=8, w=12, x=12 * (n % 2), y=8 * (n // 2))))
+                 .grid_pos(GridPos(h=8, w=24 if n == len(PANELS) - 1 and n % 2 == 0 else 12,
+                                   x=12 * (n % 2), y=8 * (n // 2))))
         for ref, (expr, legend) in zip("ABCD", queries):
             panel = panel.with_target(Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(source))
         if target is not None:

@@ -1,4 +1,4 @@
-"""configs/grafana_dashboard.json: the seed's 8 panels, every query on a metric the
+"""configs/grafana_dashboard.json: the seed's 8 panels and the dead-letter queue's, every query on a metric the
 service exports, and the file is what scripts/build_dashboard.py writes."""
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ def exported_names() -> set[str]:
     return {s.name for family in metrics.registry.collect() for s in family.samples}
 
 
-def test_the_seed_panels_in_order():
+def test_the_seed_panels_in_order_then_the_dead_letter_queue():
     titles = [p["title"] for p in dashboard()["panels"]]
-    assert len(titles) == 8
-    for title, seed in zip(titles, SEED_PANELS, strict=True):
+    assert len(titles) == 9
+    for title, seed in zip(titles[:8], SEED_PANELS, strict=True):
         assert title.startswith(seed)
+    assert titles[8] == "Dead-Letter Queue"
 
 
 def test_every_query_names_an_exported_metric():
