@@ -251,3 +251,21 @@ def test_the_data_written_summary_names_the_newest_entry_whatever_leads_the_list
         k.close()
     assert r.manifest["quality"]["data_only"] and [c.id for c in r.citations] == [CVE_UPLOAD, BUGFIX_UPLOAD]
     assert "The newest is curl 7.88.1-10+deb12u14 (2026-10-10) [2]." in r.answer
+
+
+async def test_the_server_field_takes_a_profile_and_an_unknown_name_is_422(kos) -> None:
+    import httpx
+
+    from knowledge_os.server import create_app
+
+    app = create_app(kos, max_concurrent_runs=1, shutdown_grace_s=5)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kos") as client:
+            bad = await client.post("/v1/runs", json={"query": Q, "persona": "secuirty-team", "as_of": AS_OF})
+            good = await client.post("/v1/runs", json={"query": Q, "persona": "security-team", "as_of": AS_OF,
+                                                        "use_cache": False})
+    assert bad.status_code == 422 and "secuirty-team" in bad.json()["error"]
+    assert "security-team" in bad.json()["error"].split("allowed:")[1]
+    assert good.status_code == 200, good.text
+    assert [c["id"] for c in good.json()["citations"]] == [CVE_UPLOAD, BUGFIX_UPLOAD]
