@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from knowledge_os.memory.base import EpisodicMemory
     from knowledge_os.observability.metrics import Metrics
     from knowledge_os.personas.registry import PersonaRegistry
-    from knowledge_os.retrieval.base import Embedder, GraphStore, VectorStore
-    from knowledge_os.retrieval.docstore import DocumentStore
+    from knowledge_os.retrieval.base import DocumentStore, Embedder, GraphStore, VectorStore
     from knowledge_os.retrieval.service import QueryEmbedder, RetrievalService
 
 __all__ = ["Services", "get_services", "reset_services"]
@@ -82,10 +81,11 @@ class Services:
 
     @functools.cached_property
     def docstore(self) -> DocumentStore:
-        from knowledge_os.retrieval.docstore import DocumentStore
+        """The document store of ``storage.documents`` (SQLite by default)."""
+        from knowledge_os.retrieval.factory import make_document_store
 
         with self._lock:
-            return DocumentStore(self.settings.sqlite_path)
+            return make_document_store(self.settings)
 
     @property
     def embedder(self) -> Embedder:

@@ -189,10 +189,18 @@ class PostgresSettings(_Section):
 
 
 class StorageSettings(_Section):
-    """Where run state lives: checkpoints, episodic memory, dead-letter queue."""
+    """Where state lives: checkpoints, episodic memory, dead-letter queue, documents, answers."""
 
     checkpointer: Literal["sqlite", "postgres", "memory"] = "sqlite"
     memory: Literal["sqlite", "postgres"] = "sqlite"
+    documents: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        description="Documents, full-text index and corpus generation: SQLite in home, or "
+        "PostgreSQL on postgres.dsn (one corpus for every host).",
+    )
+    answer_cache: Literal["sqlite", "postgres"] = Field(
+        default="sqlite", description="The answer cache: SQLite in home, or PostgreSQL on postgres.dsn (shared).",
+    )
     memory_retention_days: int = Field(default=90, ge=1)
     dead_letter_lease_s: int = Field(
         default=900,

@@ -8,7 +8,7 @@ become graph nodes. Backends are :class:`typing.Protocol` s; factories in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "Document",
+    "DocumentStore",
     "Embedder",
     "GraphEdge",
     "GraphHit",
@@ -204,3 +205,68 @@ class GraphStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    """Documents with full-text and exact-entity lookup, and the corpus generation.
+
+    Implementations: :class:`~knowledge_os.retrieval.docstore.SqliteDocumentStore` (FTS5,
+    the embedded default) and :class:`~knowledge_os.retrieval.docstore_pg.PostgresDocumentStore`
+    (PostgreSQL full-text search, shared by every host); both pass
+    ``tests/integration/test_docstore_conformance.py``. Methods are thread-safe.
+    """
+
+    def upsert(self, docs: Sequence[Document]) -> None:
+        """Insert or replace documents (by id) and their entity rows, in one transaction."""
+
+    def set_origin(self, ids: Sequence[str], origin: str) -> None:
+        """Record ``origin`` for stored documents (unchanged ones re-read from a file)."""
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove documents with their full-text and entity rows, and the aliases of
+        channels left without documents; unknown ids are ignored; one transaction."""
+
+    def add_aliases(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record ``(alias, channel)`` pairs, e.g. binary package -> source package."""
+
+    def hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """``{id: content_hash}`` for the ids that are stored."""
+
+    def ids_in_scope(self, patterns: Sequence[str]) -> set[str]:
+        """Ids of documents whose origin matches any SQLite GLOB pattern (``*`` also
+        matches ``/``; :func:`~knowledge_os.retrieval.sources.origin_scope`)."""
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """Documents for ``ids`` in the given order; unknown ids are left out."""
+
+    def by_entities(
+        self, entities: Sequence[str], *, flt: VectorFilter | None = None, limit: int = 50
+    ) -> list[str]:
+        """Ids of documents linked to any of ``entities`` (exact match), newest first
+        (ties by id)."""
+
+    def search_text(
+        self, query: str, *, flt: VectorFilter | None = None, limit: int = 40
+    ) -> list[tuple[str, float]]:
+        """Full-text search: ``[(doc_id, score > 0)]``, best first. The query's words are
+        OR-ed; a word with inner punctuation (``CVE-2024-6387``, ``3.0.11-1``) matches
+        only as the whole sequence; query syntax in user text is inert."""
+
+    def iter_documents(self, flt: VectorFilter | None = None) -> Iterator[Document]:
+        """Every document matching ``flt``, oldest first (ties by id)."""
+
+    def channels(self) -> dict[str, str]:
+        """Known names -> channel: every channel maps to itself, plus the aliases."""
+
+    def bump_generation(self) -> int:
+        """Count one more change of the corpus; returns the new generation."""
+
+    def generation(self) -> int:
+        """How many ingests changed the corpus so far (0 for a new store)."""
+
+    def count(self) -> int:
+        """Number of documents."""
+
+    def close(self) -> None:
+        """Release the connection(s)."""

@@ -23,7 +23,7 @@ import orjson
 from knowledge_os._sqlite import open_sqlite
 from knowledge_os.retrieval.base import Document, VectorFilter
 
-__all__ = ["DocumentStore"]
+__all__ = ["DocumentStore", "SqliteDocumentStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -122,8 +122,10 @@ def _filter_sql(flt: VectorFilter | None, alias: str = "d") -> tuple[str, list[o
     return " AND " + " AND ".join(clauses), args
 
 
-class DocumentStore:
-    """Documents with full-text and exact-entity lookup. Thread-safe within a process.
+class SqliteDocumentStore:
+    """Documents with full-text and exact-entity lookup in SQLite (the
+    :class:`~knowledge_os.retrieval.base.DocumentStore` protocol). Thread-safe within a
+    process.
 
     Args:
         path: SQLite file (created with its folder), or ``":memory:"``.
@@ -328,3 +330,7 @@ class DocumentStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+DocumentStore = SqliteDocumentStore
+"""The embedded default's name before the protocol existed (kept for existing imports)."""

