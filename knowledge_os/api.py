@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import traceback
 import uuid
@@ -217,7 +218,9 @@ class KnowledgeOS:
         self.services = services or Services(settings)
         self.settings = self.services.settings
         self._runner: asyncio.Runner | None = None  # the event loop of the synchronous methods
-        self._saver: tuple[Any, Any] | None = None  # (context manager, checkpointer) on that loop
+        self._saver: tuple[Any, Any] | None = None  # (context manager, PostgreSQL checkpointer) on that loop
+        self._sqlite_saver: Any = None  # the SQLite checkpointer of every loop (SqliteSaverInThreads)
+        self._saver_lock = threading.Lock()
         self._compiled: Any = None  # the graph compiled once, without a checkpointer
 
     # -- ingest ---------------------------------------------------------------------------
@@ -264,25 +267,35 @@ class KnowledgeOS:
     async def _graph(self) -> AsyncIterator[Any]:
         """The compiled graph with the configured checkpointer.
 
-        A PostgreSQL checkpointer on the synchronous methods' loop stays open until
-        :meth:`close` (one connection, not one per run). Otherwise the checkpointer is
-        opened per call and closed after it: LangGraph's async savers are bound to a loop,
-        and the SQLite one runs a non-daemon thread that would keep a script that never
-        calls :meth:`close` from exiting.
+        SQLite (the default): one checkpointer per instance, opened on first use and
+        closed by :meth:`close` / :meth:`aclose`, for every loop the instance runs on
+        (:class:`knowledge_os.graph.checkpointer.SqliteSaverInThreads` belongs to no
+        loop and starts no thread, so a script that never calls :meth:`close` still
+        exits). PostgreSQL: on the synchronous methods' loop one connection stays open
+        until :meth:`close`; on other loops it is opened per call (LangGraph's async
+        PostgreSQL saver is bound to a loop).
 
         The graph is compiled once per instance (compiling inspects every node's code,
         tens of milliseconds) and each call gets a shallow copy bound to its checkpointer
         (``Pregel.copy``, about 0.05 ms; benchmarks/bench_cache_pairs.py ``--latency``).
         """
         from knowledge_os.graph.builder import builder
-        from knowledge_os.graph.checkpointer import open_checkpointer
+        from knowledge_os.graph.checkpointer import open_checkpointer, open_sqlite_saver
 
         def compiled(saver: Any) -> Any:
             if self._compiled is None:
                 self._compiled = builder.compile(cache=self.services.node_cache, name="knowledge_os")
             return self._compiled.copy({"checkpointer": saver})
 
-        if self.settings.storage.checkpointer == "postgres" and self._on_own_loop():
+        kind = self.settings.storage.checkpointer
+        if kind == "sqlite":
+            with self._saver_lock:  # two first runs at once (a server) open one saver; ~1 ms, once
+                if self._sqlite_saver is None:
+                    self._sqlite_saver = open_sqlite_saver(self.settings)
+                saver = self._sqlite_saver
+            yield compiled(saver)
+            return
+        if kind == "postgres" and self._on_own_loop():
             if self._saver is None:
                 cm = open_checkpointer(self.settings)
                 self._saver = (cm, await cm.__aenter__())
@@ -562,22 +575,30 @@ class KnowledgeOS:
         return graph.get_graph().draw_mermaid()
 
     async def aclose(self) -> None:
-        """Release what the running loop holds for this instance: the checkpointer kept
-        by the synchronous methods, and the shared PostgreSQL pools of this loop
+        """Release what the running loop holds for this instance: the SQLite checkpointer,
+        the PostgreSQL one kept by the synchronous methods, and the shared PostgreSQL pools of this loop
         (:func:`knowledge_os.db.pool.close_pool`); then close the stores."""
         if self._saver is not None and self._on_own_loop():
             cm, self._saver = self._saver[0], None
             await cm.__aexit__(None, None, None)
+        self._close_sqlite_saver()
         if "postgres" in (self.settings.storage.checkpointer, self.settings.storage.memory):
             from knowledge_os.db.pool import close_pool
 
             await close_pool()
         self.services.close()
 
+    def _close_sqlite_saver(self) -> None:
+        with self._saver_lock:
+            saver, self._sqlite_saver = self._sqlite_saver, None
+        if saver is not None:
+            saver.close()
+
     def close(self) -> None:
         """Close the stores, the checkpointer and the PostgreSQL pool of the synchronous
         methods, and their event loop. The instance may be used again (it reopens them)."""
         if self._runner is None:
+            self._close_sqlite_saver()
             self.services.close()
             return
         try:
