@@ -8,7 +8,8 @@ largest client count so that no request gets a 429. Then:
 1. for N in ``--clients`` (default 1, 4, 16): N clients, each sending ``--requests``
    questions from QUESTIONS (client i starts at question i, so the first rounds miss the
    answer cache and later ones hit it): throughput (requests/s), p50/p95 latency, errors
-   (any non-200; goal 0) and the server's peak RSS (``VmHWM`` of /proc/PID/status);
+   (any non-200; goal 0), the server's peak RSS (``VmHWM`` of /proc/PID/status) and the
+   1-minute load average when the round ended (the machine is shared: read latency with it);
 2. a soak: ``--soak-rate`` requests/s for ``--soak-s`` seconds (default 60; the issue
    asks for 600 once), RSS at its start and end;
 3. answer-cache hits: one question asked ``--hits`` times after a warm-up run; p95 of the
@@ -132,19 +133,22 @@ def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.2)
         print(f"kos serve pid {proc.pid} on {url}; load average {os.getloadavg()[0]:.1f}; cores {os.cpu_count()}")
-        print("clients  requests  wall_s   req/s   p50_s   p95_s  errors  peak_rss_mb")
+        print("clients  requests  wall_s   req/s   p50_s   p95_s  errors  peak_rss_mb  load1")
         for n in args.clients:
             r = asyncio.run(load(url, n, args.requests))
             print(f"{n:7d}  {r['requests']:8d}  {r['wall_s']:6.1f}  {r['rps']:6.2f}  {r['p50_s']:6.2f}  "
-                  f"{r['p95_s']:6.2f}  {r['errors']:6d}  {rss_kb(proc.pid, 'VmHWM') / 1024:11.0f}")
+                  f"{r['p95_s']:6.2f}  {r['errors']:6d}  {rss_kb(proc.pid, 'VmHWM') / 1024:11.0f}  "
+                  f"{os.getloadavg()[0]:5.1f}")
         if args.soak_s > 0:
             s = asyncio.run(soak(url, args.soak_rate, args.soak_s, proc.pid))
             print(f"soak {s['seconds']:.0f} s at {s['rate']} req/s: {s['requests']} requests, {s['errors']} errors, "
-                  f"p95 {s['p95_s']:.2f} s, RSS {s['rss_start_mb']:.0f} MB -> {s['rss_end_mb']:.0f} MB")
+                  f"p95 {s['p95_s']:.2f} s, RSS {s['rss_start_mb']:.0f} MB -> {s['rss_end_mb']:.0f} MB; "
+                  f"load average {os.getloadavg()[0]:.1f}")
         if args.hits > 0:
             h = asyncio.run(hits(url, args.hits))
             print(f"answer-cache hits through HTTP ({h['hits']}): p50 {h['p50_ms']:.1f} ms, p95 {h['p95_ms']:.1f} ms "
-                  "(client side, an upper bound of the server time; goal < 20 ms)")
+                  f"(client side, an upper bound of the server time; goal < 20 ms); load average "
+                  f"{os.getloadavg()[0]:.1f}")
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -33,7 +33,8 @@ event       data
 ==========  ===========================================================================
 
 No stack trace reaches a client: unexpected errors are logged with their traceback and
-an id the client sees. Bounded concurrency: at most ``server.max_concurrent_runs`` runs
+an id the client sees. ``GET /v1/threads/{id}`` of a failed background run answers with
+the status and body its error maps to above, plus ``"status": "failed"``. Bounded concurrency: at most ``server.max_concurrent_runs`` runs
 (foreground, background and streamed) at once; one more gets 429. Graceful shutdown:
 uvicorn stops accepting and lets requests finish (``server.shutdown_grace_s``); the
 lifespan then waits the same time for background runs and cancels what is left. Every
@@ -100,7 +101,8 @@ class _Runs:
         self.limit = limit
         self.active = 0
         self.background: dict[str, asyncio.Task[Any]] = {}
-        self.failed: dict[str, str] = {}  # thread id -> error of its failed background run
+        # thread id -> (status, body) of its failed background run, as GET /v1/threads/{id} answers
+        self.failed: dict[str, tuple[int, dict[str, Any]]] = {}
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -214,7 +216,7 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
                 raise
             except Exception as exc:  # kept for GET /v1/threads/{id}; arun dead-lettered it
                 logger.error("background run of thread %s failed: %s", thread_id, exc)
-                runs.failed[thread_id] = " ".join(str(exc).split()) or type(exc).__name__
+                runs.failed[thread_id] = _failure(exc)
             finally:
                 runs.active -= 1
 
@@ -266,7 +268,8 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
         if task is not None and not task.done():
             return JSONResponse({"thread_id": thread_id, "status": "running"}, status_code=202)
         if thread_id in runs.failed:
-            return _error(500, runs.failed[thread_id], thread_id=thread_id, status="failed")
+            status, body = runs.failed[thread_id]
+            return JSONResponse({**body, "thread_id": thread_id, "status": "failed"}, status_code=status)
         result = await kos.aget_thread(thread_id)
         if result is None:
             return _error(404, f"thread {thread_id!r} has no finished run")
@@ -309,6 +312,20 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
         return PlainTextResponse(kos.metrics_text(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     return app
+
+
+def _failure(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """Status and body of a failed background run, by the table of the module docstring:
+    a backend down is a 503 naming it, bad input a 422, anything else a 500 with an id
+    (its traceback only in the log)."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, BackendError):
+        return 503, {"error": message, "backend": _backend_name(exc)}
+    if isinstance(exc, (InputError, ConfigError)):
+        return 422, {"error": message}
+    error_id = uuid.uuid4().hex[:12]
+    logger.error("background run failed (error id %s)", error_id, exc_info=exc)
+    return 500, {"error": "internal error", "id": error_id}
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

@@ -132,9 +132,22 @@ async def test_over_http_the_outage_is_a_503_naming_the_server_and_resume_answer
             finally:
                 await queue.close()
             assert pending == {"t-http", "t-sse"}
+            r = await client.post("/v1/runs", json={"query": Q, "thread_id": "t-bg", "as_of": AS_OF,
+                                                    "use_cache": False, "background": True})
+            assert r.status_code == 202
+            for _ in range(500):
+                polled = await client.get("/v1/threads/t-bg")
+                if polled.status_code != 202:
+                    break
+                await asyncio.sleep(0.02)
+            assert polled.status_code == 503 and polled.json()["status"] == "failed"
+            assert polled.json()["backend"] == "openai" and URL in polled.json()["error"]
             model.failure = None
             r = await client.post("/v1/threads/t-http/resume")
             assert r.status_code == 200 and not r.json()["data_only"] and r.json()["citations"]
+            r = await client.post("/v1/threads/t-bg/resume")
+            assert r.status_code == 200 and r.json()["citations"]
+            assert (await client.get("/v1/threads/t-bg")).status_code == 200
 
 
 def test_the_time_a_run_stood_still_does_not_count_against_its_wall_time_budget(tmp_path, corpus_dir):
