@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langgraph.cache.base import BaseCache
 
-    from knowledge_os.cache.answers import AnswerCache
+    from knowledge_os.cache.base import AnswerStore
     from knowledge_os.memory.base import EpisodicMemory
     from knowledge_os.observability.metrics import Metrics
     from knowledge_os.personas.registry import PersonaRegistry
@@ -189,11 +189,11 @@ class Services:
         return BoundedMemoryCache(max_entries=self.settings.cache.node_max_entries)
 
     @functools.cached_property
-    def answer_cache(self) -> AnswerCache:
-        from knowledge_os.cache.answers import AnswerCache
+    def answer_cache(self) -> AnswerStore:
+        """The answer cache of ``storage.answer_cache`` (SQLite by default)."""
+        from knowledge_os.cache.factory import make_answer_cache
 
-        return AnswerCache(self.settings.sqlite_path, ttl_s=self.settings.cache.answer_ttl_s,
-                           max_entries=self.settings.cache.answer_max_entries)
+        return make_answer_cache(self.settings)
 
     @functools.cached_property
     def domains_fingerprint(self) -> str:

@@ -268,5 +268,9 @@ class DocumentStore(Protocol):
     def count(self) -> int:
         """Number of documents."""
 
+    def pending_count(self) -> int:
+        """Documents ingest's text stage wrote (empty content hash) whose vectors are still
+        to come; 0 when every document is searchable by every retriever."""
+
     def close(self) -> None:
         """Release the connection(s)."""

@@ -372,6 +372,13 @@ class PostgresDocumentStore:
         with self._pool.connection() as conn:
             return int(conn.execute("SELECT count(*) FROM kos_documents").fetchone()[0])
 
+    def pending_count(self) -> int:
+        """Documents whose ingest has not finished: written by ingest's text stage with an
+        empty content hash, their vectors still to come (knowledge_os/retrieval/ingest.py).
+        0 when every document is searchable by every retriever."""
+        with self._pool.connection() as conn:
+            return int(conn.execute("SELECT count(*) FROM kos_documents WHERE content_hash = ''").fetchone()[0])
+
     def close(self) -> None:
         """Close the pool's connections (idempotent)."""
         self._pool.close()
