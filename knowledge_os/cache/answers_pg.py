@@ -5,7 +5,7 @@ whose module docstring says what an exact and a near hit are): the TTL (``ttl_s`
 row bound (``max_entries``, oldest rows out first) are applied on every write, as in
 SQLite (``kos db prune`` prunes checkpoints; neither cache needs it). Ages are the server's clock, so
 hosts with skewed clocks agree on what has expired. Table ``kos_answer_cache``
-(migration ``knowledge_os/db/migrations/0004_answer_cache.sql``).
+(migration ``knowledge_os/db/migrations/0004_answer_cache_pending.sql``).
 """
 
 from __future__ import annotations
