@@ -86,7 +86,7 @@ def execute_node_key(state: Mapping[str, Any]) -> str:
             "query": state.get("query", ""),
             "domain": state.get("domain"),
             "path": state.get("path"),
-            "plan": [plan.get("steps"), plan.get("scope")],
+            "plan": [plan.get("steps"), plan.get("scope"), plan.get("args")],
             "analysis": state.get("analysis"),
             "scope": state.get("scope"),
             "corpus": state.get("corpus"),

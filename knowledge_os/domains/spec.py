@@ -14,7 +14,7 @@ import re
 import string
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from knowledge_os.domains.claims import CLAIM_KINDS
 from knowledge_os.domains.names import CHECK_RULES, STEP_NAMES, prompt_fields
@@ -26,6 +26,7 @@ __all__ = [
     "CheckSpec",
     "DomainSpec",
     "GroundingSpec",
+    "PlanArgsSpec",
     "PlanSpec",
     "PromptSpec",
     "RetrievalSpec",
@@ -82,12 +83,63 @@ def _known_step(step: str) -> str:
 StepName = Annotated[str, AfterValidator(_known_step)]
 
 
+def _int_range(value: tuple[int, int] | None) -> tuple[int, int] | None:
+    if value is not None and value[0] > value[1]:
+        raise ValueError(f"a range is [low, high] with low <= high, got {list(value)}")
+    return value
+
+
+IntRange = Annotated[tuple[int, int] | None, AfterValidator(_int_range)]
+
+
+class PlanArgsSpec(_Frozen):
+    """Inclusive ``[low, high]`` ranges the arguments of a made plan (the LLM's, a
+    heuristic's, a replan's) must fall in; ``knowledge_os.domains.planning`` validates
+    against them. Unset: derived from ``retrieval`` (:func:`knowledge_os.domains.planning.arg_ranges`).
+
+    Attributes:
+        top_k: Candidates per ranked list, within 1..500 (``RetrievalSpec.top_k``'s bounds).
+        graph_depth: Hops of graph expansion, within 0..5.
+    """
+
+    top_k: IntRange = None
+    graph_depth: IntRange = None
+
+    @field_validator("top_k")
+    @classmethod
+    def _top_k_bounds(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not (1 <= value[0] and value[1] <= 500):
+            raise ValueError(f"top_k range must lie within [1, 500], got {list(value)}")
+        return value
+
+    @field_validator("graph_depth")
+    @classmethod
+    def _depth_bounds(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not (0 <= value[0] and value[1] <= 5):
+            raise ValueError(f"graph_depth range must lie within [0, 5], got {list(value)}")
+        return value
+
+
 class PlanSpec(_Frozen):
-    """Step lists. ``fast`` is the Fast Path micro-plan (at most 3 steps)."""
+    """Step lists and what a plan made for a query may choose.
+
+    Attributes:
+        fast: The Fast Path micro-plan (1 to 3 steps).
+        smart: The Smart Path plan; also the plan used when a made plan fails validation.
+        max_replans: Replans per run, 0..3.
+        steps: The steps a made plan may use, in the order they must run; empty: the
+            ``smart`` plan's steps, then any of ``fast``'s not in it.
+        args: Ranges of the plan's retrieval arguments.
+        min_documents: The check after ``execute`` expects at least this many documents
+            ("enough entries to answer"), 1..200.
+    """
 
     fast: tuple[StepName, ...]
     smart: tuple[StepName, ...]
     max_replans: int = Field(default=1, ge=0, le=3)
+    steps: tuple[StepName, ...] = ()
+    args: PlanArgsSpec = PlanArgsSpec()
+    min_documents: int = Field(default=1, ge=1, le=200)
 
     @field_validator("fast")
     @classmethod
@@ -95,6 +147,18 @@ class PlanSpec(_Frozen):
         if not 1 <= len(steps) <= 3:
             raise ValueError(f"a Fast Path micro-plan has 1 to 3 steps, got {len(steps)}")
         return steps
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_unique(cls, steps: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(steps)) != len(steps):
+            raise ValueError(f"steps repeat: {list(steps)}")
+        return steps
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """The steps a made plan may use, in running order (``steps`` or its default)."""
+        return self.steps or tuple(dict.fromkeys([*self.smart, *self.fast]))
 
 
 class PromptSpec(_Frozen):
@@ -235,3 +299,19 @@ class DomainSpec(_Frozen):
     budgets: BudgetSpec = BudgetSpec()
     cache: CacheSpec = CacheSpec()
     answer_style: Literal["grouped", "stats"] = "grouped"
+
+    @model_validator(mode="after")
+    def _plans_fit(self) -> DomainSpec:
+        """The fixed plans use only allowed steps, and the retrieval defaults lie in the
+        plan argument ranges (the YAML's plan must itself be a valid plan)."""
+        allowed = set(self.plans.allowed)
+        for name in ("fast", "smart"):
+            extra = [s for s in getattr(self.plans, name) if s not in allowed]
+            if extra:
+                raise ValueError(f"plans.{name} uses {extra}, not in plans.steps {list(self.plans.steps)}")
+        for arg in ("top_k", "graph_depth"):
+            rng = getattr(self.plans.args, arg)
+            value = getattr(self.retrieval, arg)
+            if rng is not None and not rng[0] <= value <= rng[1]:
+                raise ValueError(f"retrieval.{arg} {value} lies outside plans.args.{arg} {list(rng)}")
+        return self

@@ -71,6 +71,8 @@ class StepContext:
             ``knowledge_os.nodes.plan.replan_scope``).
         use_packages: Filter by the question's packages (false once a replan dropped it too).
         n_candidates: Answers to draft (2 on the Smart Path or for important domains).
+        top_k / graph_depth: The plan's retrieval arguments (``Plan.args``); None: the
+            domain's ``retrieval`` defaults.
         documents: Retrieved documents as state dicts (see :func:`doc_to_state`).
         candidates: Drafts ``{"answer", "summary", "citations": [doc ids], "variant",
             "data_only": bool, "mode": "prose"|"structured"|"data"}``.
@@ -91,6 +93,8 @@ class StepContext:
     use_dates: bool = True
     use_packages: bool = True
     n_candidates: int = 1
+    top_k: int | None = None
+    graph_depth: int | None = None
     documents: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)
@@ -119,14 +123,16 @@ def doc_to_state(doc: Any, score: float, sources: tuple[str, ...]) -> dict[str, 
 
 
 def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRequest:
-    """The retrieval request of this execution: the domain's limits, the replan's filters."""
+    """The retrieval request of this execution: the plan's arguments (else the domain's
+    limits), the replan's filters."""
     r = ctx.spec.retrieval
+    depth = ctx.graph_depth if ctx.graph_depth is not None else r.graph_depth
     return RetrievalRequest(
         analysis=ctx.analysis,
         domain=ctx.spec.name,
-        top_k=r.top_k,
+        top_k=ctx.top_k if ctx.top_k is not None else r.top_k,
         max_documents=r.max_documents,
-        graph_depth=r.graph_depth if graph_depth is None else graph_depth,
+        graph_depth=depth if graph_depth is None else graph_depth,
         use_dates=ctx.use_dates,
         use_packages=ctx.use_packages,
     )
@@ -146,7 +152,8 @@ def expand(ctx: StepContext) -> None:
     room = ctx.spec.retrieval.max_documents - len(have)
     if room <= 0 or not ctx.documents:
         return
-    req = _request(ctx, graph_depth=min(ctx.spec.retrieval.graph_depth, 3))
+    depth = ctx.graph_depth if ctx.graph_depth is not None else ctx.spec.retrieval.graph_depth
+    req = _request(ctx, graph_depth=min(depth, 3))
     seeds = [f"doc:{d['id']}" for d in ctx.documents[:3]]
     for doc in ctx.retrieval.expand(req, seeds=seeds, limit=room, exclude=have):
         ctx.documents.append(doc_to_state(doc, 0.0, ("graph_expand",)))

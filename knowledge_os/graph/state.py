@@ -52,6 +52,8 @@ __all__ = [
     "OutputState",
     "PersonaState",
     "Plan",
+    "PlanArgs",
+    "PlanCheck",
     "ReplanScope",
     "Quality",
     "QueryAnalysisState",
@@ -148,6 +150,25 @@ class ReplanScope(TypedDict):
     """Filter by the packages the question names (false once a replan dropped it too)."""
 
 
+class PlanArgs(TypedDict):
+    """The arguments a plan gives its retrieval steps (``knowledge_os.domains.planning``)."""
+
+    top_k: int
+    """Candidates taken from each ranked list (``RetrievalRequest.top_k``), within the
+    domain's ``plans.args.top_k`` range."""
+    graph_depth: int
+    """Hops of graph expansion for ``retrieve`` and ``expand``, within ``plans.args.graph_depth``."""
+
+
+class PlanCheck(TypedDict):
+    """The check of an execution against its plan (node ``check``)."""
+
+    passed: bool
+    """Every expectation held (or none that failed can be repaired by a replan)."""
+    failures: list[str]
+    """One line per expectation that failed ("too_few: 1 document, expected >= 3")."""
+
+
 class Plan(TypedDict):
     """The planning agent's plan for one execution."""
 
@@ -158,7 +179,15 @@ class Plan(TypedDict):
     scope: ReplanScope
     """The filters this execution uses (both on the first plan)."""
     reason: str
-    """Why this plan: "initial" or the failed check that caused the replan."""
+    """Why this plan: "initial", the reason a made plan was replaced by the YAML's, or the
+    failed check that caused the replan."""
+    source: NotRequired[Literal["llm", "heuristic", "yaml"]]
+    """Who made it: the LLM (validated), a heuristic (Fast Path micro-plan, replans), or
+    the domain YAML's plan as written."""
+    args: NotRequired[PlanArgs]
+    """The retrieval arguments of this plan."""
+    check: NotRequired[PlanCheck]
+    """Set by ``check`` after ``execute``."""
     done: NotRequired[list[str]]
     """Steps ``execute`` ran (fewer than ``steps`` when a budget stopped it)."""
 

@@ -30,6 +30,7 @@ def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
     spec = services.domains.get(state["domain"])
     n = 2 if (state["path"] == "smart" or spec.important) else 1
     scope = plan_scope(state)
+    args = (state.get("plan") or {}).get("args") or {}
     return StepContext(
         retrieval=services.retrieval,
         docstore=services.docstore,
@@ -46,6 +47,8 @@ def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
         use_dates=scope["use_dates"],
         use_packages=scope["use_packages"],
         n_candidates=min(n, services.settings.max_rank_candidates),
+        top_k=args.get("top_k"),
+        graph_depth=args.get("graph_depth"),
         documents=list(state.get("documents") or []),
         stats=state.get("stats"),
     )

@@ -1,24 +1,51 @@
 """Node ``plan``: the planning agent.
 
-Fast Path: the domain's micro-plan (at most 3 steps). Smart Path: the domain's full plan;
-on a replan (the gate sent the run back after a failed check) the plan broadens what
-retrieval may return: first it drops the date range, then the package filter
-(:func:`replan_scope`, the one place that decides the scope).
+Smart Path: the LLM makes a plan for the query, constrained by a JSON schema built from
+the domain YAML's allowed steps and argument ranges
+(:func:`knowledge_os.domains.planning.plan_schema`) and validated against the YAML; a
+rejected plan, a failed call or a budget too small for the call gives the YAML's plan,
+with the reason recorded. Fast Path: a micro-plan of at most 3 steps from a heuristic
+(:func:`~knowledge_os.domains.planning.fast_plan`, no LLM call).
+
+On a replan (the check after ``execute`` or the gate after ``rank`` sent the run back)
+the new plan differs from the failed one in its steps or arguments
+(:func:`~knowledge_os.domains.planning.repair_plan`); the filters widen only once those
+are at their limits (:func:`replan_scope` decides that order for the gate's quality
+replan when nothing else is left).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
+from knowledge_os.domains.planning import (
+    MadePlan,
+    fast_plan,
+    plan_messages,
+    plan_schema,
+    repair_plan,
+    validate_plan,
+    yaml_plan,
+)
+from knowledge_os.errors import BackendError, BudgetExceededError
 from knowledge_os.graph.state import Context, ReplanScope, State
-from knowledge_os.nodes._common import services_of, timed
+from knowledge_os.llm.calls import call_llm, parse_json_reply
+from knowledge_os.nodes._common import analysis_from_state, budget_for, services_of, timed
 
-__all__ = ["AS_ASKED", "plan", "plan_scope", "replan_scope"]
+__all__ = ["AS_ASKED", "PLAN_MAX_TOKENS", "plan", "plan_scope", "replan_scope"]
+
+logger = logging.getLogger(__name__)
 
 AS_ASKED = ReplanScope(use_dates=True, use_packages=True)
 """The first plan's scope: every filter the question names. Copy it, do not mutate it."""
+
+PLAN_MAX_TOKENS = 48
+"""Completion cap of the plan call: ``{"steps": [4 names], "top_k": 40, "graph_depth": 2}``
+is 30-35 tokens in SmolLM2's vocabulary."""
 
 
 def replan_scope(previous: ReplanScope, *, has_dates: bool) -> ReplanScope:
@@ -37,21 +64,72 @@ def replan_scope(previous: ReplanScope, *, has_dates: bool) -> ReplanScope:
     return ReplanScope(use_dates=False, use_packages=False)
 
 
+def _llm_plan(state: State, runtime: Runtime[Context]) -> tuple[MadePlan, dict[str, Any], list[dict[str, Any]]]:
+    """The Smart Path's first plan: the LLM's (validated) or the YAML's; with its usage
+    and events. The call is made only when the run's budget still has the calls its
+    drafts need after it (``n`` drafts: 2 on the Smart Path)."""
+    services = services_of(runtime)
+    spec = services.domains.get(state["domain"])
+    budget = budget_for(services, spec, state)
+    usage = dict(state.get("usage") or {})
+    drafts = min(2, services.settings.max_rank_candidates)
+    if usage.get("llm_calls", 0) + 1 + drafts > budget.max_llm_calls:
+        why = f"no LLM plan: {budget.max_llm_calls} LLM calls allowed, the drafts need {drafts} after it"
+        return yaml_plan(spec, "smart", why), {}, []
+    persona = runtime.context.persona if runtime is not None and runtime.context is not None else None
+    system, user = plan_messages(spec, analysis_from_state(state), persona)
+    try:
+        reply = call_llm(services.chat_model, [SystemMessage(system), HumanMessage(user)], usage=usage,
+                         budget=budget, json_schema=plan_schema(spec), max_tokens=PLAN_MAX_TOKENS,
+                         timeout_s=services.settings.llm.timeout_s)
+    except (BackendError, BudgetExceededError) as exc:
+        logger.info("plan LLM call failed (%s); using the domain's plan", exc)
+        return (yaml_plan(spec, "smart", f"no LLM plan: {type(exc).__name__}: {str(exc)[:160]}"), {},
+                [{"type": "fallback_used", "where": "plan", "error": str(exc)[:200]}])
+    made, problem = validate_plan(parse_json_reply(reply.text), spec)
+    events = [{"type": "plan_rejected", "reason": problem}] if problem else []
+    return made, {**reply.usage(), "timings_ms": {"llm.plan": reply.latency_ms}}, events
+
+
+def _record(made: MadePlan, *, attempt: int, scope: ReplanScope) -> dict[str, Any]:
+    return {"steps": list(made.steps), "attempt": attempt, "scope": scope, "reason": made.why,
+            "source": made.source, "args": made.args()}
+
+
 @timed("plan")
-async def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
     previous = state.get("plan") or {}
-    replanning = bool(previous) and bool(state.get("candidates"))
-    steps = list(spec.plans.smart if state["path"] == "smart" else spec.plans.fast)
-    if not replanning:
-        return {"plan": {"steps": steps, "attempt": 0, "scope": ReplanScope(**AS_ASKED), "reason": "initial"}}
-    scope = replan_scope(previous.get("scope") or AS_ASKED, has_dates=bool(state["analysis"].get("dates")))
-    issues = "; ".join(state.get("quality", {}).get("issues", []))[:300]
-    reason = f"quality {state.get('quality', {}).get('score')} below threshold: {issues}"
-    new_plan = {"steps": steps, "attempt": previous.get("attempt", 0) + 1, "scope": scope, "reason": reason}
+    if not previous:  # the run's first plan
+        if state["path"] == "smart":
+            made, usage, events = _llm_plan(state, runtime)
+        else:
+            made, usage, events = fast_plan(spec, analysis_from_state(state)), {}, []
+        timings = usage.pop("timings_ms", {})
+        return {"plan": _record(made, attempt=0, scope=ReplanScope(**AS_ASKED)), "usage": usage,
+                "timings_ms": timings, "events": events}
+    scope = previous.get("scope") or AS_ASKED
+    has_dates = bool(state["analysis"].get("dates"))
+    check = previous.get("check") or {}
+    if check and not check.get("passed", True):
+        failures = list(check.get("failures") or [])
+    elif not state.get("documents"):  # the gate: nothing retrieved
+        failures = ["too_few: 0 documents"]
+    else:  # the gate after rank: the ranked answer failed its checklist
+        q = state.get("quality") or {}
+        failures = [f"quality: {q.get('score')} below the threshold: {'; '.join(q.get('issues', []))[:200]}"]
+    args = previous.get("args") or yaml_plan(spec, state["path"], "").args()
+    repaired = repair_plan(spec, previous.get("steps") or [], args, failures, use_dates=scope["use_dates"],
+                           use_packages=scope["use_packages"], has_dates=has_dates)
+    if repaired is None:  # nothing left to widen: run the same plan without both filters
+        base = yaml_plan(spec, state["path"], f"replan with nothing left to change ({'; '.join(failures)[:200]})")
+        made, new_scope = base, replan_scope(scope, has_dates=has_dates)
+    else:
+        made, new_scope = repaired
+    new_plan = _record(made, attempt=previous.get("attempt", 0) + 1, scope=ReplanScope(**new_scope))
     return {"plan": new_plan, "replans": state.get("replans", 0) + 1,
-            "events": [{"type": "retry", "where": "plan", "scope": dict(scope)}]}
+            "events": [{"type": "retry", "where": "plan", "scope": dict(new_scope), "why": made.why[:200]}]}
 
 
 def plan_scope(state: State) -> ReplanScope:

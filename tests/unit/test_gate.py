@@ -103,4 +103,7 @@ def test_smart_run_that_stays_failing_corrects_then_replans_within_the_domain_bu
     r = kos.run(FAILING, as_of=AS_OF, use_cache=False)
     assert r.manifest["replans"] == 1 and r.manifest["corrected"] is True
     assert r.manifest["plan"]["done"] == r.manifest["plan"]["steps"]
-    assert r.manifest["plan"]["scope"] == {"use_dates": False, "use_packages": True}
+    # The quality replan differs in its arguments, not in the filters: top_k 40 -> 80.
+    assert r.manifest["plan"]["scope"] == {"use_dates": True, "use_packages": True}
+    assert r.manifest["plan"]["args"]["top_k"] == 2 * kos.services.domains.get("digest").retrieval.top_k
+    assert r.manifest["plan"]["source"] == "heuristic" and "top_k 40 -> 80" in r.manifest["plan"]["reason"]
