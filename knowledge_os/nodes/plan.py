@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 AS_ASKED = ReplanScope(use_dates=True, use_packages=True)
 """The first plan's scope: every filter the question names. Copy it, do not mutate it."""
 
+JUDGE_CALLS = 2
+"""LLM calls of the rank judge (``knowledge_os.nodes.rank.JUDGE_CALLS``, both orders; a
+test pins the two equal): the plan call is made only if the drafts and the judge still fit."""
+
 PLAN_MAX_TOKENS = 48
 """Completion cap of the plan call: ``{"steps": [4 names], "top_k": 40, "graph_depth": 2}``
 is 30-35 tokens in SmolLM2's vocabulary."""
@@ -67,16 +71,18 @@ def replan_scope(previous: ReplanScope, *, has_dates: bool) -> ReplanScope:
 def _llm_plan(state: State, runtime: Runtime[Context]) -> tuple[MadePlan, dict[str, Any], list[dict[str, Any]]]:
     """The Smart Path's first plan: the LLM's (validated) or the YAML's; with its usage
     and events. The call is made only when the run's budget still has the calls its
-    drafts need after it (``n`` drafts: 2 on the Smart Path)."""
+    drafts and the judge need after it (2 drafts on the Smart Path, :data:`JUDGE_CALLS`)."""
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
     budget = budget_for(services, spec, state)
     usage = dict(state.get("usage") or {})
     drafts = min(2, services.settings.max_rank_candidates)
-    if usage.get("llm_calls", 0) + 1 + drafts > budget.max_llm_calls:
-        why = f"no LLM plan: {budget.max_llm_calls} LLM calls allowed, the drafts need {drafts} after it"
+    later = drafts + (JUDGE_CALLS if drafts == 2 and services.settings.rank.judge else 0)
+    if usage.get("llm_calls", 0) + 1 + later > budget.max_llm_calls:
+        why = (f"no LLM plan: {budget.max_llm_calls} LLM calls allowed, the {drafts} drafts and the judge "
+               f"need {later} after it")
         return yaml_plan(spec, "smart", why), {}, []
-    persona = runtime.context.persona if runtime is not None and runtime.context is not None else None
+    persona = (state.get("persona") or {}).get("reader")
     system, user = plan_messages(spec, analysis_from_state(state), persona)
     try:
         reply = call_llm(services.chat_model, [SystemMessage(system), HumanMessage(user)], usage=usage,

@@ -189,3 +189,17 @@ def test_fast_run_plans_without_an_llm_call(kos_factory) -> None:
     p = r.manifest["plan"]
     assert r.path == "fast" and p["source"] == "heuristic" and len(p["steps"]) <= 3
     assert "llm.plan" not in r.manifest["timings_ms"]
+
+
+def test_the_plan_call_reserves_the_judge_calls() -> None:
+    from knowledge_os.nodes import plan, rank
+
+    assert plan.JUDGE_CALLS == rank.JUDGE_CALLS
+
+
+def test_a_budget_without_room_for_drafts_and_judge_skips_the_plan_call(kos_factory) -> None:
+    kos = kos_factory(responses=["openssl fixed two CVEs [1]."])
+    r = kos.run(SMART_Q, as_of=AS_OF, use_cache=False, qos="interactive", path="smart")
+    p = r.manifest["plan"]
+    assert p["source"] == "yaml" and "3 LLM calls allowed" in p["reason"]
+    assert "llm.plan" not in r.manifest["timings_ms"]
