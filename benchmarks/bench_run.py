@@ -79,7 +79,8 @@ def run_one(kos: KnowledgeOS, collector: CallCollector, query: str, arm: Arm) ->
     t = time.perf_counter()
     r = kos.run(query, use_cache=False, path="fast", as_of=AS_OF)
     total = (time.perf_counter() - t) * 1000
-    arm.cpu_s += cpu_s() - c0
+    run_cpu = cpu_s() - c0
+    arm.cpu_s += run_cpu
     tm = r.manifest["timings_ms"]
     llm = sum(v for k, v in tm.items() if k.startswith("llm."))
     retrieve = sum(v for k, v in tm.items() if k.startswith("retrieve."))
@@ -91,7 +92,7 @@ def run_one(kos: KnowledgeOS, collector: CallCollector, query: str, arm: Arm) ->
         "rest": max(0.0, total - route - retrieve - llm),
         "domain": r.domain, "method": r.route.method, "score": r.quality.score,
         "grounded": r.quality.grounded, "data_only": r.data_only, "mode": r.answer_mode,
-        "llm_calls": r.usage.llm_calls, "query": query, "calls": calls,
+        "llm_calls": r.usage.llm_calls, "query": query, "calls": calls, "cpu_s": run_cpu,
     }
     arm.runs.append(row)
     return row
@@ -119,6 +120,8 @@ def summarise_arm(arm: Arm) -> dict[str, float]:
         "max_ms": max(totals),
         "llm_p50_ms": pct([r["llm"] for r in runs], 0.5),
         "cpu_s_per_run": arm.cpu_s / max(1, len(runs)),
+        "cpu_p50_s": pct([r["cpu_s"] for r in runs], 0.5),
+        "cpu_p95_s": pct([r["cpu_s"] for r in runs], 0.95),
         "llm_calls_per_run": len(calls) / max(1, len(runs)),
         "prompt_tokens_per_call": statistics.mean(c["prompt_tokens"] for c in calls) if calls else 0.0,
         "evaluated_share": pe_tok / max(1, sum(c["prompt_tokens"] for c in calls)),
@@ -173,6 +176,35 @@ def _setattr(module: Any, name: str, value: Any) -> Callable[[KnowledgeOS], None
     return apply
 
 
+def _full_choice(on: bool) -> Callable[[KnowledgeOS], None]:
+    """The structured choice as it was before the compact prompt (``on``): full titles,
+    the localised figures table, a kind asked for every entry; or the current one."""
+    from knowledge_os.domains import steps
+
+    current = (steps.choose_context, steps.choose_figures, steps._CHOOSE, steps.choice_schema)
+
+    def old_schema(ctx: Any, n_entries: int) -> dict[str, Any]:
+        schema = current[3](ctx, n_entries)
+        if ctx.spec.answer_style == "stats":
+            return schema
+        item = schema["properties"]["entries"]["items"]
+        item = {**item, "required": ["n", "kind"],
+                "properties": {**item["properties"], "kind": {"type": "string", "enum": steps.kind_names(ctx)}}}
+        return {**schema, "properties": {"entries": {**schema["properties"]["entries"], "items": item}}}
+
+    def apply(kos: KnowledgeOS) -> None:
+        if on:
+            steps.choose_context = lambda listing, chars: steps.render_context(listing, chars=chars)
+            steps.choose_figures = lambda ctx: ("", "", "")
+            steps._CHOOSE = current[2].replace(
+                "by their number.", "by their number, and label each with one kind of change from this list: {kinds}.")
+            steps.choice_schema = old_schema
+        else:
+            steps.choose_context, steps.choose_figures, steps._CHOOSE, steps.choice_schema = current
+
+    return apply
+
+
 def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tuple[str, Callable[[KnowledgeOS], None]]]]:
     from knowledge_os.domains import steps
 
@@ -181,6 +213,7 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
         "batch_threads": (("1/1", _threads(1, 1)), ("1 gen/2 prompt", _threads(1, 2))),
         "skip": (("skip on", _setattr(steps, "data_complete", steps.data_complete)),
                  ("skip off", _setattr(steps, "data_complete", lambda ctx, listing: None))),
+        "compact_choice": (("compact", _full_choice(False)), ("full", _full_choice(True))),
         "choose_chars": (("160 chars", _setattr(steps, "CHOOSE_DOC_CHARS", 160)),
                          ("80 chars", _setattr(steps, "CHOOSE_DOC_CHARS", 80))),
         "prompt_docs": (("8 entries", _setattr(steps, "PROMPT_DOCS", 8)),
@@ -188,7 +221,7 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
     }
 
 
-LEVERS = ("threads", "batch_threads", "skip", "choose_chars", "prompt_docs")
+LEVERS = ("threads", "batch_threads", "skip", "compact_choice", "choose_chars", "prompt_docs")
 """Levers ``--ab`` can compare in one process (each arm is applied before its run)."""
 
 

@@ -313,11 +313,10 @@ _VARIANT_HINTS = (
 _ANSWER_IN = {"en": "Answer in English.", "ru": "Отвечай на русском языке."}
 _CHOOSE = (
     "Question: {query}\nEntries:\n{context}\n\n"
-    "Choose the entries that answer the question, most important first, by their number, "
-    "and label each with one kind of change from this list: {kinds}."
+    "Choose the entries that answer the question, most important first, by their number."
 )
 _CHOOSE_STATS = (
-    "Question: {query}\nFigures:\n{stats}\n\n"
+    "Question: {query}\nUploads with each kind of change, {window} against {previous}:\n{stats}\n\n"
     "Choose up to three kinds of change from the figures that answer the question, from this list: {kinds}."
 )
 _FIX_HINT = "\nA previous answer had these problems: {issues}. Choose again."
@@ -335,16 +334,17 @@ def answer_mode(ctx: StepContext) -> str:
 
 
 def choice_schema(ctx: StepContext, n_entries: int) -> dict[str, Any]:
-    """The JSON schema of a structured reply: entry numbers 1..``n_entries`` and kinds
-    of change from the domain's fixed list (grouped style), or kinds only (stats)."""
+    """The JSON schema of a structured reply: up to 4 entry numbers 1..``n_entries``
+    (grouped style), or up to 3 kinds of change from the domain's fixed list (stats)."""
     kinds = kind_names(ctx)
     if ctx.spec.answer_style == "stats":
         return {"type": "object", "additionalProperties": False, "required": ["kinds"],
                 "properties": {"kinds": {"type": "array", "minItems": 1, "maxItems": 3,
                                          "items": {"type": "string", "enum": kinds[:-1] or kinds}}}}
-    item = {"type": "object", "additionalProperties": False, "required": ["n", "kind"],
-            "properties": {"n": {"type": "integer", "enum": list(range(1, n_entries + 1))},
-                           "kind": {"type": "string", "enum": kinds}}}
+    # No kind per entry: the kind is read from the entry's text whatever a model says
+    # (compose.entry_kind), so asking for one only costs ~10 generated tokens a call.
+    item = {"type": "object", "additionalProperties": False, "required": ["n"],
+            "properties": {"n": {"type": "integer", "enum": list(range(1, n_entries + 1))}}}
     return {"type": "object", "additionalProperties": False, "required": ["entries"],
             "properties": {"entries": {"type": "array", "minItems": 1, "maxItems": min(4, n_entries),
                                        "items": item}}}
@@ -358,6 +358,34 @@ def render_context(listing: list[dict[str, Any]], *, chars: int = PROMPT_DOC_CHA
         body = re.sub(r"^\*\s*", "", body)[:chars]
         lines.append(f"[{n}] {d['title']} ({d['date']}): {body}")
     return "\n".join(lines)
+
+
+def choose_context(listing: list[dict[str, Any]], *, chars: int = CHOOSE_DOC_CHARS) -> str:
+    """Numbered entries for the structured choice, compact: ``[n] package version (date):
+    body excerpt`` (the title's distribution and urgency left out: ~8 tokens an entry)."""
+    lines = []
+    for n, d in enumerate(listing[:PROMPT_DOCS], start=1):
+        md = d.get("metadata") or {}
+        head = f"{d['channel']} {md['version']}" if md.get("version") else d["title"]
+        body = re.sub(r"^\*\s*", "", " ".join(d["text"].split("\n", 1)[-1].split()))[:chars]
+        lines.append(f"[{n}] {head} ({d['date']}): {body}")
+    return "\n".join(lines)
+
+
+def choose_figures(ctx: StepContext) -> tuple[str, str, str]:
+    """``(rows, window, previous)`` for the statistics choice: one English line per kind of
+    change, ``kind: current vs previous``, from the computed figures. The model only picks
+    kinds (the answer's sentences are rendered from the figures), so it is shown only what
+    bears on that choice, in the language its tokenizer is cheapest in: a Russian figures
+    table costs ~3x the tokens (benchmarks/bench_run.py)."""
+    s = ctx.stats or {}
+    rows = s.get("kinds") or []
+    window = s.get("window") or {}
+    prev = s.get("previous") or {}
+    lines = [f"- {r['kind']}: {r['current']}" + (f" vs {r['previous']}" if r.get("previous") is not None else "")
+             for r in rows if isinstance(r, dict) and "kind" in r]
+    span = f"{window.get('from')}..{window.get('to')}"
+    return "\n".join(lines), span, (f"{prev.get('from')}..{prev.get('to')}" if prev else "no earlier window")
 
 
 def prompt_fields(ctx: StepContext, listing: list[dict[str, Any]], *, issues: str = "",
@@ -406,8 +434,13 @@ def draft_summary(ctx: StepContext, listing: list[dict[str, Any]], variant: int,
     if structured:
         if ctx.spec.answer_style != "stats" and not listing:
             return None
-        template = _CHOOSE_STATS if ctx.spec.answer_style == "stats" else _CHOOSE
-        user = template.format(**fields) + (_FIX_HINT.format(issues=issues) if issues else "")
+        if ctx.spec.answer_style == "stats":
+            rows, window, previous = choose_figures(ctx)
+            user = _CHOOSE_STATS.format(**{**fields, "stats": rows or fields["stats"]}, window=window,
+                                        previous=previous)
+        else:
+            user = _CHOOSE.format(**{**fields, "context": choose_context(listing, chars=CHOOSE_DOC_CHARS)})
+        user += _FIX_HINT.format(issues=issues) if issues else ""
         user += _VARIANT_HINTS[variant % len(_VARIANT_HINTS)]
     else:
         template = p.correct if issues else p.summarise
