@@ -2,6 +2,10 @@
 
 The gate after ``rank`` is :func:`gate`, a pure function of what the state says;
 :func:`route_after_rank` only looks those values up.
+
+The edge functions are ``async`` although they never wait: LangGraph runs a plain
+function of an async run in a worker thread, a hand-off per edge that costs more than the
+lookup itself (``benchmarks/bench_overhead.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ plan; measured in tests/unit/test_gate.py)."""
 Gate = Literal["cache_store", "correct", "plan", "finalize"]
 
 
-def route_after_cache_lookup(state: State) -> Literal["route", "finalize"]:
+async def route_after_cache_lookup(state: State) -> Literal["route", "finalize"]:
     """A cache hit skips retrieval and the LLM entirely."""
     return "finalize" if (state.get("cache") or {}).get("hit") else "route"
 
@@ -72,7 +76,7 @@ def gate(*, loops: bool, passed: bool, documents_found: bool, corrected: bool, p
     return "finalize"
 
 
-def route_after_rank(state: State, runtime: Runtime[Context]) -> Gate:
+async def route_after_rank(state: State, runtime: Runtime[Context]) -> Gate:
     """The gate after ``rank``: :func:`gate` of the run's state, budget and context."""
     if runtime is not None and runtime.context is not None and not runtime.context.loops:
         return "finalize"
