@@ -23,7 +23,8 @@ Each hit is timed as wall time and as CPU time of the whole process
 CPU time is the steadier figure. Goal (issue 13, issue 10): p95 < 20 ms.
 
 ``--compare REV`` runs the same measurement on the package as of git revision REV
-(``git archive``; the "before") and on this tree (the "after"), ``--repeat`` times each,
+(``git archive``; the "before") and on this tree (the "after"; ``--after REV2``: that
+revision instead), ``--repeat`` times each,
 alternating, in fresh processes, and prints both side by side with the load average.
 """
 
@@ -152,9 +153,10 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
-def compare(home: Path, hits: int, rev: str, repeat: int) -> None:
+def compare(home: Path, hits: int, rev: str, repeat: int, after: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        trees = {f"before ({rev})": export(rev, Path(tmp)), "after (this tree)": ROOT}
+        trees = {f"before ({rev})": export(rev, Path(tmp) / "before"),
+                 f"after ({after or 'this tree'})": export(after, Path(tmp) / "after") if after else ROOT}
         merged: dict[str, dict[str, list]] = {name: {s: [] for s in SERIES} for name in trees}
         loads = []
         for _ in range(repeat):  # alternating, so the machine's load hits both alike
@@ -178,10 +180,11 @@ def main() -> None:
     ap.add_argument("--hits", type=int, default=40, help="rounds of hits per question and series")
     ap.add_argument("--compare", metavar="REV", help="also measure the package as of this git revision")
     ap.add_argument("--repeat", type=int, default=3, help="with --compare: alternating runs of each")
+    ap.add_argument("--after", metavar="REV", help="with --compare: this revision instead of the working tree")
     ap.add_argument("--json", action="store_true", help="print the raw samples as JSON")
     args = ap.parse_args()
     if args.compare:
-        compare(args.home, args.hits, args.compare, args.repeat)
+        compare(args.home, args.hits, args.compare, args.repeat, args.after)
         return
     samples = measure(args.home, args.hits)
     if args.json:
