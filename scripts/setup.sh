@@ -18,6 +18,7 @@ need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v promtool >/dev/null || need_apt+=(prometheus)  # promtool checks configs/alerts.yml (tests/unit/test_alert_rules.py)
+command -v ip >/dev/null || need_apt+=(iproute2)  # ip netns: the worker hosts of tests/integration/test_hosts.py
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi

@@ -30,6 +30,7 @@ __all__ = ["CHECKPOINTERS", "SqliteSaverInThreads", "open_checkpointer", "open_s
 
 CHECKPOINTERS = ("sqlite", "postgres", "memory")
 _MEMORY_SAVER = InMemorySaver()  # one per process, so threads survive between runs
+_SETUP_LOCK_KEY = "knowledge_os checkpointer setup"
 
 
 class SqliteSaverInThreads(SqliteSaver):
@@ -124,7 +125,18 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[Any]:
         try:
             cm = AsyncPostgresSaver.from_conn_string(dsn.get_secret_value())
             saver = await cm.__aenter__()
-            await saver.setup()
+            # Workers on several hosts open their first checkpointer at once on a fresh
+            # database; LangGraph's setup() is not safe to run concurrently (two inserts
+            # of one checkpoint_migrations row), so it runs under a session advisory lock.
+            # Polled with pg_try_advisory_lock: a session blocked in pg_advisory_lock keeps
+            # a snapshot, which the holder's CREATE INDEX CONCURRENTLY waits for (deadlock).
+            while not (await (await saver.conn.execute(  # the saver's rows are dicts
+                    "SELECT pg_try_advisory_lock(hashtext(%s)) AS locked", (_SETUP_LOCK_KEY,))).fetchone())["locked"]:
+                await asyncio.sleep(0.05)
+            try:
+                await saver.setup()
+            finally:
+                await saver.conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_SETUP_LOCK_KEY,))
         except Exception as exc:
             raise BackendUnavailableError(f"PostgreSQL checkpointer at {redact_dsn(dsn.get_secret_value())}: {exc}") from exc
         try:

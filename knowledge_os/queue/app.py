@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,6 +227,9 @@ def make_app(settings: Settings, kos_factory: KosFactory | None = None) -> procr
             raise
         if await _has_failed(app, job.id):  # a dead letter that this attempt finished
             runner.services.metrics.observe_dead_letter("reprocessed")
+        logger.info("job %s (thread %s, run %s) done by worker %s, attempt %d, in %.2f s", job.id,
+                    result.thread_id, result.run_id, context.worker_name, job.attempts + 1,
+                    time.time() - context.start_timestamp)
         return {"run_id": result.run_id, "thread_id": result.thread_id}
 
     app.kos_instance = holder  # type: ignore[attr-defined]  # the worker closes it at exit

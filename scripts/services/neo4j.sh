@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Embedded Neo4j 5.26 LTS Community (from Maven Central, on Java 17) with Bolt on
-# 127.0.0.1:${KOS_NEO4J_PORT:-7687}, auth disabled: for integration tests and benchmarks.
+# ${KOS_NEO4J_HOST:-127.0.0.1}:${KOS_NEO4J_PORT:-7687}, auth disabled: for integration tests
+# and benchmarks (tests/integration/netns.py binds one to its test bridge's address).
 #
 #   scripts/services/neo4j.sh start   # prints: export KOS_TEST_NEO4J_URI=bolt://127.0.0.1:7687
 #   scripts/services/neo4j.sh stop    # stops it (pid file), keeps the data
@@ -14,7 +15,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/neo4j" && pwd)"
 PORT="${KOS_NEO4J_PORT:-7687}"
-HOST=127.0.0.1
+HOST="${KOS_NEO4J_HOST:-127.0.0.1}"
 DATA="${KOS_NEO4J_DATA:-$HERE/data}"
 LIB="$HERE/lib"
 PIDFILE="$DATA/neo4j.pid"
