@@ -138,9 +138,11 @@ class EmbedderSettings(_Section):
 
 class VectorSettings(_Section):
     """Vector store. ``qdrant_edge`` is in-process (HNSW); ``qdrant`` is qdrant-client:
-    a server when ``url`` is set, local mode (``path``) otherwise."""
+    a server when ``url`` is set, local mode (``path``) otherwise; ``postgres_edge``: the
+    embeddings in PostgreSQL (``postgres.dsn``), each host searching its own in-process
+    copy (knowledge_os/retrieval/vectors_shared.py)."""
 
-    backend: Literal["qdrant_edge", "qdrant"] = "qdrant_edge"
+    backend: Literal["qdrant_edge", "qdrant", "postgres_edge"] = "qdrant_edge"
     url: str | None = None
     api_key: SecretStr | None = None
     collection: str = "kos_chunks"
@@ -154,6 +156,11 @@ class VectorSettings(_Section):
         "index (Qdrant's full_scan_threshold); above it, filtered HNSW with ACORN.",
     )
     timeout_s: float = Field(default=10.0, gt=0, description="Request timeout for a server.")
+    shared_check_s: float = Field(
+        default=1.0, ge=0,
+        description="postgres_edge: a search checks for shared changes (one read) when the last "
+        "check is older than this, seconds.",
+    )
     lock_timeout_s: float = Field(
         default=120.0,
         gt=0,

@@ -22,7 +22,7 @@ POINT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://knowledge-os/vector
 DOC_ID_KEY = "doc_id"
 #: Indexed payload fields and their kinds.
 INDEXED_FIELDS: dict[str, str] = {"channel": "keyword", "ts": "integer", "source": "keyword"}
-VECTOR_BACKENDS: tuple[str, ...] = ("qdrant_edge", "qdrant")
+VECTOR_BACKENDS: tuple[str, ...] = ("qdrant_edge", "qdrant", "postgres_edge")
 _UPSERT_BATCH = 512
 
 

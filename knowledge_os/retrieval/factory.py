@@ -7,6 +7,7 @@ so the client library) inside the branch that needs it; an unknown name raises
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from knowledge_os.errors import UnknownNameError
 from knowledge_os.retrieval._vector_common import VECTOR_BACKENDS
@@ -65,7 +66,9 @@ def make_vector_store(settings: Settings, dim: int) -> VectorStore:
 
     ``qdrant_edge`` keeps its shard in ``settings.vectors_path / "edge" / <collection>``;
     ``qdrant`` uses ``settings.vectors.url`` or, unset, local mode in
-    ``settings.vectors_path / "qdrant_local"``. Folders are created as needed.
+    ``settings.vectors_path / "qdrant_local"``; ``postgres_edge`` keeps the embeddings in
+    PostgreSQL (``postgres.dsn``) and this host's qdrant-edge copy in
+    ``settings.vectors_path / "shared"``. Folders are created as needed.
 
     Args:
         settings: All settings (``vectors`` section and ``home``).
@@ -96,6 +99,16 @@ def make_vector_store(settings: Settings, dim: int) -> VectorStore:
 
         local = None if vs.url else settings.vectors_path / "qdrant_local"
         return QdrantVectorStore(vs, local, dim)
+    if vs.backend == "postgres_edge":
+        from knowledge_os.retrieval.vectors import QdrantEdgeVectorStore
+        from knowledge_os.retrieval.vectors_shared import SharedVectorStore
+
+        def local(folder: Path) -> VectorStore:
+            return QdrantEdgeVectorStore(
+                folder, vs.collection, dim, vs.hnsw_ef, hnsw_m=vs.hnsw_m, hnsw_ef_construct=vs.hnsw_ef_construct,
+                exact_filter_max_points=vs.exact_filter_max_points, lock_timeout_s=vs.lock_timeout_s)
+
+        return SharedVectorStore(settings, settings.vectors_path / "shared", local)
     raise UnknownNameError("vector backend", vs.backend, VECTOR_BACKENDS)
 
 

@@ -1,11 +1,11 @@
 """Two KnowledgeOS instances with different homes (two hosts) sharing one PostgreSQL
 (``KOS_TEST_POSTGRES_DSN``, database ``<name>_shared`` of its own): one corpus, one
-answer cache, one corpus generation. Fake chat model and embedder; each instance keeps
-its own in-memory vectors, so what the second host finds it finds through the shared
-document store (full text, exact ids) and the shared answer cache."""
+answer cache, one corpus generation, one set of embeddings (vectors.backend=postgres_edge:
+each host searches its own qdrant-edge copy). Fake chat model and embedder."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +16,8 @@ from knowledge_os.api import KnowledgeOS
 from knowledge_os.services import Services
 from knowledge_os.settings import Settings
 from tests.conftest import CHANGELOGS, write_changelog
-from tests.fakes import HashEmbedder, MemoryVectorStore
-from tests.integration.pgdb import empty_tables, own_database
+from tests.fakes import HashEmbedder
+from tests.integration.pgdb import SHARED_TABLES, empty_tables, own_database
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +26,20 @@ SUMMARY = "openssl fixed two CVEs in April 2026 [1] after importing 3.0.19 [2]."
 
 
 def shared_settings(home: Path, dsn: str) -> Settings:
-    return Settings(home=home, postgres={"dsn": dsn},
+    return Settings(home=home, postgres={"dsn": dsn}, vectors={"backend": "postgres_edge", "shared_check_s": 0},
                     storage={"documents": "postgres", "answer_cache": "postgres"})
+
+
+def host(home: Path, dsn: str) -> KnowledgeOS:
+    return KnowledgeOS(services=Services(shared_settings(home, dsn), embedder=HashEmbedder(),
+                                         chat_model=FakeListChatModel(responses=[SUMMARY] * 20)))
 
 
 @pytest.fixture
 def hosts(tmp_path: Path) -> Iterator[tuple[KnowledgeOS, KnowledgeOS]]:
     dsn = own_database("shared")
-    empty_tables(dsn)
-    made = [KnowledgeOS(services=Services(shared_settings(tmp_path / name, dsn),
-                                          chat_model=FakeListChatModel(responses=[SUMMARY] * 20),
-                                          embedder=HashEmbedder(), vector_store=MemoryVectorStore()))
-            for name in ("host-a", "host-b")]
+    empty_tables(dsn, (*SHARED_TABLES, "kos_embeddings", "kos_embedding_deletes"))
+    made = [host(tmp_path / name, dsn) for name in ("host-a", "host-b")]
     yield made[0], made[1]
     for kos in made:
         kos.close()
@@ -73,3 +75,22 @@ def test_an_answer_made_on_one_host_is_served_on_the_other_until_the_corpus_chan
     assert b.ingest([corpus_dir]).updated == 1  # host B changes the corpus ...
     after = a.run("What changed in openssl since March?", as_of=AS_OF)
     assert after.manifest["cache"]["hit"] is False  # ... and host A no longer serves the old answer
+
+
+def test_the_embeddings_ingested_on_one_host_are_searched_on_every_host(hosts, corpus_dir: Path, tmp_path: Path) -> None:
+    a, b = hosts
+    a.ingest([corpus_dir])
+    doc = a.services.docstore.get(["deb:openssl:3.0.19-1~deb12u2"])[0]
+    query = b.services.embedder.embed_query(doc.text[:512])
+    assert b.services.vector_store.search(query, top_k=1)[0].id == doc.id  # B synced on its search
+    assert b.services.vector_store.sync() == 0  # up to date: one read
+    shutil.rmtree(corpus_dir / "openssl")
+    assert a.ingest([corpus_dir]).removed == 3
+    assert doc.id not in [h.id for h in b.services.vector_store.search(query, top_k=10)]
+    c = host(tmp_path / "host-c", dsn=a.settings.postgres.dsn.get_secret_value())  # a new host copies all
+    try:
+        assert [h.id for h in c.services.vector_store.search(query, top_k=3)] == \
+            [h.id for h in b.services.vector_store.search(query, top_k=3)]
+        assert c.services.vector_store.count() == a.services.docstore.count() == 2
+    finally:
+        c.close()

@@ -35,7 +35,8 @@ SOURCES = ("debian", "file")
 
 Opener = Callable[[], VectorStore]
 
-_BACKENDS = ["edge", "local", "fake"] + (["server"] if os.environ.get("KOS_TEST_QDRANT_URL") else [])
+# "shared": vectors.backend=postgres_edge (embeddings in PostgreSQL, a qdrant-edge copy per host)
+_BACKENDS = ["edge", "local", "fake", "shared"] + (["server"] if os.environ.get("KOS_TEST_QDRANT_URL") else [])
 
 
 @pytest.fixture(params=_BACKENDS)
@@ -50,6 +51,8 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
             store: VectorStore = MemoryVectorStore(DIM, points=fake_points)
         elif request.param == "edge":
             store = QdrantEdgeVectorStore(tmp_path, collection, DIM, 64)
+        elif request.param == "shared":
+            store = _shared_store(tmp_path, collection)
         elif request.param == "local":
             store = QdrantVectorStore(VectorSettings(backend="qdrant"), tmp_path / "local", DIM,
                                       collection=collection)
@@ -68,6 +71,23 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
         client = QdrantClient(url=os.environ["KOS_TEST_QDRANT_URL"], check_compatibility=False)
         client.delete_collection(collection)
         client.close()
+
+
+_emptied: set[Path] = set()
+
+
+def _shared_store(tmp_path: Path, collection: str) -> VectorStore:
+    """A SharedVectorStore over a database of the tests' own (tables emptied once per test)."""
+    from knowledge_os.retrieval.vectors_shared import SharedVectorStore
+    from tests.integration.pgdb import empty_tables, own_database
+
+    dsn = own_database("docs")
+    if tmp_path not in _emptied:
+        empty_tables(dsn, ("kos_embeddings", "kos_embedding_deletes", "kos_corpus_meta"))
+        _emptied.add(tmp_path)
+    settings = Settings(postgres={"dsn": dsn}, vectors={"shared_check_s": 0})
+    return SharedVectorStore(settings, tmp_path / "shared",
+                             lambda folder: QdrantEdgeVectorStore(folder, collection, DIM, 64))
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -263,10 +283,16 @@ def test_reopen_persists(opener: Opener) -> None:
 def test_reopen_with_other_dim_is_config_error(opener: Opener, tmp_path: Path) -> None:
     store = opener()
     store.upsert(_corpus(5))
-    assert isinstance(store, (QdrantEdgeVectorStore, QdrantVectorStore, MemoryVectorStore))
+    from knowledge_os.retrieval.vectors_shared import SharedVectorStore
+
+    assert isinstance(store, (QdrantEdgeVectorStore, QdrantVectorStore, MemoryVectorStore, SharedVectorStore))
     store.close()
     with pytest.raises(ConfigError, match="16"):
-        if isinstance(store, MemoryVectorStore):
+        if isinstance(store, SharedVectorStore):
+            collection = store._local.path.name  # noqa: SLF001 - the local copy's collection
+            SharedVectorStore(store._settings, tmp_path / "shared",  # noqa: SLF001
+                              lambda folder: QdrantEdgeVectorStore(folder, collection, DIM * 2, 64))
+        elif isinstance(store, MemoryVectorStore):
             MemoryVectorStore(DIM * 2, points=store.points)
         elif isinstance(store, QdrantEdgeVectorStore):
             QdrantEdgeVectorStore(tmp_path, store.path.name, DIM * 2, 64)

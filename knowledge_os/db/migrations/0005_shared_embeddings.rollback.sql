@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS kos_embedding_deletes;
+DROP TABLE IF EXISTS kos_embeddings;
