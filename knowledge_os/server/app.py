@@ -29,12 +29,16 @@ event       data
             (JSON the framework renders). A draft may fail verification: the answer is
             the ``result``'s. ``?tokens=false`` leaves them out.
 ``result``  ``{"thread_id", "answer"}``: the run finished (last event)
-``error``   ``{"thread_id", "error"}``: the run failed (last event; no stack trace)
+``error``   ``{"thread_id", "error"}`` (and ``backend`` when one is down): the run
+            failed (last event; no stack trace)
 ==========  ===========================================================================
 
 No stack trace reaches a client: unexpected errors are logged with their traceback and
 an id the client sees. ``GET /v1/threads/{id}`` of a failed background run answers with
-the status and body its error maps to above, plus ``"status": "failed"``. Bounded concurrency: at most ``server.max_concurrent_runs`` runs
+the status and body its error maps to above, plus ``"status": "failed"``. Every response
+carries ``Server-Timing: app;dur=MS``, the server's own time (:class:`ServerTiming`).
+
+Bounded concurrency: at most ``server.max_concurrent_runs`` runs
 (foreground, background and streamed) at once; one more gets 429. Graceful shutdown:
 uvicorn stops accepting and lets requests finish (``server.shutdown_grace_s``); the
 lifespan then waits the same time for background runs and cancels what is left. Every
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,7 +67,7 @@ from knowledge_os.api import TOKEN_EVENT, KnowledgeOS
 from knowledge_os.errors import BackendError, ConfigError, InputError
 from knowledge_os.server.readiness import check_backends
 
-__all__ = ["RunRequest", "create_app", "serve"]
+__all__ = ["RunRequest", "ServerTiming", "create_app", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +163,7 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
                   description="Answers with citations over the ingested corpus (see knowledge_os.server).")
     app.state.kos = kos
     app.state.runs = runs
+    app.add_middleware(ServerTiming)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -254,7 +260,8 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
             except Exception as exc:  # the stream has started: the error is an event, not a status
                 logger.error("streamed run of thread %s failed: %s", thread_id, exc)
                 message = " ".join(str(exc).split()) if isinstance(exc, (BackendError, InputError)) else "internal error"
-                yield _sse("error", {"thread_id": thread_id, "error": message})
+                extra = {"backend": _backend_name(exc)} if isinstance(exc, BackendError) else {}
+                yield _sse("error", {"thread_id": thread_id, "error": message, **extra})
             finally:
                 runs.active -= 1
 
@@ -312,6 +319,34 @@ def create_app(kos: KnowledgeOS | None = None, *, max_concurrent_runs: int | Non
         return PlainTextResponse(kos.metrics_text(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     return app
+
+
+class ServerTiming:
+    """ASGI middleware: every HTTP response carries ``Server-Timing: app;dur=MS``
+    (W3C Server Timing), milliseconds from the request's arrival to its response headers:
+    the whole server time of a run's JSON answer, the time to the first event of a stream.
+
+    A pure ASGI wrapper (not Starlette's ``BaseHTTPMiddleware``), so streamed responses
+    pass through untouched.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - started) * 1000
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (b"server-timing", f"app;dur={ms:.1f}".encode())]}
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
 
 
 def _failure(exc: BaseException) -> tuple[int, dict[str, Any]]:

@@ -126,6 +126,7 @@ async def test_over_http_the_outage_is_a_503_naming_the_server_and_resume_answer
             stream = await client.post("/v1/runs/stream", json={"query": Q, "thread_id": "t-sse", "as_of": AS_OF,
                                                                 "use_cache": False})
             assert "event: error" in stream.text and URL in stream.text and "Traceback" not in stream.text
+            assert '"backend":"openai"' in stream.text
             queue = make_dead_letter_queue(kos.settings)
             try:
                 pending = {letter.thread_id for letter in await queue.list(status="pending")}

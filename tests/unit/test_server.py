@@ -217,3 +217,16 @@ async def test_shutdown_cancels_late_background_runs_and_they_stay_resumable(tmp
     result = await kos.aresume("late")
     assert result.thread_id == "late" and result.citations
     await kos.aclose()
+
+
+async def test_every_response_carries_the_server_time(served):
+    client, _ = served
+    r = await client.post("/v1/runs", json={"query": Q, "as_of": AS_OF})
+    timing = r.headers["server-timing"]
+    assert timing.startswith("app;dur=")
+    ms = float(timing.removeprefix("app;dur="))
+    assert 0 < ms < 120_000 and r.json()["usage"]["latency_s"] * 1000 <= ms  # the run is inside it
+    assert (await client.get("/healthz")).headers["server-timing"].startswith("app;dur=")
+    async with client.stream("POST", "/v1/runs/stream", json={"query": Q, "as_of": AS_OF}) as s:
+        assert s.headers["server-timing"].startswith("app;dur=")  # the stream's own events pass untouched
+        assert "event: result" in "".join([chunk async for chunk in s.aiter_text()])
