@@ -41,7 +41,7 @@ from langgraph.runtime import Runtime
 from knowledge_os.domains.checks import cited_numbers, claim_issues
 from knowledge_os.domains.compose import compose_answer, fallback_summary
 from knowledge_os.domains.steps import CHOOSE_DOC_CHARS, render_context
-from knowledge_os.errors import BackendError, BudgetExceededError
+from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExceededError
 from knowledge_os.graph.state import Context, Judgement, JudgeOrder, State
 from knowledge_os.llm.budget import Budget, merge_usage
 from knowledge_os.llm.calls import call_llm, parse_json_reply
@@ -144,7 +144,12 @@ def judge_pair(ctx: Any, query: str, listing: list[dict[str, Any]], first: dict[
 
     Returns:
         ``(orders, events)``: one :class:`JudgeOrder` per call (``preferred``: 0 for
-        ``first``, 1 for ``second``, None for a tie or no verdict) and error events.
+        ``first``, 1 for ``second``, None for a tie or no verdict) and error events. A
+        failed call or an unusable reply is no verdict (a tie).
+
+    Raises:
+        BackendUnavailableError: the model's server cannot be reached (an outage fails
+            the run, as it does in ``summarise``).
     """
     context = render_context(listing, chars=CHOOSE_DOC_CHARS) or "(no entries)"
     orders: list[JudgeOrder] = []
@@ -164,6 +169,8 @@ def judge_pair(ctx: Any, query: str, listing: list[dict[str, Any]], first: dict[
             reason = f"budget: {exc.budget}"
             ctx.note_usage({"budget_exceeded": 1})
             events.append({"type": "budget_exceeded", "budget": exc.budget, "where": "rank"})
+        except BackendUnavailableError:
+            raise  # an outage fails the run (resumable from its checkpoint), as in summarise
         except BackendError as exc:
             logger.warning("judge LLM call failed: %s", exc)
             reason = f"error: {str(exc)[:120]}"

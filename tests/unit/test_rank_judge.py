@@ -214,3 +214,15 @@ def test_verdict_parsing() -> None:
     assert verdict_of('{"better": "a", "reason": "x"}')[0] == "A"
     assert verdict_of("B")[0] is None
     assert JUDGE_SCHEMA["properties"]["better"]["enum"] == ["A", "B", "tie"]
+
+
+def test_a_failing_judge_call_is_no_verdict_and_the_run_still_answers(tmp_path, corpus_dir) -> None:
+    def broken(a: str, b: str) -> str:
+        raise RuntimeError("judge backend fell over")
+
+    chat = DispatchChat(judge=broken, draft=_drafts())
+    r = _run(_kos(tmp_path, corpus_dir, chat))
+    j = r.manifest["rank"]["judgement"]
+    assert j["asked"] and [o["verdict"] for o in j["orders"]] == [None, None]
+    assert all(o["reason"].startswith("error: chat model call failed") for o in j["orders"])
+    assert j["decided_by"].startswith("tie: ") and r.quality.passed and DRAFT_0 in r.answer
