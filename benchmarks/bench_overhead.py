@@ -1,7 +1,9 @@
 """Framework overhead without LLM and retrieval, against a bare LangGraph graph.
 
-Both graphs have the same nodes and edges and the same checkpointer (AsyncSqliteSaver in
-a temporary folder). Ours runs its real node code (async, as the bare graph's) with the LLM replaced by a fake that
+Both graphs have the same nodes and edges and the same checkpointer: the one
+``KnowledgeOS`` runs with by default (``SqliteSaverInThreads`` from
+``knowledge_os.graph.checkpointer``, ``durability="sync"``: every step committed before
+the next one starts), each in a temporary folder. Ours runs its real node code (async, as the bare graph's) with the LLM replaced by a fake that
 answers at once and retrieval by a stub that returns 10 fixed documents; the bare graph's
 nodes return small state updates and do nothing else. Goal: <= 1.2x (issue 13; the
 main-job issue's was 1.5x).
@@ -30,10 +32,10 @@ from typing import Any, TypedDict
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 
 from knowledge_os.graph.builder import builder  # noqa: E402
+from knowledge_os.graph.checkpointer import open_sqlite_saver  # noqa: E402
 from knowledge_os.graph.state import Context  # noqa: E402
 from knowledge_os.retrieval.base import Document  # noqa: E402
 from knowledge_os.retrieval.service import RetrievalResult, RetrievedDocument  # noqa: E402
@@ -97,9 +99,10 @@ async def timed_runs(graph: Any, runs: int, context: Context | None) -> list[tup
         cfg = {"configurable": {"thread_id": f"t{time.perf_counter_ns()}-{i}"}}
         t, c = time.perf_counter(), time.process_time()
         if context is None:
-            await graph.ainvoke({"query": "What changed in pkg since March?"}, config=cfg)
+            await graph.ainvoke({"query": "What changed in pkg since March?"}, config=cfg, durability="sync")
         else:
-            await graph.ainvoke({"query": "What changed in pkg since March?"}, config=cfg, context=context)
+            await graph.ainvoke({"query": "What changed in pkg since March?"}, config=cfg, context=context,
+                               durability="sync")
         out.append(((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000))
     return out
 
@@ -114,8 +117,8 @@ async def main_async(runs: int) -> None:
         services.docstore.upsert(DOCS)
         reset_services(services)
         context = Context(services=services, use_cache=False, as_of="2026-11-22")
-        async with AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "ours.db")) as saver_a, \
-                AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "bare.db")) as saver_b:
+        saver_a, saver_b = open_sqlite_saver(settings), open_sqlite_saver(Settings(home=Path(tmp) / "bare"))
+        try:
             ours = builder.compile(checkpointer=saver_a)
             bare = bare_graph().compile(checkpointer=saver_b)
             await timed_runs(ours, 10, context)
@@ -125,6 +128,9 @@ async def main_async(runs: int) -> None:
             for _ in range(runs):  # interleaved, so load on the machine hits both alike
                 a += await timed_runs(ours, 1, context)
                 b += await timed_runs(bare, 1, None)
+        finally:
+            saver_a.close()
+            saver_b.close()
         services.close()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'graph':24} {'wall p50':>9} {'wall p95':>9} {'CPU p50':>9} {'CPU p95':>9}  (ms)")
