@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE INDEX IF NOT EXISTS documents_channel_ts ON documents(channel, ts);
 CREATE INDEX IF NOT EXISTS documents_ts ON documents(ts);
+-- pending_count(), once per run: without it a scan of every body (~4 ms at 9,600 entries).
+CREATE INDEX IF NOT EXISTS documents_pending ON documents(id) WHERE content_hash = '';
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(
     title, text, content='documents', content_rowid='rowid',
     tokenize='unicode61 remove_diacritics 2'
