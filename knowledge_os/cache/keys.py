@@ -87,6 +87,8 @@ def execute_node_key(state: Mapping[str, Any]) -> str:
             "domain": state.get("domain"),
             "path": state.get("path"),
             "plan": [plan.get("steps"), plan.get("scope"), plan.get("args")],
+            # a replan's execute carries the earlier best draft (nodes/execute.py: carried_draft)
+            "earlier": [c.get("answer") for c in state.get("candidates") or []] if plan.get("attempt") else None,
             "analysis": state.get("analysis"),
             "scope": state.get("scope"),
             "corpus": state.get("corpus"),

@@ -5,10 +5,11 @@
     START -> cache_lookup --hit--> finalize -> END
                  | miss
                  v
-               route -> plan -> execute -> verify -> rank --ok--> cache_store -> finalize
-                         ^                    ^         |
-                         |                    +-correct-+ (once, below the threshold)
-                         +------ replan --------------- + (Smart Path, while budget lasts)
+               route -> plan -> execute -> check -> verify -> rank --ok--> cache_store -> finalize
+                         ^  ^                 |           ^        |
+                         |  +--- replan ------+ (the      +-correct+ (once, below the threshold)
+                         |       execution failed its plan's check, while budget lasts)
+                         +------ replan ---------------------------+ (Smart Path, while budget lasts)
 
 ``execute`` has a LangGraph node cache (``CachePolicy``) keyed through
 :func:`knowledge_os.cache.keys.execute_node_key`. ``builder`` is importable so tests can compile it with their own checkpointer; the module
@@ -24,10 +25,11 @@ from langgraph.types import CachePolicy
 from knowledge_os.cache.keys import execute_node_key
 from knowledge_os.cache.node_cache import BoundedMemoryCache
 
-from knowledge_os.graph.edges import route_after_cache_lookup, route_after_rank
+from knowledge_os.graph.edges import route_after_cache_lookup, route_after_check, route_after_rank
 from knowledge_os.graph.state import Context, InputState, OutputState, State
 from knowledge_os.nodes.cache_lookup import cache_lookup
 from knowledge_os.nodes.cache_store import cache_store
+from knowledge_os.nodes.check import check
 from knowledge_os.nodes.correct import correct
 from knowledge_os.nodes.execute import execute
 from knowledge_os.nodes.finalize import finalize
@@ -46,6 +48,7 @@ builder.add_node("cache_lookup", cache_lookup)
 builder.add_node("route", route)
 builder.add_node("plan", plan)
 builder.add_node("execute", execute, cache_policy=CachePolicy(key_func=execute_node_key, ttl=EXECUTE_CACHE_TTL_S))
+builder.add_node("check", check)
 builder.add_node("verify", verify)
 builder.add_node("rank", rank)
 builder.add_node("correct", correct)
@@ -56,7 +59,8 @@ builder.add_edge(START, "cache_lookup")
 builder.add_conditional_edges("cache_lookup", route_after_cache_lookup)
 builder.add_edge("route", "plan")
 builder.add_edge("plan", "execute")
-builder.add_edge("execute", "verify")
+builder.add_edge("execute", "check")
+builder.add_conditional_edges("check", route_after_check)
 builder.add_edge("verify", "rank")
 builder.add_conditional_edges("rank", route_after_rank)
 builder.add_edge("correct", "verify")

@@ -1,7 +1,8 @@
 """Conditional edges. Each returns the name of the next node.
 
-The gate after ``rank`` is :func:`gate`, a pure function of what the state says;
-:func:`route_after_rank` only looks those values up.
+The gate after ``rank`` is :func:`gate` and the one after ``check`` is
+:func:`check_gate`, pure functions of what the state says; :func:`route_after_rank` and
+:func:`route_after_check` only look those values up.
 
 The edge functions are ``async`` although they never wait: LangGraph runs a plain
 function of an async run in a worker thread, a hand-off per edge that costs more than the
@@ -14,20 +15,38 @@ from typing import Literal
 
 from langgraph.runtime import Runtime
 
+from knowledge_os.domains.planning import repair_plan, yaml_plan
 from knowledge_os.graph.state import Context, State
 from knowledge_os.nodes._common import budget_for, services_of
 
-__all__ = ["CORRECT_STEPS", "REPLAN_NODE_STEPS", "gate", "route_after_cache_lookup", "route_after_rank"]
+__all__ = [
+    "AFTER_CHECK_STEPS",
+    "CHECK_REPLAN_NODE_STEPS",
+    "CORRECT_STEPS",
+    "REPLAN_NODE_STEPS",
+    "check_gate",
+    "gate",
+    "route_after_cache_lookup",
+    "route_after_check",
+    "route_after_rank",
+]
 
 CORRECT_STEPS = 3
 """Steps a correction costs: the nodes ``correct`` -> ``verify`` -> ``rank`` count one
 each (``knowledge_os.nodes._common.timed``; the loop in ``graph/builder.py``)."""
 
-REPLAN_NODE_STEPS = 4
-"""Steps a replan costs in nodes: ``plan`` -> ``execute`` -> ``verify`` -> ``rank``, one
-each. ``execute`` also counts one step per plan step it runs, so a replan costs
-``REPLAN_NODE_STEPS + len(plan steps)`` (8 for a 4-step Smart plan, 7 for a 3-step Fast
-plan; measured in tests/unit/test_gate.py)."""
+REPLAN_NODE_STEPS = 5
+"""Steps a replan from the gate after ``rank`` costs in nodes: ``plan`` -> ``execute`` ->
+``check`` -> ``verify`` -> ``rank``, one each. ``execute`` also counts one step per plan
+step it runs, so such a replan costs ``REPLAN_NODE_STEPS + len(plan steps)`` (9 for a
+4-step Smart plan, 8 for a 3-step Fast plan; measured in tests/unit/test_gate.py)."""
+
+CHECK_REPLAN_NODE_STEPS = 3
+"""Steps a replan from the check costs in nodes: ``plan`` -> ``execute`` -> ``check``,
+plus one per plan step."""
+
+AFTER_CHECK_STEPS = 2
+"""Steps reserved after a check-driven replan: ``verify`` and ``rank`` must still run."""
 
 Gate = Literal["cache_store", "correct", "plan", "finalize"]
 
@@ -74,6 +93,53 @@ def gate(*, loops: bool, passed: bool, documents_found: bool, corrected: bool, p
     if path == "smart" and can_replan:
         return "plan"
     return "finalize"
+
+
+def check_gate(*, loops: bool, passed: bool, repairable: bool, replans: int, max_replans: int,
+               steps_left: int, plan_steps: int) -> Literal["plan", "verify"]:
+    """The decision after ``check``: replan when the execution failed its plan's check, a
+    new plan exists, replans are left and the budget pays for the replan *and* the
+    ``verify`` -> ``rank`` that must follow (``CHECK_REPLAN_NODE_STEPS + plan_steps +
+    AFTER_CHECK_STEPS`` steps); otherwise verify what there is.
+
+    Args:
+        loops: ``Context.loops``; false: never replan.
+        passed: ``plan.check.passed``.
+        repairable: :func:`knowledge_os.domains.planning.repair_plan` has a new plan.
+        replans: Replans made so far in this run (from the check or the gate).
+        max_replans: The domain's ``plans.max_replans``.
+        steps_left: ``budget.max_steps`` minus the steps spent so far.
+        plan_steps: Steps of the new plan.
+
+    Returns:
+        ``plan`` or ``verify``.
+    """
+    if not loops or passed or not repairable or replans >= max_replans:
+        return "verify"
+    if steps_left < CHECK_REPLAN_NODE_STEPS + plan_steps + AFTER_CHECK_STEPS:
+        return "verify"
+    return "plan"
+
+
+async def route_after_check(state: State, runtime: Runtime[Context]) -> Literal["plan", "verify"]:
+    """The edge after ``check``: :func:`check_gate` of the run's state, budget and context."""
+    loops = not (runtime is not None and runtime.context is not None and not runtime.context.loops)
+    services = services_of(runtime)
+    spec = services.domains.get(state["domain"])
+    plan = state.get("plan") or {}
+    result = plan.get("check") or {"passed": True, "failures": []}
+    scope = plan.get("scope") or {"use_dates": True, "use_packages": True}
+    repaired = None if result["passed"] else repair_plan(
+        spec, plan.get("steps") or [], plan.get("args") or yaml_plan(spec, state["path"], "").args(),
+        result["failures"], use_dates=scope["use_dates"], use_packages=scope["use_packages"],
+        has_dates=bool(state["analysis"].get("dates")))
+    budget = budget_for(services, spec, state)
+    return check_gate(
+        loops=loops, passed=result["passed"], repairable=repaired is not None,
+        replans=state.get("replans", 0), max_replans=spec.plans.max_replans,
+        steps_left=budget.max_steps - (state.get("usage") or {}).get("steps", 0),
+        plan_steps=len(repaired[0].steps) if repaired is not None else 0,
+    )
 
 
 async def route_after_rank(state: State, runtime: Runtime[Context]) -> Gate:

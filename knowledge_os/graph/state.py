@@ -231,7 +231,8 @@ class Document(TypedDict):
     score: float
     """Fused retrieval score (0.0 for graph-expanded documents)."""
     sources: list[str]
-    """Which retrievers found it: exact, vector, lexical, graph, graph_expand."""
+    """Which retrievers found it: exact, vector, lexical, graph, graph_expand; ``carried``:
+    cited by the earlier draft a replan kept (``nodes/execute.py``)."""
     metadata: dict[str, Any]
     """Source metadata (package, version, distribution, urgency, ...)."""
     text: str
@@ -287,6 +288,8 @@ class Candidate(TypedDict):
     """The summary was written from the data alone, without the LLM."""
     mode: NotRequired[Literal["prose", "structured", "data"]]
     """How the summary was made."""
+    carried: NotRequired[bool]
+    """The best draft of an earlier execution, kept by a replan (``nodes/execute.py``)."""
 
 
 class JudgeOrder(TypedDict):

@@ -1,4 +1,9 @@
-"""Node ``execute``: run the plan's steps from the shared step library."""
+"""Node ``execute``: run the plan's steps from the shared step library.
+
+On a replan the best earlier draft (:func:`carried_draft`) is kept among the candidates
+with the documents it cites, and one draft fewer is written: ``rank`` compares the new
+draft with the best earlier one, so a replan cannot replace a better answer.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from knowledge_os.nodes._common import (
 )
 from knowledge_os.nodes.plan import plan_scope
 
-__all__ = ["execute", "step_context"]
+__all__ = ["carried_draft", "execute", "step_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +59,39 @@ def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
     )
 
 
+def carried_draft(state: State) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The best draft of the earlier executions and the documents it cites, kept for
+    ``rank`` on a replan (a replan must not make the answer worse), or None on a first plan.
+
+    After ``rank`` it is ``candidates[best]``; after a failed check (nothing verified yet)
+    the first draft the LLM wrote, else the first. A draft that cites nothing is not kept.
+    The draft is marked ``carried`` and its documents get the source ``carried`` (the
+    check leaves those out).
+    """
+    cands = state.get("candidates") or []
+    if not (state.get("plan") or {}).get("attempt") or not cands:
+        return None
+    if all("quality" in c for c in cands):
+        idx = min(max(state.get("best", 0), 0), len(cands) - 1)
+    else:
+        idx = next((i for i, c in enumerate(cands) if not c.get("data_only")), 0)
+    if not cands[idx]["citations"]:  # it cites nothing ("no entries"): the replan is there to find some
+        return None
+    draft = {**cands[idx], "carried": True}
+    by_id = {d["id"]: d for d in state.get("documents") or []}
+    docs = [{**by_id[i], "sources": [*(s for s in by_id[i]["sources"] if s != "carried"), "carried"]}
+            for i in draft["citations"] if i in by_id]
+    return draft, docs
+
+
 @timed("execute")
 def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = step_context(state, runtime)
     ctx.documents = []
     ctx.stats = None
+    carried = carried_draft(state)
+    if carried is not None:  # the earlier best draft is one of the (at most 2) candidates
+        ctx.n_candidates = max(1, ctx.n_candidates - 1)
     before = dict(ctx.usage)
     done: list[str] = []
     for name in state["plan"]["steps"]:
@@ -78,6 +111,10 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                                "summary": summary, "citations": [d["id"] for d in listing], "variant": 0,
                                "data_only": True, "mode": "data"})
         ctx.fallback_used = True
+    if carried is not None:
+        have = {d["id"] for d in ctx.documents}
+        ctx.candidates.append(carried[0])
+        ctx.documents.extend(d for d in carried[1] if d["id"] not in have)
     delta = {k: v - before.get(k, 0) for k, v in ctx.usage.items() if v != before.get(k, 0)}
     return {
         "documents": ctx.documents,

@@ -80,7 +80,8 @@ def build_manifest(state: State, *, thread_id: str | None, services: Any, limits
         "citations": [c["id"] for c in state.get("citations") or []],
         "candidates": [
             {"variant": c.get("variant"), "score": c.get("quality", {}).get("score"),
-             "corrected": bool(c.get("corrected")), "answer_hash": normalize_and_hash(c["answer"])}
+             "corrected": bool(c.get("corrected")), "carried": bool(c.get("carried")),
+             "answer_hash": normalize_and_hash(c["answer"])}
             for c in state.get("candidates") or []
         ],
         "rank": _rank_record(state),

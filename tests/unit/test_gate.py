@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from knowledge_os.graph.edges import CORRECT_STEPS, REPLAN_NODE_STEPS, gate
+from knowledge_os.graph.edges import (
+    AFTER_CHECK_STEPS,
+    CHECK_REPLAN_NODE_STEPS,
+    CORRECT_STEPS,
+    REPLAN_NODE_STEPS,
+    check_gate,
+    gate,
+)
 from knowledge_os.nodes.plan import AS_ASKED, replan_scope
 from knowledge_os.settings import Settings
 
@@ -50,8 +57,27 @@ def test_gate_table(why: str, overrides: dict, expected: str) -> None:
 
 
 def test_replan_cost_constants_are_the_graph_loops() -> None:
-    # correct -> verify -> rank; plan -> execute -> verify -> rank (builder.py)
-    assert (CORRECT_STEPS, REPLAN_NODE_STEPS) == (3, 4)
+    # correct -> verify -> rank; plan -> execute -> check -> verify -> rank; plan -> execute
+    # -> check, then verify -> rank reserved (builder.py)
+    assert (CORRECT_STEPS, REPLAN_NODE_STEPS, CHECK_REPLAN_NODE_STEPS, AFTER_CHECK_STEPS) == (3, 5, 3, 2)
+
+
+CHECK_BASE = dict(loops=True, passed=False, repairable=True, replans=0, max_replans=1,
+                  steps_left=12, plan_steps=SMART_STEPS)
+CHECK_REPLAN = CHECK_REPLAN_NODE_STEPS + SMART_STEPS + AFTER_CHECK_STEPS
+
+
+@pytest.mark.parametrize(("why", "overrides", "expected"), [
+    ("failed check: replan", dict(), "plan"),
+    ("failed check, exactly the replan and verify+rank left", dict(steps_left=CHECK_REPLAN), "plan"),
+    ("failed check, one step short (verify and rank are reserved)", dict(steps_left=CHECK_REPLAN - 1), "verify"),
+    ("passed", dict(passed=True), "verify"),
+    ("loops off", dict(loops=False), "verify"),
+    ("nothing left to change", dict(repairable=False), "verify"),
+    ("replans used up", dict(replans=1), "verify"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_check_gate_table(why: str, overrides: dict, expected: str) -> None:
+    assert check_gate(**{**CHECK_BASE, **overrides}) == expected
 
 
 @pytest.mark.parametrize(("previous", "has_dates", "expected"), [
@@ -88,18 +114,18 @@ def _trace(kos, query: str) -> list[tuple[str, int]]:
 
 def test_smart_run_that_stays_failing_corrects_then_replans_within_the_domain_budget(kos_factory, tmp_path) -> None:
     kos = kos_factory(responses=["bad [9]"], domains_dirs=[_failing_digest(tmp_path / "domains")])
-    assert kos.services.domains.get("digest").budgets.max_steps == 21
+    assert kos.services.domains.get("digest").budgets.max_steps == 23
     trace = _trace(kos, FAILING)
     nodes = [n for n, _ in trace]
-    assert nodes == ["cache_lookup", "route", "plan", "execute", "verify", "rank",
+    assert nodes == ["cache_lookup", "route", "plan", "execute", "check", "verify", "rank",
                      "correct", "verify", "rank",
-                     "plan", "execute", "verify", "rank", "finalize"]
+                     "plan", "execute", "check", "verify", "rank", "finalize"]
     steps = dict(enumerate(s for _, s in trace))
-    first_gate, second_gate, third_gate = steps[5], steps[8], steps[12]
-    assert first_gate == 10  # 5 nodes + the 4 Smart plan steps execute counts
+    first_gate, second_gate, third_gate = steps[6], steps[9], steps[14]
+    assert first_gate == 11  # 6 nodes + the 4 Smart plan steps execute counts
     assert second_gate - first_gate == CORRECT_STEPS
     assert third_gate - second_gate == REPLAN_NODE_STEPS + SMART_STEPS
-    assert third_gate <= 21  # the replan fits the domain's budget: nothing was cut short
+    assert third_gate <= 23  # the replan fits the domain's budget: nothing was cut short
     r = kos.run(FAILING, as_of=AS_OF, use_cache=False)
     assert r.manifest["replans"] == 1 and r.manifest["corrected"] is True
     assert r.manifest["plan"]["done"] == r.manifest["plan"]["steps"]
@@ -107,3 +133,31 @@ def test_smart_run_that_stays_failing_corrects_then_replans_within_the_domain_bu
     assert r.manifest["plan"]["scope"] == {"use_dates": True, "use_packages": True}
     assert r.manifest["plan"]["args"]["top_k"] == 2 * kos.services.domains.get("digest").retrieval.top_k
     assert r.manifest["plan"]["source"] == "heuristic" and "top_k 40 -> 80" in r.manifest["plan"]["reason"]
+    # The replan keeps the best earlier draft for rank and writes one new draft (2 in all).
+    cands = r.manifest["candidates"]
+    assert [c["carried"] for c in cands[-2:]] == [False, True]
+
+
+NOTHING_IN_2020 = "Compare what changed in openssl and curl in 2020 and explain why it matters to us"
+
+
+def test_smart_run_failing_its_check_replans_and_keeps_the_earlier_draft_in_the_ranking(kos_factory) -> None:
+    """plan -> execute -> check (nothing in 2020) -> plan (the period dropped) -> execute ->
+    check -> verify -> rank; within the Smart budget, with verify and rank reserved."""
+    kos = kos_factory(responses=["curl fixed a crash [1]."])
+    trace = _trace(kos, NOTHING_IN_2020)
+    nodes = [n for n, _ in trace]
+    assert nodes[:10] == ["cache_lookup", "route", "plan", "execute", "check",
+                          "plan", "execute", "check", "verify", "rank"]
+    steps = [s for _, s in trace]
+    assert steps[7] - steps[4] == CHECK_REPLAN_NODE_STEPS + SMART_STEPS
+    assert steps[-1] <= 23
+    r = kos.run(NOTHING_IN_2020, as_of=AS_OF, use_cache=False)
+    p = r.manifest["plan"]
+    assert r.path == "smart" and r.manifest["replans"] == 1 and p["attempt"] == 1
+    assert p["check"] == {"passed": True, "failures": []}
+    assert p["scope"] == {"use_dates": False, "use_packages": True} and p["source"] == "heuristic"
+    assert p["reason"].startswith("check failed (too_few: 0 documents") and "date range is dropped" in p["reason"]
+    assert r.manifest["counts"]["documents"] > 0
+    # the first execution's drafts cited nothing: none is carried, two new drafts compete
+    assert [c["carried"] for c in r.manifest["candidates"]] == [False, False]

@@ -25,7 +25,7 @@ def test_digest_cites_the_entries_of_the_period(kos_factory):
     assert "CVE-2026-28387" in r.answer
     assert r.usage.llm_calls == 1  # one summary; the router did not need the LLM
     # one step per node and one per plan step (fast plan: retrieve, group, summarise)
-    nodes = ["cache_lookup", "route", "plan", "execute", "verify", "rank", "cache_store", "finalize"]
+    nodes = ["cache_lookup", "route", "plan", "execute", "check", "verify", "rank", "cache_store", "finalize"]
     assert r.manifest["plan"]["done"] == ["retrieve", "group", "summarise"]
     assert r.usage.steps == len(nodes) + 3
 
@@ -189,7 +189,7 @@ def test_stream_yields_node_updates_in_order(kos_factory):
                                                 use_cache=False)]
 
     nodes = asyncio.run(collect())
-    assert nodes[:5] == ["cache_lookup", "route", "plan", "execute", "verify"]
+    assert nodes[:6] == ["cache_lookup", "route", "plan", "execute", "check", "verify"]
     assert nodes[-1] == "finalize"
 
 

@@ -121,8 +121,8 @@ def test_stream_on_a_node_cache_hit_yields_nodes_only(kos_factory):
 
     first = asyncio.run(collect())
     again = asyncio.run(collect())
-    assert again == first == ["cache_lookup", "route", "plan", "execute", "verify", "rank", "cache_store",
-                              "finalize"]
+    assert again == first == ["cache_lookup", "route", "plan", "execute", "check", "verify", "rank",
+                              "cache_store", "finalize"]
 
 
 # -- bug 10: no process-wide side effects ---------------------------------------------------

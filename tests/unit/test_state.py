@@ -80,6 +80,7 @@ def test_a_continued_thread_keeps_one_spend_log_per_run_and_a_replay_is_not_paid
     assert replayed[0]["usage"]["llm_calls"] == 1
     assert again.usage.llm_calls == 0
     # paid now: one step per node that ran (execute was replayed, so neither it nor its plan steps)
-    assert again.usage.steps == len(["cache_lookup", "route", "plan", "verify", "rank", "cache_store", "finalize"])
+    assert again.usage.steps == len(["cache_lookup", "route", "plan", "check", "verify", "rank", "cache_store",
+                                     "finalize"])
     assert "execute" not in again.manifest["timings_ms"]
     assert [h["run_id"] for h in state["history"]] == [first.run_id, again.run_id]
