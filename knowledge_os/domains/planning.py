@@ -297,7 +297,10 @@ def repair_plan(spec: DomainSpec, steps: Sequence[str], args: Mapping[str, int],
 
     In order, the first that applies:
 
-    1. ``too_few`` / ``out_of_period`` / ``no_figures`` while a filter is in use: the
+    0. ``no_figures`` alone: None (the statistics step reads the document store by window;
+       nothing retrieval does fills an empty window, and the answer names the newest
+       entry before it);
+    1. ``too_few`` / ``out_of_period`` while a filter is in use: the
        filter is exhausted (every retriever applies it, so more candidates cannot add
        entries): the date range is dropped, then the package filter;
     2. any failure with ``top_k`` below its range's high end: twice ``top_k`` (capped),
@@ -335,7 +338,9 @@ def repair_plan(spec: DomainSpec, steps: Sequence[str], args: Mapping[str, int],
                 {"use_dates": False, "use_packages": False}
         return None
 
-    if kinds & {"too_few", "out_of_period", "no_figures"} and (widened := widen()) is not None:
+    if kinds == {"no_figures"}:  # the statistics read the store by window, not the retrieved entries:
+        return None  # no argument or filter of retrieval fills an empty window (the answer says so)
+    if kinds & {"too_few", "out_of_period"} and (widened := widen()) is not None:
         return widened
     new_steps = list(steps)
     if "expand" in spec.plans.allowed and "expand" not in steps and len(steps) < len(spec.plans.smart):

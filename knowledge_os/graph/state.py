@@ -188,6 +188,9 @@ class Plan(TypedDict):
     """The retrieval arguments of this plan."""
     check: NotRequired[PlanCheck]
     """Set by ``check`` after ``execute``."""
+    earlier: NotRequired[list[dict[str, Any]]]
+    """The plans this run replaced, oldest first: their ``steps``, ``args``, ``scope``,
+    ``source``, ``reason`` and ``check`` (the manifest shows how the run got here)."""
     done: NotRequired[list[str]]
     """Steps ``execute`` ran (fewer than ``steps`` when a budget stopped it)."""
 

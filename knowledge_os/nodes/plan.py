@@ -134,6 +134,9 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     else:
         made, new_scope = repaired
     new_plan = _record(made, attempt=previous.get("attempt", 0) + 1, scope=ReplanScope(**new_scope))
+    new_plan["earlier"] = [*previous.get("earlier", []),
+                           {k: previous[k] for k in ("steps", "args", "scope", "source", "reason", "check")
+                            if k in previous}]
     return {"plan": new_plan, "replans": state.get("replans", 0) + 1,
             "events": [{"type": "retry", "where": "plan", "scope": dict(new_scope), "why": made.why[:200]}]}
 
