@@ -109,7 +109,8 @@ class CacheOutcome(TypedDict):
     key: NotRequired[str]
     """The answer-cache key (absent when the cache is off for this run)."""
     signature: NotRequired[str]
-    """What the question names, for near hits (``QuestionSignature.key``)."""
+    """What the question names, for near hits (``QuestionSignature.key``); absent on an
+    exact hit (its key matched, so the signature is not computed) and when the cache is off."""
     similarity: NotRequired[float]
     """Cosine similarity of a hit's stored query, 0..1 (1.0 for exact)."""
     source_run_id: NotRequired[str | None]
