@@ -112,3 +112,17 @@ def test_a_dead_server_is_unavailable_naming_its_url(tmp_path: Path):
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(BackendUnavailableError, match=f"cannot reach {url}/embeddings"):
         embedder(url).embed_query("openssl")
+
+
+async def test_readiness_probes_the_embedding_server(server, tmp_path: Path):
+    from knowledge_os.server.readiness import check_backends
+    from knowledge_os.settings import Settings
+
+    url, _ = server
+
+    def probe(base: str) -> Settings:
+        return Settings(home=tmp_path / ".kos", embedder=EmbedderSettings(provider="openai", openai_base_url=base))
+
+    assert (await check_backends(probe(url)))["embedder"] == "ok"
+    dead = await check_backends(probe(f"http://127.0.0.1:{free_port()}/v1"), timeout_s=5)
+    assert dead["embedder"].startswith("ConnectError")
