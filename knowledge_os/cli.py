@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape as rich_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from knowledge_os.errors import DomainConfigError, KnowledgeOSError
+from knowledge_os.errors import DomainConfigError, InputError, KnowledgeOSError
 
 app = typer.Typer(name="kos", help="Knowledge OS: agent-graph orchestration on LangGraph.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -54,8 +54,12 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at 
 def ingest(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders; default: /usr/share/doc changelogs.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    queue: Annotated[bool, typer.Option("--queue", help="Put the ingest on the queue for a `kos worker` (paths must exist on its host); print the job id.")] = False,
 ) -> None:
     """Ingest Debian changelogs, text/Markdown/PDF folders or JSONL posts."""
+    if queue:
+        _enqueue_ingest(paths, json_out)
+        return
     try:
         kos = _kos()
         with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -91,6 +95,27 @@ def ingest(
         raise typer.Exit(2)  # nothing could be ingested: bad input
     if report.problems:
         raise typer.Exit(1)  # the good files are in; the named ones were skipped
+
+
+def _enqueue_ingest(paths: list[Path] | None, json_out: bool) -> None:
+    from knowledge_os.settings import Settings
+
+    try:
+        from knowledge_os.queue.app import enqueue_ingest
+    except ImportError as exc:
+        _fail(KnowledgeOSError(f"kos ingest --queue needs the 'production' extra (procrastinate): {exc}"))
+    for p in paths or ():
+        if not p.exists():
+            _fail(InputError(f"{p}: no such file or folder"))
+    try:
+        queued = enqueue_ingest(Settings(), paths)
+    except KnowledgeOSError as exc:
+        _fail(exc)
+    if json_out:
+        sys.stdout.write(orjson.dumps({"job_id": queued.job_id, "paths": list(queued.paths)}).decode() + "\n")
+    else:
+        out.print(f"queued: ingest job {queued.job_id} of {', '.join(queued.paths) or 'the default corpus'}",
+                  highlight=False, markup=False)
 
 
 @app.command()

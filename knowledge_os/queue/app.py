@@ -28,12 +28,14 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.errors import ConfigError, InputError
+from knowledge_os.queue.ingest import INGEST_TASK, QueuedIngest, aenqueue_ingest, register_ingest_task
 from knowledge_os.settings import Settings
 
 import procrastinate
@@ -50,6 +52,7 @@ __all__ = [
     "SeedRetry",
     "aenqueue_resume",
     "aenqueue_run",
+    "enqueue_ingest",
     "ensure_schema",
     "list_dead_letters",
     "make_app",
@@ -181,7 +184,8 @@ KosFactory = Callable[[], "KnowledgeOS"]
 
 
 def make_app(settings: Settings, kos_factory: KosFactory | None = None) -> procrastinate.App:
-    """The Procrastinate app of ``settings`` with the task :data:`TASK_NAME` registered.
+    """The Procrastinate app of ``settings`` with the tasks :data:`TASK_NAME` and
+    :data:`~knowledge_os.queue.ingest.INGEST_TASK` registered.
 
     Args:
         settings: ``queue.*`` and ``postgres.dsn``.
@@ -232,6 +236,7 @@ def make_app(settings: Settings, kos_factory: KosFactory | None = None) -> procr
                     time.time() - context.start_timestamp)
         return {"run_id": result.run_id, "thread_id": result.thread_id}
 
+    register_ingest_task(app, kos, queue=settings.queue.name, retry=retry)
     app.kos_instance = holder  # type: ignore[attr-defined]  # the worker closes it at exit
     return app
 
@@ -372,6 +377,24 @@ async def retry_dead_letter(app: procrastinate.App, job_id: int) -> None:
     await app.job_manager.retry_job_by_id_async(job_id, retry_at=datetime.now(UTC))
 
 
+def enqueue_ingest(settings: Settings, paths: Sequence[Path | str] | None = None) -> QueuedIngest:
+    """Put an ingest of ``paths`` (None: the default corpus) on the queue (blocking; the
+    schema is applied first when missing). See :mod:`knowledge_os.queue.ingest`.
+
+    Raises:
+        ConfigError: the queue is not configured.
+        BackendUnavailableError: PostgreSQL refused the connection.
+    """
+    ensure_schema(settings)
+
+    async def main() -> QueuedIngest:
+        app = make_app(settings)
+        async with app.open_async():
+            return await aenqueue_ingest(app, paths)
+
+    return asyncio.run(main())
+
+
 async def run_worker(settings: Settings, *, concurrency: int | None = None, name: str | None = None,
                      wait: bool = True, kos_factory: KosFactory | None = None) -> None:
     """Run a Procrastinate worker on ``queue.name`` until SIGINT/SIGTERM (``wait=False``:
@@ -402,13 +425,14 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None, name
 async def recover_stalled(app: procrastinate.App, settings: Settings) -> list[int]:
     """Put back the jobs of stalled workers (no heartbeat for ``queue.stalled_after_s``:
     killed, frozen, cut off) as due now, for any worker to resume from the thread's
-    checkpoint. The lost attempt counts as one of the job's attempts.
+    checkpoint (an ingest job redoes what its content hashes show undone). The lost
+    attempt counts as one of the job's attempts.
 
     Returns:
         Ids of the jobs put back by this call (another worker may have taken the rest).
     """
-    stalled = await app.job_manager.get_stalled_jobs(
-        queue=settings.queue.name, task_name=TASK_NAME, seconds_since_heartbeat=settings.queue.stalled_after_s)
+    stalled = [job for task in (TASK_NAME, INGEST_TASK) for job in await app.job_manager.get_stalled_jobs(
+        queue=settings.queue.name, task_name=task, seconds_since_heartbeat=settings.queue.stalled_after_s)]
     recovered = []
     for job in stalled:
         try:

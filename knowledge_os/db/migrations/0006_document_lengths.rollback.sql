@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS kos_documents_n_tokens;
