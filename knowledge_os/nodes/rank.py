@@ -33,6 +33,7 @@ work on it. Each ranking appends a :class:`~knowledge_os.graph.state.Judgement` 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -140,7 +141,8 @@ def judge_pair(ctx: Any, query: str, listing: list[dict[str, Any]], first: dict[
         query: The question.
         listing: The entries the drafts cite, in ``[n]`` order.
         first, second: The two drafts (``summary`` is what the judge reads).
-        max_tokens: Completion cap per call.
+        max_tokens: Completion cap per call. Each call is also cut off at the run's
+            QoS deadline (``Budget.deadline``): a timed-out call is no verdict.
 
     Returns:
         ``(orders, events)``: one :class:`JudgeOrder` per call (``preferred``: 0 for
@@ -159,9 +161,11 @@ def judge_pair(ctx: Any, query: str, listing: list[dict[str, Any]], first: dict[
         user = _JUDGE_USER.format(query=query, context=context, a=a["summary"], b=b["summary"])
         verdict: str | None = None
         try:
+            deadline = ctx.budget.deadline  # the QoS level's wall time: the judge never runs past it
             reply = call_llm(ctx.chat_model, [SystemMessage(_JUDGE_SYSTEM), HumanMessage(user)],
                              usage=ctx.usage, budget=ctx.budget, json_schema=JUDGE_SCHEMA,
-                             max_tokens=max_tokens)
+                             max_tokens=max_tokens,
+                             timeout_s=max(0.001, deadline - time.time()) if deadline is not None else None)
             ctx.note_usage(reply.usage())
             ctx.timings_ms[f"llm.judge.{int(swap)}"] = reply.latency_ms
             verdict, reason = verdict_of(reply.text)

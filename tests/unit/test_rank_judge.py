@@ -226,3 +226,26 @@ def test_a_failing_judge_call_is_no_verdict_and_the_run_still_answers(tmp_path, 
     assert j["asked"] and [o["verdict"] for o in j["orders"]] == [None, None]
     assert all(o["reason"].startswith("error: chat model call failed") for o in j["orders"])
     assert j["decided_by"].startswith("tie: ") and r.quality.passed and DRAFT_0 in r.answer
+
+
+def test_a_judge_call_past_the_runs_deadline_is_cut_off_and_is_no_verdict(tmp_path, corpus_dir) -> None:
+    import time as _time
+
+    from knowledge_os.domains.steps import StepContext
+    from knowledge_os.llm.budget import Budget
+    from knowledge_os.nodes.rank import judge_pair
+
+    def slow(a: str, b: str) -> str:
+        _time.sleep(0.5)
+        return '{"better": "A", "reason": "late"}'
+
+    chat = DispatchChat(judge=slow, draft=_drafts())
+    budget = Budget(max_llm_calls=8, max_tokens=16000, max_steps=24, deadline=_time.time() + 0.2, max_wall_s=1)
+    ctx = StepContext.__new__(StepContext)
+    ctx.chat_model, ctx.budget, ctx.usage, ctx.timings_ms = chat, budget, {}, {}
+    draft = {"summary": DRAFT_0, "citations": []}
+    t = _time.perf_counter()
+    orders, _events = judge_pair(ctx, Q, [], draft, {**draft, "summary": DRAFT_1}, max_tokens=32)
+    assert _time.perf_counter() - t < 0.9  # the first call stopped at the deadline, the second never started
+    assert [o["verdict"] for o in orders] == [None, None]
+    assert orders[0]["reason"].startswith("error: ") and orders[1]["reason"] == "budget: wall_time"
