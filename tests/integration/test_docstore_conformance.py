@@ -213,3 +213,22 @@ def test_postgres_matches_the_documents_fts5_matches(tmp_path: Path) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_lost_connection_costs_no_call_afterwards(tmp_path: Path) -> None:
+    """The server dropping every connection (a restart, a failover): the pool checks a
+    connection before lending it, so the next call reconnects instead of failing."""
+    import psycopg
+
+    settings = store_settings("postgres", tmp_path / "kos")
+    store = make_document_store(settings)
+    try:
+        store.upsert([_doc("a", "openssh fix")])
+        dsn = settings.postgres.dsn.get_secret_value()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+        assert killed >= 1
+        assert store.count() == 1 and [i for i, _ in store.search_text("openssh")] == ["a"]
+    finally:
+        store.close()
