@@ -131,7 +131,10 @@ def glob_to_regex(pattern: str) -> str:
             body = pattern[i + 1 : end]
             negate = body.startswith("^")
             body = body[1:] if negate else body
-            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
+            if len(body) == 1 and not negate:  # origin_scope's escape of one character: [*]
+                out.append(re.escape(body))
+            else:
+                out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\").replace("[", "\\[") + "]")
             i = end
         else:
             out.append(re.escape(c))
