@@ -61,7 +61,8 @@ def _checks(settings: Settings) -> dict[str, Check]:
                 await driver.close()
 
         checks["neo4j"] = neo4j_check
-    if "postgres" in (s.storage.checkpointer, s.storage.memory):
+    if "postgres" in (s.storage.checkpointer, s.storage.memory, s.storage.documents, s.storage.answer_cache) \
+            or s.vectors.backend == "postgres_edge":
         async def postgres_check() -> None:
             import asyncpg
 

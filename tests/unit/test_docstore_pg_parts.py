@@ -42,3 +42,14 @@ def test_query_words_with_punctuation_become_phrases_and_stopwords_go() -> None:
 def test_glob_patterns_become_anchored_regexes(pattern: str, matches: list[str], misses: list[str]) -> None:
     rx = re.compile(glob_to_regex(pattern))
     assert all(rx.search(m) for m in matches) and not any(rx.search(m) for m in misses)
+
+
+@pytest.mark.parametrize("shared", [{"storage": {"documents": "postgres"}}, {"storage": {"answer_cache": "postgres"}},
+                                    {"vectors": {"backend": "postgres_edge"}}])
+def test_readiness_probes_postgres_when_a_shared_store_lives_there(shared: dict) -> None:
+    pytest.importorskip("httpx")
+    from knowledge_os.server.readiness import _checks
+    from knowledge_os.settings import Settings
+
+    assert "postgres" not in _checks(Settings())
+    assert "postgres" in _checks(Settings(postgres={"dsn": "postgresql://u@h/db"}, **shared))
