@@ -1,5 +1,8 @@
 """Node ``finalize``: the unified manifest, episodic events and metrics.
 
+The episodic events of a run are written once, keyed by its run id, even when the node
+runs again (a queued job retried after finalize ran).
+
 The manifest holds references only (ids, hashes, counts, timings, decisions) and is at
 most :data:`MANIFEST_MAX_BYTES`; it is part of the state, so it is stored with the run's
 checkpoint and can be read back from the thread.
@@ -143,8 +146,15 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ))
     try:
         memory = await services.episodic_memory()
-        await memory.record_many(events)
-        services.metrics.observe_events_written(len(events))
+        # Idempotent by run id: a queued job retried after this node ran (its checkpoint
+        # write failed, its worker died) runs it again; the events went in one transaction
+        # ending with run_completed, so that event says they are all there. Check-then-write
+        # is safe because one job per thread runs at a time (the queue's thread lock).
+        if await memory.recent(entity_type="run", entity_id=run, types=("run_completed",), limit=1):
+            logger.info("run %s: episodic events already written by an earlier attempt; not written again", run)
+        else:
+            await memory.record_many(events)
+            services.metrics.observe_events_written(len(events))
     except Exception as exc:  # memory must never lose the answer; the failure is logged
         logger.warning("episodic memory write failed: %s", exc)
     entry = {"run_id": run, "query": state["query"], "domain": state.get("domain"),

@@ -13,6 +13,7 @@ Needs root; skipped otherwise, failed under ``CI``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -171,8 +172,6 @@ class Hosts:
         return self.history(thread)[0]
 
     def history(self, thread: str) -> list[Any]:
-        import asyncio
-
         from tests.integration.test_crash_resume import history
 
         return asyncio.run(history({"KOS_HOME": str(self.root / "reader"), "KOS_STORAGE__CHECKPOINTER": "postgres",
@@ -264,7 +263,6 @@ async def test_first_checkpointers_of_several_hosts_at_once_on_a_fresh_database(
     """Two hosts' first jobs opened the checkpointer together on a fresh database, and one
     failed: LangGraph's ``setup()`` inserted the same ``checkpoint_migrations`` row twice
     (seen in the two-host test above). Now one setup waits for the other."""
-    import asyncio
     from urllib.parse import urlsplit, urlunsplit
 
     from knowledge_os.graph.checkpointer import open_checkpointer
@@ -288,3 +286,199 @@ async def test_first_checkpointers_of_several_hosts_at_once_on_a_fresh_database(
         finally:
             with psycopg.connect(base, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for(what: str, check: Any, workers: list[subprocess.Popen[bytes]], *, timeout_s: float = 300,
+             every_s: float = 0.05) -> Any:
+    """Poll ``check()`` until it returns a truthy value; fail if every worker exited or time ran out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        assert any(w.poll() is None for w in workers), f"{what}: every worker exited {[w.poll() for w in workers]}"
+        time.sleep(every_s)
+    raise AssertionError(f"{what}: not after {timeout_s:.0f} s")
+
+
+def at_execute(hosts: Hosts, thread: str) -> bool:
+    states = hosts.history(thread)
+    return bool(states) and states[0].next == ("execute",)
+
+
+def test_a_sigkilled_hosts_run_finishes_on_the_other_host(hosts: Hosts, tmp_path: Path) -> None:
+    """Host a's worker is SIGKILLed while its run is in ``execute``; host b's worker finds
+    the job stalled (no heartbeat from a for ``queue.stalled_after_s`` = 4 s), puts it back
+    and resumes the thread from its checkpoint: the nodes a completed are not run again, and
+    the answer and the episodic events are written once."""
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    a = hosts.worker("a", log_a)
+    workers = [a]
+    try:
+        wait_registered(hosts, 1, workers)
+        [queued] = hosts.enqueue([("hosts-kill", SMART_QUESTION)])
+        wait_for("a takes the job", lambda: hosts.jobs()[queued["job_id"]][0] == "doing", workers, every_s=0.2)
+        b = hosts.worker("b", log_b)  # idle until a's job is put back
+        workers.append(b)
+        wait_for("the run reaches execute", lambda: at_execute(hosts, "hosts-kill"), workers)
+        a.send_signal(signal.SIGKILL)
+        a.wait(timeout=60)
+        before = hosts.history("hosts-kill")
+        assert before[0].next == ("execute",)
+        assert hosts.jobs()[queued["job_id"]][0] == "doing"  # a died holding it
+        hosts.wait_jobs([queued["job_id"]], [b])
+    finally:
+        stop(*workers)
+    assert a.returncode == -signal.SIGKILL
+    assert hosts.jobs()[queued["job_id"]] == ("succeeded", 2)  # the lost attempt counts
+    assert "put back on the queue" in log_b.read_text()
+    assert done_by(log_b) == {"hosts-kill": "host-b"} and done_by(log_a) == {}
+    after = hosts.history("hosts-kill")
+    nexts = [s.next for s in after]
+    for node in ("cache_lookup", "route", "plan"):
+        assert nexts.count((node,)) == 1, (node, nexts)  # completed nodes were not run again
+    assert after[0].values["run_id"] == before[0].values["run_id"]  # the same run, finished
+    assert_once(hosts, "hosts-kill")
+
+
+def test_a_postgresql_restart_mid_run_is_survived(hosts: Hosts, tmp_path: Path) -> None:
+    """PostgreSQL stops (``pg_ctl stop -m fast``: every connection terminated) while a run
+    is in ``execute`` and comes back 3 s later. The runs finish, each exactly once, the
+    interrupted one resumed from its checkpoint.
+
+    What a worker sees (run of 2026-12-01): psycopg_pool (Procrastinate's) and asyncpg
+    (episodic memory) log failed reconnects while the server is away and reconnect by
+    themselves; the running job's node finishes, then its checkpoint write fails on the
+    checkpointer's lost connection (``OperationalError``); Procrastinate records the failed
+    attempt and retries the job after ``queue.retry_base_s * 2`` s; a worker resumes the
+    thread from the checkpoint before ``execute``. Both workers stay up. Procrastinate's
+    LISTEN connection does not come back (its error is logged only at shutdown): the
+    workers find new jobs by polling, every 5 s, until they restart.
+    """
+    log = tmp_path / "workers.log"
+    workers = [hosts.worker("a", log), hosts.worker("b", log)]
+    pg = hosts.cluster.pg
+    try:
+        wait_registered(hosts, 2, workers)
+        runs = [("hosts-restart-0", SMART_QUESTION), ("hosts-restart-1", QUESTIONS[0])]
+        queued = hosts.enqueue(runs)
+        wait_for("a run reaches execute", lambda: at_execute(hosts, "hosts-restart-0"), workers)
+        before = hosts.history("hosts-restart-0")
+        pg.stop("fast")
+        time.sleep(3)
+        pg.start()
+        hosts.wait_jobs([q["job_id"] for q in queued], workers)
+    finally:
+        if not pg.running():
+            pg.start()
+        stop(*workers)
+    text = log.read_text(errors="replace")
+    jobs = hosts.jobs()
+    assert {jobs[q["job_id"]][0] for q in queued} == {"succeeded"}, (jobs, text[-4000:])
+    # The interrupted attempt failed (its checkpoint write lost the connection) and was retried.
+    assert jobs[queued[0]["job_id"]][1] >= 2, jobs
+    [(attempts, error)] = hosts.query("SELECT attempts, error FROM kos_job_failures WHERE job_id = %s",
+                                      queued[0]["job_id"])
+    assert attempts == 1 and error.startswith(("OperationalError", "BackendUnavailableError")), error
+    for thread, _ in runs:
+        assert_once(hosts, thread)
+    after = hosts.history("hosts-restart-0")
+    nexts = [s.next for s in after]
+    for node in ("cache_lookup", "route", "plan"):
+        assert nexts.count((node,)) == 1, (node, nexts)
+    assert after[0].values["run_id"] == before[0].values["run_id"]
+
+
+class WorkerLost(BaseException):
+    """Stands for the worker process dying at that point (no ``except Exception`` stops it)."""
+
+
+@pytest.mark.parametrize("lost", [
+    "after_events", "job_ack",
+    pytest.param("finalize_checkpoint", marks=pytest.mark.xfail(strict=True, reason=(
+        "LangGraph 1.x: finalize's task writes were saved, then the checkpoint after it failed; the "
+        "resume applies the saved writes but writes no new checkpoint, so the thread stays at "
+        "next=('finalize',) with no history entry (the events are written once, the answer is readable "
+        "with `kos run --thread`; seen 2026-12-01)"))),
+])
+async def test_a_job_retried_after_finalize_ran_writes_the_answer_and_events_once(
+        tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch, lost: str) -> None:
+    """The first attempt gets as far as finalize, then fails. ``after_events``: the worker
+    is lost right after finalize committed the run's episodic events, so the retry resumes
+    the thread from the checkpoint before finalize and finalize runs again (without the
+    run-id check it wrote every event twice). ``job_ack``: the run finished and was
+    checkpointed, but the attempt failed before the job was marked done, so the retry finds
+    the finished run. ``finalize_checkpoint``: finalize's results were saved as task writes,
+    then the checkpoint after it failed (the connection dropped). Each: one answer in the
+    thread, one set of episodic events for the run id. In-process worker, fake chat model,
+    the shared PostgreSQL (``KOS_TEST_POSTGRES_DSN``)."""
+    from knowledge_os.memory.postgres import PostgresEpisodicMemory
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    from knowledge_os.queue.app import run_worker
+    from knowledge_os.settings import Settings
+    from tests.integration.test_queue import QUESTION, fake_kos, job_rows, queue_dsn
+
+    dsn = queue_dsn()
+    settings = Settings(home=tmp_path / ".kos", postgres={"dsn": dsn},
+                        storage={"checkpointer": "postgres", "memory": "postgres"},
+                        queue={"backend": "procrastinate", "name": f"kos-once-{time.time_ns()}", "retry_base_s": 0.05})
+    caller = fake_kos(settings, corpus_dir)
+    thread = f"q-once-{lost}-{time.time_ns()}"
+    queued = await caller.aenqueue(QUESTION, thread_id=thread, as_of=AS_OF, use_cache=False)
+    failed: list[str] = []
+    original_put = AsyncPostgresSaver.aput
+
+    async def put(self: Any, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        # The checkpoint after finalize: the first of this fresh thread with a history (finalize writes it).
+        if lost == "finalize_checkpoint" and not failed and "history" in checkpoint["channel_values"]:
+            failed.append("finalize")
+            raise psycopg.OperationalError("the connection is lost (injected)")
+        return await original_put(self, config, checkpoint, metadata, new_versions)
+
+    monkeypatch.setattr(AsyncPostgresSaver, "aput", put)
+    original_record_many = PostgresEpisodicMemory.record_many
+
+    async def record_many(self: Any, events: Any) -> None:
+        await original_record_many(self, events)
+        if lost == "after_events" and not failed:
+            failed.append("events")
+            raise WorkerLost("the worker died after the events were committed (injected)")
+
+    monkeypatch.setattr(PostgresEpisodicMemory, "record_many", record_many)
+    worker = fake_kos(settings)
+    original_arun = worker.arun
+
+    async def arun(query: str, **kwargs: Any) -> Any:
+        result = await original_arun(query, **kwargs)
+        if lost == "job_ack" and not failed:
+            failed.append("ack")
+            raise ConnectionError("worker lost before the job was marked done (injected)")
+        return result
+
+    worker.arun = arun  # type: ignore[method-assign]
+    try:
+        for _ in range(20):
+            await run_worker(settings, wait=False, kos_factory=lambda: worker)
+            rows = [r for r in await job_rows(settings) if r["id"] == queued.job_id]
+            if rows[0]["status"] in ("succeeded", "failed"):
+                break
+            await asyncio.sleep(0.1)
+        assert failed, "the fault was not injected: the test would prove nothing"
+        assert (rows[0]["status"], rows[0]["attempts"]) == ("succeeded", 2)
+
+        result = await caller.aget_thread(thread)
+        assert result is not None and result.answer
+        memory = await caller.services.episodic_memory()
+        events = [e.type for e in await memory.recent(entity_id=result.run_id, limit=100)]
+        assert events.count("run_started") == 1 and events.count("run_completed") == 1, events
+        from tests.integration.test_crash_resume import history
+
+        states = await history({"KOS_HOME": str(settings.home), "KOS_STORAGE__CHECKPOINTER": "postgres",
+                                "KOS_POSTGRES__DSN": dsn}, thread)
+        assert [h["run_id"] for h in states[0].values["history"]] == [result.run_id]  # the answer, once
+        # after_events: finalize ran again (a second checkpoint before it, from the resume).
+        assert [s.next for s in states].count(("finalize",)) == (2 if lost == "after_events" else 1)
+    finally:
+        await caller.aclose()
+        await worker.aclose()
