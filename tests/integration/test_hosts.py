@@ -4,6 +4,9 @@ enqueued from a third namespace. Checked in the databases: every run completes e
 once (one answer in its thread, one ``run_started`` and one ``run_completed`` event), a
 SIGKILLed worker's run finishes on the other worker, and a PostgreSQL restart mid-run is
 survived. Real processes, the real embedded models (SmolLM2-135M, a run takes 2-3 s).
+The hosts use README's "Past one machine" settings: checkpoints, memory, documents,
+full-text index, answer cache and embeddings in PostgreSQL, the graph in Neo4j, a KOS_HOME
+of its own per host; host a runs ``kos db upgrade`` and ``kos ingest``, the others never do.
 
 The PostgreSQL here is a cluster of the test's own (``initdb`` + ``pg_ctl``) listening on
 the bridge's address only, so a test can restart it; Neo4j is one of the test's own too,
@@ -16,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -66,13 +68,13 @@ print(orjson.dumps(out).decode())
 
 @dataclass
 class Cluster:
-    """The module's network, servers and ingested corpus."""
+    """The module's network, servers and test corpus."""
 
     net: Network
     pg: PostgresCluster
     neo4j: Neo4jServer
-    seed_home: Path
-    """A KOS_HOME with the test corpus ingested (documents and vectors; the graph is in Neo4j)."""
+    corpus: Path
+    """A folder of Debian changelogs (tests/conftest.py's CHANGELOGS)."""
 
 
 def base_env(**kos: str) -> dict[str, str]:
@@ -93,17 +95,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         subnet = f"{net.gateway.rsplit('.', 1)[0]}.0/24"
         pg = PostgresCluster(address=net.gateway, port=PG_PORT, subnet=subnet).init()
         neo4j = Neo4jServer(address=net.gateway, port=NEO4J_PORT).start()
-        root = tmp_path_factory.mktemp("hosts")
-        doc = root / "doc"
+        doc = tmp_path_factory.mktemp("hosts") / "doc"
         for package, entries in CHANGELOGS.items():
             write_changelog(doc, package, entries)
-        seed = root / "seed" / ".kos"
-        dsn = pg.create_database("kos_hosts_ingest")
-        env = base_env(KOS_HOME=str(seed), KOS_POSTGRES__DSN=dsn, KOS_GRAPH__BACKEND="neo4j",
-                       KOS_GRAPH__NEO4J_URI=neo4j.uri)
-        done = net.hosts["a"].run([*KOS, "ingest", "--json", str(doc)], env=env)  # host a writes the graph
-        assert orjson.loads(done.stdout)["problems"] == [], done.stdout
-        yield Cluster(net=net, pg=pg, neo4j=neo4j, seed_home=seed)
+        yield Cluster(net=net, pg=pg, neo4j=neo4j, corpus=doc)
     finally:
         if neo4j is not None:
             neo4j.destroy()
@@ -122,12 +117,12 @@ class Hosts:
     root: Path
 
     def env(self, host: str, **extra: str) -> dict[str, str]:
-        home = self.root / host / ".kos"
-        if not home.exists():  # each host its own copy of the ingested corpus
-            shutil.copytree(self.cluster.seed_home, home)
+        """The settings of README's "Past one machine": all state shared, a KOS_HOME per host."""
         return base_env(
-            KOS_HOME=str(home), KOS_POSTGRES__DSN=self.dsn, KOS_STORAGE__CHECKPOINTER="postgres",
-            KOS_STORAGE__MEMORY="postgres", KOS_QUEUE__BACKEND="procrastinate", KOS_QUEUE__NAME=self.queue,
+            KOS_HOME=str(self.root / host / ".kos"), KOS_POSTGRES__DSN=self.dsn,
+            KOS_STORAGE__CHECKPOINTER="postgres", KOS_STORAGE__MEMORY="postgres",
+            KOS_STORAGE__DOCUMENTS="postgres", KOS_STORAGE__ANSWER_CACHE="postgres",
+            KOS_VECTORS__BACKEND="postgres_edge", KOS_QUEUE__BACKEND="procrastinate", KOS_QUEUE__NAME=self.queue,
             KOS_QUEUE__HEARTBEAT_S="1", KOS_QUEUE__STALLED_AFTER_S="4", KOS_QUEUE__RETRY_BASE_S="0.5",
             KOS_GRAPH__BACKEND="neo4j", KOS_GRAPH__NEO4J_URI=self.cluster.neo4j.uri, **extra)
 
@@ -182,7 +177,12 @@ class Hosts:
 def hosts(cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest) -> Hosts:
     name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
     dsn = cluster.pg.create_database(f"kos_{name}_{time.time_ns() % 10**6}")
-    return Hosts(cluster=cluster, dsn=dsn, queue=f"kos-hosts-{time.time_ns()}", root=tmp_path)
+    hosts = Hosts(cluster=cluster, dsn=dsn, queue=f"kos-hosts-{time.time_ns()}", root=tmp_path)
+    a = hosts.host("a")  # host a sets up the database and ingests; b and the client never do
+    a.run([*KOS, "db", "upgrade"], env=hosts.env("a"))
+    done = a.run([*KOS, "ingest", "--json", str(cluster.corpus)], env=hosts.env("a"))
+    assert orjson.loads(done.stdout)["problems"] == [], done.stdout
+    return hosts
 
 
 def stop(*workers: subprocess.Popen[bytes]) -> None:
@@ -251,7 +251,11 @@ def test_runs_from_a_third_host_complete_exactly_once_on_two_worker_hosts(hosts:
     by = done_by(log)
     assert set(by) == {t for t, _ in runs}, by
     assert set(by.values()) == {"host-a", "host-b"}, by  # both hosts took jobs
-    # The graph the runs expanded is in Neo4j (written over TCP by host a's ingest).
+    # The graph the runs expanded is in Neo4j, the documents in PostgreSQL (host a's ingest,
+    # over TCP); host b answered from them with an index of its own built from the shared embeddings.
+    for thread, worker in by.items():
+        if worker == "host-b":
+            assert hosts.checkpoint(thread).values["citations"], thread  # b retrieved without ever ingesting
     import neo4j
 
     with neo4j.GraphDatabase.driver(hosts.cluster.neo4j.uri) as driver:
