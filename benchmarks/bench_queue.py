@@ -194,6 +194,8 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=8, help="Jobs for the idle-worker latency.")
     ap.add_argument("--heartbeat", type=float, default=1.0, help="queue.heartbeat_s for the recovery part.")
     ap.add_argument("--stalled-after", type=float, default=6.0, help="queue.stalled_after_s for the recovery part.")
+    ap.add_argument("--parts", nargs="+", default=["direct", "throughput", "idle", "recovery"],
+                    choices=["direct", "throughput", "idle", "recovery"])
     args = ap.parse_args()
     if not args.dsn:
         raise SystemExit("--dsn or KOS_TEST_POSTGRES_DSN is required")
@@ -215,6 +217,20 @@ def main() -> None:
 
 def run(bench: Bench, args: argparse.Namespace) -> None:
     questions = (QUESTIONS * (args.jobs // len(QUESTIONS) + 1))[: args.jobs]
+    ensure = bench.python("import sys\nfrom knowledge_os.queue.app import ensure_schema\n"
+                          "from knowledge_os.settings import Settings\nensure_schema(Settings())\nprint('1')")
+    assert ensure == 1
+    if "direct" in args.parts:
+        direct(bench, questions)
+    if "throughput" in args.parts:
+        throughput(bench, args, questions)
+    if "idle" in args.parts:
+        idle(bench, args, questions)
+    if "recovery" in args.parts:
+        recovery(bench)
+
+
+def direct(bench: Bench, questions: list[str]) -> None:
     direct = bench.python(DIRECT, orjson.dumps(questions).decode(), SMART, name="direct")
     d_wall = [r["wall_s"] for r in direct]
     d_cpu = [r["cpu_s"] for r in direct]
@@ -223,13 +239,13 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
           f"{statistics.median(d_lat):.2f} s), CPU {statistics.mean(d_cpu):.2f} s/run, "
           f"{len(direct) / sum(d_wall):.3f} runs/s (load {load()})")
 
+
+
+def throughput(bench: Bench, args: argparse.Namespace, questions: list[str]) -> None:
     print("\n2. throughput (concurrency 1 per worker)")
     print(f"{'workers':>7} {'runs/s':>7} {'x 1 worker':>10} {'CPU s/run':>9} {'wait p50':>8} {'wait p95':>8} "
           f"{'job p50':>7} {'load':>5}")
     base = None
-    ensure = bench.python("import sys\nfrom knowledge_os.queue.app import ensure_schema\n"
-                          "from knowledge_os.settings import Settings\nensure_schema(Settings())\nprint('1')")
-    assert ensure == 1
     for count in args.workers:
         procs = bench.workers(count, f"t{count}")
         try:
@@ -250,6 +266,9 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
         print(f"{count:>7} {rate:>7.3f} {rate / base:>10.2f} {used / len(ids):>9.2f} {pct(waits, .5):>8.2f} "
               f"{pct(waits, .95):>8.2f} {statistics.median(jobs):>7.2f} {load():>5}")
 
+
+
+def idle(bench: Bench, args: argparse.Namespace, questions: list[str]) -> None:
     procs = bench.workers(1, "idle")
     try:
         bench.wait(bench.enqueue(bench.threads(1, [SMART])))  # warm-up
@@ -270,6 +289,9 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
           f"p95 {pct(waits, .95) * 1000:.0f} ms; job - run latency p50 {pct(extra, .5) * 1000:.0f} ms, "
           f"p95 {pct(extra, .95) * 1000:.0f} ms (run latency p50 {statistics.median(latency):.2f} s; load {load()})")
 
+
+
+def recovery(bench: Bench) -> None:
     print(f"\n4. recovery (heartbeat {bench.heartbeat_s} s, stalled after {bench.stalled_after_s} s)")
     procs: dict[int, subprocess.Popen[bytes]] = {}
     try:

@@ -443,6 +443,13 @@ async def recover_stalled(app: procrastinate.App, settings: Settings) -> list[in
         logger.warning("job %s (thread %s) of stalled worker %s put back on the queue",
                        job.id, job.lock, job.worker_id)
         recovered.append(job.id)
+        # Procrastinate notifies workers of inserted jobs only; without this a job put back
+        # waits for a worker's next poll (every 5 s). Channel and payload as its insert trigger
+        # (procrastinate_notify_queue_job_inserted_v1); should they change, workers still poll.
+        with contextlib.suppress(Exception):
+            await app.connector.execute_query_async(
+                "SELECT pg_notify(%(channel)s, %(payload)s)", channel=f"procrastinate_queue_v1#{job.queue}",
+                payload=f'{{"type": "job_inserted", "job_id": {int(job.id)}}}')
     return recovered
 
 
