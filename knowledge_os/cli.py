@@ -67,7 +67,9 @@ def ingest(
             task = progress.add_task("files", total=None)
 
             def on_stage(stage: str, report: Any) -> None:
-                if stage == "text":  # scripts/main_job.sh waits for this line
+                # scripts/main_job.sh waits for this line; an ingest that read nothing (a bad
+                # path) has nothing to answer from, and its one line is the error
+                if stage == "text" and report.documents:
                     progress.update(task, completed=0, total=None)
                     err.print(f"ready: documents, full text and graph written after {report.seconds_to_text:.1f} s; "
                               f"answers are possible now (marked until the vectors are in); "

@@ -69,7 +69,7 @@ def run_json(home: Path, question: str, *extra: str) -> dict:
 def test_json_shape(home: Path) -> None:
     r = run_json(home, "What changed in gzip in 2023?")
     assert set(r) == {"run_id", "thread_id", "domain", "route", "path", "answer", "citations", "quality",
-                      "usage", "manifest", "data_only", "answer_mode"}  # as README's `kos run --json`
+                      "usage", "manifest", "data_only", "answer_mode", "index_complete"}  # as README's `kos run --json`
     assert set(r["route"]) == {"domain", "method", "confidence"}
     # "what changed" is a digest pattern: the heuristics decide, above the LLM threshold (0.5)
     assert r["route"]["method"] == "heuristic" and r["route"]["confidence"] >= 0.5, r["route"]
