@@ -366,10 +366,12 @@ class KnowledgeOS:
                 if dead_letter:
                     await self._dead_letter(graph, config, query, context, exc)
                 raise
-        return RunResult.from_state(state, thread_id, index_complete=self._index_complete())
+        return RunResult.from_state(state, thread_id, index_complete=await asyncio.to_thread(self._index_complete))
 
     def _index_complete(self) -> bool:
-        """No document waits for its vector (``DocumentStore.pending_count``, one COUNT)."""
+        """No document waits for its vector (``DocumentStore.pending_count``, one COUNT).
+        Blocking (a network round trip with the PostgreSQL store): async callers run it in
+        a worker thread, off the event loop."""
         return self.services.docstore.pending_count() == 0
 
     def run(self, query: str, **kwargs: Any) -> RunResult:
@@ -462,7 +464,7 @@ class KnowledgeOS:
                 state = await graph.ainvoke(None, config=config, context=context, durability="sync")
             else:
                 state = snapshot.values
-        return RunResult.from_state(state, thread_id, index_complete=self._index_complete())
+        return RunResult.from_state(state, thread_id, index_complete=await asyncio.to_thread(self._index_complete))
 
     def resume(self, thread_id: str) -> RunResult:
         """Synchronous :meth:`aresume`."""
