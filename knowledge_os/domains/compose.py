@@ -48,6 +48,10 @@ ID_NOT_FOUND = {
     "en": "No ingested entry names {ids}; the entries below are the closest ones and do not answer that.",
     "ru": "Ни одна загруженная запись не упоминает {ids}; ниже ближайшие записи, они на этот вопрос не отвечают.",
 }
+PACKAGE_NOT_FOUND = {
+    "en": "No ingested entry is about {names}; the entries below are the closest ones and do not answer that.",
+    "ru": "Ни одна загруженная запись не относится к {names}; ниже ближайшие записи, они на этот вопрос не отвечают.",
+}
 AND_MORE = {"en": "(and {n} more related entries)", "ru": "(и ещё связанных записей: {n})"}
 NOTHING_MATCHES = {"en": "Nothing in the ingested data matches this question.",
                    "ru": "В загруженных данных нет ничего по этому вопросу."}
@@ -153,8 +157,15 @@ def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]
         answer = compose_stats_answer(ctx, summary, listing)
         return f"{answer}\n\n{data_notice(notice, lang)}" if notice else answer
     missing = missing_ids(ctx)
-    # The question names an id no entry holds: say so instead of a summary of other uploads.
-    parts = [pick(ID_NOT_FOUND, lang, ids=", ".join(missing))] if missing else [summary.strip()]
+    unknown = ctx.analysis.unknown_packages
+    # The question names an id or a package no entry holds: say so instead of a summary
+    # of other uploads.
+    if missing:
+        parts = [pick(ID_NOT_FOUND, lang, ids=", ".join(missing))]
+    elif unknown:
+        parts = [pick(PACKAGE_NOT_FOUND, lang, names=", ".join(unknown))]
+    else:
+        parts = [summary.strip()]
     if not ctx.use_dates and ctx.analysis.dates is not None and ctx.spec.answer_style == "grouped":
         parts.insert(0, pick(NOTHING_IN_PERIOD, lang, label=ctx.analysis.dates.label,
                              period=ctx.analysis.dates.describe()))

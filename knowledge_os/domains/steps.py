@@ -289,7 +289,7 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
     for ``id_not_found``. Each skip removes one LLM call of ~1-4 s from the Fast Path
     (benchmarks/bench_run.py).
     """
-    if ctx.spec.answer_style == "grouped" and listing and missing_ids(ctx):
+    if ctx.spec.answer_style == "grouped" and listing and (missing_ids(ctx) or ctx.analysis.unknown_packages):
         return "id_not_found", fallback_summary(ctx, listing)
     if answer_mode(ctx) != "structured":
         return None

@@ -97,6 +97,8 @@ class QueryAnalysisState(TypedDict):
     """The date range named, or None."""
     lang: NotRequired[Lang]
     """The question's language; answers are written in it."""
+    unknown_packages: NotRequired[list[str]]
+    """Names in a package's place that no ingested channel has (the answer says so)."""
 
 
 class CacheOutcome(TypedDict):

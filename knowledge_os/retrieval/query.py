@@ -15,7 +15,7 @@ from knowledge_os.i18n import Lang, detect_language
 from knowledge_os.retrieval.base import VectorFilter
 from knowledge_os.retrieval.entities import bug_ids, cve_ids
 
-__all__ = ["DateRange", "QueryAnalysis", "analyze_query", "parse_date_range"]
+__all__ = ["DateRange", "QueryAnalysis", "analyze_query", "parse_date_range", "unknown_package_names"]
 
 _MONTHS_EN = {m: i for i, m in enumerate(
     ["january", "february", "march", "april", "may", "june", "july", "august",
@@ -74,6 +74,9 @@ class QueryAnalysis:
         dates: The date range named, or None.
         lang: The question's language (``knowledge_os.i18n.detect_language``); answers
             are written in it.
+        unknown_packages: Names in a package's place ("what changed in NAME", "что
+            изменилось в NAME") that no ingested channel has, when no known package is
+            named (:func:`unknown_package_names`); the answer says no entry is about them.
     """
 
     text: str
@@ -82,6 +85,7 @@ class QueryAnalysis:
     packages: tuple[str, ...] = ()
     dates: DateRange | None = None
     lang: Lang = "en"
+    unknown_packages: tuple[str, ...] = ()
 
     @property
     def entity_ids(self) -> tuple[str, ...]:
@@ -213,6 +217,28 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
 
 _TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9.+-]*[a-z0-9+]|[a-z0-9]")
 
+# "what changed in NAME", "fixes for NAME", "что изменилось в NAME": the word after the
+# verb and preposition stands where a package does (a Latin name in a Russian question).
+_PACKAGE_SLOT_RE = re.compile(
+    r"\b(?:chang\w*|new|fix\w*|happen\w*|updat\w*|upload\w*|releas\w*)\s+(?:in|for|to|of)\s+"
+    r"(?:the\s+)?(?:package\s+)?([a-z][a-z0-9.+-]*[a-z0-9+])"
+    r"|(?:измен\w*|нового|нов\w*|исправ\w*|обновл\w*|загруз\w*)\s+(?:в|во|для|у|по)\s+"
+    r"(?:пакет\w*\s+)?([a-z][a-z0-9.+-]*[a-z0-9+])")
+
+
+def unknown_package_names(lowered: str, channels: Mapping[str, str]) -> tuple[str, ...]:
+    """Names in a package's place that no channel (or alias) has: ``"nginx"`` in "what
+    changed in nginx in 2023?" on a machine without nginx. Stop words, month names and
+    numbers are not names. Without this the closest entries of other packages would be
+    listed as if they answered the question."""
+    names: dict[str, None] = {}
+    for m in _PACKAGE_SLOT_RE.finditer(lowered):
+        name = (m[1] or m[2]).rstrip(".")
+        if name in _STOPWORDS or name in _MONTHS_EN or name == "sept" or name in channels or len(name) < 2:
+            continue
+        names.setdefault(name, None)
+    return tuple(names)
+
 
 def analyze_query(text: str, *, channels: Mapping[str, str], as_of: date) -> QueryAnalysis:
     """Extract ids, packages and dates from a query.
@@ -238,4 +264,5 @@ def analyze_query(text: str, *, channels: Mapping[str, str], as_of: date) -> Que
         packages=tuple(packages),
         dates=parse_date_range(q, as_of),
         lang=detect_language(q),
+        unknown_packages=() if packages else unknown_package_names(lowered, channels),
     )

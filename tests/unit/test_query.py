@@ -79,3 +79,21 @@ def test_describe_shows_both_days_inclusive() -> None:
     assert this_year is not None and this_year.describe() == "2026-01-01 .. 2026-12-01"
     in_2020 = parse_date_range("in 2020", date(2026, 12, 1))
     assert in_2020 is not None and in_2020.describe() == "2020-01-01 .. 2020-12-31"
+
+
+@pytest.mark.parametrize(
+    ("question", "unknown"),
+    [
+        ("What changed in nginx in 2023?", ("nginx",)),
+        ("Which fixes for the package foo-bar2 since March?", ("foo-bar2",)),
+        ("Что изменилось в nginx в этом году?", ("nginx",)),
+        ("What changed in openssl in 2023?", ()),        # a known package
+        ("What changed in March?", ()),                  # a month, not a name
+        ("What changed in the last month?", ()),         # stop words
+        ("Which kinds of fixes are rising this quarter?", ()),
+        ("Что изменилось в марте?", ()),                 # Cyrillic: never a package name
+    ],
+)
+def test_unknown_package_in_a_package_slot(question: str, unknown: tuple[str, ...]) -> None:
+    a = analyze_query(question, channels={"openssl": "openssl"}, as_of=date(2026, 12, 1))
+    assert a.unknown_packages == unknown
