@@ -226,6 +226,10 @@ _PACKAGE_SLOT_RE = re.compile(
     r"(?:пакет\w*\s+)?([a-z][a-z0-9.+-]*[a-z0-9+])")
 
 
+_NOT_NAMES = frozenset("sept current latest newest recent previous next stable last first".split())
+_NOT_NAME_RE = re.compile(r"cve-\d{4}-\d+|q[1-4]|h[12]")  # an id, a quarter, a half-year
+
+
 def unknown_package_names(lowered: str, channels: Mapping[str, str]) -> tuple[str, ...]:
     """Names in a package's place that no channel (or alias) has: ``"nginx"`` in "what
     changed in nginx in 2023?" on a machine without nginx. Stop words, month names and
@@ -234,7 +238,9 @@ def unknown_package_names(lowered: str, channels: Mapping[str, str]) -> tuple[st
     names: dict[str, None] = {}
     for m in _PACKAGE_SLOT_RE.finditer(lowered):
         name = (m[1] or m[2]).rstrip(".")
-        if name in _STOPWORDS or name in _MONTHS_EN or name == "sept" or name in channels or len(name) < 2:
+        if (name in _STOPWORDS or name in _MONTHS_EN or name in _NOT_NAMES or name in channels
+                or _NOT_NAME_RE.fullmatch(name) or len(name) < 2
+                or name.removeprefix("lib") in channels):  # libtiff: the library of tiff
             continue
         names.setdefault(name, None)
     return tuple(names)

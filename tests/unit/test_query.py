@@ -89,6 +89,7 @@ def test_describe_shows_both_days_inclusive() -> None:
         ("Что изменилось в nginx в этом году?", ("nginx",)),
         ("What changed in openssl in 2023?", ()),        # a known package
         ("What changed in March?", ()),                  # a month, not a name
+        ("What got fixed in libopenssl lately?", ()),    # the library of a known package
         ("What changed in the last month?", ()),         # stop words
         ("Which kinds of fixes are rising this quarter?", ()),
         ("Что изменилось в марте?", ()),                 # Cyrillic: never a package name
@@ -97,3 +98,12 @@ def test_describe_shows_both_days_inclusive() -> None:
 def test_unknown_package_in_a_package_slot(question: str, unknown: tuple[str, ...]) -> None:
     a = analyze_query(question, channels={"openssl": "openssl"}, as_of=date(2026, 12, 1))
     assert a.unknown_packages == unknown
+
+
+@pytest.mark.parametrize("question", [
+    "Which Debian upload contains the fix for CVE-2023-38633?",   # an id, not a name
+    "Which ten maintainers signed the most uploads in Q3 2020?",  # a quarter
+    "Is bug #1052001 fixed in the current apt?",                  # an adjective
+])
+def test_ids_quarters_and_adjectives_are_not_package_names(question: str) -> None:
+    assert analyze_query(question, channels={}, as_of=date(2026, 12, 1)).unknown_packages == ()
