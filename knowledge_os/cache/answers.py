@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from knowledge_os.cache.base import best_near_match
 from knowledge_os._sqlite import open_sqlite
 
 __all__ = ["AnswerCache"]
@@ -105,15 +106,7 @@ class AnswerCache:
         if not rows:
             self._count("answer_near", False)
             return None
-        q = np.asarray(embed(), dtype=np.float32)
-        best: tuple[str, float] | None = None
-        for domain, blob, result in rows:
-            vec = np.frombuffer(blob, dtype=np.float32)
-            if vec.shape != q.shape:
-                continue  # written by another embedder dimension: not comparable
-            sim = float(vec @ q)
-            if sim >= thresholds.get(domain, 1.01) and (best is None or sim > best[1]):
-                best = (result, sim)
+        best = best_near_match(rows, np.asarray(embed(), dtype=np.float32), thresholds)
         self._count("answer_near", best is not None)
         return (orjson.loads(best[0]), best[1]) if best else None
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["AnswerStore"]
+__all__ = ["AnswerStore", "best_near_match"]
 
 
 @runtime_checkable
@@ -47,3 +47,31 @@ class AnswerStore(Protocol):
 
     def close(self) -> None:
         """Release the connection(s)."""
+
+
+def best_near_match(
+    rows: list[tuple[str, bytes, str]], q: np.ndarray, thresholds: dict[str, float],
+) -> tuple[str, float] | None:
+    """The most similar cached entry that passes its domain's threshold: one rule for
+    every :class:`AnswerStore`.
+
+    Args:
+        rows: ``(domain, embedding as little-endian float32 bytes, result JSON)`` of the
+            entries of one scope and signature.
+        q: The new question's query embedding, float32 of shape (dim,), L2-normalised.
+        thresholds: Domain name -> minimum cosine similarity (0..1); an entry of a
+            domain not listed never matches.
+
+    Returns:
+        ``(result JSON, similarity)`` or None. An entry of another dimension (written by
+        another embedder) is not comparable and is skipped.
+    """
+    best: tuple[str, float] | None = None
+    for domain, blob, result in rows:
+        vec = np.frombuffer(blob, dtype="<f4")
+        if vec.shape != q.shape:
+            continue
+        sim = float(vec @ q)
+        if sim >= thresholds.get(domain, 1.01) and (best is None or sim > best[1]):
+            best = (result, sim)
+    return best
