@@ -73,6 +73,10 @@ async def _restart_clock(graph: Any, config: dict[str, Any], snapshot: Any) -> N
     started = (snapshot.values or {}).get("started_at")
     if not started or not snapshot.created_at:
         return
+    if any(task.result is not None for task in snapshot.tasks):
+        # A task's writes were saved but not the checkpoint after them: an update now would
+        # be a new checkpoint without those writes, and the task would run again.
+        return
     stopped = datetime.fromisoformat(snapshot.created_at).timestamp()
     waited = time.time() - stopped
     if waited <= 0:
@@ -455,7 +459,10 @@ class KnowledgeOS:
             snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
             if not snapshot.values:
                 raise InputError(f"thread {thread_id!r} has no checkpoint")
-            if snapshot.next:
+            if snapshot.next or snapshot.tasks:
+                # ``tasks`` without ``next``: the last step's writes were saved but the
+                # checkpoint after them was not (the connection dropped); LangGraph shows
+                # them applied, and this invoke writes that checkpoint without rerunning.
                 saved = (snapshot.metadata or {}).get(CONTEXT_METADATA_KEY)
                 values = orjson.loads(saved) if saved else {}
                 context = Context(**values, services=self.services)

@@ -254,7 +254,7 @@ async def _advance(kos: KnowledgeOS, *, thread_id: str, query: str | None, enque
         snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
     values = snapshot.values or {}
     same = query is None or values.get("query") == query
-    if values and snapshot.next and same:
+    if values and (snapshot.next or snapshot.tasks) and same:  # tasks: see KnowledgeOS.aresume
         return await kos.aresume(thread_id)
     if query is None:
         if not values:

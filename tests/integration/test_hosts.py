@@ -399,11 +399,7 @@ class WorkerLost(BaseException):
 
 @pytest.mark.parametrize("lost", [
     "after_events", "job_ack",
-    pytest.param("finalize_checkpoint", marks=pytest.mark.xfail(strict=True, reason=(
-        "LangGraph 1.x: finalize's task writes were saved, then the checkpoint after it failed; the "
-        "resume applies the saved writes but writes no new checkpoint, so the thread stays at "
-        "next=('finalize',) with no history entry (the events are written once, the answer is readable "
-        "with `kos run --thread`; seen 2026-12-01)"))),
+    "finalize_checkpoint",
 ])
 async def test_a_job_retried_after_finalize_ran_writes_the_answer_and_events_once(
         tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch, lost: str) -> None:
@@ -413,7 +409,8 @@ async def test_a_job_retried_after_finalize_ran_writes_the_answer_and_events_onc
     run-id check it wrote every event twice). ``job_ack``: the run finished and was
     checkpointed, but the attempt failed before the job was marked done, so the retry finds
     the finished run. ``finalize_checkpoint``: finalize's results were saved as task writes,
-    then the checkpoint after it failed (the connection dropped). Each: one answer in the
+    then the checkpoint after it failed (the connection dropped); the retry writes that
+    checkpoint from the saved writes, without running finalize again. Each: one answer in the
     thread, one set of episodic events for the run id. In-process worker, fake chat model,
     the shared PostgreSQL (``KOS_TEST_POSTGRES_DSN``)."""
     from knowledge_os.memory.postgres import PostgresEpisodicMemory
@@ -481,6 +478,7 @@ async def test_a_job_retried_after_finalize_ran_writes_the_answer_and_events_onc
         states = await history({"KOS_HOME": str(settings.home), "KOS_STORAGE__CHECKPOINTER": "postgres",
                                 "KOS_POSTGRES__DSN": dsn}, thread)
         assert [h["run_id"] for h in states[0].values["history"]] == [result.run_id]  # the answer, once
+        assert states[0].next == () and not states[0].tasks  # the thread's head is the finished run
         # after_events: finalize ran again (a second checkpoint before it, from the resume).
         assert [s.next for s in states].count(("finalize",)) == (2 if lost == "after_events" else 1)
     finally:
