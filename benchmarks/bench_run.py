@@ -14,14 +14,16 @@ work; the process start (model load) is reported separately.
 
 ``--ab LEVER`` runs every question under setting A and setting B of one lever, the order
 alternating (A B, B A, ...) so that load on the shared cores falls on both alike; it
-prints both arms side by side, with CPU time and the load average. Levers: see
-:data:`LEVERS`.
+prints both arms side by side, with CPU time and the load average. Each arm has its own
+llama.cpp instance, so its prompt-prefix (KV cache) reuse is the one it would have alone.
+Levers: see :data:`LEVERS`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import statistics
 import sys
@@ -73,7 +75,24 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_one(kos: KnowledgeOS, collector: CallCollector, query: str, arm: Arm) -> dict[str, Any]:
+def lead_figures(answer: str, citations: list[str], expected: list[str]) -> tuple[bool, float] | None:
+    """``(hit, precision)`` of the entries an answer's summary (its first paragraph) cites
+    against the case's expected entries: hit when it cites one of them, precision the
+    share of its citations that are expected. None for a case with no expected entries
+    (trend questions) or a summary citing nothing. The listing below the summary cites
+    every listed entry whatever the model chose, so this is what the choice changes."""
+    if not expected:
+        return None
+    cited = {citations[n - 1] for n in map(int, re.findall(r"\[(\d+)\]", answer.split("\n\n", 1)[0]))
+             if 1 <= n <= len(citations)}
+    if not cited:
+        return None
+    good = cited & set(expected)
+    return bool(good), len(good) / len(cited)
+
+
+def run_one(kos: KnowledgeOS, collector: CallCollector, query: str, arm: Arm,
+            expected: list[str] | None = None) -> dict[str, Any]:
     before = len(collector.calls)
     c0 = cpu_s()
     t = time.perf_counter()
@@ -93,6 +112,7 @@ def run_one(kos: KnowledgeOS, collector: CallCollector, query: str, arm: Arm) ->
         "domain": r.domain, "method": r.route.method, "score": r.quality.score,
         "grounded": r.quality.grounded, "data_only": r.data_only, "mode": r.answer_mode,
         "llm_calls": r.usage.llm_calls, "query": query, "calls": calls, "cpu_s": run_cpu,
+        "lead": lead_figures(r.answer, [c.id for c in r.citations], expected or []),
     }
     arm.runs.append(row)
     return row
@@ -113,6 +133,7 @@ def summarise_arm(arm: Arm) -> dict[str, float]:
     pe_ms = sum(c["prompt_eval_ms"] for c in calls)
     g_tok = sum(c["gen_tokens"] for c in calls)
     g_ms = sum(c["gen_ms"] for c in calls)
+    leads = [r["lead"] for r in runs if r.get("lead") is not None]
     return {
         "runs": len(runs),
         "p50_ms": pct(totals, 0.5),
@@ -124,6 +145,8 @@ def summarise_arm(arm: Arm) -> dict[str, float]:
         "cpu_p95_s": pct([r["cpu_s"] for r in runs], 0.95),
         "llm_calls_per_run": len(calls) / max(1, len(runs)),
         "prompt_tokens_per_call": statistics.mean(c["prompt_tokens"] for c in calls) if calls else 0.0,
+        "eval_tokens_per_call": pe_tok / max(1, len(calls)),
+        "eval_tokens_per_run": pe_tok / max(1, len(runs)),
         "evaluated_share": pe_tok / max(1, sum(c["prompt_tokens"] for c in calls)),
         "gen_tokens_per_call": statistics.mean(c["gen_tokens"] for c in calls) if calls else 0.0,
         "prompt_tok_s": pe_tok / (pe_ms / 1000) if pe_ms else 0.0,
@@ -135,6 +158,8 @@ def summarise_arm(arm: Arm) -> dict[str, float]:
         "grounded": sum(r["grounded"] for r in runs) / max(1, len(runs)),
         "data_only": sum(r["data_only"] for r in runs) / max(1, len(runs)),
         "score_mean": statistics.mean(r["score"] for r in runs),
+        "lead_hit": sum(h for h, _ in leads) / max(1, len(leads)),
+        "lead_precision": sum(p for _, p in leads) / max(1, len(leads)),
     }
 
 
@@ -155,6 +180,29 @@ def _llama(kos: KnowledgeOS) -> Any:
     if not isinstance(model, ChatLlamaCpp):
         raise SystemExit("--ab needs the embedded llama.cpp model (llm.provider=llamacpp)")
     return model._loaded().llama
+
+
+def _own_models(kos: KnowledgeOS, n: int) -> Callable[[int], None]:
+    """One llama.cpp instance per arm, and a function that makes arm ``k``'s the one runs
+    use. llama.cpp reuses the KV cache of the prompt prefix shared with the previous call
+    of the same instance: with one instance for both arms, arm B's run of a question
+    would reuse arm A's identical (or nearly identical) prompt, so each arm keeps its own
+    history, as if it ran alone."""
+    from knowledge_os.llm import chat
+
+    model = kos.services.chat_model
+    if not isinstance(model, chat.ChatLlamaCpp):
+        return lambda k: None
+    key = str(Path(model.model_path).resolve())
+    loaded = [model._loaded()]
+    for _ in range(n - 1):
+        chat._LOADED.pop(key)
+        loaded.append(model._loaded())
+
+    def use(k: int) -> None:
+        chat._LOADED[key] = loaded[k]
+
+    return use
 
 
 def _threads(n: int, n_batch: int) -> Callable[[KnowledgeOS], None]:
@@ -205,6 +253,21 @@ def _full_choice(on: bool) -> Callable[[KnowledgeOS], None]:
     return apply
 
 
+def _skip_more(on: bool) -> Callable[[KnowledgeOS], None]:
+    """The ``quoted_entry`` and ``ids_listed`` skips (``on``), or only the earlier ones."""
+    from knowledge_os.domains import steps
+
+    current = (steps.quoted_entries, steps._naming_all)
+
+    def apply(kos: KnowledgeOS) -> None:
+        if on:
+            steps.quoted_entries, steps._naming_all = current
+        else:
+            steps.quoted_entries = steps._naming_all = lambda *a: []
+
+    return apply
+
+
 def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tuple[str, Callable[[KnowledgeOS], None]]]]:
     from knowledge_os.domains import steps
 
@@ -218,10 +281,11 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
                          ("80 chars", _setattr(steps, "CHOOSE_DOC_CHARS", 80))),
         "prompt_docs": (("8 entries", _setattr(steps, "PROMPT_DOCS", 8)),
                         ("5 entries", _setattr(steps, "PROMPT_DOCS", 5))),
+        "skip_more": (("quoted+ids", _skip_more(True)), ("one entry", _skip_more(False))),
     }
 
 
-LEVERS = ("threads", "batch_threads", "skip", "compact_choice", "choose_chars", "prompt_docs")
+LEVERS = ("threads", "batch_threads", "skip", "compact_choice", "choose_chars", "prompt_docs", "skip_more")
 """Levers ``--ab`` can compare in one process (each arm is applied before its run)."""
 
 
@@ -238,7 +302,7 @@ def main() -> None:
     collector = CallCollector()
     kos.services.chat_model.callbacks = [collector]
     cases = build_cases("answers", as_of=AS_OF, n=args.n, seed=SEED)
-    qs = [c["query"] for c in cases]
+    qs = [(c["query"], (c.get("expected") or {}).get("doc_ids") or []) for c in cases]
     kos.run("warm up: what changed in openssl?", use_cache=False, as_of=AS_OF)
     warm = time.perf_counter() - t0
     print(f"questions: {len(qs)} ({sum(c.get('lang') == 'ru' for c in cases)} Russian); "
@@ -247,23 +311,26 @@ def main() -> None:
         (name_a, apply_a), (name_b, apply_b) = _levers()[args.ab]
         arms = [Arm(name_a), Arm(name_b)]
         applies = [apply_a, apply_b]
+        use_model = _own_models(kos, 2)
         i = 0
         for _ in range(args.repeat):
-            for q in qs:
+            for q, expected in qs:
                 order = (0, 1) if i % 2 == 0 else (1, 0)
                 i += 1
                 for k in order:
+                    use_model(k)
                     applies[k](kos)
-                    row = run_one(kos, collector, q, arms[k])
+                    row = run_one(kos, collector, q, arms[k], expected)
                     if args.show_calls:
                         print_run(row, f"{arms[k].name:>10} ")
+        use_model(0)
         apply_a(kos)
         print_arms(arms)
     else:
         arm = Arm("this run")
         for _ in range(args.repeat):
-            for q in qs:
-                row = run_one(kos, collector, q, arm)
+            for q, expected in qs:
+                row = run_one(kos, collector, q, arm, expected)
                 if args.show_calls:
                     print_run(row)
         totals = {k: [r[k] for r in arm.runs] for k in ("total", "route", "retrieve", "llm", "rest")}

@@ -285,6 +285,12 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
       or a question whose current window has no upload, is answered by the figures'
       own summary whatever kinds the model picks (:func:`compose.render_choice`).
 
+    - ``quoted_entry`` (structured mode): the question quotes a phrase that 1..4 listed
+      entries hold verbatim (:func:`quoted_entries`); those entries are the answer.
+    - ``ids_listed`` (structured mode): the question names a CVE or bug and every listed
+      entry (at most 4) names it: each is an upload that fixed or mentions the id, all
+      are the answer (the ``answers`` builder's truth lists every entry naming the id).
+
     The prose mode (a stronger model writing its own sentences) is never skipped but
     for ``id_not_found``. Each skip removes one LLM call of ~1-4 s from the Fast Path
     (benchmarks/bench_run.py).
@@ -303,7 +309,55 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
     if len(listing) == 1:
         rendered = render_choice(ctx, listing, {"entries": [{"n": 1, "kind": "other"}]})
         return ("one_entry", rendered) if rendered else None
+    for why, numbers in (("quoted_entry", quoted_entries(ctx.analysis.text, listing)),
+                         ("ids_listed", _naming_all(ctx, listing))):
+        if numbers and len(numbers) <= _CHOICE_MAX:
+            rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
+            if rendered:
+                return why, rendered
     return None
+
+
+_CHOICE_MAX = 4  # entries a structured reply may choose (choice_schema's maxItems)
+_QUOTED = re.compile(r'"([^"]+)"|«([^»]+)»|“([^”]+)”|„([^“”]+)[“”]')
+QUOTE_MIN_CHARS = 12
+"""A quoted phrase shorter than this (a word or two) is not looked up verbatim."""
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def quoted_entries(question: str, listing: list[dict[str, Any]]) -> list[int]:
+    """The 1-based numbers of the listed entries whose text holds, verbatim, a phrase the
+    question quotes ("...", «...», “...”, „...“; at least :data:`QUOTE_MIN_CHARS`
+    characters; compared case-folded with whitespace collapsed, so a phrase wrapped over
+    two changelog lines is found). Empty when the question quotes nothing or no listed
+    entry holds the phrase.
+
+    Such a question ("Which version has the entry "..."?") is answered by the entry that
+    holds the phrase; the choice made from 160-character excerpts cannot see a phrase
+    further down the entry (the free-text questions of the ``answers`` builder).
+    """
+    phrases = [_flat(p) for m in _QUOTED.finditer(question) for p in m.groups() if p]
+    phrases = [p.strip(" .,;:!?") for p in phrases]
+    phrases = [p for p in phrases if len(p) >= QUOTE_MIN_CHARS]
+    if not phrases:
+        return []
+    return [n for n, d in enumerate(listing, start=1) if any(p in _flat(d["text"]) for p in phrases)]
+
+
+def _naming_all(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
+    """Every listed entry's number when the question names a CVE or bug and each listed
+    entry names one of the asked ids (the listing of an id lookup): each of them answers
+    "where was it fixed", so choosing among them adds nothing. Otherwise empty."""
+    if not (ctx.analysis.cves or ctx.analysis.bugs) or missing_ids(ctx):
+        return []
+    # The id rule of compose.missing_ids: a bug number stands alone ("Closes: #N", "N").
+    asked = [rf"(?<![\w-]){re.escape(i)}(?!\d)" for i in (*ctx.analysis.cves, *ctx.analysis.bugs)]
+    if all(any(re.search(a, d["text"], re.IGNORECASE) for a in asked) for d in listing):
+        return list(range(1, len(listing) + 1))
+    return []
 
 
 _VARIANT_HINTS = (

@@ -1,0 +1,89 @@
+"""When the data-written answer is already complete, the structured mode makes no LLM call
+(``steps.data_complete``): a quoted phrase held by the listed entries, an id lookup whose
+listed entries all name the id."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from knowledge_os.domains.steps import StepContext, data_complete, quoted_entries
+from knowledge_os.llm.budget import Budget
+from knowledge_os.retrieval.query import analyze_query
+
+AS_OF = date(2026, 11, 22)
+
+
+def _doc(n: int, version: str, text: str) -> dict:
+    return {"id": f"deb:demo:{version}", "channel": "demo", "ts": 1_700_000_000 + n, "date": f"2026-0{n}-01",
+            "title": f"demo {version} (unstable; urgency=medium)", "text": f"demo {version}\n{text}",
+            "metadata": {"version": version}, "sources": ("exact", "fts"), "score": 1.0 / n}
+
+
+DOCS = [
+    _doc(1, "2.0-2", "  * Team upload.\n  * Restore the default constructor (removed in 2.0)"),
+    _doc(2, "2.0-1", "  * New upstream release\n  * Refreshed the patches\n  * Relocate the old\n"
+                     "    org.example:demo coordinates (Closes: #1012314)\n  * Fix CVE-2024-1234"),
+    _doc(3, "1.9-1", "  * Fix a crash on empty input (CVE-2024-1234)"),
+]
+
+
+@pytest.mark.parametrize(("question", "numbers"), [
+    ('Which version of demo has the entry "Relocate the old org.example:demo coordinates"?', [2]),
+    ("Найди запись журнала изменений «relocate the OLD org.example:demo coordinates».", [2]),  # case, RU quotes
+    ("Which upload says “Fix a crash on empty input”?", [3]),
+    ('Which version has "Fix"?', []),  # too short to look up verbatim
+    ('Which version has "a phrase no entry holds"?', []),
+    ("What changed in demo?", []),
+])
+def test_quoted_entries_finds_the_phrase_verbatim_across_wrapped_lines(question, numbers):
+    assert quoted_entries(question, DOCS) == numbers
+
+
+@pytest.fixture
+def ctx_for(kos_factory):
+    s = kos_factory(llm={"answer_mode": "structured"}).services
+
+    def make(question: str, documents: list[dict], domain: str = "digest") -> StepContext:
+        analysis = analyze_query(question, channels={**s.channels(), "demo": "demo"}, as_of=AS_OF)
+        return StepContext(retrieval=s.retrieval, docstore=s.docstore, chat_model=s.chat_model,
+                           llm=s.settings.llm, spec=s.domains.get(domain), as_of=AS_OF, analysis=analysis,
+                           budget=Budget(max_llm_calls=1, max_tokens=1000, max_steps=1), usage={},
+                           documents=documents)
+
+    return make
+
+
+def test_a_quoted_phrase_held_by_one_of_several_entries_is_the_answer(ctx_for):
+    ctx = ctx_for('Which version of demo has the entry "Relocate the old org.example:demo coordinates"?', DOCS)
+    why, summary = data_complete(ctx, DOCS)
+    assert why == "quoted_entry"
+    assert summary == "The entries that bear on the question: demo 2.0-1 (2026-02-01): security fix (CVE-2024-1234) [2]."
+
+
+def test_an_id_lookup_whose_entries_all_name_the_id_lists_them_all(ctx_for):
+    listing = DOCS[1:]  # both name CVE-2024-1234
+    ctx = ctx_for("Where was CVE-2024-1234 fixed?", listing)
+    why, summary = data_complete(ctx, listing)
+    assert why == "ids_listed"
+    assert "demo 2.0-1 (2026-02-01): security fix (CVE-2024-1234) [1]." in summary
+    assert "demo 1.9-1 (2026-03-01): security fix (CVE-2024-1234) [2]." in summary
+    ctx = ctx_for("Which version closed bug #1012314?", DOCS[1:2] + DOCS[:1])  # entry [2] does not name it
+    assert data_complete(ctx, DOCS[1:2] + DOCS[:1]) is None
+
+
+def test_more_entries_than_a_reply_may_choose_still_ask_the_model(ctx_for):
+    listing = [_doc(n, f"1.{n}-1", "  * Fix CVE-2024-1234") for n in range(1, 6)]
+    ctx = ctx_for("Where was CVE-2024-1234 fixed?", listing)
+    assert data_complete(ctx, listing) is None  # five entries: the model orders and picks four
+
+
+def test_the_prose_mode_is_not_skipped_for_a_quote(kos_factory):
+    s = kos_factory(llm={"answer_mode": "prose"}).services
+    question = 'Which version of demo has the entry "Relocate the old org.example:demo coordinates"?'
+    ctx = StepContext(retrieval=s.retrieval, docstore=s.docstore, chat_model=s.chat_model, llm=s.settings.llm,
+                      spec=s.domains.get("digest"), as_of=AS_OF, documents=DOCS,
+                      analysis=analyze_query(question, channels={**s.channels(), "demo": "demo"}, as_of=AS_OF),
+                      budget=Budget(max_llm_calls=1, max_tokens=1000, max_steps=1), usage={})
+    assert data_complete(ctx, DOCS) is None
