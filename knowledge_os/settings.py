@@ -356,6 +356,10 @@ class QueueSettings(_Section):
         default=60.0, gt=0, description="Backoff base: after failed attempt n the job waits base * 2**n s."
     )
     heartbeat_s: float = Field(default=10.0, gt=0, description="Worker heartbeat interval, seconds.")
+    poll_s: float = Field(
+        default=5.0, gt=0,
+        description="An idle worker looks for due jobs this often besides LISTEN/NOTIFY (retries, missed notices), seconds.",
+    )
     stalled_after_s: float = Field(
         default=30.0, gt=0, description="A worker silent this long is stalled; its jobs are retried elsewhere."
     )

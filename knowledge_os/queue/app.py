@@ -182,6 +182,43 @@ def ensure_schema(settings: Settings) -> bool:
 
 KosFactory = Callable[[], "KnowledgeOS"]
 
+LISTEN_RETRY_MAX_S = 5.0
+"""Longest wait between two attempts to open the LISTEN connection again, seconds."""
+
+
+def _log_listen_retry(state: Any) -> None:
+    """tenacity ``before_sleep`` of :class:`ListeningConnector`: the cause, the wait."""
+    exc = state.outcome.exception() if state.outcome else None
+    cause = (exc.__cause__ or exc) if exc is not None else None
+    reason = f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+    logger.warning("LISTEN connection to PostgreSQL lost (%s); opening it again in %.1f s", reason,
+                   state.next_action.sleep if state.next_action else 0.0)
+
+
+class ListeningConnector(procrastinate.PsycopgConnector):
+    """Procrastinate's psycopg connector whose LISTEN connection comes back after PostgreSQL does.
+
+    Procrastinate 3.10 opens a new LISTEN connection when the old one dies, once: if the
+    server is still down at that moment, ``listen_notify`` ends with a
+    :class:`~procrastinate.exceptions.ConnectorException` and the worker finds new jobs
+    only by polling (``queue.poll_s``) until it restarts. This one tries again (tenacity:
+    exponential wait from 0.2 s up to :data:`LISTEN_RETRY_MAX_S`, for as long as the
+    worker runs), logging each failed attempt.
+    """
+
+    async def listen_notify(self, on_notification: Any, channels: Any) -> None:
+        import tenacity
+        from procrastinate.exceptions import ConnectorException
+
+        channels = list(channels)
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(ConnectorException),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=LISTEN_RETRY_MAX_S),
+            before_sleep=_log_listen_retry, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                await super().listen_notify(on_notification=on_notification, channels=channels)
+
 
 def make_app(settings: Settings, kos_factory: KosFactory | None = None) -> procrastinate.App:
     """The Procrastinate app of ``settings`` with the tasks :data:`TASK_NAME` and
@@ -197,7 +234,7 @@ def make_app(settings: Settings, kos_factory: KosFactory | None = None) -> procr
         ConfigError: the queue is not configured (``queue.backend``, ``postgres.dsn``).
     """
     dsn = _dsn(settings)
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
+    app = procrastinate.App(connector=ListeningConnector(conninfo=dsn))
     holder: dict[str, KnowledgeOS] = {}
 
     def kos() -> KnowledgeOS:
@@ -412,6 +449,7 @@ async def run_worker(settings: Settings, *, concurrency: int | None = None, name
             await app.run_worker_async(
                 queues=[settings.queue.name], concurrency=concurrency or settings.queue.concurrency,
                 name=name, wait=wait, update_heartbeat_interval=settings.queue.heartbeat_s,
+                fetch_job_polling_interval=settings.queue.poll_s,
                 stalled_worker_timeout=settings.queue.stalled_after_s)
         finally:
             recovery.cancel()
