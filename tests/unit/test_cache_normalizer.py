@@ -226,6 +226,36 @@ def test_property_batch_matches_reference(texts: list[str]) -> None:
     assert rust.normalize_and_hash_batch(texts) == [reference_hash(t) for t in texts]
 
 
+def test_batch_every_padding_length(impl) -> None:
+    """Normalised lengths 0..300 bytes (1 to 6 MD5 blocks, each side of the 56-byte padding
+    edge) in ASCII, Cyrillic and whitespace runs, mixed so that the Rust batch's MD5 lanes
+    finish their texts at different times and take the next ones."""
+    texts = [
+        *("x" * n for n in range(300)),
+        *("Ж" * n for n in range(150)),  # 2 bytes each
+        *(" A\t\u3000b " * n for n in range(60)),  # whitespace runs collapse
+        *("Ünï ΟΔΟΣ 東京 😀 " * n for n in range(25)),
+        "",
+        " \n\t ",
+    ]
+    mixed = texts[::2] + texts[1::2][::-1]
+    assert impl.normalize_and_hash_batch(mixed) == [reference_hash(t) for t in mixed]
+
+
+@needs_rust
+@PROPERTY
+@given(
+    st.lists(
+        st.text(st.one_of(st.sampled_from("aZ  \t\nЖжΣ\u3000"), NO_SURROGATE), max_size=300),
+        min_size=17,
+        max_size=80,
+    )
+)
+def test_property_batch_of_many_mixed_lengths(texts: list[str]) -> None:
+    """More texts than the widest MD5 lane set (16), of 0..300 characters each."""
+    assert rust.normalize_and_hash_batch(texts) == [reference_hash(t) for t in texts]
+
+
 @needs_rust
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 3), st.text(st.sampled_from("aB Σ\u3000\n\u0130é"), min_size=1, max_size=8))

@@ -5,6 +5,7 @@
 //! results, picks the rare path for strings holding lone surrogates, and releases the GIL.
 
 pub mod md5;
+pub mod md5_lanes;
 pub mod normalize;
 #[rustfmt::skip]
 pub mod tables;

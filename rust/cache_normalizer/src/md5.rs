@@ -18,7 +18,7 @@
 use core::hint::black_box;
 
 /// Per-step constants, `floor(abs(sin(i + 1)) * 2^32)` (RFC 1321, 3.4).
-const K: [u32; 64] = [
+pub(crate) const K: [u32; 64] = [
     0xd76a_a478,
     0xe8c7_b756,
     0x2420_70db,
@@ -85,7 +85,7 @@ const K: [u32; 64] = [
     0xeb86_d391,
 ];
 
-const INITIAL_STATE: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+pub(crate) const INITIAL_STATE: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
 /// One step: `a = b + ((a + m + k + f(b, c, d)) <<< s)`. Each round function takes
 /// `a + m + k`, which does not depend on the previous step, and hides it (with whatever
@@ -121,7 +121,7 @@ fn i(head: u32, b: u32, c: u32, d: u32) -> u32 {
 
 /// Folds one 64-byte block into `state` (RFC 1321, 3.4).
 #[inline(always)]
-fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
+pub(crate) fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
     compress_with(state, block, &mut || {});
 }
 
