@@ -105,6 +105,14 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size of a live process so far, MB (``VmHWM`` of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 class Bench:
     def __init__(self, home: Path, dsn: str, root: Path, heartbeat_s: float, stalled_after_s: float) -> None:
         self.home, self.dsn, self.root = home, dsn, root
@@ -244,7 +252,7 @@ def direct(bench: Bench, questions: list[str]) -> None:
 def throughput(bench: Bench, args: argparse.Namespace, questions: list[str]) -> None:
     print("\n2. throughput (concurrency 1 per worker)")
     print(f"{'workers':>7} {'runs/s':>7} {'x 1 worker':>10} {'CPU s/run':>9} {'wait p50':>8} {'wait p95':>8} "
-          f"{'job p50':>7} {'load':>5}")
+          f"{'job p50':>7} {'peak RSS MB':>11} {'load':>5}")
     base = None
     for count in args.workers:
         procs = bench.workers(count, f"t{count}")
@@ -254,6 +262,7 @@ def throughput(bench: Bench, args: argparse.Namespace, questions: list[str]) -> 
             ids = bench.enqueue(bench.threads(args.jobs, questions))
             bench.wait(ids)
             used = sum(cpu_s(p.pid) for p in procs) - before
+            rss = max(peak_rss_mb(p.pid) for p in procs)  # the largest worker's (seed 004: < 1 GB)
         finally:
             bench.stop(procs)
         ev = bench.events(ids)
@@ -264,7 +273,7 @@ def throughput(bench: Bench, args: argparse.Namespace, questions: list[str]) -> 
         waits = [e["started"][0] - e["deferred"][0] for e in ev.values()]
         jobs = [e["succeeded"][-1] - e["started"][-1] for e in ev.values()]
         print(f"{count:>7} {rate:>7.3f} {rate / base:>10.2f} {used / len(ids):>9.2f} {pct(waits, .5):>8.2f} "
-              f"{pct(waits, .95):>8.2f} {statistics.median(jobs):>7.2f} {load():>5}")
+              f"{pct(waits, .95):>8.2f} {statistics.median(jobs):>7.2f} {rss:>11.0f} {load():>5}")
 
 
 
