@@ -268,6 +268,27 @@ def _skip_more(on: bool) -> Callable[[KnowledgeOS], None]:
     return apply
 
 
+_QUESTION_FIRST = (
+    "Question: {query}\nEntries:\n{context}\n\n"
+    "Choose the entries that answer the question, most important first, by their number.",
+    "Question: {query}\nUploads with each kind of change, {window} against {previous}:\n{stats}\n\n"
+    "Choose up to three kinds of change from the figures that answer the question, from this list: {kinds}.",
+)
+
+
+def _prompt_order(question_first: bool) -> Callable[[KnowledgeOS], None]:
+    """The choice prompts as they were (the question first, the instruction last), or the
+    current ones (the fixed instruction first, so it joins the reused prompt prefix)."""
+    from knowledge_os.domains import steps
+
+    current = (steps._CHOOSE, steps._CHOOSE_STATS)
+
+    def apply(kos: KnowledgeOS) -> None:
+        steps._CHOOSE, steps._CHOOSE_STATS = _QUESTION_FIRST if question_first else current
+
+    return apply
+
+
 def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tuple[str, Callable[[KnowledgeOS], None]]]]:
     from knowledge_os.domains import steps
 
@@ -282,10 +303,12 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
         "prompt_docs": (("8 entries", _setattr(steps, "PROMPT_DOCS", 8)),
                         ("5 entries", _setattr(steps, "PROMPT_DOCS", 5))),
         "skip_more": (("quoted+ids", _skip_more(True)), ("one entry", _skip_more(False))),
+        "prompt_order": (("fixed first", _prompt_order(False)), ("question first", _prompt_order(True))),
     }
 
 
-LEVERS = ("threads", "batch_threads", "skip", "compact_choice", "choose_chars", "prompt_docs", "skip_more")
+LEVERS = ("threads", "batch_threads", "skip", "compact_choice", "choose_chars", "prompt_docs", "skip_more",
+          "prompt_order")
 """Levers ``--ab`` can compare in one process (each arm is applied before its run)."""
 
 

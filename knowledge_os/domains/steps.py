@@ -365,13 +365,17 @@ _VARIANT_HINTS = (
     " Lead with the most important change (security fixes first).",
 )
 _ANSWER_IN = {"en": "Answer in English.", "ru": "Отвечай на русском языке."}
+# The fixed instruction comes first and the question last: llama.cpp evaluates only the
+# prompt past the prefix shared with its previous call, so the system prompt and the
+# instruction are evaluated once per process and domain (benchmarks/bench_run.py
+# --ab prompt_order).
 _CHOOSE = (
-    "Question: {query}\nEntries:\n{context}\n\n"
-    "Choose the entries that answer the question, most important first, by their number."
+    "Choose the entries that answer the question, most important first, by their number.\n"
+    "Entries:\n{context}\n\nQuestion: {query}"
 )
 _CHOOSE_STATS = (
-    "Question: {query}\nUploads with each kind of change, {window} against {previous}:\n{stats}\n\n"
-    "Choose up to three kinds of change from the figures that answer the question, from this list: {kinds}."
+    "Choose up to three kinds of change from the figures that answer the question, from this list: {kinds}.\n"
+    "Uploads with each kind of change, {window} against {previous}:\n{stats}\n\nQuestion: {query}"
 )
 _FIX_HINT = "\nA previous answer had these problems: {issues}. Choose again."
 

@@ -45,3 +45,33 @@ def test_the_entry_choice_asks_numbers_only_over_compact_entries(kos_factory, se
     item = kwargs["json_schema"]["properties"]["entries"]["items"]
     assert item["required"] == ["n"] and set(item["properties"]) == {"n"}
     assert r.answer_mode == "structured" and "[2]" in r.answer.split("\n\n", 1)[0]
+
+
+def _prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+@pytest.mark.parametrize(("questions", "fixed"), [
+    (("What changed in openssl?", "Что изменилось в curl?"),
+     "Choose the entries that answer the question, most important first, by their number.\nEntries:\n[1] "),
+    (("Which kinds of fixes are rising this year?", "Какие виды исправлений растут в этом году?"),
+     "Choose up to three kinds of change from the figures that answer the question, from this list: "
+     "security, bugfix, new_upstream, packaging, translation, documentation, other.\n"
+     "Uploads with each kind of change, 2026-01-01..2026-11-22 against "),
+])
+def test_the_choice_prompt_puts_its_fixed_text_first_and_the_question_last(kos_factory, sent, questions, fixed):
+    # llama.cpp evaluates only what follows the prefix shared with its previous prompt:
+    # what is the same for every question of a domain must come before what is not.
+    kos = kos_factory(responses=['{"entries": [{"n": 1}]}', '{"kinds": ["security"]}'] * 4,
+                      llm={"answer_mode": "structured"})
+    for q in questions:
+        kos.run(q, as_of=AS_OF, use_cache=False)
+    (first, _), (second, _) = sent[-2:]
+    assert first[0].content == second[0].content  # the system prompt
+    users = [first[1].content, second[1].content]
+    assert _prefix(*users).startswith(fixed)
+    for q, user in zip(questions, users, strict=True):
+        assert user.endswith(f"\n\nQuestion: {q}")
