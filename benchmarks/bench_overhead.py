@@ -121,6 +121,25 @@ async def timed_runs(graph: Any, runs: int, context: Context | None) -> list[tup
     return out
 
 
+async def step_cpu(graph: Any, runs: int, context: Context | None) -> dict[str, list[float]]:
+    """Process CPU ms of each step, by node name, over ``runs`` runs streamed with
+    ``stream_mode="updates"``: the CPU from one node's update to the next one's (the
+    previous step's checkpoint, LangGraph's preparation of this step, the node, its
+    writes), the first node's counted from the call."""
+    out: dict[str, list[float]] = {}
+    kwargs = {} if context is None else {"context": context}
+    for i in range(runs):
+        cfg = {"configurable": {"thread_id": f"s{time.perf_counter_ns()}-{i}"}}
+        c = time.process_time()
+        async for chunk in graph.astream({"query": "What changed in pkg since March?"}, config=cfg,
+                                         stream_mode="updates", durability="sync", **kwargs):
+            now = time.process_time()
+            for name in chunk:
+                out.setdefault(name, []).append((now - c) * 1000)
+            c = now
+    return out
+
+
 async def main_async(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / ".kos")
@@ -142,6 +161,13 @@ async def main_async(runs: int) -> None:
             for _ in range(runs):  # interleaved, so load on the machine hits both alike
                 a += await timed_runs(ours, 1, context)
                 b += await timed_runs(bare, 1, None)
+            steps_a: dict[str, list[float]] = {}
+            steps_b: dict[str, list[float]] = {}
+            for _ in range(max(runs // 2, 1)):
+                for name, v in (await step_cpu(ours, 1, context)).items():
+                    steps_a.setdefault(name, []).extend(v)
+                for name, v in (await step_cpu(bare, 1, None)).items():
+                    steps_b.setdefault(name, []).extend(v)
         finally:
             saver_a.close()
             saver_b.close()
@@ -156,6 +182,18 @@ async def main_async(runs: int) -> None:
     ours_r, bare_r = rows["knowledge_os (stubbed)"], rows["bare langgraph"]
     ratios = [ours_r[k][j] / bare_r[k][j] for k in (0, 1) for j in (0, 1)]
     print(f"{'ratio':24} " + " ".join(f"{r:8.2f}x" for r in ratios) + "   (goal <= 1.2x)")
+    print(f"\nprocess CPU per step, p50 ms ({max(runs // 2, 1)} runs streamed; a step: the node, its writes"
+          " and the checkpoint before it)")
+    print(f"{'node':14} {'ours':>7} {'bare':>7} {'ours-bare':>9}")
+    total = [0.0, 0.0]
+    for name in steps_b:
+        pa, pb = statistics.median(steps_a.get(name, [0.0])), statistics.median(steps_b[name])
+        total[0] += pa
+        total[1] += pb
+        print(f"{name:14} {pa:7.2f} {pb:7.2f} {pa - pb:9.2f}")
+    for name in steps_a.keys() - steps_b.keys():
+        print(f"{name:14} {statistics.median(steps_a[name]):7.2f} {'-':>7}")
+    print(f"{'sum of p50s':14} {total[0]:7.2f} {total[1]:7.2f} {total[0] - total[1]:9.2f}")
 
 
 def main() -> None:

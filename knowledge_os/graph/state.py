@@ -33,7 +33,7 @@ from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import NotRequired, TypedDict
 
 from knowledge_os.i18n import Lang
-from knowledge_os.llm.budget import Usage, add_usage
+from knowledge_os.llm.budget import Usage
 from knowledge_os.services import Services
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "replayed_spend",
     "run_reset",
     "run_timings",
+    "run_totals",
     "run_usage",
 ]
 
@@ -509,17 +510,26 @@ def run_reset() -> dict[str, Any]:
 def run_usage(spend: list[SpendEntry], run_id: str) -> dict[str, int]:
     """Usage paid by ``run_id``: the sum of its entries in the spend log (entries replayed
     from the node cache carry another run's id and are not counted)."""
-    return add_usage(*(e["usage"] for e in spend if e["run_id"] == run_id))
+    return run_totals(spend, run_id)[0]
 
 
 def run_timings(spend: list[SpendEntry], run_id: str) -> dict[str, float]:
     """Wall time per node / sub-step paid by ``run_id``, ms (summed, 3 decimals)."""
-    out: dict[str, float] = {}
+    return run_totals(spend, run_id)[1]
+
+
+def run_totals(spend: list[SpendEntry], run_id: str) -> tuple[dict[str, int], dict[str, float]]:
+    """:func:`run_usage` and :func:`run_timings` in one pass over the spend log (the node
+    wrapper rewrites both after every node)."""
+    usage: dict[str, int] = {}
+    timings: dict[str, float] = {}
     for e in spend:
         if e["run_id"] == run_id:
+            for k, n in e["usage"].items():
+                usage[k] = usage.get(k, 0) + n
             for k, v in e["timings_ms"].items():
-                out[k] = round(out.get(k, 0.0) + v, 3)
-    return out
+                timings[k] = round(timings.get(k, 0.0) + v, 3)
+    return usage, timings
 
 
 def replayed_spend(spend: list[SpendEntry], run_id: str) -> list[SpendEntry]:

@@ -14,7 +14,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from knowledge_os.domains.spec import DomainSpec
-from knowledge_os.graph.state import Context, SpendEntry, State, run_timings, run_usage
+from knowledge_os.graph.state import Context, SpendEntry, State, run_totals
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import DateRange, QueryAnalysis
 from knowledge_os.services import Services, get_services
@@ -77,8 +77,11 @@ def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
     time (ms, key ``name``), appends them as one :class:`SpendEntry` tagged with the run
     id, and rewrites ``usage`` / ``timings_ms`` as the run's totals (:func:`run_usage`).
 
-    A plain (non-async) node does blocking work (models, stores): it runs in a worker
-    thread, so the event loop stays free to persist checkpoints meanwhile.
+    A plain (non-async) node runs in a worker thread, so the event loop stays free to
+    persist checkpoints meanwhile. Each such hand-off costs about 0.2 ms of process CPU
+    (``benchmarks/bench_overhead.py``), so a node whose blocking work (a model, a store)
+    is conditional is ``async`` and hands off only that part (``route``, ``plan``,
+    ``check``, ``rank``).
     """
 
     def wrap(fn: NodeFn | SyncNodeFn) -> NodeFn:
@@ -105,8 +108,7 @@ def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
             else:
                 log = [*(state.get("spend") or []), entry]
                 update["spend"] = [entry]
-            update["usage"] = run_usage(log, run_id)
-            update["timings_ms"] = run_timings(log, run_id)
+            update["usage"], update["timings_ms"] = run_totals(log, run_id)
             return update
 
         return node

@@ -12,6 +12,7 @@ pays for it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -24,14 +25,21 @@ from knowledge_os.nodes.plan import plan_scope
 __all__ = ["check"]
 
 
+def _missing_in_corpus(services: Any, named: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The labels of the named ids (``(entity, label)`` pairs) that no document holds."""
+    return tuple(label for entity, label in named if not services.docstore.by_entities([entity], limit=1))
+
+
 @timed("check")
-def check(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def check(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Check the execution. Runs on the event loop; the document-store lookups of named
+    ids (only when the question names some) go to a worker thread."""
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
     analysis = analysis_from_state(state)
     plan = state["plan"]
     named = [*((f"cve:{c}", c) for c in analysis.cves), *((f"bug:{b}", f"#{b}") for b in analysis.bugs)]
-    missing = tuple(label for entity, label in named if not services.docstore.by_entities([entity], limit=1))
+    missing = await asyncio.to_thread(_missing_in_corpus, services, named) if named else ()
     fresh = [d for d in state.get("documents") or [] if "carried" not in d["sources"]]
     outcome = ExecutionOutcome(steps_done=tuple(plan.get("done") or ()), documents=fresh,
                                stats=state.get("stats"), missing_in_corpus=missing)

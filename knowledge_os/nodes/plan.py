@@ -16,6 +16,7 @@ replan when nothing else is left).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -103,13 +104,15 @@ def _record(made: MadePlan, *, attempt: int, scope: ReplanScope) -> dict[str, An
 
 
 @timed("plan")
-def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Plan the next execution. Runs on the event loop; only the Smart Path's LLM plan
+    goes to a worker thread (the heuristics and replans are pure functions)."""
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
     previous = state.get("plan") or {}
     if not previous:  # the run's first plan
         if state["path"] == "smart":
-            made, usage, events = _llm_plan(state, runtime)
+            made, usage, events = await asyncio.to_thread(_llm_plan, state, runtime)
         else:
             made, usage, events = fast_plan(spec, analysis_from_state(state)), {}, []
         timings = usage.pop("timings_ms", {})

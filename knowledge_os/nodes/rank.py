@@ -32,6 +32,7 @@ work on it. Each ranking appends a :class:`~knowledge_os.graph.state.Judgement` 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -228,7 +229,9 @@ def _skip_reason(state: State, runtime: Runtime[Context], spec: Any, a: dict[str
 
 
 @timed("rank")
-def rank(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def rank(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Rank the drafts. Runs on the event loop; only the judge's LLM calls go to a worker
+    thread."""
     cands = state["candidates"]
     order = sorted(range(len(cands)), key=lambda i: rank_key(cands[i], i), reverse=True)
     best = order[0]
@@ -252,9 +255,10 @@ def rank(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 "checklist" if skip.startswith("checklist") else "key")
         else:
             before = dict(ctx.usage)
-            orders, events = judge_pair(ctx, state.get("query") or state["analysis"]["text"],
-                                        _listing_of(state, cands[i], cands[j]), cands[i], cands[j],
-                                        max_tokens=services.settings.rank.judge_max_tokens)
+            orders, events = await asyncio.to_thread(
+                judge_pair, ctx, state.get("query") or state["analysis"]["text"],
+                _listing_of(state, cands[i], cands[j]), cands[i], cands[j],
+                max_tokens=services.settings.rank.judge_max_tokens)
             picks = [o["preferred"] for o in orders]
             agree = picks[0] is not None and picks[0] == picks[1]
             judgement.update(asked=True, orders=orders, agree=agree)

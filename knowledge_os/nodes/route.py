@@ -54,6 +54,7 @@ higher ``router.llm_vote_accuracy`` and threshold.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -260,7 +261,9 @@ def _decide(services: Services, query: str, usage_so_far: dict[str, int]) -> tup
 
 
 @timed("route")
-def route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+async def route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Route the query. Runs on the event loop; only a decision the router cache does not
+    hold (the query embedding and maybe the LLM) goes to a worker thread."""
     services = services_of(runtime)
     ctx = runtime.context
     analysis = analysis_from_state(state)
@@ -277,7 +280,8 @@ def route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if decision is not None:
             decision = {**decision, "method": "cache"}
         else:
-            decision, usage, events = _decide(services, state["query"], dict(state.get("usage", {})))
+            decision, usage, events = await asyncio.to_thread(_decide, services, state["query"],
+                                                              dict(state.get("usage", {})))
             if decision["method"] != "fallback":
                 services.router_cache.set(key, decision)
     spec = services.domains.get(decision["domain"])

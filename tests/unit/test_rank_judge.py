@@ -7,6 +7,7 @@ the most important change, so the two drafts differ).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import Any
@@ -200,7 +201,7 @@ def test_rank_compares_the_best_earlier_draft_with_the_new_one(tmp_path, corpus_
         ]
         state = {"candidates": cands, "domain": "digest", "path": "smart", "documents": [],
                  "query": Q, "analysis": {"text": Q}, "usage": {}}
-        out = rank.__wrapped__(state, Runtime(context=Context(services=kos.services)))
+        out = asyncio.run(rank.__wrapped__(state, Runtime(context=Context(services=kos.services))))
     finally:
         kos.close()
     j = out["judgements"][-1]
