@@ -97,18 +97,25 @@ class AnswerCache:
         Returns:
             ``(result, similarity)`` or None.
         """
-        with self._lock:
+        oldest = time.time() - self.ttl_s
+        with self._lock:  # the candidates' embeddings only; the winner's result is read below
             rows = self._db.execute(
-                "SELECT domain, embedding, result FROM answer_cache "
+                "SELECT domain, embedding, key FROM answer_cache "
                 "WHERE scope = ? AND signature = ? AND created_at >= ?",
-                (scope, signature, time.time() - self.ttl_s),
+                (scope, signature, oldest),
             ).fetchall()
         if not rows:
             self._count("answer_near", False)
             return None
         best = best_near_match(rows, np.asarray(embed(), dtype=np.float32), thresholds)
-        self._count("answer_near", best is not None)
-        return (orjson.loads(best[0]), best[1]) if best else None
+        row = None
+        if best is not None:
+            with self._lock:  # None if a write purged the row since (then it is a miss)
+                row = self._db.execute(
+                    "SELECT result FROM answer_cache WHERE key = ? AND created_at >= ?", (best[0], oldest),
+                ).fetchone()
+        self._count("answer_near", row is not None)
+        return (orjson.loads(row[0]), best[1]) if row is not None and best is not None else None
 
     def put(
         self, *, key: str, scope: str, signature: str, domain: str, query: str,

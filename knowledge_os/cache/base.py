@@ -7,12 +7,14 @@ host); ``tests/integration/test_answer_cache_conformance.py`` runs both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 __all__ = ["AnswerStore", "best_near_match"]
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -50,28 +52,38 @@ class AnswerStore(Protocol):
 
 
 def best_near_match(
-    rows: list[tuple[str, bytes, str]], q: np.ndarray, thresholds: dict[str, float],
-) -> tuple[str, float] | None:
+    rows: Sequence[tuple[str, bytes, T]], q: np.ndarray, thresholds: dict[str, float],
+) -> tuple[T, float] | None:
     """The most similar cached entry that passes its domain's threshold: one rule for
     every :class:`AnswerStore`.
 
+    The similarities are one matrix-vector product over the rows: 0.1 ms CPU for 1,000
+    rows of 384 dims, where a Python loop over them took 1.6 ms (measured 2026-12-01; the
+    whole near lookup on a large cache: ``benchmarks/bench_cache_hit.py --scan``).
+
     Args:
-        rows: ``(domain, embedding as little-endian float32 bytes, result JSON)`` of the
-            entries of one scope and signature.
+        rows: ``(domain, embedding as little-endian float32 bytes, payload)`` of the
+            entries of one scope and signature; the payload (the result JSON, or the key to
+            fetch it by) is returned as is.
         q: The new question's query embedding, float32 of shape (dim,), L2-normalised.
         thresholds: Domain name -> minimum cosine similarity (0..1); an entry of a
             domain not listed never matches.
 
     Returns:
-        ``(result JSON, similarity)`` or None. An entry of another dimension (written by
-        another embedder) is not comparable and is skipped.
+        ``(payload, similarity)`` of the most similar passing entry (the first of equals),
+        or None. An entry of another dimension (written by another embedder) is not
+        comparable and is skipped.
     """
-    best: tuple[str, float] | None = None
-    for domain, blob, result in rows:
-        vec = np.frombuffer(blob, dtype="<f4")
-        if vec.shape != q.shape:
-            continue
-        sim = float(vec @ q)
-        if sim >= thresholds.get(domain, 1.01) and (best is None or sim > best[1]):
-            best = (result, sim)
-    return best
+    width = q.shape[0] * 4  # bytes of one comparable embedding
+    kept = [(domain, blob, payload) for domain, blob, payload in rows
+            if len(blob) == width and domain in thresholds]
+    if not kept or q.ndim != 1:
+        return None
+    matrix = np.frombuffer(b"".join(blob for _, blob, _ in kept), dtype="<f4").reshape(len(kept), -1)
+    sims = matrix @ q.astype("<f4", copy=False)
+    floor = np.fromiter((thresholds[domain] for domain, _, _ in kept), dtype=np.float64, count=len(kept))
+    passing = np.flatnonzero(sims >= floor)
+    if passing.size == 0:
+        return None
+    best = int(passing[np.argmax(sims[passing])])
+    return kept[best][2], float(sims[best])

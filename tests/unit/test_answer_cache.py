@@ -69,6 +69,19 @@ def test_entries_of_another_dimension_are_skipped(cache: AnswerCache) -> None:
     assert cache.get_near(scope="s", signature="g", embed=lambda: unit(1, 0, 0), thresholds={"digest": 0.0}) is None
 
 
+def test_a_winner_purged_while_the_question_was_embedded_is_a_miss(cache: AnswerCache) -> None:
+    put(cache, "a", unit(1, 0, 0))
+
+    def embed_while_another_write_purges() -> np.ndarray:
+        cache.max_entries = 1
+        put(cache, "b", unit(0, 1, 0), signature="other")  # trims "a", the only candidate
+        return unit(1, 0, 0)
+
+    assert cache.get_near(scope="s", signature="g", embed=embed_while_another_write_purges,
+                          thresholds={"digest": 0.5}) is None
+    assert cache.counts["answer_near"] == [0, 1]
+
+
 # ------------------------------------------------------------------ through the graph
 
 
