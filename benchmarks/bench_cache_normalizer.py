@@ -27,7 +27,11 @@ preempted, and the fastest is the least disturbed one (use many short rounds, e.
 ``--best --repeats 61 --min-seconds 0.01``). MB/s counts input UTF-8 bytes (10^6 bytes) for
 every implementation, so ``hashlib.md5`` hashes the same input bytes (pre-encoded, as the
 Rust functions read a ``str``'s cached UTF-8). The load average is printed before and
-after. Run from the repository root:
+after. ``--cpu-time`` times with the process's CPU time instead (``time.process_time``):
+time spent preempted by other processes drops out, which makes figures on a busy machine
+comparable with a quiet one's, but the batch on several threads then shows the CPU time
+of all its threads together (its work, not its latency; its 1-thread rows are both).
+Run from the repository root:
 
     .venv/bin/python benchmarks/bench_cache_normalizer.py
 """
@@ -78,12 +82,15 @@ def make_text(rng: random.Random, size: int) -> str:
 
 
 def time_rounds(
-    runs: dict[str, Callable[[], object]], rounds: int, min_s: float
+    runs: dict[str, Callable[[], object]],
+    rounds: int,
+    min_s: float,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
     """Seconds per call of each run, one figure per round.
 
-    Within a round every run is timed once, for at least ``min_s``; the order rotates from
-    round to round, so that no run always follows the same one.
+    Within a round every run is timed once, for at least ``min_s`` of ``clock``; the order
+    rotates from round to round, so that no run always follows the same one.
     """
     names = list(runs)
     seconds: dict[str, list[float]] = {name: [] for name in names}
@@ -91,11 +98,11 @@ def time_rounds(
         for name in names[r % len(names) :] + names[: r % len(names)]:
             fn = runs[name]
             loops = 0
-            start = time.perf_counter()
+            start = clock()
             while True:
                 fn()
                 loops += 1
-                elapsed = time.perf_counter() - start
+                elapsed = clock() - start
                 if elapsed >= min_s:
                     break
             seconds[name].append(elapsed / loops)
@@ -116,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=0.1, help="per timed pass")
     parser.add_argument("--corpus-bytes", type=int, default=1_000_000, help="per size")
     parser.add_argument("--best", action="store_true", help="fastest round, not the median")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with this process's CPU time, not wall time (see the module docstring)",
+    )
     parser.add_argument(
         "--batch-threads",
         type=int,
@@ -143,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         f"cache_normalizer {rust.__version__} | Python {sys.version.split()[0]} | "
         f"{os.cpu_count()} cores | batch threads {threads} | "
         f"{'fastest' if args.best else 'median'} of {args.repeats} rounds "
-        f"x >= {args.min_seconds} s"
+        f"x >= {args.min_seconds} {'CPU-' if args.cpu_time else ''}s"
     )
     print(f"load average before: {load_average()}")
     header = (
@@ -177,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.batch_threads is not None:
             del runs[single_name]
-        seconds = time_rounds(runs, args.repeats, args.min_seconds)
+        clock = time.process_time if args.cpu_time else time.perf_counter
+        seconds = time_rounds(runs, args.repeats, args.min_seconds, clock)
         pick = min if args.best else statistics.median
         median = {name: pick(s) for name, s in seconds.items()}
         for name, s in median.items():

@@ -9,7 +9,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use cache_normalizer::md5::Md5;
-use cache_normalizer::normalize::{normalize, normalize_and_hash, normalize_and_hash_hex_batch};
+use cache_normalizer::md5_lanes;
+use cache_normalizer::normalize::{
+    normalize, normalize_and_hash, normalize_and_hash_hex_batch, normalize_to,
+};
 
 const ASCII_WORDS: &str =
     "the of and to in is for on that with as by this from at are be release fixed \
@@ -37,12 +40,16 @@ impl Lcg {
     }
 }
 
-fn make_text(rng: &mut Lcg, size: usize) -> String {
+fn make_text(rng: &mut Lcg, size: usize, non_ascii_pct: usize) -> String {
     let ascii: Vec<&str> = ASCII_WORDS.split_whitespace().collect();
     let other: Vec<&str> = OTHER_WORDS.split_whitespace().collect();
     let mut out = String::new();
     while out.len() < size {
-        let pool = if rng.below(100) < 5 { &other } else { &ascii };
+        let pool = if rng.below(100) < non_ascii_pct {
+            &other
+        } else {
+            &ascii
+        };
         let word = pool[rng.below(pool.len())];
         if rng.below(10) == 0 {
             let mut chars = word.chars();
@@ -81,10 +88,12 @@ fn main() {
         "{:>6} {:<28} {:>10} {:>9}",
         "size", "phase", "ns/text", "MB/s"
     );
+    let pct: usize = std::env::var("NON_ASCII_PCT").map_or(5, |v| v.parse().expect("a percentage"));
+    println!("{pct}% of words non-ASCII (NON_ASCII_PCT)");
     for size in [100, 1_000, 10_000] {
         let mut rng = Lcg(size as u64);
         let texts: Vec<String> = (0..(200_000 / size).max(8))
-            .map(|_| make_text(&mut rng, size))
+            .map(|_| make_text(&mut rng, size, pct))
             .collect();
         let bytes: usize = texts.iter().map(String::len).sum();
         let normalized: Vec<String> = texts.iter().map(|t| normalize(t)).collect();
@@ -130,6 +139,26 @@ fn main() {
                     black_box(normalize_and_hash(black_box(t)));
                 }
             }),
+        );
+        // The batch's two phases: normalise into one padded arena, then the MD5 lanes.
+        let mut arena = Vec::new();
+        let mut messages = Vec::new();
+        report(
+            "batch: normalise into arena",
+            time(|| {
+                arena.clear();
+                messages.clear();
+                for t in &texts {
+                    let start = arena.len();
+                    normalize_to(black_box(t), &mut arena);
+                    messages.push(md5_lanes::pad(&mut arena, start));
+                }
+            }),
+        );
+        let mut digests = vec![[0u8; 16]; texts.len()];
+        report(
+            "batch: md5 lanes of arena",
+            time(|| md5_lanes::digest_padded(black_box(&arena), &messages, &mut digests)),
         );
         report(
             "batch (rayon above 32 KB)",

@@ -257,8 +257,17 @@ impl<'a> Normalizer<'a> {
             let (cp, width) = decode_non_ascii(four);
             let (utf8, utf8_len, is_space) = lower_non_ascii(self.text, i, cp, (four, width));
             self.stage[len..len + 4].copy_from_slice(&utf8);
-            len += utf8_len - (is_space & after_space) as usize;
-            after_space = is_space;
+            if utf8_len == width {
+                // Almost every character: its lowercase is as long as itself (and it is not
+                // whitespace, which becomes one byte). A branch, not a select: the next
+                // character's position then waits for the decoded width only, not for the
+                // three dependent table loads behind `utf8_len` (normalising 10 KB with 5%
+                // non-ASCII words: 5.0 -> 4.8 us, examples/phases.rs).
+                len += width;
+                after_space = 0;
+            } else {
+                (len, after_space) = resized(len, after_space, utf8_len, is_space);
+            }
             i += width;
         }
         (self.len, self.after_space) = (len, after_space);
@@ -337,6 +346,15 @@ fn normalize_into<S: Sink>(text: &str, sink: &mut S) {
     sink.rest(n.finish());
 }
 
+/// The output length and whitespace state after a character whose lowercase, `utf8_len`
+/// bytes long, differs in length from itself, or which is whitespace (`is_space` 1); out
+/// of line, so that the common case in [`Normalizer::step`] stays a predicted branch.
+#[cold]
+#[inline(never)]
+fn resized(len: usize, after_space: u32, utf8_len: usize, is_space: u32) -> (usize, u32) {
+    (len + utf8_len - (is_space & after_space) as usize, is_space)
+}
+
 /// What the non-ASCII character `cp` at byte `at` of `text`, whose UTF-8 is the first
 /// `width` bytes of `four` (`same`), becomes: its lowercase as UTF-8 in the first `len` of
 /// 4 bytes, and 0; or b' ' and 1 if it is whitespace. Branches only on U+03A3.
@@ -386,6 +404,11 @@ fn is_final_sigma(text: &str, at: usize) -> bool {
         .chars()
         .find(|&c| !tables::is_case_ignorable(c));
     !after.is_some_and(tables::is_cased)
+}
+
+/// Appends the UTF-8 bytes of [`normalize`]`(text)` to `out`.
+pub fn normalize_to(text: &str, out: &mut Vec<u8>) {
+    normalize_into(text, out);
 }
 
 /// `" ".join(text.lower().split())`.
@@ -479,7 +502,7 @@ fn hash_serial(texts: &[&str]) -> Vec<[u8; 32]> {
         messages.clear();
         for text in chunk {
             let start = arena.len();
-            normalize_into(text, &mut arena);
+            normalize_to(text, &mut arena);
             messages.push(md5_lanes::pad(&mut arena, start));
         }
         digests.clear();
