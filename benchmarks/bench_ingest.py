@@ -9,7 +9,9 @@ API with the configured embedder. When the text stage ends it checks that the ex
 full-text and graph retrievers find documents, and times one run (the first answer, with
 its ``index_complete`` flag); when the vectors are in, that the vector retriever finds
 them. Prints entries/s, embedding tokens/s (the embedder's own token count, when it has
-one) and the process's CPU time and peak RSS, with the load average.
+one), per stage the process's CPU seconds and the cores used (CPU-s / wall-s, all
+threads), the peak RSS and the load average: on a shared machine the wall times are the
+load's, the CPU figures much less so.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge_os.api import KnowledgeOS
+from knowledge_os.retrieval.ingest import EMBED_RECIPE, embed_text
 from knowledge_os.retrieval.sources import DEFAULT_DEBIAN_DOC_DIR, default_corpus
 from knowledge_os.settings import Settings
 
@@ -36,6 +39,8 @@ def probe(kos: KnowledgeOS, stage: str, t0: float, marks: dict[str, Any]) -> Non
     """Record when each retriever finds documents (called at each stage's end)."""
     s = kos.services
     now = time.perf_counter() - t0
+    marks[f"cpu_{stage}"] = cpu_s()
+    marks[f"wall_{stage}"] = now
     if stage == "text":
         docs = s.docstore.count()
         some = next(iter(s.docstore.iter_documents()))
@@ -50,6 +55,7 @@ def probe(kos: KnowledgeOS, stage: str, t0: float, marks: dict[str, Any]) -> Non
         marks["first_answer_run_s"] = time.perf_counter() - t
         marks["first_answer_index_complete"] = r.index_complete
         marks["first_answer_grounded"] = r.quality.grounded
+        marks["cpu_text_end"], marks["wall_text_end"] = cpu_s(), time.perf_counter() - t0
     else:
         vec = s.query_embedder.embed("openssl security fix")
         marks["vector"] = now if s.vector_store.search(vec, top_k=1) else None
@@ -76,9 +82,7 @@ def main() -> None:
     model = getattr(kos.services.embedder, "_model", None)
     tokens = None
     if model is not None and hasattr(model, "token_count"):
-        from knowledge_os.retrieval.ingest import EMBED_MAX_CHARS
-
-        tokens = sum(model.token_count(d.text[:EMBED_MAX_CHARS]) for d in kos.services.docstore.iter_documents())
+        tokens = sum(model.token_count(embed_text(d)) for d in kos.services.docstore.iter_documents())
     d = report.as_dict()
     print(f"home {home}: {d['files']} files, {d['documents']} documents, {d['embedded']} embedded "
           f"({kos.services.embedder.name}, {kos.settings.embedder.threads} threads, "
@@ -89,12 +93,19 @@ def main() -> None:
         print(f"{name:22} {v if v is None else round(v, 1):>18}")
     print(f"{'first answer':22} {marks['first_answer']:18.1f}  (the run itself {marks['first_answer_run_s']:.1f} s; "
           f"index_complete={marks['first_answer_index_complete']}, grounded={marks['first_answer_grounded']})")
-    print(f"\ntext stage {d['seconds_to_text']} s ({d['documents'] / max(1e-9, d['seconds_to_text']):.0f} entries/s); "
-          f"whole ingest {wall:.1f} s ({d['entries_per_s']} entries/s); embedding {d['seconds_embed']} s "
-          f"({d['embedded'] / max(1e-9, d['seconds_embed']):.1f} entries/s"
-          + (f", {tokens / max(1e-9, d['seconds_embed']):.0f} tokens/s, {tokens} tokens" if tokens else "") + ")")
-    print(f"CPU {cpu:.0f} s over {wall:.0f} s wall ({cpu / wall:.2f} cores); peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    text_cpu = marks["cpu_text"] - c0
+    vec_cpu = marks["cpu_vectors"] - marks["cpu_text_end"]  # from when the first answer's run ended
+    vec_wall = marks["wall_vectors"] - marks["wall_text_end"]
+    print(f"\ntext stage {d['seconds_to_text']} s ({d['documents'] / max(1e-9, d['seconds_to_text']):.0f} entries/s), "
+          f"CPU {text_cpu:.1f} s ({text_cpu / max(1e-9, marks['wall_text']):.2f} cores)")
+    print(f"vector stage {vec_wall:.1f} s ({d['embedded'] / max(1e-9, vec_wall):.1f} entries/s"
+          + (f", {tokens / max(1e-9, vec_wall):.0f} tokens/s" if tokens else "")
+          + f"), CPU {vec_cpu:.0f} s ({vec_cpu / max(1e-9, vec_wall):.2f} cores; "
+          f"{1000 * vec_cpu / max(1, d['embedded']):.1f} CPU-s per 1,000 entries"
+          + (f", {tokens / max(1e-9, vec_cpu):.0f} tokens per CPU-s, {tokens} tokens of recipe {EMBED_RECIPE}"
+             if tokens else "") + ")")
+    print(f"whole ingest {wall:.1f} s ({d['entries_per_s']} entries/s), CPU {cpu:.0f} s ({cpu / wall:.2f} cores); "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print(f"load average {load0[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end (2 cores)")
     kos.close()
 

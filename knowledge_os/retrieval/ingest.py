@@ -38,16 +38,18 @@ from knowledge_os.retrieval.base import Document, Embedder, GraphEdge, GraphNode
 from knowledge_os.retrieval.docstore import DocumentStore
 from knowledge_os.retrieval.sources import SourceProblem, discover, origin_scope, read_file
 
-__all__ = ["IngestReport", "graph_records", "ingest"]
+__all__ = ["EMBED_MAX_CHARS", "EMBED_RECIPE", "IngestReport", "embed_text", "graph_records", "ingest"]
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 256
 # Characters of a document's text that are embedded. multilingual-e5-small costs about
-# 1.4 ms per token per core on a 2-core dev machine (no benchmark ships for it), and a few changelog entries
-# run to thousands of lines; the head of an entry names what changed. The whole text
-# stays in the full-text index, so exact and lexical matches see all of it.
+# 1.3 ms per token per core on this 2-core machine (benchmarks/bench_embed.py), and a few
+# changelog entries run to thousands of lines; the head of an entry names what changed.
+# The whole text stays in the full-text index, so exact and lexical matches see all of it.
 EMBED_MAX_CHARS = 512
+#: Names what :func:`embed_text` embeds (printed by the benchmarks).
+EMBED_RECIPE = f"head:{EMBED_MAX_CHARS}"
 _EDGE_TYPES = {"package": "ENTRY_OF", "channel": "ENTRY_OF", "cve": "FIXES", "bug": "CLOSES"}
 
 
@@ -106,6 +108,12 @@ class IngestReport:
         }
 
 
+def embed_text(doc: Document) -> str:
+    """The text of ``doc`` that is embedded: its first :data:`EMBED_MAX_CHARS` characters
+    (the entry's package and version line, then its first change lines)."""
+    return doc.text[:EMBED_MAX_CHARS]
+
+
 def graph_records(docs: Sequence[Document]) -> tuple[list[GraphNode], list[GraphEdge]]:
     """Graph nodes and edges for documents: the document node ``doc:<id>`` and one node
     per entity; ENTRY_OF (doc -> package/channel), FIXES (doc -> cve), CLOSES
@@ -152,7 +160,7 @@ def ingest(
     Args:
         paths: Files or folders (see :func:`knowledge_os.retrieval.sources.discover`).
         docstore: Document rows, full-text and entity index.
-        embedder: Embeds each document's first :data:`EMBED_MAX_CHARS` characters.
+        embedder: Embeds each document's :func:`embed_text`.
         vector_store: Receives one point per document (payload channel, ts, source).
         graph_store: Receives the nodes and edges of :func:`graph_records`.
         scope: SQLite GLOB patterns over document origins this ingest owns: stored
@@ -287,7 +295,7 @@ def _write_vectors(stores: _Stores, docs: Sequence[Document], report: IngestRepo
     """The vector stage of a batch: embed, upsert the vectors, then the document rows with
     their content hash (last: the mark that the document is fully ingested)."""
     t0 = time.perf_counter()
-    embeddings = stores.embedder.embed_documents([d.text[:EMBED_MAX_CHARS] for d in docs])
+    embeddings = stores.embedder.embed_documents([embed_text(d) for d in docs])
     t1 = time.perf_counter()
     report.seconds_embed += t1 - t0
     stores.vector_store.upsert(

