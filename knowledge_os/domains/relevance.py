@@ -22,6 +22,7 @@ digest recall at 0.190.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -69,8 +70,19 @@ def query_terms(text: str) -> frozenset[str]:
 
 def _doc_terms(doc: dict[str, Any]) -> frozenset[str]:
     md = doc.get("metadata") or {}
-    blob = " ".join([str(doc.get("title", "")), str(doc.get("channel", "")), str(doc.get("date", "")),
-                     str(md.get("path", "")), str(doc.get("text", ""))])
+    return _blob_terms(" ".join([str(doc.get("title", "")), str(doc.get("channel", "")), str(doc.get("date", "")),
+                                 str(md.get("path", "")), str(doc.get("text", ""))]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _blob_terms(blob: str) -> frozenset[str]:
+    """The word prefixes of a document's searchable text, memoised by the text itself.
+
+    A run asks :func:`bearing` about the same documents twice (the listing, then the
+    count of entries left out) and finding the words is most of its cost: over 40
+    ``openssl`` entries of the Debian changelog corpus a call took 0.60 ms uncached and
+    0.03 ms cached (process CPU). At most 1,024 texts are kept (a few hundred KB for
+    changelog entries)."""
     return frozenset(w.lower()[:_STEM] for w in _WORD.findall(blob) if len(w) >= 3)
 
 

@@ -75,3 +75,16 @@ def test_a_year_in_the_question_is_the_date_filters_business_not_a_term() -> Non
                                ("3.0.18-1~deb12u1", "2025-11-01", "Import 3.0.18 (2025)")]]
     kept = [d["id"] for d in bearing(docs, "What changed in openssl since September 2025?")]
     assert kept == [d["id"] for d in docs]
+
+
+def test_a_document_whose_text_changed_is_judged_by_its_new_text() -> None:
+    # the terms are memoised by the text itself, never by the document's id
+    doc = {"id": "n1", "score": 0.03, "sources": ["vector"], "title": "", "channel": "notes",
+           "text": "Nightly backups are kept for 35 days."}
+    other = {"id": "n2", "score": 0.03, "sources": ["vector"], "title": "", "channel": "notes",
+             "text": "The printer is on the second floor."}
+    question = "How long are nightly backups kept?"
+    assert [d["id"] for d in bearing([doc, other], question)] == ["n1"]
+    assert [d["id"] for d in bearing([doc, other], question)] == ["n1"]  # again, from the memo
+    doc["text"], other["text"] = other["text"], doc["text"]
+    assert [d["id"] for d in bearing([doc, other], question)] == ["n2"]
