@@ -14,7 +14,12 @@ machine wall time is mostly waiting for a core (each checkpoint write and each s
 is a hand-off to another thread), which both graphs pay alike and which hides the
 difference; CPU time is the work each graph makes. The load average is printed.
 
-    .venv/bin/python benchmarks/bench_overhead.py [--runs 200]
+Then each graph runs half as many times streamed (``stream_mode="updates"``) for a table
+of process CPU per step, ours vs bare. ``--floor`` adds a third graph to the timed runs:
+the bare nodes on our schemas carrying the state one of our runs ends with
+(:func:`floor_graph`), what LangGraph's handling of our state costs without node work.
+
+    .venv/bin/python benchmarks/bench_overhead.py [--runs 200] [--floor]
 """
 
 from __future__ import annotations
