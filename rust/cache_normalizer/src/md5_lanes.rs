@@ -28,9 +28,14 @@ pub struct Padded {
 pub fn pad(arena: &mut Vec<u8>, start: usize) -> Padded {
     let len = arena.len() - start;
     let blocks = (len + 8) / 64 + 1;
-    arena.push(0x80);
-    arena.resize(start + blocks * 64 - 8, 0);
-    arena.extend_from_slice(&(len as u64).wrapping_mul(8).to_le_bytes());
+    let end = start + blocks * 64;
+    // Fixed-size writes (at most 72 bytes of padding), then the length cut back: no memset
+    // or memcpy call.
+    arena.extend_from_slice(&[0u8; 72]);
+    arena[start + len] = 0x80;
+    arena.truncate(end);
+    let bits = (len as u64).wrapping_mul(8).to_le_bytes();
+    *arena[end - 8..].first_chunk_mut::<8>().expect("8 bytes") = bits;
     Padded { start, blocks }
 }
 

@@ -56,7 +56,8 @@ const BYTES_BELOW: [u128; STEP] = {
 trait Sink {
     /// Takes `block`, calling `between` STEPS_PER_BLOCK times along the way.
     fn block(&mut self, block: &[u8; BLOCK], between: impl FnMut());
-    fn rest(&mut self, rest: &[u8]);
+    /// Takes the first `len` bytes of `stage`, `len` <= BLOCK.
+    fn rest(&mut self, stage: &[u8; STAGE], len: usize);
 }
 
 impl Sink for Vec<u8> {
@@ -66,8 +67,11 @@ impl Sink for Vec<u8> {
             between();
         }
     }
-    fn rest(&mut self, rest: &[u8]) {
-        self.extend_from_slice(rest);
+    fn rest(&mut self, stage: &[u8; STAGE], len: usize) {
+        // A fixed-size copy, then the length cut back: no memcpy call for a few bytes.
+        let end = self.len() + len;
+        self.extend_from_slice(stage.first_chunk::<BLOCK>().expect("STAGE >= BLOCK"));
+        self.truncate(end);
     }
 }
 
@@ -76,8 +80,8 @@ impl Sink for Md5 {
     fn block(&mut self, block: &[u8; BLOCK], between: impl FnMut()) {
         self.update_block_with(block, between);
     }
-    fn rest(&mut self, rest: &[u8]) {
-        self.update(rest);
+    fn rest(&mut self, stage: &[u8; STAGE], len: usize) {
+        self.update(&stage[..len]);
     }
 }
 
@@ -222,9 +226,17 @@ impl<'a> Normalizer<'a> {
         let end = start + STEP;
         let chunk: [u8; STEP] = match bytes.get(start..end) {
             Some(chunk) => chunk.try_into().expect("16 bytes"),
+            // The last bytes, padded with spaces: they collapse into at most one trailing
+            // space, which is dropped at the end like any other.
+            None if bytes.len() >= STEP => {
+                // The text's last 16 bytes shifted down over the ones already read: a
+                // fixed-size load instead of a memcpy call of a few bytes.
+                let last = bytes.last_chunk::<STEP>().expect("16 bytes");
+                let missing = 8 * (end - bytes.len()) as u32;
+                let spaces = u128::from_le_bytes([b' '; STEP]) & !(u128::MAX >> missing);
+                ((u128::from_le_bytes(*last) >> missing) | spaces).to_le_bytes()
+            }
             None => {
-                // The last bytes, padded with spaces: they collapse into at most one
-                // trailing space, which is dropped at the end like any other.
                 let mut padded = [b' '; STEP];
                 padded[..bytes.len() - start].copy_from_slice(&bytes[start..]);
                 padded
@@ -318,10 +330,12 @@ impl<'a> Normalizer<'a> {
         taken
     }
 
-    /// The output not yet taken, without a trailing space.
-    fn finish(&self) -> &[u8] {
+    /// The stage and the length of the output not yet taken (at most BLOCK bytes),
+    /// without a trailing space.
+    fn finish(&self) -> (&[u8; STAGE], usize) {
+        debug_assert!(self.len <= BLOCK);
         let len = self.len - usize::from(self.after_space == 1 && self.len > 0);
-        &self.stage[..len]
+        (&self.stage, len)
     }
 }
 
@@ -343,7 +357,8 @@ fn normalize_into<S: Sink>(text: &str, sink: &mut S) {
             }
         });
     }
-    sink.rest(n.finish());
+    let (stage, len) = n.finish();
+    sink.rest(stage, len);
 }
 
 /// The output length and whitespace state after a character whose lowercase, `utf8_len`
