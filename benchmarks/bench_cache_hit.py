@@ -20,6 +20,11 @@ hits (the same question) and near hits (its paraphrase, same signature) through
   included) and, in the ``server`` rows, the server's own ``Server-Timing: app;dur=MS``
   (the CPU column there is the whole request's).
 
+A near hit files its answer under the paraphrase's own key too (an alias), so the same
+paraphrase asked again is an exact hit: "api near, asked again" is that second asking (the
+embedding cache cleared before it; a hit of either kind counts). The alias is deleted
+after each round, so every "near" sample is a paraphrase's first asking.
+
 Each hit is timed as wall time and as CPU time of the whole process
 (``time.process_time``: every thread included); on a machine shared with other work the
 CPU time is the steadier figure. Goal (issue 13, issue 10): p95 < 20 ms.
@@ -53,6 +58,7 @@ import importlib
 import inspect
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -79,7 +85,15 @@ QUESTIONS = [
     ("Which security fixes did curl get this year?", "Which security fixes has curl received this year?"),
     ("What changed in git in 2025?", "Which changes did git get in 2025?"),
 ]
-SERIES = ("api exact", "api near", "http exact", "http near", "http exact, server", "http near, server")
+SERIES = ("api exact", "api near", "api near, asked again", "http exact", "http near", "http exact, server",
+          "http near, server")
+
+
+def forget(db: sqlite3.Connection, query: str) -> None:
+    """Delete the answer-cache rows filed under ``query``: the alias its near hit wrote (a
+    paraphrase is never stored by a miss here), so its next asking is a first one again."""
+    with db:
+        db.execute("DELETE FROM answer_cache WHERE query = ?", (query,))
 
 
 def measure(home: Path, hits: int) -> dict[str, list[tuple[float, float]]]:
@@ -98,15 +112,17 @@ def measure(home: Path, hits: int) -> dict[str, list[tuple[float, float]]]:
         services = Services(Settings(home=Path(tmp) / ".kos"),
                             chat_model=FakeListChatModel(responses=["See [1]."]))
         kos = KnowledgeOS(services=services)
+        answers_db = sqlite3.connect(services.settings.sqlite_path)
+        forget_alias = functools.partial(forget, answers_db)
         try:
-            def timed(series: str, kind: str, call) -> None:  # noqa: ANN001
-                if kind == "near":
+            def timed(series: str, kind: str | None, call) -> None:  # noqa: ANN001
+                if kind != "exact":
                     services.embedding_cache.clear()  # the near hit pays its query embedding
                 t, c = time.perf_counter(), time.process_time()
                 result = call()
                 wall, cpu = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
                 got = (result.get("manifest") or {}).get("cache", {}).get("kind")
-                if got == kind:
+                if got == kind or (kind is None and got is not None):
                     out[series].append((wall, cpu))
                 elif kind == "exact":
                     raise RuntimeError(f"{series}: expected an exact hit, got {got!r}")
@@ -123,6 +139,8 @@ def measure(home: Path, hits: int) -> dict[str, list[tuple[float, float]]]:
                 for first, second in stored:
                     timed("api exact", "exact", lambda q=first: kos.run(q, as_of=AS_OF).model_dump())
                     timed("api near", "near", lambda q=second: kos.run(q, as_of=AS_OF).model_dump())
+                    timed("api near, asked again", None, lambda q=second: kos.run(q, as_of=AS_OF).model_dump())
+                    forget_alias(second)
 
             async def over_http() -> None:
                 app = create_app(kos)
@@ -150,9 +168,12 @@ def measure(home: Path, hits: int) -> dict[str, list[tuple[float, float]]]:
                                     out[series].append((wall, cpu))
                                     if body["_server_ms"] is not None:
                                         out[f"{series}, server"].append((body["_server_ms"], cpu))
+                                if kind == "near":
+                                    forget_alias(q)
 
             asyncio.run(over_http())
         finally:
+            answers_db.close()
             kos.close()
     return out
 
@@ -222,11 +243,13 @@ def breakdown(home: Path, hits: int) -> None:
         services = Services(Settings(home=Path(tmp) / ".kos"),
                             chat_model=FakeListChatModel(responses=["See [1]."]))
         kos = KnowledgeOS(services=services)
+        answers_db = sqlite3.connect(services.settings.sqlite_path)
         try:
             stored = [(a, b) for a, b in QUESTIONS
                       if kos.run(a, as_of=AS_OF) and kos.run(a, as_of=AS_OF).manifest["cache"].get("kind") == "exact"]
             for _, b in stored:
                 kos.run(b, as_of=AS_OF)  # warm-up
+                forget(answers_db, b)
             with timing_parts(acc):
                 for _ in range(hits):
                     for first, second in stored:
@@ -237,6 +260,8 @@ def breakdown(home: Path, hits: int) -> None:
                             t, c = time.perf_counter(), time.process_time()
                             result = kos.run(q, as_of=AS_OF)
                             wall, cpu = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
+                            if kind == "near":
+                                forget(answers_db, q)
                             if result.manifest["cache"].get("kind") != kind:
                                 continue
                             runs[kind].append((wall, cpu))
@@ -245,6 +270,7 @@ def breakdown(home: Path, hits: int) -> None:
                             for node, ms in result.manifest["timings_ms"].items():
                                 parts[kind][f"node {node} (wall)"] += ms
         finally:
+            answers_db.close()
             kos.close()
     print(f"load average: {load()}")
     labels = [label for *_, label in PARTS] + sorted({k for p in parts.values() for k in p if k.startswith("node ")})
@@ -387,9 +413,9 @@ def main() -> None:
         print(orjson.dumps(samples).decode())
         return
     print(f"load average: {load()}")
-    print(f"{'':18} {'wall p50':>7} {'p95':>7} {'CPU p50':>7} {'p95':>7}  (ms)")
+    print(f"{'':22} {'wall p50':>7} {'p95':>7} {'CPU p50':>7} {'p95':>7}  (ms)")
     for series in SERIES:
-        print(f"{series:18} {summary(samples[series])}")
+        print(f"{series:22} {summary(samples[series])}")
 
 
 if __name__ == "__main__":

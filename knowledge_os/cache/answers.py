@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from knowledge_os.cache.base import best_near_match
+from knowledge_os.cache.base import alias_result, best_near_match
 from knowledge_os._sqlite import open_sqlite
 
 __all__ = ["AnswerCache"]
@@ -82,6 +82,7 @@ class AnswerCache:
         signature: str,
         embed: Callable[[], np.ndarray],
         thresholds: dict[str, float],
+        alias: tuple[str, str] | None = None,
     ) -> tuple[dict[str, Any], float] | None:
         """The most similar entry of this scope and signature that passes its domain's
         threshold.
@@ -94,6 +95,8 @@ class AnswerCache:
                 exists, so a miss costs no embedding.
             thresholds: Domain name -> minimum cosine similarity (0..1); an entry of a
                 domain not listed is never a near hit.
+            alias: ``(key, question)``: on a hit, file the winner under the new question's
+                exact key too (:meth:`AnswerStore.get_near`).
 
         Returns:
             ``(result, similarity)`` or None.
@@ -109,14 +112,25 @@ class AnswerCache:
             self._count("answer_near", False)
             return None
         best = best_near_match(rows, np.asarray(embed(), dtype=np.float32), thresholds)
-        row = None
-        if best is not None:
-            with self._lock:  # None if a write purged the row since (then it is a miss)
-                row = self._db.execute(
-                    "SELECT result FROM answer_cache WHERE key = ? AND created_at >= ?", (best[0], oldest),
-                ).fetchone()
-        self._count("answer_near", row is not None)
-        return (orjson.loads(row[0]), best[1]) if row is not None and best is not None else None
+        if best is None:
+            self._count("answer_near", False)
+            return None
+        winner, similarity = best
+        with self._lock:  # None if a write purged the row since (then it is a miss)
+            row = self._db.execute(
+                "SELECT result FROM answer_cache WHERE key = ? AND created_at >= ?", (winner, oldest),
+            ).fetchone()
+            result = orjson.loads(row[0]) if row is not None else None
+            if result is not None and alias is not None and alias[0] != winner:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO answer_cache (key, scope, signature, domain, query, embedding, "
+                    "result, created_at) SELECT ?, scope, signature, domain, ?, embedding, ?, created_at "
+                    "FROM answer_cache WHERE key = ?",
+                    (alias[0], alias[1], alias_result(result, similarity), winner),
+                )
+                self._trim()
+        self._count("answer_near", result is not None)
+        return (result, similarity) if result is not None else None
 
     def put(
         self, *, key: str, scope: str, signature: str, domain: str, query: str,

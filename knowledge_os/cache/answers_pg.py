@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from knowledge_os.cache.base import best_near_match
+from knowledge_os.cache.base import alias_result, best_near_match
 from knowledge_os.db.sync import SyncPool
 from knowledge_os.settings import Settings
 
@@ -68,6 +68,7 @@ class PostgresAnswerCache:
         signature: str,
         embed: Callable[[], np.ndarray],
         thresholds: dict[str, float],
+        alias: tuple[str, str] | None = None,
     ) -> tuple[dict[str, Any], float] | None:
         """The most similar entry of this scope and signature that passes its domain's
         threshold.
@@ -80,22 +81,41 @@ class PostgresAnswerCache:
                 exists, so a miss costs no embedding.
             thresholds: Domain name -> minimum cosine similarity (0..1); an entry of a
                 domain not listed is never a near hit.
+            alias: ``(key, question)``: on a hit, file the winner under the new question's
+                exact key too (:meth:`AnswerStore.get_near`), bounded like a put.
 
         Returns:
             ``(result, similarity)`` or None.
         """
         with self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT domain, embedding, result FROM kos_answer_cache "
+                "SELECT domain, embedding, key, result FROM kos_answer_cache "
                 f"WHERE scope = %s AND signature = %s AND created_at >= {_NOW} - %s",
                 (scope, signature, self.ttl_s),
             ).fetchall()
         if not rows:
             self._count("answer_near", False)
             return None
-        best = best_near_match(rows, np.asarray(embed(), dtype=np.float32), thresholds)
+        best = best_near_match([(d, e, (k, r)) for d, e, k, r in rows],
+                               np.asarray(embed(), dtype=np.float32), thresholds)
         self._count("answer_near", best is not None)
-        return (orjson.loads(best[0]), best[1]) if best else None
+        if best is None:
+            return None
+        (winner, text), similarity = best
+        result = orjson.loads(text)
+        if alias is not None and alias[0] != winner:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute(
+                    "INSERT INTO kos_answer_cache (key, scope, signature, domain, query, embedding, result, "
+                    "created_at) SELECT %s, scope, signature, domain, %s, embedding, %s, created_at "
+                    "FROM kos_answer_cache WHERE key = %s ON CONFLICT (key) DO UPDATE SET "
+                    "scope = EXCLUDED.scope, signature = EXCLUDED.signature, domain = EXCLUDED.domain, "
+                    "query = EXCLUDED.query, embedding = EXCLUDED.embedding, result = EXCLUDED.result, "
+                    "created_at = EXCLUDED.created_at",
+                    (alias[0], alias[1], alias_result(result, similarity), winner),
+                )
+                self._bound(conn)
+        return result, similarity
 
     def put(
         self, *, key: str, scope: str, signature: str, domain: str, query: str,

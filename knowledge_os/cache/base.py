@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+import orjson
 
-__all__ = ["AnswerStore", "best_near_match"]
+__all__ = ["AnswerStore", "alias_result", "best_near_match"]
 
 T = TypeVar("T")
 
@@ -35,11 +36,18 @@ class AnswerStore(Protocol):
         """The result stored under ``key`` within the TTL, or None."""
 
     def get_near(
-        self, *, scope: str, signature: str, embed: Callable[[], np.ndarray], thresholds: dict[str, float]
+        self, *, scope: str, signature: str, embed: Callable[[], np.ndarray], thresholds: dict[str, float],
+        alias: tuple[str, str] | None = None,
     ) -> tuple[dict[str, Any], float] | None:
         """The most similar entry of this scope and signature passing its domain's
         threshold, as ``(result, cosine similarity)``; ``embed`` is called only when an
-        entry of this scope and signature exists."""
+        entry of this scope and signature exists.
+
+        ``alias``: ``(key, question)`` of the new question. On a hit the winner is also
+        filed under ``key`` (a copy: same scope, signature, domain, embedding and age;
+        ``question`` as its query; its result with ``near_similarity`` added), so the same
+        question asked again is an exact hit instead of another query embedding, and later
+        near lookups compare with the same embeddings as before."""
 
     def put(
         self, *, key: str, scope: str, signature: str, domain: str, query: str,
@@ -87,3 +95,10 @@ def best_near_match(
         return None
     best = int(passing[np.argmax(sims[passing])])
     return kept[best][2], float(sims[best])
+
+
+def alias_result(result: dict[str, Any], similarity: float) -> str:
+    """The result JSON an alias entry stores: the winner's result with
+    ``near_similarity`` (the cosine similarity of the near hit, 4 decimals) added, so an
+    exact hit on the alias still says how close the question that was answered is."""
+    return orjson.dumps({**result, "near_similarity": round(similarity, 4)}).decode()

@@ -90,7 +90,8 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     key = cache_key("answer", {**scope, "query": state["query"]})
     update["cache"] = {"hit": False, "kind": None, "key": key}
     cached = services.answer_cache.get_exact(key)
-    similarity = 1.0
+    # 1.0, or an alias's (a question served by a near hit before) similarity to the answered one
+    similarity = float(cached.get("near_similarity", 1.0)) if cached is not None else 1.0
     kind = "exact"
     signature = None  # an exact hit needs none (its key matched): not computed, ~0.5 ms saved
     if cached is None:
@@ -101,6 +102,7 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             signature=signature,
             embed=lambda: services.query_embedder.embed(state["query"]),
             thresholds={d.name: d.cache.near_hit_threshold for d in services.domains},
+            alias=(key, state["query"]),  # asked again, this question is an exact hit: no embedding
         )
         if near is None:
             return update

@@ -8,6 +8,7 @@ and the row bound.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +99,46 @@ def test_a_near_miss_without_candidates_embeds_nothing(cache: AnswerStore) -> No
 def test_entries_of_another_dimension_are_skipped(cache: AnswerStore) -> None:
     put(cache, "a", unit(1, 0, 0, 0))
     assert cache.get_near(scope="s", signature="g", embed=lambda: unit(1, 0, 0), thresholds={"digest": 0.0}) is None
+
+
+def test_a_near_hit_files_the_winner_under_the_new_questions_key(cache: AnswerStore) -> None:
+    put(cache, "a", unit(1, 0, 0), result={"answer": "a", "run_id": "r1"})
+    q = unit(1, 0.1, 0)
+    result, sim = cache.get_near(scope="s", signature="g", embed=lambda: q, thresholds={"digest": 0.99},
+                                 alias=("b", "the paraphrase"))
+    assert result == {"answer": "a", "run_id": "r1"}
+    # asked again, the paraphrase is an exact hit, and says how close the answered question was
+    assert cache.get_exact("b") == {"answer": "a", "run_id": "r1", "near_similarity": round(sim, 4)}
+    # the copy has the winner's embedding: a question the winner is too far from is still a miss
+    far = unit(1, 0.18, 0)
+    assert float(far @ unit(1, 0, 0)) < 0.99 <= float(far @ q)
+    assert cache.get_near(scope="s", signature="g", embed=lambda: far, thresholds={"digest": 0.99},
+                          alias=("c", "further away")) is None
+    assert cache.get_exact("c") is None
+    # without an alias nothing is written
+    cache.get_near(scope="s", signature="g", embed=lambda: q, thresholds={"digest": 0.99})
+    assert cache.counts == {"answer_exact": [1, 1], "answer_near": [2, 1]}
+
+
+def test_an_alias_expires_with_the_entry_it_copies(cache: AnswerStore) -> None:
+    put(cache, "a", unit(1, 0, 0))
+    time.sleep(0.3)
+    assert cache.get_near(scope="s", signature="g", embed=lambda: unit(1, 0, 0), thresholds={"digest": 0.9},
+                          alias=("b", "b"))
+    assert cache.get_exact("b") is not None
+    cache.ttl_s = 0.2  # "a" is now past its TTL; the alias was made from it, so it is too
+    assert cache.get_exact("a") is None and cache.get_exact("b") is None
+
+
+def test_an_alias_counts_against_max_entries(backend: str, tmp_path: Path) -> None:
+    cache = make_answer_cache(cache_settings(backend, tmp_path / "kos", answer_ttl_s=3600, answer_max_entries=1))
+    try:
+        put(cache, "a", unit(1, 0))
+        assert cache.get_near(scope="s", signature="g", embed=lambda: unit(1, 0), thresholds={"digest": 0.9},
+                              alias=("b", "b"))
+        assert [cache.get_exact(k) is not None for k in ("a", "b")].count(True) == 1
+    finally:
+        cache.close()
 
 
 def test_keeps_at_most_max_entries_rows_the_oldest_out_first(backend: str, tmp_path: Path) -> None:

@@ -97,6 +97,24 @@ def test_paraphrase_is_a_near_hit(kos_factory) -> None:
     assert again.answer == first.answer
 
 
+def test_a_paraphrase_asked_again_is_an_exact_hit_without_an_embedding(kos_factory, monkeypatch) -> None:
+    kos = kos_factory()
+    first = kos.run("What changed in openssl since March?", as_of=AS_OF)
+    near = kos.run("Since March, what changed in openssl?", as_of=AS_OF)
+    assert near.manifest["cache"]["kind"] == "near"
+    kos.services.embedding_cache.clear()
+
+    def refuse(text: str) -> np.ndarray:
+        raise AssertionError(f"embedded {text!r} although it was served before")
+
+    monkeypatch.setattr(kos.services.embedder, "embed_query", refuse)
+    again = kos.run("Since March, what changed in openssl?", as_of=AS_OF)
+    cache = again.manifest["cache"]
+    assert cache["kind"] == "exact" and cache["similarity"] == near.manifest["cache"]["similarity"]
+    assert cache["source_run_id"] == first.run_id and again.answer == first.answer
+    assert again.usage.llm_calls == 0
+
+
 @pytest.mark.parametrize(
     "second",
     [
