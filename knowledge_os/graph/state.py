@@ -115,7 +115,8 @@ class CacheOutcome(TypedDict):
     """What the question names, for near hits (``QuestionSignature.key``); absent on an
     exact hit (its key matched, so the signature is not computed) and when the cache is off."""
     similarity: NotRequired[float]
-    """Cosine similarity of a hit's stored query, 0..1 (1.0 for exact)."""
+    """Cosine similarity of a hit's stored query, 0..1: 1.0 for an exact hit, except on an
+    alias (a question a near hit served before, ``AnswerStore.get_near``): that near hit's."""
     source_run_id: NotRequired[str | None]
     """run_id of the run whose answer was reused."""
 
