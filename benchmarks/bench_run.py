@@ -289,6 +289,18 @@ def _prompt_order(question_first: bool) -> Callable[[KnowledgeOS], None]:
     return apply
 
 
+def _dated_context(listing: list[dict[str, Any]], *, chars: int = 160) -> str:
+    """The choice's entries as they were: ``[n] package version (date): excerpt``, the
+    excerpt with uploader lines and URLs."""
+    lines = []
+    for n, d in enumerate(listing[:8], start=1):
+        md = d.get("metadata") or {}
+        head = f"{d['channel']} {md['version']}" if md.get("version") else d["title"]
+        body = re.sub(r"^\*\s*", "", " ".join(d["text"].split("\n", 1)[-1].split()))[:chars]
+        lines.append(f"[{n}] {head} ({d['date']}): {body}")
+    return "\n".join(lines)
+
+
 def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tuple[str, Callable[[KnowledgeOS], None]]]]:
     from knowledge_os.domains import steps
 
@@ -304,11 +316,13 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
                         ("5 entries", _setattr(steps, "PROMPT_DOCS", 5))),
         "skip_more": (("quoted+ids", _skip_more(True)), ("one entry", _skip_more(False))),
         "prompt_order": (("fixed first", _prompt_order(False)), ("question first", _prompt_order(True))),
+        "lean_entries": (("lean", _setattr(steps, "choose_context", steps.choose_context)),
+                         ("dated", _setattr(steps, "choose_context", _dated_context))),
     }
 
 
 LEVERS = ("threads", "batch_threads", "skip", "compact_choice", "choose_chars", "prompt_docs", "skip_more",
-          "prompt_order")
+          "prompt_order", "lean_entries")
 """Levers ``--ab`` can compare in one process (each arm is applied before its run)."""
 
 

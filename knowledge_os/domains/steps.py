@@ -418,15 +418,33 @@ def render_context(listing: list[dict[str, Any]], *, chars: int = PROMPT_DOC_CHA
     return "\n".join(lines)
 
 
+# Lines of a changelog entry that say who uploaded it, not what changed, and URLs (~1 token
+# per 3 characters): left out of the choice's excerpts so the characters go to changes.
+_NOT_A_CHANGE = re.compile(
+    r"^\s*(?:\[ [^\]\n]+ \]|\*\s*(?:Team upload|Non-maintainer upload|Upload to unstable)\b[^\n]*)\s*$",
+    re.MULTILINE | re.IGNORECASE)
+_URL = re.compile(r"\(?<?https?://\S+")
+
+
+def choice_excerpt(text: str, *, chars: int = CHOOSE_DOC_CHARS) -> str:
+    """The first ``chars`` characters of an entry's changes, on one line: the header line,
+    the uploader lines (``[ Name ]``, "Team upload.", "Non-maintainer upload.", "Upload
+    to unstable.") and URLs left out, whitespace collapsed."""
+    body = _URL.sub("", _NOT_A_CHANGE.sub("", text.split("\n", 1)[-1]))
+    return re.sub(r"^\*\s*", "", " ".join(body.split()))[:chars]
+
+
 def choose_context(listing: list[dict[str, Any]], *, chars: int = CHOOSE_DOC_CHARS) -> str:
-    """Numbered entries for the structured choice, compact: ``[n] package version (date):
-    body excerpt`` (the title's distribution and urgency left out: ~8 tokens an entry)."""
+    """Numbered entries for the structured choice, compact: ``[n] package version: excerpt``
+    (:func:`choice_excerpt`). The title's distribution and urgency and the date are left
+    out (~20 tokens an entry: a date is 11 tokens to SmolLM2's tokenizer): the answer
+    renders each chosen entry's date from the data, and the listing is already the
+    asked period's, newest first."""
     lines = []
     for n, d in enumerate(listing[:PROMPT_DOCS], start=1):
         md = d.get("metadata") or {}
         head = f"{d['channel']} {md['version']}" if md.get("version") else d["title"]
-        body = re.sub(r"^\*\s*", "", " ".join(d["text"].split("\n", 1)[-1].split()))[:chars]
-        lines.append(f"[{n}] {head} ({d['date']}): {body}")
+        lines.append(f"[{n}] {head}: {choice_excerpt(d['text'], chars=chars)}")
     return "\n".join(lines)
 
 

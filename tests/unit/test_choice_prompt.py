@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from knowledge_os.domains import steps
+from knowledge_os.domains.steps import choice_excerpt
 
 AS_OF = "2026-11-22"
 
@@ -40,8 +41,9 @@ def test_the_entry_choice_asks_numbers_only_over_compact_entries(kos_factory, se
     r = kos.run("What changed in openssl?", as_of=AS_OF, use_cache=False)
     [(messages, kwargs)] = sent
     user = messages[1].content
-    assert "[1] openssl 3.0.19-1~deb12u2 (2026-04-03): CVE-2026-28387" in user
+    assert "[1] openssl 3.0.19-1~deb12u2: CVE-2026-28387" in user
     assert "urgency=" not in user and "label each" not in user
+    assert "2026-04-03" not in user  # the answer renders the chosen entry's date from the data
     item = kwargs["json_schema"]["properties"]["entries"]["items"]
     assert item["required"] == ["n"] and set(item["properties"]) == {"n"}
     assert r.answer_mode == "structured" and "[2]" in r.answer.split("\n\n", 1)[0]
@@ -75,3 +77,13 @@ def test_the_choice_prompt_puts_its_fixed_text_first_and_the_question_last(kos_f
     assert _prefix(*users).startswith(fixed)
     for q, user in zip(questions, users, strict=True):
         assert user.endswith(f"\n\nQuestion: {q}")
+
+
+def test_the_choice_excerpt_spends_its_characters_on_changes():
+    entry = ("pyyaml (5.3.1-4) unstable; urgency=medium\n\n  * Team upload.\n\n  [ Debian Janitor ]\n"
+             "  * Apply multi-arch hints.\n    + python3-yaml-dbg: Add Multi-Arch: same.\n"
+             "  * See https://www.kernel.org/pub/linux/kernel/v6.x/ChangeLog-6.1.1 for details\n"
+             "  [ Stefano Rivera ]\n  * Non-maintainer upload by the Security Team.\n  * Resolve CVE-2020-14343")
+    assert choice_excerpt(entry, chars=300) == ("Apply multi-arch hints. + python3-yaml-dbg: Add Multi-Arch: same. "
+                                                "* See for details * Resolve CVE-2020-14343")
+    assert choice_excerpt(entry, chars=23) == "Apply multi-arch hints."
