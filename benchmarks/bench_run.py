@@ -113,6 +113,7 @@ def run_one(kos: KnowledgeOS, collector: CallCollector, query: str, arm: Arm,
         "grounded": r.quality.grounded, "data_only": r.data_only, "mode": r.answer_mode,
         "llm_calls": r.usage.llm_calls, "query": query, "calls": calls, "cpu_s": run_cpu,
         "lead": lead_figures(r.answer, [c.id for c in r.citations], expected or []),
+        "summary": r.answer.split("\n\n", 1)[0],
     }
     arm.runs.append(row)
     return row
@@ -123,7 +124,7 @@ def print_run(row: dict[str, Any], arm: str = "") -> None:
                      for c in row["calls"])
     print(f"{arm}{row['total']:7.0f} ms {row['domain']:6} {row['method']:9} {row['mode']:10} "
           f"q={row['score']:.2f} grounded={int(row['grounded'])} data_only={int(row['data_only'])} "
-          f"[{calls}]  {row['query'][:70]}")
+          f"[{calls}]  {row['query'][:70]}\n{'':>12}-> {row['summary'][:160]}")
 
 
 def summarise_arm(arm: Arm) -> dict[str, float]:
@@ -243,7 +244,7 @@ def _full_choice(on: bool) -> Callable[[KnowledgeOS], None]:
     def apply(kos: KnowledgeOS) -> None:
         if on:
             steps.choose_context = lambda listing, chars: steps.render_context(listing, chars=chars)
-            steps.choose_figures = lambda ctx: ("", "", "")
+            steps.choose_figures = lambda ctx: ("", "")
             steps._CHOOSE = current[2].replace(
                 "by their number.", "by their number, and label each with one kind of change from this list: {kinds}.")
             steps.choice_schema = old_schema
@@ -254,16 +255,18 @@ def _full_choice(on: bool) -> Callable[[KnowledgeOS], None]:
 
 
 def _skip_more(on: bool) -> Callable[[KnowledgeOS], None]:
-    """The ``quoted_entry`` and ``ids_listed`` skips (``on``), or only the earlier ones."""
+    """The ``quoted_entry`` and ``ids_listed`` skips (``on``), or only the earlier ones
+    (``period_listed`` off in both arms)."""
     from knowledge_os.domains import steps
 
     current = (steps.quoted_entries, steps._naming_all)
 
+    def none(*_: Any) -> list[int]:
+        return []
+
     def apply(kos: KnowledgeOS) -> None:
-        if on:
-            steps.quoted_entries, steps._naming_all = current
-        else:
-            steps.quoted_entries = steps._naming_all = lambda *a: []
+        steps._all_in_period = none  # the later period_listed skip: off in both arms
+        steps.quoted_entries, steps._naming_all = current if on else (none, none)
 
     return apply
 
@@ -271,7 +274,7 @@ def _skip_more(on: bool) -> Callable[[KnowledgeOS], None]:
 _QUESTION_FIRST = (
     "Question: {query}\nEntries:\n{context}\n\n"
     "Choose the entries that answer the question, most important first, by their number.",
-    "Question: {query}\nUploads with each kind of change, {window} against {previous}:\n{stats}\n\n"
+    "Question: {query}\nUploads with each kind of change {compared}:\n{stats}\n\n"
     "Choose up to three kinds of change from the figures that answer the question, from this list: {kinds}.",
 )
 
@@ -301,6 +304,26 @@ def _dated_context(listing: list[dict[str, Any]], *, chars: int = 160) -> str:
     return "\n".join(lines)
 
 
+def _stats_dates(on: bool) -> Callable[[KnowledgeOS], None]:
+    """The statistics choice's windows as their dates (``on``: "2020-04-01..2020-06-30
+    against 2020-01-01..2020-03-31", as it was) or as the current fixed phrase."""
+    from knowledge_os.domains import steps
+
+    current = steps.choose_figures
+
+    def dated(ctx: Any) -> tuple[str, str]:
+        rows, compared = current(ctx)
+        s = ctx.stats or {}
+        w, p = s.get("window") or {}, s.get("previous") or {}
+        span = f"{w.get('from')}..{w.get('to')}"
+        return rows, span + (f" against {p.get('from')}..{p.get('to')}" if p else " against no earlier window")
+
+    def apply(kos: KnowledgeOS) -> None:
+        steps.choose_figures = dated if on else current
+
+    return apply
+
+
 def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tuple[str, Callable[[KnowledgeOS], None]]]]:
     from knowledge_os.domains import steps
 
@@ -318,11 +341,15 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
         "prompt_order": (("fixed first", _prompt_order(False)), ("question first", _prompt_order(True))),
         "lean_entries": (("lean", _setattr(steps, "choose_context", steps.choose_context)),
                          ("dated", _setattr(steps, "choose_context", _dated_context))),
+        "stats_dates": (("no dates", _stats_dates(False)), ("dates", _stats_dates(True))),
+        "skip_period": (("period skip", _setattr(steps, "_all_in_period", steps._all_in_period)),
+                        ("no period skip", _setattr(steps, "_all_in_period", lambda *a: []))),
     }
 
 
 LEVERS = ("threads", "batch_threads", "skip", "compact_choice", "choose_chars", "prompt_docs", "skip_more",
-          "prompt_order", "lean_entries")
+          "prompt_order", "lean_entries",
+          "stats_dates", "skip_period")
 """Levers ``--ab`` can compare in one process (each arm is applied before its run)."""
 
 

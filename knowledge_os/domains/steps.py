@@ -290,6 +290,10 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
     - ``ids_listed`` (structured mode): the question names a CVE or bug and every listed
       entry (at most 4) names it: each is an upload that fixed or mentions the id, all
       are the answer (the ``answers`` builder's truth lists every entry naming the id).
+    - ``period_listed`` (structured mode): the question names packages and a period and
+      the 2-4 listed entries are all uploads of those packages inside it: the question
+      asks what those uploads changed, so all of them are the answer
+      (:func:`_all_in_period`; not after a replan dropped the period or the packages).
 
     The prose mode (a stronger model writing its own sentences) is never skipped but
     for ``id_not_found``. Each skip removes one LLM call of ~1-4 s from the Fast Path
@@ -310,7 +314,8 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
         rendered = render_choice(ctx, listing, {"entries": [{"n": 1, "kind": "other"}]})
         return ("one_entry", rendered) if rendered else None
     for why, numbers in (("quoted_entry", quoted_entries(ctx.analysis.text, listing)),
-                         ("ids_listed", _naming_all(ctx, listing))):
+                         ("ids_listed", _naming_all(ctx, listing)),
+                         ("period_listed", _all_in_period(ctx, listing))):
         if numbers and len(numbers) <= _CHOICE_MAX:
             rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
             if rendered:
@@ -360,6 +365,23 @@ def _naming_all(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
     return []
 
 
+def _all_in_period(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
+    """Every listed entry's number when the question names packages and a date range
+    (both still in force) and each listed entry is an upload of one of those packages
+    dated inside the range; otherwise empty."""
+    a = ctx.analysis
+    if not (a.packages and a.dates and ctx.use_dates and ctx.use_packages):
+        return []
+    lo, hi = a.dates.ts_from, a.dates.ts_to
+
+    def inside(d: dict[str, Any]) -> bool:
+        ts = d.get("ts")
+        return (d.get("channel") in a.packages and isinstance(ts, int)
+                and (lo is None or ts >= lo) and (hi is None or ts < hi))
+
+    return list(range(1, len(listing) + 1)) if all(inside(d) for d in listing) else []
+
+
 _VARIANT_HINTS = (
     "",
     " Lead with the most important change (security fixes first).",
@@ -375,7 +397,7 @@ _CHOOSE = (
 )
 _CHOOSE_STATS = (
     "Choose up to three kinds of change from the figures that answer the question, from this list: {kinds}.\n"
-    "Uploads with each kind of change, {window} against {previous}:\n{stats}\n\nQuestion: {query}"
+    "Uploads with each kind of change {compared}:\n{stats}\n\nQuestion: {query}"
 )
 _FIX_HINT = "\nA previous answer had these problems: {issues}. Choose again."
 
@@ -448,20 +470,21 @@ def choose_context(listing: list[dict[str, Any]], *, chars: int = CHOOSE_DOC_CHA
     return "\n".join(lines)
 
 
-def choose_figures(ctx: StepContext) -> tuple[str, str, str]:
-    """``(rows, window, previous)`` for the statistics choice: one English line per kind of
-    change, ``kind: current vs previous``, from the computed figures. The model only picks
-    kinds (the answer's sentences are rendered from the figures), so it is shown only what
-    bears on that choice, in the language its tokenizer is cheapest in: a Russian figures
-    table costs ~3x the tokens (benchmarks/bench_run.py)."""
+_COMPARED = ("in the asked period against the period before", "in the asked period")
+
+
+def choose_figures(ctx: StepContext) -> tuple[str, str]:
+    """``(rows, compared)`` for the statistics choice: one English line per kind of change,
+    ``kind: current vs previous``, from the computed figures, and which windows they count
+    (a fixed phrase). The model only picks kinds (the answer's sentences, dates included,
+    are rendered from the figures), so it is shown only what bears on that choice, in the
+    language its tokenizer is cheapest in: a Russian figures table costs ~3x the tokens,
+    the two windows' dates ~45 (benchmarks/bench_run.py)."""
     s = ctx.stats or {}
     rows = s.get("kinds") or []
-    window = s.get("window") or {}
-    prev = s.get("previous") or {}
     lines = [f"- {r['kind']}: {r['current']}" + (f" vs {r['previous']}" if r.get("previous") is not None else "")
              for r in rows if isinstance(r, dict) and "kind" in r]
-    span = f"{window.get('from')}..{window.get('to')}"
-    return "\n".join(lines), span, (f"{prev.get('from')}..{prev.get('to')}" if prev else "no earlier window")
+    return "\n".join(lines), _COMPARED[0 if s.get("previous") else 1]
 
 
 def prompt_fields(ctx: StepContext, listing: list[dict[str, Any]], *, issues: str = "",
@@ -511,9 +534,8 @@ def draft_summary(ctx: StepContext, listing: list[dict[str, Any]], variant: int,
         if ctx.spec.answer_style != "stats" and not listing:
             return None
         if ctx.spec.answer_style == "stats":
-            rows, window, previous = choose_figures(ctx)
-            user = _CHOOSE_STATS.format(**{**fields, "stats": rows or fields["stats"]}, window=window,
-                                        previous=previous)
+            rows, compared = choose_figures(ctx)
+            user = _CHOOSE_STATS.format(**{**fields, "stats": rows or fields["stats"]}, compared=compared)
         else:
             user = _CHOOSE.format(**{**fields, "context": choose_context(listing, chars=CHOOSE_DOC_CHARS)})
         user += _FIX_HINT.format(issues=issues) if issues else ""

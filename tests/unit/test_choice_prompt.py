@@ -30,7 +30,8 @@ def test_a_russian_statistics_question_shows_the_model_english_kind_counts(kos_f
     [(messages, kwargs)] = sent
     user = messages[1].content
     assert "- security: 2 vs 1" in user  # the figures of the answer, one line per kind
-    assert "2026-01-01..2026-11-22 against" in user
+    assert "Uploads with each kind of change in the asked period against the period before:\n" in user
+    assert "2026-01-01" not in user  # the windows' dates: rendered in the answer from the figures
     assert "Итого" not in user and "безопасность" not in user  # not the localised table
     assert kwargs["json_schema"]["properties"]["kinds"]["items"]["enum"][0] == "security"
     assert r.answer.split("\n\n", 1)[0].startswith("Загрузок с видом изменений «исправление безопасности»: 2")
@@ -62,7 +63,7 @@ def _prefix(a: str, b: str) -> str:
     (("Which kinds of fixes are rising this year?", "Какие виды исправлений растут в этом году?"),
      "Choose up to three kinds of change from the figures that answer the question, from this list: "
      "security, bugfix, new_upstream, packaging, translation, documentation, other.\n"
-     "Uploads with each kind of change, 2026-01-01..2026-11-22 against "),
+     "Uploads with each kind of change in the asked period against the period before:\n- "),
 ])
 def test_the_choice_prompt_puts_its_fixed_text_first_and_the_question_last(kos_factory, sent, questions, fixed):
     # llama.cpp evaluates only what follows the prefix shared with its previous prompt:

@@ -87,3 +87,38 @@ def test_the_prose_mode_is_not_skipped_for_a_quote(kos_factory):
                       analysis=analyze_query(question, channels={**s.channels(), "demo": "demo"}, as_of=AS_OF),
                       budget=Budget(max_llm_calls=1, max_tokens=1000, max_steps=1), usage={})
     assert data_complete(ctx, DOCS) is None
+
+
+def _dated(n: int, version: str, day: str, channel: str = "demo") -> dict:
+    from datetime import UTC, datetime
+
+    ts = int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())
+    return {**_doc(n, version, "  * Fix a crash on empty input"), "channel": channel, "ts": ts, "date": day,
+            "id": f"deb:{channel}:{version}", "sources": ("fts",)}
+
+
+def test_a_package_period_digest_of_a_few_uploads_lists_them_all(ctx_for):
+    listing = [_dated(1, "2.0-2", "2026-05-01"), _dated(2, "2.0-1", "2026-02-01")]
+    ctx = ctx_for("What changed in demo in 2026?", listing)
+    why, summary = data_complete(ctx, listing)
+    assert why == "period_listed"
+    assert summary == ("The entries that bear on the question: demo 2.0-2 (2026-05-01): bug fix [1]. "
+                       "demo 2.0-1 (2026-02-01): bug fix [2].")
+
+
+@pytest.mark.parametrize(("question", "listing"), [
+    # an entry outside the asked period (e.g. after a replan widened it), another package
+    ("What changed in demo in 2026?", [_dated(1, "2.0-2", "2026-05-01"), _dated(2, "1.0-1", "2025-12-31")]),
+    ("What changed in demo in 2026?", [_dated(1, "2.0-2", "2026-05-01"), _dated(2, "7.0-1", "2026-03-01", "curl")]),
+    ("What changed in demo?", [_dated(1, "2.0-2", "2026-05-01"), _dated(2, "2.0-1", "2026-02-01")]),  # no period
+    ("What changed in demo in 2026?", [_dated(n, f"2.{n}-1", f"2026-0{n}-01") for n in range(1, 6)]),  # 5 > 4
+])
+def test_a_digest_the_model_must_choose_in_still_asks_it(ctx_for, question, listing):
+    assert data_complete(ctx_for(question, listing), listing) is None
+
+
+def test_a_dropped_period_asks_the_model_again(ctx_for):
+    listing = [_dated(1, "2.0-2", "2026-05-01"), _dated(2, "2.0-1", "2026-02-01")]
+    ctx = ctx_for("What changed in demo in 2026?", listing)
+    ctx.use_dates = False  # a replan broadened the question
+    assert data_complete(ctx, listing) is None
