@@ -82,7 +82,9 @@ class PostgresAnswerCache:
             thresholds: Domain name -> minimum cosine similarity (0..1); an entry of a
                 domain not listed is never a near hit.
             alias: ``(key, question)``: on a hit, file the winner under the new question's
-                exact key too (:meth:`AnswerStore.get_near`), bounded like a put.
+                exact key too (:meth:`AnswerStore.get_near`); the next put bounds the rows
+                (walking the age index to the ``max_entries``-th row took 20 ms at 10,000
+                rows, more than the hit itself).
 
         Returns:
             ``(result, similarity)`` or None.
@@ -105,6 +107,8 @@ class PostgresAnswerCache:
         result = orjson.loads(text)
         if alias is not None and alias[0] != winner:
             with self._pool.connection() as conn, conn.transaction():
+                # A copy of a row: lost in a crash, nothing is (3.4 ms of commit flush saved).
+                conn.execute("SET LOCAL synchronous_commit TO OFF")
                 conn.execute(
                     "INSERT INTO kos_answer_cache (key, scope, signature, domain, query, embedding, result, "
                     "created_at) SELECT %s, scope, signature, domain, %s, embedding, %s, created_at "
@@ -114,7 +118,6 @@ class PostgresAnswerCache:
                     "created_at = EXCLUDED.created_at",
                     (alias[0], alias[1], alias_result(result, similarity), winner),
                 )
-                self._bound(conn)
         return result, similarity
 
     def put(
@@ -144,11 +147,20 @@ class PostgresAnswerCache:
             self._bound(conn)
 
     def _bound(self, conn: Any) -> None:
-        """Delete rows past the TTL and beyond ``max_entries`` (oldest first)."""
-        conn.execute(f"DELETE FROM kos_answer_cache WHERE created_at < {_NOW} - %s", (self.ttl_s,))
+        """Delete rows past the TTL and beyond ``max_entries`` (oldest first), both by the
+        age index: the cut-off is computed once (``clock_timestamp()`` in the row filter is
+        volatile, so it was a sequential scan), and the rows older than the
+        ``max_entries``-th newest go. At 10,000 rows of 1.5 KB the TTL purge took 20 ms and
+        the row bound 31 ms (a sequential scan and a sort); now 0.1 ms and 24 ms, 5.9 ms
+        after a VACUUM (the walk to that row; measured 2026-12-01, load 6)."""
+        conn.execute(f"DELETE FROM kos_answer_cache WHERE created_at < (SELECT {_NOW} - %s)", (self.ttl_s,))
         if self.max_entries is not None:
-            conn.execute("DELETE FROM kos_answer_cache WHERE key IN (SELECT key FROM kos_answer_cache "
-                         "ORDER BY created_at DESC, seq DESC OFFSET %s)", (self.max_entries,))
+            conn.execute(
+                "WITH newest_kept AS (SELECT created_at, seq FROM kos_answer_cache "
+                "ORDER BY created_at DESC, seq DESC OFFSET %s LIMIT 1) "
+                "DELETE FROM kos_answer_cache WHERE (created_at, seq) < (SELECT created_at, seq FROM newest_kept)",
+                (max(self.max_entries - 1, 0),),
+            )
 
     def count(self) -> int:
         """Rows stored (expired ones included until the next write)."""

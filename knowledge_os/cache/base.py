@@ -47,7 +47,8 @@ class AnswerStore(Protocol):
         filed under ``key`` (a copy: same scope, signature, domain, embedding and age;
         ``question`` as its query; its result with ``near_similarity`` added), so the same
         question asked again is an exact hit instead of another query embedding, and later
-        near lookups compare with the same embeddings as before."""
+        near lookups compare with the same embeddings as before. The copy counts against
+        ``max_entries`` from the next put on at the latest."""
 
     def put(
         self, *, key: str, scope: str, signature: str, domain: str, query: str,
