@@ -344,12 +344,14 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
         "stats_dates": (("no dates", _stats_dates(False)), ("dates", _stats_dates(True))),
         "skip_period": (("period skip", _setattr(steps, "_all_in_period", steps._all_in_period)),
                         ("no period skip", _setattr(steps, "_all_in_period", lambda *a: []))),
+        "skip_kinds": (("kinds skip", _setattr(steps, "asked_kinds", steps.asked_kinds)),
+                       ("no kinds skip", _setattr(steps, "asked_kinds", lambda *a: []))),
     }
 
 
 LEVERS = ("threads", "batch_threads", "skip", "compact_choice", "choose_chars", "prompt_docs", "skip_more",
           "prompt_order", "lean_entries",
-          "stats_dates", "skip_period")
+          "stats_dates", "skip_period", "skip_kinds")
 """Levers ``--ab`` can compare in one process (each arm is applied before its run)."""
 
 

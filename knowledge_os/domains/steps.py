@@ -290,6 +290,9 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
     - ``ids_listed`` (structured mode): the question names a CVE or bug and every listed
       entry (at most 4) names it: each is an upload that fixed or mentions the id, all
       are the answer (the ``answers`` builder's truth lists every entry naming the id).
+    - ``kinds_named`` (structured mode, statistics): the question names 1-3 kinds of
+      change ("how did security fixes and packaging work shift"; :func:`asked_kinds`):
+      their figures are the answer.
     - ``period_listed`` (structured mode): the question names packages and a period and
       the 2-4 listed entries are all uploads of those packages inside it: the question
       asks what those uploads changed, so all of them are the answer
@@ -309,6 +312,10 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
             return "ranking", stats_summary(ctx)
         if (stats.get("empty") or {}).get("current"):
             return "empty_window", stats_summary(ctx)
+        asked = asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1])
+        if 1 <= len(asked) <= _KINDS_MAX:
+            rendered = render_choice(ctx, listing, {"kinds": asked})
+            return ("kinds_named", rendered) if rendered else None
         return None
     if len(listing) == 1:
         rendered = render_choice(ctx, listing, {"entries": [{"n": 1, "kind": "other"}]})
@@ -324,6 +331,30 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
 
 
 _CHOICE_MAX = 4  # entries a structured reply may choose (choice_schema's maxItems)
+_KINDS_MAX = 3  # kinds a statistics reply may choose
+# How questions name the default kinds of change (compose.DEFAULT_CHANGE_KINDS), EN and
+# RU; a domain's own kind is named by its name ("new_upstream": "new upstream").
+_KIND_WORDS: dict[str, tuple[str, ...]] = {
+    "security": (r"\bsecurity\b", r"\bcves?\b", r"vulnerab", r"безопасност", r"уязвим"),
+    "bugfix": (r"\bbug[- ]?fix", r"исправлени\w*\s+ошиб", r"\bбаг"),
+    "new_upstream": (r"\bnew upstream", r"\bupstream (?:release|version)", r"нов\w*\s+верси", r"апстрим"),
+    "packaging": (r"\bpackaging\b", r"\bсборк", r"\bупаковк"),
+    "translation": (r"\btranslation", r"\bl10n\b", r"\bперевод"),
+    "documentation": (r"\bdocumentation\b", r"\bdocs\b", r"документац"),
+}
+
+
+def asked_kinds(question: str, names: list[str]) -> list[str]:
+    """The kinds of change (of ``names``) a question names, in the order it names them:
+    words of :data:`_KIND_WORDS` for the default kinds, the kind's name (``_`` read as a
+    space or hyphen, a plural ``s`` allowed) for any other. A generic word ("fixes", "изменения") names none."""
+    found: list[tuple[int, str]] = []
+    for name in names:
+        words = _KIND_WORDS.get(name) or (r"\b" + re.escape(name).replace("_", "[ _-]?") + r"(?:e?s)?\b",)
+        hits = [m.start() for w in words if (m := re.search(w, question, re.IGNORECASE))]
+        if hits:
+            found.append((min(hits), name))
+    return [name for _, name in sorted(found)]
 _QUOTED = re.compile(r'"([^"]+)"|«([^»]+)»|“([^”]+)”|„([^“”]+)[“”]')
 QUOTE_MIN_CHARS = 12
 """A quoted phrase shorter than this (a word or two) is not looked up verbatim."""

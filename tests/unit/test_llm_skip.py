@@ -1,6 +1,7 @@
 """When the data-written answer is already complete, the structured mode makes no LLM call
 (``steps.data_complete``): a quoted phrase held by the listed entries, an id lookup whose
-listed entries all name the id."""
+listed entries all name the id, a package-period digest of a few uploads, a statistics question
+naming its kinds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from knowledge_os.domains.steps import StepContext, data_complete, quoted_entries
+from knowledge_os.domains.steps import StepContext, asked_kinds, data_complete, quoted_entries
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import analyze_query
 
@@ -122,3 +123,33 @@ def test_a_dropped_period_asks_the_model_again(ctx_for):
     ctx = ctx_for("What changed in demo in 2026?", listing)
     ctx.use_dates = False  # a replan broadened the question
     assert data_complete(ctx, listing) is None
+
+
+@pytest.mark.parametrize(("question", "kinds"), [
+    ("How did the mix of bug fixes, security fixes and packaging work shift in Q2 2020?",
+     ["bugfix", "security", "packaging"]),
+    ("Как менялась доля исправлений безопасности в 4-м квартале 2020 года?", ["security"]),
+    ("Стало ли больше исправлений ошибок и новых версий апстрима?", ["bugfix", "new_upstream"]),
+    ("Which kinds of fixes are rising this year?", []),  # "fixes": no kind in particular
+    ("Каких исправлений стало больше в 2-м квартале 2020 года, а каких меньше?", []),
+])
+def test_asked_kinds_reads_the_kinds_a_question_names_in_its_order(question, kinds):
+    names = ["security", "bugfix", "new_upstream", "packaging", "translation", "documentation"]
+    assert asked_kinds(question, names) == kinds
+
+
+def test_a_domain_kind_outside_the_vocabulary_is_named_by_its_name():
+    names = ["abi_break", "api_change"]
+    assert asked_kinds("How did api-changes and ABI breaks evolve?", names) == ["api_change", "abi_break"]
+    assert asked_kinds("How did abi-break uploads evolve?", names) == ["abi_break"]
+    assert asked_kinds("How did the API evolve?", names) == []
+
+
+def test_a_statistics_question_naming_its_kinds_is_answered_from_the_figures(kos_factory):
+    kos = kos_factory(responses=['{"kinds": ["translation"]}'] * 2, llm={"answer_mode": "structured"})
+    r = kos.run("How did security fixes change this year?", as_of=AS_OF.isoformat(), use_cache=False)
+    assert r.domain == "trend" and r.usage.llm_calls == 0
+    assert r.answer.split("\n\n", 1)[0].startswith("Uploads with a security fix: 2 from 2026-01-01 to 2026-11-22")
+    assert r.answer_mode == "data" and r.data_only is False and r.quality.grounded
+    r = kos.run("Which kinds of fixes are rising this year?", as_of=AS_OF.isoformat(), use_cache=False)
+    assert r.usage.llm_calls == 1  # no kind named: the model chooses
