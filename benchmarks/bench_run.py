@@ -3,7 +3,7 @@ rest, and per LLM call prompt vs generated tokens, prompt-eval and generation to
 time to first token and CPU time (llama.cpp's own counters, ``CallTimings`` in
 knowledge_os/llm/chat.py). Needs an ingested corpus: run `kos ingest` first (KOS_HOME).
 
-    .venv/bin/python benchmarks/bench_run.py [--n 40] [--repeat 1] [--show-calls]
+    .venv/bin/python benchmarks/bench_run.py [--n 40] [--repeat 1] [--seed 11] [--show-calls]
     .venv/bin/python benchmarks/bench_run.py --ab threads        # lever A/B, interleaved
 
 The questions are the ``full-kpi`` eval suite's (the ``answers`` case mix: CVE and bug
@@ -359,6 +359,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40, help="questions (the full-kpi suite's mix)")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=SEED,
+                    help=f"the case builder's seed (default {SEED}, the full-kpi suite's; another: held-out questions)")
     ap.add_argument("--ab", choices=LEVERS, help="compare the two settings of one lever, interleaved")
     ap.add_argument("--show-calls", action="store_true", help="print every run with its LLM calls")
     args = ap.parse_args()
@@ -367,7 +369,7 @@ def main() -> None:
     kos = KnowledgeOS()
     collector = CallCollector()
     kos.services.chat_model.callbacks = [collector]
-    cases = build_cases("answers", as_of=AS_OF, n=args.n, seed=SEED)
+    cases = build_cases("answers", as_of=AS_OF, n=args.n, seed=args.seed)
     qs = [(c["query"], (c.get("expected") or {}).get("doc_ids") or []) for c in cases]
     kos.run("warm up: what changed in openssl?", use_cache=False, as_of=AS_OF)
     warm = time.perf_counter() - t0
