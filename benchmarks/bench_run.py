@@ -334,7 +334,7 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
                  ("skip off", _setattr(steps, "data_complete", lambda ctx, listing: None))),
         "compact_choice": (("compact", _full_choice(False)), ("full", _full_choice(True))),
         "choose_chars": (("160 chars", _setattr(steps, "CHOOSE_DOC_CHARS", 160)),
-                         ("80 chars", _setattr(steps, "CHOOSE_DOC_CHARS", 80))),
+                         ("110 chars", _setattr(steps, "CHOOSE_DOC_CHARS", 110))),
         "prompt_docs": (("8 entries", _setattr(steps, "PROMPT_DOCS", 8)),
                         ("5 entries", _setattr(steps, "PROMPT_DOCS", 5))),
         "skip_more": (("quoted+ids", _skip_more(True)), ("one entry", _skip_more(False))),
@@ -346,12 +346,15 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
                         ("no period skip", _setattr(steps, "_all_in_period", lambda *a: []))),
         "skip_kinds": (("kinds skip", _setattr(steps, "asked_kinds", steps.asked_kinds)),
                        ("no kinds skip", _setattr(steps, "asked_kinds", lambda *a: []))),
+        "rank_kinds": (("ranked", _setattr(steps, "moving_kinds", steps.moving_kinds)),
+                       ("model picks", _setattr(steps, "moving_kinds", lambda *a: []))),
     }
 
 
 LEVERS = ("threads", "batch_threads", "skip", "compact_choice", "choose_chars", "prompt_docs", "skip_more",
           "prompt_order", "lean_entries",
-          "stats_dates", "skip_period", "skip_kinds")
+          "stats_dates", "skip_period", "skip_kinds",
+          "rank_kinds")
 """Levers ``--ab`` can compare in one process (each arm is applied before its run)."""
 
 

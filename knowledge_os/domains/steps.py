@@ -293,6 +293,10 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
     - ``kinds_named`` (structured mode, statistics): the question names 1-3 kinds of
       change ("how did security fixes and packaging work shift"; :func:`asked_kinds`):
       their figures are the answer.
+    - ``kinds_ranked`` (structured mode, statistics): the question asks which kinds rose,
+      fell or dominated (:func:`moving_kinds`): the kinds ranked by that figure are the
+      answer (the model, shown the figures, led with the list's first kind even when
+      it fell: benchmarks/bench_run.py --seed 7 --show-calls).
     - ``period_listed`` (structured mode): the question names packages and a period and
       the 2-4 listed entries are all uploads of those packages inside it: the question
       asks what those uploads changed, so all of them are the answer
@@ -316,6 +320,10 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
         if 1 <= len(asked) <= _KINDS_MAX:
             rendered = render_choice(ctx, listing, {"kinds": asked})
             return ("kinds_named", rendered) if rendered else None
+        moved = moving_kinds(ctx.analysis.text, stats)
+        if moved:
+            rendered = render_choice(ctx, listing, {"kinds": moved})
+            return ("kinds_ranked", rendered) if rendered else None
         return None
     if len(listing) == 1:
         rendered = render_choice(ctx, listing, {"entries": [{"n": 1, "kind": "other"}]})
@@ -342,6 +350,42 @@ _KIND_WORDS: dict[str, tuple[str, ...]] = {
     "translation": (r"\btranslation", r"\bl10n\b", r"\bперевод"),
     "documentation": (r"\bdocumentation\b", r"\bdocs\b", r"документац"),
 }
+
+
+_RISE = re.compile(r"\b(?:ris(?:e|es|ing)|grew|grow(?:s|n|ing)?|increas\w*|more (?:common|often|frequent))\b"
+                   r"|стал\w* больше|чаще|раст[уё]т|вырос\w*|увелич\w*", re.IGNORECASE)
+_FALL = re.compile(r"\b(?:fell|fall(?:s|ing)?|declin\w*|decreas\w*|less (?:common|often|frequent)|fewer)\b"
+                   r"|меньше|реже|сократ\w*|уменьш\w*|снизил\w*", re.IGNORECASE)
+_DOMINANT = re.compile(r"\b(?:dominat\w*|prevail\w*|most (?:common|frequent))\b|преоблада\w*|доминир\w*",
+                       re.IGNORECASE)
+
+
+def moving_kinds(question: str, stats: dict[str, Any]) -> list[str]:
+    """Up to three kinds of change ranked by what the question asks of them, from the
+    computed figures (``stats["kinds"]``: ``{"kind", "current", "previous"}`` rows), or
+    empty when it asks none of these or the figures cannot say:
+
+    - dominated ("dominated", "most common", "преобладали"): the most uploads in the
+      asked window first (kinds with none left out);
+    - rose and fell both ("стало больше, а каких меньше"): the largest changes either way;
+    - rose ("rising", "grew", "more common", "чаще", "растут"): the kinds that rose, the
+      largest rise first; fell ("declining", "fewer", "реже"): likewise.
+
+    Rise and fall need the previous window; "dominated" is checked first ("which
+    dominated, and how does that compare with before").
+    """
+    rows = [r for r in stats.get("kinds") or []
+            if isinstance(r, dict) and isinstance(r.get("current"), int) and "kind" in r]
+    if _DOMINANT.search(question):
+        return [r["kind"] for r in sorted(rows, key=lambda r: -r["current"]) if r["current"] > 0][:_KINDS_MAX]
+    rise, fall = bool(_RISE.search(question)), bool(_FALL.search(question))
+    rows = [r for r in rows if isinstance(r.get("previous"), int)]
+    if not rows or not (rise or fall):
+        return []
+    sign = 0 if rise and fall else (1 if rise else -1)
+    moved = [(r["current"] - r["previous"], r["kind"]) for r in rows]
+    moved = [(d, k) for d, k in moved if d != 0 and (sign == 0 or d * sign > 0)]
+    return [k for _, k in sorted(moved, key=lambda x: -abs(x[0]))][:_KINDS_MAX]
 
 
 def asked_kinds(question: str, names: list[str]) -> list[str]:

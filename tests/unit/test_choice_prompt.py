@@ -25,7 +25,7 @@ def sent(monkeypatch) -> list[tuple[list, dict]]:
 
 def test_a_russian_statistics_question_shows_the_model_english_kind_counts(kos_factory, sent):
     kos = kos_factory(responses=['{"kinds": ["security"]}'] * 3, llm={"answer_mode": "structured"})
-    r = kos.run("Какие виды исправлений растут в этом году?", as_of=AS_OF, use_cache=False)
+    r = kos.run("Какие виды исправлений были в этом году?", as_of=AS_OF, use_cache=False)
     assert r.domain == "trend" and r.usage.llm_calls == 1
     [(messages, kwargs)] = sent
     user = messages[1].content
@@ -60,7 +60,7 @@ def _prefix(a: str, b: str) -> str:
 @pytest.mark.parametrize(("questions", "fixed"), [
     (("What changed in openssl?", "Что изменилось в curl?"),
      "Choose the entries that answer the question, most important first, by their number.\nEntries:\n[1] "),
-    (("Which kinds of fixes are rising this year?", "Какие виды исправлений растут в этом году?"),
+    (("Which kinds of fixes were there this year?", "Какие виды исправлений были в этом году?"),
      "Choose up to three kinds of change from the figures that answer the question, from this list: "
      "security, bugfix, new_upstream, packaging, translation, documentation, other.\n"
      "Uploads with each kind of change in the asked period against the period before:\n- "),

@@ -5,11 +5,12 @@ naming its kinds."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
 
-from knowledge_os.domains.steps import StepContext, asked_kinds, data_complete, quoted_entries
+from knowledge_os.domains.steps import StepContext, asked_kinds, data_complete, moving_kinds, quoted_entries
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import analyze_query
 
@@ -151,5 +152,41 @@ def test_a_statistics_question_naming_its_kinds_is_answered_from_the_figures(kos
     assert r.domain == "trend" and r.usage.llm_calls == 0
     assert r.answer.split("\n\n", 1)[0].startswith("Uploads with a security fix: 2 from 2026-01-01 to 2026-11-22")
     assert r.answer_mode == "data" and r.data_only is False and r.quality.grounded
-    r = kos.run("Which kinds of fixes are rising this year?", as_of=AS_OF.isoformat(), use_cache=False)
+    r = kos.run("Which kinds of fixes were there this year?", as_of=AS_OF.isoformat(), use_cache=False)
     assert r.usage.llm_calls == 1  # no kind named: the model chooses
+
+
+FIGURES = {"kinds": [{"kind": "security", "current": 92, "previous": 140},
+                     {"kind": "bugfix", "current": 271, "previous": 250},
+                     {"kind": "packaging", "current": 100, "previous": 60},
+                     {"kind": "translation", "current": 0, "previous": 0}]}
+
+
+@pytest.mark.parametrize(("question", "kinds"), [
+    ("What types of fixes are becoming more common in 2023?", ["packaging", "bugfix"]),  # security fell
+    ("Какие типы изменений стали встречаться чаще в 2020 году?", ["packaging", "bugfix"]),
+    ("Which kinds of changes are declining?", ["security"]),
+    ("Каких исправлений стало больше в 2025 году, а каких меньше?", ["security", "packaging", "bugfix"]),
+    ("Which kinds of fixes dominated libarchive uploads last quarter, and how does that compare with before?",
+     ["bugfix", "packaging", "security"]),
+    ("Which kinds of fixes were there this year?", []),  # neither rise, fall nor dominance asked
+])
+def test_moving_kinds_ranks_the_kinds_by_what_the_question_asks(question, kinds):
+    assert moving_kinds(question, FIGURES) == kinds
+
+
+def test_rise_or_fall_without_an_earlier_window_is_left_to_the_model():
+    one_window = {"kinds": [{"kind": "security", "current": 3, "previous": None}]}
+    assert moving_kinds("Which kinds of fixes are rising?", one_window) == []
+    assert moving_kinds("Which kinds of fixes dominated?", one_window) == ["security"]
+
+
+def test_a_rising_kinds_question_is_answered_from_the_figures(kos_factory):
+    kos = kos_factory(responses=['{"kinds": ["translation"]}'] * 2, llm={"answer_mode": "structured"})
+    r = kos.run("Which kinds of fixes are rising this year?", as_of=AS_OF.isoformat(), use_cache=False)
+    assert r.domain == "trend" and r.usage.llm_calls == 0 and r.answer_mode == "data"
+    lead = r.answer.split("\n\n", 1)[0]
+    assert "translation" not in lead and r.quality.grounded
+    for line in lead.split(". "):  # every kind reported rose
+        current, previous = re.search(r": (\d+) from .*against (\d+) from", line).groups()
+        assert int(current) > int(previous), line

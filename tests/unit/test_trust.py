@@ -185,7 +185,7 @@ def test_cli_no_loops_and_the_data_only_line(kos_factory, monkeypatch):
 
 def test_a_structured_choice_of_kinds_with_no_uploads_gives_trends_own_summary(kos_factory):
     kos = kos_factory(responses=['{"kinds": ["translation"]}'], llm={"answer_mode": "structured"})
-    r = kos.run("Which kinds of fixes are rising this year?", as_of=AS_OF, use_cache=False)
+    r = kos.run("Which kinds of fixes were there this year?", as_of=AS_OF, use_cache=False)
     assert "translation" not in summary_of(r.answer)
     assert r.answer_mode == "structured" and r.quality.grounded
 
