@@ -257,16 +257,16 @@ def _full_choice(on: bool) -> Callable[[KnowledgeOS], None]:
 def _skip_more(on: bool) -> Callable[[KnowledgeOS], None]:
     """The ``quoted_entry`` and ``ids_listed`` skips (``on``), or only the earlier ones
     (``period_listed`` off in both arms)."""
-    from knowledge_os.domains import steps
+    from knowledge_os.domains import complete
 
-    current = (steps.quoted_entries, steps._naming_all)
+    current = (complete.quoted_entries, complete._naming_all)
 
     def none(*_: Any) -> list[int]:
         return []
 
     def apply(kos: KnowledgeOS) -> None:
-        steps._all_in_period = none  # the later period_listed skip: off in both arms
-        steps.quoted_entries, steps._naming_all = current if on else (none, none)
+        complete._all_in_period = none  # the later period_listed skip: off in both arms
+        complete.quoted_entries, complete._naming_all = current if on else (none, none)
 
     return apply
 
@@ -325,7 +325,7 @@ def _stats_dates(on: bool) -> Callable[[KnowledgeOS], None]:
 
 
 def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tuple[str, Callable[[KnowledgeOS], None]]]]:
-    from knowledge_os.domains import steps
+    from knowledge_os.domains import complete, steps
 
     return {
         "threads": (("1 thread", _threads(1, 1)), ("2 threads", _threads(2, 2))),
@@ -342,12 +342,12 @@ def _levers() -> dict[str, tuple[tuple[str, Callable[[KnowledgeOS], None]], tupl
         "lean_entries": (("lean", _setattr(steps, "choose_context", steps.choose_context)),
                          ("dated", _setattr(steps, "choose_context", _dated_context))),
         "stats_dates": (("no dates", _stats_dates(False)), ("dates", _stats_dates(True))),
-        "skip_period": (("period skip", _setattr(steps, "_all_in_period", steps._all_in_period)),
-                        ("no period skip", _setattr(steps, "_all_in_period", lambda *a: []))),
-        "skip_kinds": (("kinds skip", _setattr(steps, "asked_kinds", steps.asked_kinds)),
-                       ("no kinds skip", _setattr(steps, "asked_kinds", lambda *a: []))),
-        "rank_kinds": (("ranked", _setattr(steps, "moving_kinds", steps.moving_kinds)),
-                       ("model picks", _setattr(steps, "moving_kinds", lambda *a: []))),
+        "skip_period": (("period skip", _setattr(complete, "_all_in_period", complete._all_in_period)),
+                        ("no period skip", _setattr(complete, "_all_in_period", lambda *a: []))),
+        "skip_kinds": (("kinds skip", _setattr(complete, "asked_kinds", complete.asked_kinds)),
+                       ("no kinds skip", _setattr(complete, "asked_kinds", lambda *a: []))),
+        "rank_kinds": (("ranked", _setattr(complete, "moving_kinds", complete.moving_kinds)),
+                       ("model picks", _setattr(complete, "moving_kinds", lambda *a: []))),
     }
 
 

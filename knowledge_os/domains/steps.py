@@ -22,16 +22,14 @@ from knowledge_os.domains.compose import (
     compose_answer,
     fallback_summary,
     kind_names,
-    missing_ids,
     render_choice,
 )
+from knowledge_os.domains.complete import answer_mode, data_complete
 from knowledge_os.domains.relevance import bearing
 from knowledge_os.domains.spec import DomainSpec
-from knowledge_os.domains.trend import stats_summary
 from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExceededError
 from knowledge_os.llm.budget import Budget, merge_usage
 from knowledge_os.llm.calls import SYNTHESIS_TAG, call_llm, parse_json_reply
-from knowledge_os.llm.chat import ChatLlamaCpp
 from knowledge_os.personas.registry import order_by_interests
 from knowledge_os.retrieval.query import DateRange, QueryAnalysis
 from knowledge_os.retrieval.service import RetrievalRequest
@@ -43,7 +41,7 @@ if TYPE_CHECKING:
     from knowledge_os.retrieval.service import RetrievalService
     from knowledge_os.settings import LLMSettings
 
-__all__ = ["STEPS", "StepContext", "data_complete", "doc_to_state", "render_context"]
+__all__ = ["STEPS", "StepContext", "answer_mode", "data_complete", "doc_to_state", "render_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -272,191 +270,6 @@ def summarise(ctx: StepContext) -> None:
         )
 
 
-def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """``(why, summary)`` when the answer written from the data is already the one the
-    LLM's reply would give, so the call is skipped; None when the LLM has a choice to make.
-
-    - ``id_not_found``: the question names a CVE or bug no entry holds; the answer says
-      so in place of any summary (:func:`compose.compose_answer`).
-    - ``one_entry`` (structured mode): one entry is listed, so the schema's only entry
-      number is 1, and the kind of change is read from the data whatever the model says
-      (:func:`compose.entry_kind`): the rendered choice of ``{"n": 1}`` is that reply.
-    - ``ranking`` / ``empty_window`` (structured mode, statistics): a ranking question,
-      or a question whose current window has no upload, is answered by the figures'
-      own summary whatever kinds the model picks (:func:`compose.render_choice`).
-
-    - ``quoted_entry`` (structured mode): the question quotes a phrase that 1..4 listed
-      entries hold verbatim (:func:`quoted_entries`); those entries are the answer.
-    - ``ids_listed`` (structured mode): the question names a CVE or bug and every listed
-      entry (at most 4) names it: each is an upload that fixed or mentions the id, all
-      are the answer (the ``answers`` builder's truth lists every entry naming the id).
-    - ``kinds_named`` (structured mode, statistics): the question names 1-3 kinds of
-      change ("how did security fixes and packaging work shift"; :func:`asked_kinds`):
-      their figures are the answer.
-    - ``kinds_ranked`` (structured mode, statistics): the question asks which kinds rose,
-      fell or dominated (:func:`moving_kinds`): the kinds ranked by that figure are the
-      answer (the model, shown the figures, led with the list's first kind even when
-      it fell: benchmarks/bench_run.py --seed 7 --show-calls).
-    - ``period_listed`` (structured mode): the question names packages and a period and
-      the 2-4 listed entries are all uploads of those packages inside it: the question
-      asks what those uploads changed, so all of them are the answer
-      (:func:`_all_in_period`; not after a replan dropped the period or the packages).
-
-    The prose mode (a stronger model writing its own sentences) is never skipped but
-    for ``id_not_found``. Each skip removes one LLM call of ~1-4 s from the Fast Path
-    (benchmarks/bench_run.py).
-    """
-    if ctx.spec.answer_style == "grouped" and listing and (missing_ids(ctx) or ctx.analysis.unknown_packages):
-        return "id_not_found", fallback_summary(ctx, listing)
-    if answer_mode(ctx) != "structured":
-        return None
-    if ctx.spec.answer_style == "stats":
-        stats = ctx.stats or {}
-        if stats.get("ranking"):
-            return "ranking", stats_summary(ctx)
-        if (stats.get("empty") or {}).get("current"):
-            return "empty_window", stats_summary(ctx)
-        asked = asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1])
-        if 1 <= len(asked) <= _KINDS_MAX:
-            rendered = render_choice(ctx, listing, {"kinds": asked})
-            return ("kinds_named", rendered) if rendered else None
-        moved = moving_kinds(ctx.analysis.text, stats)
-        if moved:
-            rendered = render_choice(ctx, listing, {"kinds": moved})
-            return ("kinds_ranked", rendered) if rendered else None
-        return None
-    if len(listing) == 1:
-        rendered = render_choice(ctx, listing, {"entries": [{"n": 1, "kind": "other"}]})
-        return ("one_entry", rendered) if rendered else None
-    for why, numbers in (("quoted_entry", quoted_entries(ctx.analysis.text, listing)),
-                         ("ids_listed", _naming_all(ctx, listing)),
-                         ("period_listed", _all_in_period(ctx, listing))):
-        if numbers and len(numbers) <= _CHOICE_MAX:
-            rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
-            if rendered:
-                return why, rendered
-    return None
-
-
-_CHOICE_MAX = 4  # entries a structured reply may choose (choice_schema's maxItems)
-_KINDS_MAX = 3  # kinds a statistics reply may choose
-# How questions name the default kinds of change (compose.DEFAULT_CHANGE_KINDS), EN and
-# RU; a domain's own kind is named by its name ("new_upstream": "new upstream").
-_KIND_WORDS: dict[str, tuple[str, ...]] = {
-    "security": (r"\bsecurity\b", r"\bcves?\b", r"vulnerab", r"безопасност", r"уязвим"),
-    "bugfix": (r"\bbug[- ]?fix", r"исправлени\w*\s+ошиб", r"\bбаг"),
-    "new_upstream": (r"\bnew upstream", r"\bupstream (?:release|version)", r"нов\w*\s+верси", r"апстрим"),
-    "packaging": (r"\bpackaging\b", r"\bсборк", r"\bупаковк"),
-    "translation": (r"\btranslation", r"\bl10n\b", r"\bперевод"),
-    "documentation": (r"\bdocumentation\b", r"\bdocs\b", r"документац"),
-}
-
-
-_RISE = re.compile(r"\b(?:ris(?:e|es|ing)|grew|grow(?:s|n|ing)?|increas\w*|more (?:common|often|frequent))\b"
-                   r"|стал\w* больше|чаще|раст[уё]т|вырос\w*|увелич\w*", re.IGNORECASE)
-_FALL = re.compile(r"\b(?:fell|fall(?:s|ing)?|declin\w*|decreas\w*|less (?:common|often|frequent)|fewer)\b"
-                   r"|меньше|реже|сократ\w*|уменьш\w*|снизил\w*", re.IGNORECASE)
-_DOMINANT = re.compile(r"\b(?:dominat\w*|prevail\w*|most (?:common|frequent))\b|преоблада\w*|доминир\w*",
-                       re.IGNORECASE)
-
-
-def moving_kinds(question: str, stats: dict[str, Any]) -> list[str]:
-    """Up to three kinds of change ranked by what the question asks of them, from the
-    computed figures (``stats["kinds"]``: ``{"kind", "current", "previous"}`` rows), or
-    empty when it asks none of these or the figures cannot say:
-
-    - dominated ("dominated", "most common", "преобладали"): the most uploads in the
-      asked window first (kinds with none left out);
-    - rose and fell both ("стало больше, а каких меньше"): the largest changes either way;
-    - rose ("rising", "grew", "more common", "чаще", "растут"): the kinds that rose, the
-      largest rise first; fell ("declining", "fewer", "реже"): likewise.
-
-    Rise and fall need the previous window; "dominated" is checked first ("which
-    dominated, and how does that compare with before").
-    """
-    rows = [r for r in stats.get("kinds") or []
-            if isinstance(r, dict) and isinstance(r.get("current"), int) and "kind" in r]
-    if _DOMINANT.search(question):
-        return [r["kind"] for r in sorted(rows, key=lambda r: -r["current"]) if r["current"] > 0][:_KINDS_MAX]
-    rise, fall = bool(_RISE.search(question)), bool(_FALL.search(question))
-    rows = [r for r in rows if isinstance(r.get("previous"), int)]
-    if not rows or not (rise or fall):
-        return []
-    sign = 0 if rise and fall else (1 if rise else -1)
-    moved = [(r["current"] - r["previous"], r["kind"]) for r in rows]
-    moved = [(d, k) for d, k in moved if d != 0 and (sign == 0 or d * sign > 0)]
-    return [k for _, k in sorted(moved, key=lambda x: -abs(x[0]))][:_KINDS_MAX]
-
-
-def asked_kinds(question: str, names: list[str]) -> list[str]:
-    """The kinds of change (of ``names``) a question names, in the order it names them:
-    words of :data:`_KIND_WORDS` for the default kinds, the kind's name (``_`` read as a
-    space or hyphen, a plural ``s`` allowed) for any other. A generic word ("fixes", "изменения") names none."""
-    found: list[tuple[int, str]] = []
-    for name in names:
-        words = _KIND_WORDS.get(name) or (r"\b" + re.escape(name).replace("_", "[ _-]?") + r"(?:e?s)?\b",)
-        hits = [m.start() for w in words if (m := re.search(w, question, re.IGNORECASE))]
-        if hits:
-            found.append((min(hits), name))
-    return [name for _, name in sorted(found)]
-_QUOTED = re.compile(r'"([^"]+)"|«([^»]+)»|“([^”]+)”|„([^“”]+)[“”]')
-QUOTE_MIN_CHARS = 12
-"""A quoted phrase shorter than this (a word or two) is not looked up verbatim."""
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
-def quoted_entries(question: str, listing: list[dict[str, Any]]) -> list[int]:
-    """The 1-based numbers of the listed entries whose text holds, verbatim, a phrase the
-    question quotes ("...", «...», “...”, „...“; at least :data:`QUOTE_MIN_CHARS`
-    characters; compared case-folded with whitespace collapsed, so a phrase wrapped over
-    two changelog lines is found). Empty when the question quotes nothing or no listed
-    entry holds the phrase.
-
-    Such a question ("Which version has the entry "..."?") is answered by the entry that
-    holds the phrase; the choice made from 160-character excerpts cannot see a phrase
-    further down the entry (the free-text questions of the ``answers`` builder).
-    """
-    phrases = [_flat(p) for m in _QUOTED.finditer(question) for p in m.groups() if p]
-    phrases = [p.strip(" .,;:!?") for p in phrases]
-    phrases = [p for p in phrases if len(p) >= QUOTE_MIN_CHARS]
-    if not phrases:
-        return []
-    return [n for n, d in enumerate(listing, start=1) if any(p in _flat(d["text"]) for p in phrases)]
-
-
-def _naming_all(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
-    """Every listed entry's number when the question names a CVE or bug and each listed
-    entry names one of the asked ids (the listing of an id lookup): each of them answers
-    "where was it fixed", so choosing among them adds nothing. Otherwise empty."""
-    if not (ctx.analysis.cves or ctx.analysis.bugs) or missing_ids(ctx):
-        return []
-    # The id rule of compose.missing_ids: a bug number stands alone ("Closes: #N", "N").
-    asked = [rf"(?<![\w-]){re.escape(i)}(?!\d)" for i in (*ctx.analysis.cves, *ctx.analysis.bugs)]
-    if all(any(re.search(a, d["text"], re.IGNORECASE) for a in asked) for d in listing):
-        return list(range(1, len(listing) + 1))
-    return []
-
-
-def _all_in_period(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
-    """Every listed entry's number when the question names packages and a date range
-    (both still in force) and each listed entry is an upload of one of those packages
-    dated inside the range; otherwise empty."""
-    a = ctx.analysis
-    if not (a.packages and a.dates and ctx.use_dates and ctx.use_packages):
-        return []
-    lo, hi = a.dates.ts_from, a.dates.ts_to
-
-    def inside(d: dict[str, Any]) -> bool:
-        ts = d.get("ts")
-        return (d.get("channel") in a.packages and isinstance(ts, int)
-                and (lo is None or ts >= lo) and (hi is None or ts < hi))
-
-    return list(range(1, len(listing) + 1)) if all(inside(d) for d in listing) else []
-
-
 _VARIANT_HINTS = (
     "",
     " Lead with the most important change (security fixes first).",
@@ -475,17 +288,6 @@ _CHOOSE_STATS = (
     "Uploads with each kind of change {compared}:\n{stats}\n\nQuestion: {query}"
 )
 _FIX_HINT = "\nA previous answer had these problems: {issues}. Choose again."
-
-
-def answer_mode(ctx: StepContext) -> str:
-    """``structured`` or ``prose``: the setting ``llm.answer_mode``; ``auto`` means
-    structured when the chat model is the embedded llama.cpp one with no ``model_path``
-    (SmolLM2-135M, which invents in free prose) and prose for any other model."""
-    llm = ctx.llm
-    if llm.answer_mode != "auto":
-        return llm.answer_mode
-    embedded = isinstance(ctx.chat_model, ChatLlamaCpp) and llm.model_path is None
-    return "structured" if embedded else "prose"
 
 
 def choice_schema(ctx: StepContext, n_entries: int) -> dict[str, Any]:

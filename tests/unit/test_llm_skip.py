@@ -1,5 +1,5 @@
 """When the data-written answer is already complete, the structured mode makes no LLM call
-(``steps.data_complete``): a quoted phrase held by the listed entries, an id lookup whose
+(``complete.data_complete``): a quoted phrase held by the listed entries, an id lookup whose
 listed entries all name the id, a package-period digest of a few uploads, a statistics question
 naming its kinds."""
 
@@ -10,7 +10,8 @@ from datetime import date
 
 import pytest
 
-from knowledge_os.domains.steps import StepContext, asked_kinds, data_complete, moving_kinds, quoted_entries
+from knowledge_os.domains.complete import asked_kinds, data_complete, moving_kinds, quoted_entries
+from knowledge_os.domains.steps import StepContext
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import analyze_query
 
