@@ -36,6 +36,8 @@ T: dict[str, dict[str, str]] = {
                 "ru": "Нет данных за предыдущий период {span}: сравнивать не с чем."},
     "kinds_head": {"en": "Uploads with each kind of change (current vs previous window):",
                    "ru": "Загрузок с изменениями каждого вида (текущий и предыдущий период):"},
+    "shares": {"en": "Share of the uploads with each kind: {shares}.",
+               "ru": "Доля загрузок с каждым видом изменений: {shares}."},
     "kinds_head_one": {"en": "Uploads with each kind of change in {span}:",
                        "ru": "Загрузок с изменениями каждого вида за {span}:"},
     "rank_head": {"en": "Top {n} {entity} by {measure}, {span}{prev}:",
@@ -188,13 +190,28 @@ def render_table(s: dict[str, Any]) -> str:
         lines.append(pick(T["kinds_head_one"], lang, span=cur))
         for k in sorted(s["kinds"], key=lambda k: (-k["current"], k["kind"])):
             lines.append(f"- {_kind_label(k['kind'], lang)}: {k['current']}")
+        lines.extend(_shares_line(s, lang, both=False))
     elif not s["empty"]["current"]:
         lines.append(pick(T["kinds_head"], lang))
         for k in s["kinds"]:
             pct = f", {k['change_pct']:+d}%" if k["change_pct"] is not None else ""
             lines.append(f"- {_kind_label(k['kind'], lang)}: {pick(T['vs'], lang, a=k['current'], b=k['previous'])}"
                          f" ({k['delta']:+d}{pct})")
+        lines.extend(_shares_line(s, lang, both=True))
     return "\n".join(lines)
+
+
+def _shares_line(s: dict[str, Any], lang: str, *, both: bool) -> list[str]:
+    """The kinds' shares of the window's uploads (``share_pct``), current (vs previous when
+    ``both``), for the kinds with an upload; [] when the statistics carry no shares."""
+    parts = []
+    for k in s["kinds"]:
+        share, prev = k.get("share_pct"), k.get("previous_share_pct")
+        if share is None or not (k["current"] or (both and k["previous"])):
+            continue
+        value = pick(T["vs"], lang, a=f"{share}%", b=f"{prev}%") if both and prev is not None else f"{share}%"
+        parts.append(f"{_kind_label(k['kind'], lang)} {value}")
+    return [pick(T["shares"], lang, shares=", ".join(parts))] if parts else []
 
 
 def _top_kinds(kinds: list[dict[str, Any]], key: str, lang: str) -> str:

@@ -83,6 +83,8 @@ STATS_KIND_ONE = {
     "en": "Uploads with a {kind}: {current} from {cur_from} to {cur_to}.",
     "ru": "Загрузок с видом изменений «{kind}»: {current} с {cur_from} по {cur_to}.",
 }
+STATS_SHARE = {"en": "{count} of {uploads} ({share}%)", "ru": "{count} из {uploads} ({share}%)"}
+"""A kind's count with its share of the window's uploads, as "what share" questions ask."""
 
 DEFAULT_CHANGE_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("security", (r"CVE-\d{4}-\d+", r"\bsecurity\b", "vulnerab", "overflow", "use-after-free",
@@ -250,12 +252,21 @@ def _stats_rows(ctx: StepContext) -> list[dict[str, Any]] | None:
 def _stats_kind_line(ctx: StepContext, row: dict[str, Any], lang: str) -> str:
     s = ctx.stats or {}
     prev = s.get("previous")
+    totals = s.get("totals") or {}
+
+    def count(n: int, window: str, share: Any) -> str:
+        uploads = (totals.get(window) or {}).get("uploads")
+        if share is None or not uploads:
+            return str(n)
+        return pick(STATS_SHARE, lang, count=n, uploads=uploads, share=share)
+
+    current = count(row["current"], "current", row.get("share_pct"))
     if row["previous"] is None or not isinstance(prev, dict):
-        return pick(STATS_KIND_ONE, lang, kind=kind_label(row["kind"], lang), current=row["current"],
+        return pick(STATS_KIND_ONE, lang, kind=kind_label(row["kind"], lang), current=current,
                     cur_from=s["window"]["from"], cur_to=s["window"]["to"])
-    return pick(STATS_KIND, lang, kind=kind_label(row["kind"], lang), current=row["current"],
-                previous=row["previous"], cur_from=s["window"]["from"], cur_to=s["window"]["to"],
-                prev_from=prev["from"], prev_to=prev["to"])
+    return pick(STATS_KIND, lang, kind=kind_label(row["kind"], lang), current=current,
+                previous=count(row["previous"], "previous", row.get("previous_share_pct")),
+                cur_from=s["window"]["from"], cur_to=s["window"]["to"], prev_from=prev["from"], prev_to=prev["to"])
 
 
 def _stats_data_summary(ctx: StepContext, lang: str) -> str:

@@ -309,8 +309,11 @@ def compute_trend(
              "empty": {"current": bool, "previous": bool},
              "newest": "YYYY-MM-DD" | None,   # newest entry in scope before the window's
                                               # end, when the current window is empty
-             "kinds": [{"kind", "current", "previous", "delta", "change_pct"}],
+             "kinds": [{"kind", "current", "previous", "delta", "change_pct",
+                        "share_pct", "previous_share_pct"}],
                                               # rising first; delta/pct None without data;
+                                              # share: % of the window's uploads, None
+                                              # without uploads;
                                               # [] for a ranking question
              "ranking": {"entity", "measure", "n", "rows": [{"rank", "key", "name",
                          "members", "current", "previous"}], "tied_left_out": int} | None,
@@ -360,7 +363,8 @@ def compute_trend(
         delta = cur - prev if comparable else None
         pct = round(100.0 * (cur - prev) / prev) if (comparable and prev) else None
         kind_rows.append({"kind": name, "current": cur, "previous": prev if previous is not None else None,
-                          "delta": delta, "change_pct": pct})
+                          "delta": delta, "change_pct": pct, "share_pct": _share(cur, len(current.docs)),
+                          "previous_share_pct": _share(prev, len(previous.docs)) if previous is not None else None})
     kind_rows.sort(key=lambda r: (-(r["delta"] or 0), -r["current"], -(r["previous"] or 0), r["kind"]))
 
     rows, tied_left_out = _ranking_rows(query, current, previous) if query is not None else ([], 0)
@@ -405,7 +409,8 @@ def _figures(s: dict[str, Any]) -> list[int]:
     for totals in s["totals"].values():
         out.update((totals or {}).values())
     for k in s["kinds"]:
-        out.update(abs(v) for v in (k["current"], k["previous"], k["delta"], k["change_pct"]) if v is not None)
+        out.update(abs(v) for v in (k["current"], k["previous"], k["delta"], k["change_pct"], k.get("share_pct"),
+                                    k.get("previous_share_pct")) if v is not None)
     r = s["ranking"]
     if r is not None:
         out.update((r["n"], r["tied_left_out"]))
@@ -415,6 +420,11 @@ def _figures(s: dict[str, Any]) -> list[int]:
     for d in s["dates"]:
         out.update(int(part) for part in d.split("-"))
     return sorted(out)
+
+
+def _share(count: int, uploads: int) -> int | None:
+    """``count`` as a whole percentage of ``uploads`` (None when there is none)."""
+    return round(100.0 * count / uploads) if uploads else None
 
 
 def _window_dict(w: Window) -> dict[str, Any]:

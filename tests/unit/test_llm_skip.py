@@ -151,7 +151,11 @@ def test_a_statistics_question_naming_its_kinds_is_answered_from_the_figures(kos
     kos = kos_factory(responses=['{"kinds": ["translation"]}'] * 2, llm={"answer_mode": "structured"})
     r = kos.run("How did security fixes change this year?", as_of=AS_OF.isoformat(), use_cache=False)
     assert r.domain == "trend" and r.usage.llm_calls == 0
-    assert r.answer.split("\n\n", 1)[0].startswith("Uploads with a security fix: 2 from 2026-01-01 to 2026-11-22")
+    # The count with its share of the window's uploads, the share also in the figures table
+    # (a percentage is grounded only by a percentage written there).
+    assert r.answer.split("\n\n", 1)[0].startswith(
+        "Uploads with a security fix: 2 of 4 (50%) from 2026-01-01 to 2026-11-22, against 1 of 1 (100%) from")
+    assert "Share of the uploads with each kind: " in r.answer and "security 50% vs 100%" in r.answer
     assert r.answer_mode == "data" and r.data_only is False and r.quality.grounded
     r = kos.run("Which kinds of fixes were there this year?", as_of=AS_OF.isoformat(), use_cache=False)
     assert r.usage.llm_calls == 1  # no kind named: the model chooses
@@ -189,5 +193,5 @@ def test_a_rising_kinds_question_is_answered_from_the_figures(kos_factory):
     lead = r.answer.split("\n\n", 1)[0]
     assert "translation" not in lead and r.quality.grounded
     for line in lead.split(". "):  # every kind reported rose
-        current, previous = re.search(r": (\d+) from .*against (\d+) from", line).groups()
+        current, previous = re.search(r": (\d+)(?: of \d+ \(\d+%\))? from .*against (\d+)(?: of \d+ \(\d+%\))? from", line).groups()
         assert int(current) > int(previous), line

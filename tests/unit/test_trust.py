@@ -136,7 +136,8 @@ def test_structured_mode_in_russian_and_for_statistics(kos_factory):
     r = kos.run("Какие виды исправлений растут в этом году?", as_of=AS_OF, use_cache=False)
     assert r.domain == "trend"
     first = summary_of(r.answer)
-    assert first.startswith("Загрузок с видом изменений «исправление безопасности»: 2 с 2026-01-01 по 2026-11-22, против 1")
+    assert first.startswith("Загрузок с видом изменений «исправление безопасности»: 2 из 4 (50%) с 2026-01-01 по "
+                            "2026-11-22, против 1 из 1 (100%)")
     assert detect_language(first) == "ru"
     assert r.quality.grounded
 
