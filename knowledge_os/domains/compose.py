@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 _CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
+_MONTH_NAME = re.compile(r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december"
+                         r"|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\b")
+"""English month names as the question's lowercased words have them ("since june"), capitalised when echoed."""
 
 # -- framework-written lines, one table per line, {lang: template} ----------------------
 NOTHING_IN_PERIOD = {
@@ -169,7 +172,8 @@ def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]
     else:
         parts = [summary.strip()]
     if not ctx.use_dates and ctx.analysis.dates is not None and ctx.spec.answer_style == "grouped":
-        parts.insert(0, pick(NOTHING_IN_PERIOD, lang, label=ctx.analysis.dates.label,
+        parts.insert(0, pick(NOTHING_IN_PERIOD, lang, label=_MONTH_NAME.sub(lambda m: m[0].capitalize(),
+                                                                             ctx.analysis.dates.label),
                              period=ctx.analysis.dates.describe()))
     if not listing:
         parts.append(pick(NO_ENTRIES, lang))

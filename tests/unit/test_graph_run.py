@@ -240,6 +240,8 @@ def test_nothing_in_the_period_broadens_once_and_says_so(kos_factory):
     assert r.manifest["replans"] == 1 and r.manifest["plan"]["scope"] == {"use_dates": False, "use_packages": True}
     assert r.answer.startswith("Nothing matched in 2020 (2020-01-01 .. 2020-12-31)")
     assert {c.metadata["package"] for c in r.citations} == {"curl"}
+    r = kos.run("What changed in curl since june?", as_of="2020-12-01")
+    assert r.answer.startswith("Nothing matched since June (2020-06-01 .. 2020-12-01)"), r.answer[:80]
 
 
 def test_a_fix_that_fails_again_loses_to_the_data_only_summary(kos_factory):
