@@ -69,6 +69,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -96,85 +97,96 @@ def forget(db: sqlite3.Connection, query: str) -> None:
         db.execute("DELETE FROM answer_cache WHERE query = ?", (query,))
 
 
-def measure(home: Path, hits: int) -> dict[str, list[tuple[float, float]]]:
-    """``series -> [(wall ms, process CPU ms), ...]`` of the hits (module docstring)."""
-    import httpx
+@contextlib.contextmanager
+def kos_on_copy(home: Path) -> Iterator[tuple[Any, Any, sqlite3.Connection]]:
+    """``(services, kos, answers_db)`` over a temporary copy of ``home``, with a fake chat
+    model (a hit makes no LLM call; a miss gets "See [1]."); closed at exit."""
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
     from knowledge_os.api import KnowledgeOS
-    from knowledge_os.server.app import create_app
     from knowledge_os.services import Services
     from knowledge_os.settings import Settings
 
-    out: dict[str, list[tuple[float, float]]] = {name: [] for name in SERIES}
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(home, Path(tmp) / ".kos")
         services = Services(Settings(home=Path(tmp) / ".kos"),
                             chat_model=FakeListChatModel(responses=["See [1]."]))
         kos = KnowledgeOS(services=services)
         answers_db = sqlite3.connect(services.settings.sqlite_path)
-        forget_alias = functools.partial(forget, answers_db)
         try:
-            def timed(series: str, kind: str | None, call) -> None:  # noqa: ANN001
-                if kind != "exact":
-                    services.embedding_cache.clear()  # the near hit pays its query embedding
-                t, c = time.perf_counter(), time.process_time()
-                result = call()
-                wall, cpu = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
-                got = (result.get("manifest") or {}).get("cache", {}).get("kind")
-                if got == kind or (kind is None and got is not None):
-                    out[series].append((wall, cpu))
-                elif kind == "exact":
-                    raise RuntimeError(f"{series}: expected an exact hit, got {got!r}")
-
-            stored = []
-            for first, second in QUESTIONS:
-                miss = kos.run(first, as_of=AS_OF)
-                if kos.run(first, as_of=AS_OF).manifest["cache"].get("kind") == "exact":
-                    stored.append((first, second))
-                else:
-                    print(f"not stored (its answer did not pass verification): {first!r}", file=sys.stderr)
-                del miss
-            for _ in range(hits):
-                for first, second in stored:
-                    timed("api exact", "exact", lambda q=first: kos.run(q, as_of=AS_OF).model_dump())
-                    timed("api near", "near", lambda q=second: kos.run(q, as_of=AS_OF).model_dump())
-                    timed("api near, asked again", None, lambda q=second: kos.run(q, as_of=AS_OF).model_dump())
-                    forget_alias(second)
-
-            async def over_http() -> None:
-                app = create_app(kos)
-                transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://kos") as client:
-                    async def post(q: str) -> dict:
-                        r = await client.post("/v1/runs", json={"query": q, "as_of": AS_OF})
-                        r.raise_for_status()
-                        timing = r.headers.get("server-timing", "")  # "app;dur=MS" where the server sends it
-                        body = r.json()
-                        body["_server_ms"] = float(timing.split("dur=")[1]) if "dur=" in timing else None
-                        return body
-
-                    for first, _ in stored:
-                        await post(first)  # warm-up
-                    for _ in range(hits):
-                        for first, second in stored:
-                            for series, kind, q in (("http exact", "exact", first), ("http near", "near", second)):
-                                if kind == "near":
-                                    services.embedding_cache.clear()
-                                t, c = time.perf_counter(), time.process_time()
-                                body = await post(q)
-                                wall, cpu = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
-                                if body["manifest"]["cache"].get("kind") == kind:
-                                    out[series].append((wall, cpu))
-                                    if body["_server_ms"] is not None:
-                                        out[f"{series}, server"].append((body["_server_ms"], cpu))
-                                if kind == "near":
-                                    forget_alias(q)
-
-            asyncio.run(over_http())
+            yield services, kos, answers_db
         finally:
             answers_db.close()
             kos.close()
+
+
+def measure(home: Path, hits: int) -> dict[str, list[tuple[float, float]]]:
+    """``series -> [(wall ms, process CPU ms), ...]`` of the hits (module docstring)."""
+    import httpx
+
+    from knowledge_os.server.app import create_app
+
+    out: dict[str, list[tuple[float, float]]] = {name: [] for name in SERIES}
+    with kos_on_copy(home) as (services, kos, answers_db):
+        forget_alias = functools.partial(forget, answers_db)
+
+        def timed(series: str, kind: str | None, call) -> None:  # noqa: ANN001
+            if kind != "exact":
+                services.embedding_cache.clear()  # the near hit pays its query embedding
+            t, c = time.perf_counter(), time.process_time()
+            result = call()
+            wall, cpu = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
+            got = (result.get("manifest") or {}).get("cache", {}).get("kind")
+            if got == kind or (kind is None and got is not None):
+                out[series].append((wall, cpu))
+            elif kind == "exact":
+                raise RuntimeError(f"{series}: expected an exact hit, got {got!r}")
+
+        stored = []
+        for first, second in QUESTIONS:
+            miss = kos.run(first, as_of=AS_OF)
+            if kos.run(first, as_of=AS_OF).manifest["cache"].get("kind") == "exact":
+                stored.append((first, second))
+            else:
+                print(f"not stored (its answer did not pass verification): {first!r}", file=sys.stderr)
+            del miss
+        for _ in range(hits):
+            for first, second in stored:
+                timed("api exact", "exact", lambda q=first: kos.run(q, as_of=AS_OF).model_dump())
+                timed("api near", "near", lambda q=second: kos.run(q, as_of=AS_OF).model_dump())
+                timed("api near, asked again", None, lambda q=second: kos.run(q, as_of=AS_OF).model_dump())
+                forget_alias(second)
+
+        async def over_http() -> None:
+            app = create_app(kos)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://kos") as client:
+                async def post(q: str) -> dict:
+                    r = await client.post("/v1/runs", json={"query": q, "as_of": AS_OF})
+                    r.raise_for_status()
+                    timing = r.headers.get("server-timing", "")  # "app;dur=MS" where the server sends it
+                    body = r.json()
+                    body["_server_ms"] = float(timing.split("dur=")[1]) if "dur=" in timing else None
+                    return body
+
+                for first, _ in stored:
+                    await post(first)  # warm-up
+                for _ in range(hits):
+                    for first, second in stored:
+                        for series, kind, q in (("http exact", "exact", first), ("http near", "near", second)):
+                            if kind == "near":
+                                services.embedding_cache.clear()
+                            t, c = time.perf_counter(), time.process_time()
+                            body = await post(q)
+                            wall, cpu = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
+                            if body["manifest"]["cache"].get("kind") == kind:
+                                out[series].append((wall, cpu))
+                                if body["_server_ms"] is not None:
+                                    out[f"{series}, server"].append((body["_server_ms"], cpu))
+                            if kind == "near":
+                                forget_alias(q)
+
+        asyncio.run(over_http())
     return out
 
 
@@ -229,49 +241,34 @@ def timing_parts(acc: dict[str, float]) -> Iterator[None]:
 
 def breakdown(home: Path, hits: int) -> None:
     """Print where an exact and a near hit spend their time (``--breakdown``)."""
-    from langchain_core.language_models.fake_chat_models import FakeListChatModel
-
-    from knowledge_os.api import KnowledgeOS
-    from knowledge_os.services import Services
-    from knowledge_os.settings import Settings
-
     acc: dict[str, float] = defaultdict(float)
     parts: dict[str, dict[str, float]] = {"exact": defaultdict(float), "near": defaultdict(float)}
     runs: dict[str, list[tuple[float, float]]] = {"exact": [], "near": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(home, Path(tmp) / ".kos")
-        services = Services(Settings(home=Path(tmp) / ".kos"),
-                            chat_model=FakeListChatModel(responses=["See [1]."]))
-        kos = KnowledgeOS(services=services)
-        answers_db = sqlite3.connect(services.settings.sqlite_path)
-        try:
-            stored = [(a, b) for a, b in QUESTIONS
-                      if kos.run(a, as_of=AS_OF) and kos.run(a, as_of=AS_OF).manifest["cache"].get("kind") == "exact"]
-            for _, b in stored:
-                kos.run(b, as_of=AS_OF)  # warm-up
-                forget(answers_db, b)
-            with timing_parts(acc):
-                for _ in range(hits):
-                    for first, second in stored:
-                        for kind, q in (("exact", first), ("near", second)):
-                            if kind == "near":
-                                services.embedding_cache.clear()
-                            acc.clear()
-                            t, c = time.perf_counter(), time.process_time()
-                            result = kos.run(q, as_of=AS_OF)
-                            wall, cpu = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
-                            if kind == "near":
-                                forget(answers_db, q)
-                            if result.manifest["cache"].get("kind") != kind:
-                                continue
-                            runs[kind].append((wall, cpu))
-                            for label, ms in acc.items():
-                                parts[kind][label] += ms
-                            for node, ms in result.manifest["timings_ms"].items():
-                                parts[kind][f"node {node} (wall)"] += ms
-        finally:
-            answers_db.close()
-            kos.close()
+    with kos_on_copy(home) as (services, kos, answers_db):
+        stored = [(a, b) for a, b in QUESTIONS
+                  if kos.run(a, as_of=AS_OF) and kos.run(a, as_of=AS_OF).manifest["cache"].get("kind") == "exact"]
+        for _, b in stored:
+            kos.run(b, as_of=AS_OF)  # warm-up
+            forget(answers_db, b)
+        with timing_parts(acc):
+            for _ in range(hits):
+                for first, second in stored:
+                    for kind, q in (("exact", first), ("near", second)):
+                        if kind == "near":
+                            services.embedding_cache.clear()
+                        acc.clear()
+                        t, c = time.perf_counter(), time.process_time()
+                        result = kos.run(q, as_of=AS_OF)
+                        wall, cpu = (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
+                        if kind == "near":
+                            forget(answers_db, q)
+                        if result.manifest["cache"].get("kind") != kind:
+                            continue
+                        runs[kind].append((wall, cpu))
+                        for label, ms in acc.items():
+                            parts[kind][label] += ms
+                        for node, ms in result.manifest["timings_ms"].items():
+                            parts[kind][f"node {node} (wall)"] += ms
     print(f"load average: {load()}")
     labels = [label for *_, label in PARTS] + sorted({k for p in parts.values() for k in p if k.startswith("node ")})
     print(f"{'ms per hit (mean)':34} {'exact':>8} {'near':>8}")
