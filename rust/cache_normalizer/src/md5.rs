@@ -110,6 +110,84 @@ pub(crate) const K: [u32; 64] = [
 
 pub(crate) const INITIAL_STATE: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
+/// The 64 steps of RFC 1321, 3.4, in four rounds of 16: `$step!(F, a, b, c, d, m[j], K[i], s)`
+/// does one step (the scalar [`compress`] here, one step of every lane in
+/// `md5_lanes::compress_lanes`), `$between`, if given, runs before each round. `f`, `g`, `h`, `i` and
+/// `K` are the caller's.
+macro_rules! md5_rounds {
+    ($step:ident, $a:ident, $b:ident, $c:ident, $d:ident, $m:ident $(, $between:expr)?) => {
+        $($between;)?
+        $step!(f, $a, $b, $c, $d, $m[0], K[0], 7);
+        $step!(f, $d, $a, $b, $c, $m[1], K[1], 12);
+        $step!(f, $c, $d, $a, $b, $m[2], K[2], 17);
+        $step!(f, $b, $c, $d, $a, $m[3], K[3], 22);
+        $step!(f, $a, $b, $c, $d, $m[4], K[4], 7);
+        $step!(f, $d, $a, $b, $c, $m[5], K[5], 12);
+        $step!(f, $c, $d, $a, $b, $m[6], K[6], 17);
+        $step!(f, $b, $c, $d, $a, $m[7], K[7], 22);
+        $step!(f, $a, $b, $c, $d, $m[8], K[8], 7);
+        $step!(f, $d, $a, $b, $c, $m[9], K[9], 12);
+        $step!(f, $c, $d, $a, $b, $m[10], K[10], 17);
+        $step!(f, $b, $c, $d, $a, $m[11], K[11], 22);
+        $step!(f, $a, $b, $c, $d, $m[12], K[12], 7);
+        $step!(f, $d, $a, $b, $c, $m[13], K[13], 12);
+        $step!(f, $c, $d, $a, $b, $m[14], K[14], 17);
+        $step!(f, $b, $c, $d, $a, $m[15], K[15], 22);
+        $($between;)?
+        $step!(g, $a, $b, $c, $d, $m[1], K[16], 5);
+        $step!(g, $d, $a, $b, $c, $m[6], K[17], 9);
+        $step!(g, $c, $d, $a, $b, $m[11], K[18], 14);
+        $step!(g, $b, $c, $d, $a, $m[0], K[19], 20);
+        $step!(g, $a, $b, $c, $d, $m[5], K[20], 5);
+        $step!(g, $d, $a, $b, $c, $m[10], K[21], 9);
+        $step!(g, $c, $d, $a, $b, $m[15], K[22], 14);
+        $step!(g, $b, $c, $d, $a, $m[4], K[23], 20);
+        $step!(g, $a, $b, $c, $d, $m[9], K[24], 5);
+        $step!(g, $d, $a, $b, $c, $m[14], K[25], 9);
+        $step!(g, $c, $d, $a, $b, $m[3], K[26], 14);
+        $step!(g, $b, $c, $d, $a, $m[8], K[27], 20);
+        $step!(g, $a, $b, $c, $d, $m[13], K[28], 5);
+        $step!(g, $d, $a, $b, $c, $m[2], K[29], 9);
+        $step!(g, $c, $d, $a, $b, $m[7], K[30], 14);
+        $step!(g, $b, $c, $d, $a, $m[12], K[31], 20);
+        $($between;)?
+        $step!(h, $a, $b, $c, $d, $m[5], K[32], 4);
+        $step!(h, $d, $a, $b, $c, $m[8], K[33], 11);
+        $step!(h, $c, $d, $a, $b, $m[11], K[34], 16);
+        $step!(h, $b, $c, $d, $a, $m[14], K[35], 23);
+        $step!(h, $a, $b, $c, $d, $m[1], K[36], 4);
+        $step!(h, $d, $a, $b, $c, $m[4], K[37], 11);
+        $step!(h, $c, $d, $a, $b, $m[7], K[38], 16);
+        $step!(h, $b, $c, $d, $a, $m[10], K[39], 23);
+        $step!(h, $a, $b, $c, $d, $m[13], K[40], 4);
+        $step!(h, $d, $a, $b, $c, $m[0], K[41], 11);
+        $step!(h, $c, $d, $a, $b, $m[3], K[42], 16);
+        $step!(h, $b, $c, $d, $a, $m[6], K[43], 23);
+        $step!(h, $a, $b, $c, $d, $m[9], K[44], 4);
+        $step!(h, $d, $a, $b, $c, $m[12], K[45], 11);
+        $step!(h, $c, $d, $a, $b, $m[15], K[46], 16);
+        $step!(h, $b, $c, $d, $a, $m[2], K[47], 23);
+        $($between;)?
+        $step!(i, $a, $b, $c, $d, $m[0], K[48], 6);
+        $step!(i, $d, $a, $b, $c, $m[7], K[49], 10);
+        $step!(i, $c, $d, $a, $b, $m[14], K[50], 15);
+        $step!(i, $b, $c, $d, $a, $m[5], K[51], 21);
+        $step!(i, $a, $b, $c, $d, $m[12], K[52], 6);
+        $step!(i, $d, $a, $b, $c, $m[3], K[53], 10);
+        $step!(i, $c, $d, $a, $b, $m[10], K[54], 15);
+        $step!(i, $b, $c, $d, $a, $m[1], K[55], 21);
+        $step!(i, $a, $b, $c, $d, $m[8], K[56], 6);
+        $step!(i, $d, $a, $b, $c, $m[15], K[57], 10);
+        $step!(i, $c, $d, $a, $b, $m[6], K[58], 15);
+        $step!(i, $b, $c, $d, $a, $m[13], K[59], 21);
+        $step!(i, $a, $b, $c, $d, $m[4], K[60], 6);
+        $step!(i, $d, $a, $b, $c, $m[11], K[61], 10);
+        $step!(i, $c, $d, $a, $b, $m[2], K[62], 15);
+        $step!(i, $b, $c, $d, $a, $m[9], K[63], 21);
+    };
+}
+pub(crate) use md5_rounds;
+
 /// One step: `a = b + ((a + m + k + f(b, c, d)) <<< s)`. Each round function takes
 /// `a + m + k`, which does not depend on the previous step, and hides it (with whatever
 /// else is off the chain) from reassociation before adding the part that does.
@@ -157,77 +235,7 @@ fn compress_with(state: &mut [u32; 4], block: &[u8; 64], between: &mut impl FnMu
     }
     let [mut a, mut b, mut c, mut d] = *state;
 
-    between();
-    step!(f, a, b, c, d, m[0], K[0], 7);
-    step!(f, d, a, b, c, m[1], K[1], 12);
-    step!(f, c, d, a, b, m[2], K[2], 17);
-    step!(f, b, c, d, a, m[3], K[3], 22);
-    step!(f, a, b, c, d, m[4], K[4], 7);
-    step!(f, d, a, b, c, m[5], K[5], 12);
-    step!(f, c, d, a, b, m[6], K[6], 17);
-    step!(f, b, c, d, a, m[7], K[7], 22);
-    step!(f, a, b, c, d, m[8], K[8], 7);
-    step!(f, d, a, b, c, m[9], K[9], 12);
-    step!(f, c, d, a, b, m[10], K[10], 17);
-    step!(f, b, c, d, a, m[11], K[11], 22);
-    step!(f, a, b, c, d, m[12], K[12], 7);
-    step!(f, d, a, b, c, m[13], K[13], 12);
-    step!(f, c, d, a, b, m[14], K[14], 17);
-    step!(f, b, c, d, a, m[15], K[15], 22);
-
-    between();
-    step!(g, a, b, c, d, m[1], K[16], 5);
-    step!(g, d, a, b, c, m[6], K[17], 9);
-    step!(g, c, d, a, b, m[11], K[18], 14);
-    step!(g, b, c, d, a, m[0], K[19], 20);
-    step!(g, a, b, c, d, m[5], K[20], 5);
-    step!(g, d, a, b, c, m[10], K[21], 9);
-    step!(g, c, d, a, b, m[15], K[22], 14);
-    step!(g, b, c, d, a, m[4], K[23], 20);
-    step!(g, a, b, c, d, m[9], K[24], 5);
-    step!(g, d, a, b, c, m[14], K[25], 9);
-    step!(g, c, d, a, b, m[3], K[26], 14);
-    step!(g, b, c, d, a, m[8], K[27], 20);
-    step!(g, a, b, c, d, m[13], K[28], 5);
-    step!(g, d, a, b, c, m[2], K[29], 9);
-    step!(g, c, d, a, b, m[7], K[30], 14);
-    step!(g, b, c, d, a, m[12], K[31], 20);
-
-    between();
-    step!(h, a, b, c, d, m[5], K[32], 4);
-    step!(h, d, a, b, c, m[8], K[33], 11);
-    step!(h, c, d, a, b, m[11], K[34], 16);
-    step!(h, b, c, d, a, m[14], K[35], 23);
-    step!(h, a, b, c, d, m[1], K[36], 4);
-    step!(h, d, a, b, c, m[4], K[37], 11);
-    step!(h, c, d, a, b, m[7], K[38], 16);
-    step!(h, b, c, d, a, m[10], K[39], 23);
-    step!(h, a, b, c, d, m[13], K[40], 4);
-    step!(h, d, a, b, c, m[0], K[41], 11);
-    step!(h, c, d, a, b, m[3], K[42], 16);
-    step!(h, b, c, d, a, m[6], K[43], 23);
-    step!(h, a, b, c, d, m[9], K[44], 4);
-    step!(h, d, a, b, c, m[12], K[45], 11);
-    step!(h, c, d, a, b, m[15], K[46], 16);
-    step!(h, b, c, d, a, m[2], K[47], 23);
-
-    between();
-    step!(i, a, b, c, d, m[0], K[48], 6);
-    step!(i, d, a, b, c, m[7], K[49], 10);
-    step!(i, c, d, a, b, m[14], K[50], 15);
-    step!(i, b, c, d, a, m[5], K[51], 21);
-    step!(i, a, b, c, d, m[12], K[52], 6);
-    step!(i, d, a, b, c, m[3], K[53], 10);
-    step!(i, c, d, a, b, m[10], K[54], 15);
-    step!(i, b, c, d, a, m[1], K[55], 21);
-    step!(i, a, b, c, d, m[8], K[56], 6);
-    step!(i, d, a, b, c, m[15], K[57], 10);
-    step!(i, c, d, a, b, m[6], K[58], 15);
-    step!(i, b, c, d, a, m[13], K[59], 21);
-    step!(i, a, b, c, d, m[4], K[60], 6);
-    step!(i, d, a, b, c, m[11], K[61], 10);
-    step!(i, c, d, a, b, m[2], K[62], 15);
-    step!(i, b, c, d, a, m[9], K[63], 21);
+    md5_rounds!(step, a, b, c, d, m, between());
 
     state[0] = state[0].wrapping_add(a);
     state[1] = state[1].wrapping_add(b);

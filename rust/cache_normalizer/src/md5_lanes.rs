@@ -14,7 +14,7 @@
 //! The technique is the "multi-buffer" hashing of Intel's ISA-L crypto library and of
 //! OpenSSL's `md5-mb` proposal; the code follows RFC 1321 and the scalar module.
 
-use crate::md5::{compress, INITIAL_STATE, K};
+use crate::md5::{compress, md5_rounds, INITIAL_STATE, K};
 
 /// One message of a padded arena: it starts at byte `start` and spans `blocks` blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,73 +206,7 @@ fn i(b: u32, c: u32, d: u32) -> u32 {
 fn compress_lanes<const L: usize>(state: &mut [[u32; L]; 4], m: &[[u32; L]; 16]) {
     let [mut a, mut b, mut c, mut d] = *state;
 
-    step!(f, a, b, c, d, m[0], K[0], 7);
-    step!(f, d, a, b, c, m[1], K[1], 12);
-    step!(f, c, d, a, b, m[2], K[2], 17);
-    step!(f, b, c, d, a, m[3], K[3], 22);
-    step!(f, a, b, c, d, m[4], K[4], 7);
-    step!(f, d, a, b, c, m[5], K[5], 12);
-    step!(f, c, d, a, b, m[6], K[6], 17);
-    step!(f, b, c, d, a, m[7], K[7], 22);
-    step!(f, a, b, c, d, m[8], K[8], 7);
-    step!(f, d, a, b, c, m[9], K[9], 12);
-    step!(f, c, d, a, b, m[10], K[10], 17);
-    step!(f, b, c, d, a, m[11], K[11], 22);
-    step!(f, a, b, c, d, m[12], K[12], 7);
-    step!(f, d, a, b, c, m[13], K[13], 12);
-    step!(f, c, d, a, b, m[14], K[14], 17);
-    step!(f, b, c, d, a, m[15], K[15], 22);
-
-    step!(g, a, b, c, d, m[1], K[16], 5);
-    step!(g, d, a, b, c, m[6], K[17], 9);
-    step!(g, c, d, a, b, m[11], K[18], 14);
-    step!(g, b, c, d, a, m[0], K[19], 20);
-    step!(g, a, b, c, d, m[5], K[20], 5);
-    step!(g, d, a, b, c, m[10], K[21], 9);
-    step!(g, c, d, a, b, m[15], K[22], 14);
-    step!(g, b, c, d, a, m[4], K[23], 20);
-    step!(g, a, b, c, d, m[9], K[24], 5);
-    step!(g, d, a, b, c, m[14], K[25], 9);
-    step!(g, c, d, a, b, m[3], K[26], 14);
-    step!(g, b, c, d, a, m[8], K[27], 20);
-    step!(g, a, b, c, d, m[13], K[28], 5);
-    step!(g, d, a, b, c, m[2], K[29], 9);
-    step!(g, c, d, a, b, m[7], K[30], 14);
-    step!(g, b, c, d, a, m[12], K[31], 20);
-
-    step!(h, a, b, c, d, m[5], K[32], 4);
-    step!(h, d, a, b, c, m[8], K[33], 11);
-    step!(h, c, d, a, b, m[11], K[34], 16);
-    step!(h, b, c, d, a, m[14], K[35], 23);
-    step!(h, a, b, c, d, m[1], K[36], 4);
-    step!(h, d, a, b, c, m[4], K[37], 11);
-    step!(h, c, d, a, b, m[7], K[38], 16);
-    step!(h, b, c, d, a, m[10], K[39], 23);
-    step!(h, a, b, c, d, m[13], K[40], 4);
-    step!(h, d, a, b, c, m[0], K[41], 11);
-    step!(h, c, d, a, b, m[3], K[42], 16);
-    step!(h, b, c, d, a, m[6], K[43], 23);
-    step!(h, a, b, c, d, m[9], K[44], 4);
-    step!(h, d, a, b, c, m[12], K[45], 11);
-    step!(h, c, d, a, b, m[15], K[46], 16);
-    step!(h, b, c, d, a, m[2], K[47], 23);
-
-    step!(i, a, b, c, d, m[0], K[48], 6);
-    step!(i, d, a, b, c, m[7], K[49], 10);
-    step!(i, c, d, a, b, m[14], K[50], 15);
-    step!(i, b, c, d, a, m[5], K[51], 21);
-    step!(i, a, b, c, d, m[12], K[52], 6);
-    step!(i, d, a, b, c, m[3], K[53], 10);
-    step!(i, c, d, a, b, m[10], K[54], 15);
-    step!(i, b, c, d, a, m[1], K[55], 21);
-    step!(i, a, b, c, d, m[8], K[56], 6);
-    step!(i, d, a, b, c, m[15], K[57], 10);
-    step!(i, c, d, a, b, m[6], K[58], 15);
-    step!(i, b, c, d, a, m[13], K[59], 21);
-    step!(i, a, b, c, d, m[4], K[60], 6);
-    step!(i, d, a, b, c, m[11], K[61], 10);
-    step!(i, c, d, a, b, m[2], K[62], 15);
-    step!(i, b, c, d, a, m[9], K[63], 21);
+    md5_rounds!(step, a, b, c, d, m);
 
     for l in 0..L {
         state[0][l] = state[0][l].wrapping_add(a[l]);
