@@ -24,7 +24,9 @@ QUESTION = "Compare what changed in openssl and curl since March and explain why
 
 
 def env_for(home: Path, checkpointer: str) -> dict[str, str]:
-    env = {**os.environ, "KOS_HOME": str(home)}
+    # Prose answers: execute always calls the LLM (a structured answer the data already
+    # completes skips it, and execute is then too short to be killed in).
+    env = {**os.environ, "KOS_HOME": str(home), "KOS_LLM__ANSWER_MODE": "prose"}
     if checkpointer == "postgres":
         env["KOS_STORAGE__CHECKPOINTER"] = "postgres"
         env["KOS_POSTGRES__DSN"] = require_service_env("KOS_TEST_POSTGRES_DSN")

@@ -309,7 +309,8 @@ def test_a_sigkilled_workers_run_is_resumed_by_another_worker(settings, corpus_d
 
     env = {**os.environ, "KOS_HOME": str(settings.home), "KOS_POSTGRES__DSN": settings.postgres.dsn.get_secret_value(),
            "KOS_STORAGE__CHECKPOINTER": "postgres", "KOS_QUEUE__BACKEND": "procrastinate",
-           "KOS_QUEUE__NAME": settings.queue.name, "KOS_QUEUE__HEARTBEAT_S": "1", "KOS_QUEUE__STALLED_AFTER_S": "4"}
+           "KOS_QUEUE__NAME": settings.queue.name, "KOS_QUEUE__HEARTBEAT_S": "1", "KOS_QUEUE__STALLED_AFTER_S": "4",
+           "KOS_LLM__ANSWER_MODE": "prose"}  # execute always calls the LLM: long enough to be killed in
     subprocess.run([*KOS, "ingest", "--json", str(corpus_dir)], env=env, check=True, capture_output=True, timeout=600)
     queued = subprocess.run([*KOS, "run", "--queue", "--json", "--as-of", AS_OF, "--no-cache", SMART_QUESTION],
                             env=env, capture_output=True, text=True, timeout=120)
