@@ -18,8 +18,12 @@ Then each graph runs half as many times streamed (``stream_mode="updates"``) for
 of process CPU per step, ours vs bare. ``--floor`` adds a third graph to the timed runs:
 the bare nodes on our schemas carrying the state one of our runs ends with
 (:func:`floor_graph`), what LangGraph's handling of our state costs without node work.
+``--phases`` adds that graph and a fourth, ours with each node's update replayed from a
+recorded run (:func:`replay_graph`: our wrappers, edges and writes without our node
+code), and prints where ours' CPU goes, phase by phase (each row the difference of two
+interleaved graphs' p50), with each node's own code timed inside its wrapper.
 
-    .venv/bin/python benchmarks/bench_overhead.py [--runs 200] [--floor]
+    .venv/bin/python benchmarks/bench_overhead.py [--runs 200] [--floor] [--phases]
 """
 
 from __future__ import annotations
@@ -39,9 +43,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 
+from knowledge_os.graph import edges  # noqa: E402
 from knowledge_os.graph.builder import builder  # noqa: E402
 from knowledge_os.graph.checkpointer import open_sqlite_saver  # noqa: E402
 from knowledge_os.graph.state import Context, InputState, OutputState, State  # noqa: E402
+from knowledge_os.nodes import (  # noqa: E402
+    cache_lookup,
+    cache_store,
+    check,
+    correct,
+    execute,
+    finalize,
+    plan,
+    rank,
+    route,
+    verify,
+)
+from knowledge_os.nodes._common import timed  # noqa: E402
 from knowledge_os.retrieval.base import Document  # noqa: E402
 from knowledge_os.retrieval.service import RetrievalResult, RetrievedDocument  # noqa: E402
 from knowledge_os.services import Services, reset_services  # noqa: E402
@@ -130,6 +148,66 @@ def floor_graph(first_update: dict[str, Any]) -> StateGraph:
     return wire(StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState), node)
 
 
+OUR_NODES = {m.__name__.rsplit(".", 1)[1]: getattr(m, m.__name__.rsplit(".", 1)[1])
+             for m in (cache_lookup, route, plan, execute, check, verify, rank, correct, cache_store, finalize)}
+"""Our node functions by name, as ``graph/builder.py`` adds them (each wrapped by ``timed``;
+the undecorated function is its ``__wrapped__``)."""
+
+
+def rewrapped_graph(inner: Any) -> StateGraph:
+    """Our graph (``graph/builder.py``: schemas, edges, the ``timed`` wrapper) with each
+    node's undecorated function passed through ``inner(name, fn)`` before it is wrapped."""
+    g = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
+    for name, fn in OUR_NODES.items():
+        g.add_node(name, timed(name)(inner(name, fn.__wrapped__)))
+    g.add_edge(START, "cache_lookup")
+    g.add_conditional_edges("cache_lookup", edges.route_after_cache_lookup)
+    for src, dst in (("route", "plan"), ("plan", "execute"), ("execute", "check"), ("verify", "rank"),
+                     ("correct", "verify"), ("cache_store", "finalize"), ("finalize", END)):
+        g.add_edge(src, dst)
+    g.add_conditional_edges("check", edges.route_after_check)
+    g.add_conditional_edges("rank", edges.route_after_rank)
+    return g
+
+
+def replay_graph(recorded: dict[str, dict[str, Any]]) -> StateGraph:
+    """Ours with each node's update replayed from ``recorded`` (node name -> the update
+    its function returned in one of our runs, before the wrapper): the wrappers, edges,
+    writes and checkpoints of our run without our node code (nor its thread hand-offs:
+    the replaying functions are async)."""
+    def inner(name: str, fn: Any):  # noqa: ANN202
+        async def replayed(state: State, runtime: Any) -> dict[str, Any]:
+            return dict(recorded[name])
+        return replayed
+
+    return rewrapped_graph(inner)
+
+
+def node_cpu_graph(out: dict[str, list[float]], recorded: dict[str, dict[str, Any]] | None = None) -> StateGraph:
+    """Ours with each node's own code timed: process CPU ms of the undecorated function
+    (in its worker thread for a plain one) appended to ``out[name]``; with ``recorded``,
+    the first update of each node is kept there (for :func:`replay_graph`)."""
+    def inner(name: str, fn: Any):  # noqa: ANN202
+        def keep(update: dict[str, Any], c: float) -> dict[str, Any]:
+            out.setdefault(name, []).append((time.process_time() - c) * 1000)
+            if recorded is not None:
+                recorded.setdefault(name, dict(update))
+            return update
+
+        if asyncio.iscoroutinefunction(fn):
+            async def timed_async(state: State, runtime: Any) -> dict[str, Any]:
+                c = time.process_time()
+                return keep(await fn(state, runtime), c)
+            return timed_async
+
+        def timed_sync(state: State, runtime: Any) -> dict[str, Any]:
+            c = time.process_time()
+            return keep(fn(state, runtime), c)
+        return timed_sync
+
+    return rewrapped_graph(inner)
+
+
 async def timed_runs(graph: Any, runs: int, context: Context | None) -> list[tuple[float, float]]:
     """``(wall ms, process CPU ms)`` of each of ``runs`` runs on new threads."""
     out = []
@@ -164,7 +242,8 @@ async def step_cpu(graph: Any, runs: int, context: Context | None) -> dict[str, 
     return out
 
 
-async def main_async(runs: int, floor: bool = False) -> None:
+async def main_async(runs: int, floor: bool = False, phases: bool = False) -> None:
+    floor = floor or phases
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / ".kos")
         embedder = HashEmbedder()
@@ -190,14 +269,28 @@ async def main_async(runs: int, floor: bool = False) -> None:
                     end.pop(name, None)
                 low = floor_graph(end).compile(checkpointer=saver_b)
                 await timed_runs(low, 10, context)
+            replay = None
+            node_cpu: dict[str, list[float]] = {}
+            if phases:
+                recorded: dict[str, dict[str, Any]] = {}
+                await timed_runs(node_cpu_graph({}, recorded).compile(checkpointer=saver_a), 1, context)
+                replay = replay_graph(recorded).compile(checkpointer=saver_a)
+                await timed_runs(replay, 10, context)
+                instrumented = node_cpu_graph(node_cpu).compile(checkpointer=saver_a)
+                await timed_runs(instrumented, 10, context)
+                node_cpu.clear()
             a: list[tuple[float, float]] = []
             b: list[tuple[float, float]] = []
             f: list[tuple[float, float]] = []
+            r: list[tuple[float, float]] = []
             for _ in range(runs):  # interleaved, so load on the machine hits both alike
                 a += await timed_runs(ours, 1, context)
                 b += await timed_runs(bare, 1, None)
                 if low is not None:
                     f += await timed_runs(low, 1, context)
+                if replay is not None:
+                    r += await timed_runs(replay, 1, context)
+                    await timed_runs(instrumented, 1, context)
             steps_a: dict[str, list[float]] = {}
             steps_b: dict[str, list[float]] = {}
             for _ in range(max(runs // 2, 1)):
@@ -212,7 +305,8 @@ async def main_async(runs: int, floor: bool = False) -> None:
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'graph':24} {'wall p50':>9} {'wall p95':>9} {'CPU p50':>9} {'CPU p95':>9}  (ms)")
     rows = {}
-    for name, times in (("knowledge_os (stubbed)", a), ("bare langgraph", b), ("bare, our state", f)):
+    for name, times in (("knowledge_os (stubbed)", a), ("bare langgraph", b), ("bare, our state", f),
+                        ("ours, updates replayed", r)):
         if not times:
             continue
         cols = [sorted(t[k] for t in times) for k in (0, 1)]
@@ -228,6 +322,19 @@ async def main_async(runs: int, floor: bool = False) -> None:
         low_r = rows["bare, our state"]
         print(f"{'floor ratio':24} " + " ".join(f"{low_r[k][j] / bare_r[k][j]:8.2f}x" for k in (0, 1) for j in (0, 1))
               + "   (bare nodes carrying our state / bare)")
+    if r:
+        cpu = {k: v[1][0] for k, v in rows.items()}  # CPU p50 of each graph
+        own = {name: statistics.median(v) for name, v in node_cpu.items()}
+        print(f"\nwhere ours' CPU goes, ms per run (p50 differences of the interleaved graphs; load"
+              f" {os.getloadavg()[0]:.2f})")
+        for label, ms in (
+                ("LangGraph + checkpointer, bare state (bare)", cpu["bare langgraph"]),
+                ("our 31-field state carried (floor - bare)", cpu["bare, our state"] - cpu["bare langgraph"]),
+                ("our writes, wrapper, edges (replayed - floor)", cpu["ours, updates replayed"] - cpu["bare, our state"]),
+                ("our node code + thread hops (ours - replayed)", cpu["knowledge_os (stubbed)"] - cpu["ours, updates replayed"]),
+                ("  of which node code, summed p50s", sum(own.values()))):
+            print(f"  {label:48} {ms:7.2f}")
+        print("  node code by node, p50 ms: " + ", ".join(f"{n} {v:.3f}" for n, v in own.items()))
     print(f"\nprocess CPU per step, p50 ms ({max(runs // 2, 1)} runs streamed; a step: the node, its writes"
           " and the checkpoint before it)")
     print(f"{'node':14} {'ours':>7} {'bare':>7} {'ours-bare':>9}")
@@ -247,8 +354,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--floor", action="store_true",
                     help="also time the bare nodes on our schemas carrying our state (floor_graph)")
+    ap.add_argument("--phases", action="store_true",
+                    help="also time ours with its node updates replayed and print where ours' CPU goes")
     args = ap.parse_args()
-    asyncio.run(main_async(args.runs, args.floor))
+    asyncio.run(main_async(args.runs, args.floor, args.phases))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
     persist checkpoints meanwhile. Each such hand-off costs about 0.2 ms of process CPU
     (``benchmarks/bench_overhead.py``), so a node whose blocking work (a model, a store)
     is conditional is ``async`` and hands off only that part (``route``, ``plan``,
-    ``check``, ``rank``).
+    ``check``, ``rank``, ``cache_store``).
     """
 
     def wrap(fn: NodeFn | SyncNodeFn) -> NodeFn:

@@ -1,9 +1,10 @@
 """Which work of a run leaves the event loop for a worker thread.
 
 A hand-off costs process CPU at every node (``benchmarks/bench_overhead.py``), so
-``route``, ``plan``, ``check`` and ``rank`` run on the loop and hand off only their
-blocking work: a routing decision the router cache lacks (the query embedding, maybe the
-LLM), the Smart Path's LLM plan, the store lookups of named ids, the judge's LLM calls.
+``route``, ``plan``, ``check``, ``rank`` and ``cache_store`` run on the loop and hand off
+only their blocking work: a routing decision the router cache lacks (the query embedding,
+maybe the LLM), the Smart Path's LLM plan, the store lookups of named ids, the judge's LLM
+calls, the answer-cache write.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 AS_OF = "2026-11-22"
-LOOP_NODES = {"route", "plan", "check", "verify", "rank", "finalize"}
+LOOP_NODES = {"route", "plan", "check", "verify", "rank", "cache_store", "finalize"}
 
 
 @pytest.fixture
@@ -60,3 +61,15 @@ def test_the_smart_paths_llm_plan_is_made_in_a_worker_thread(kos_factory, handed
     assert r.path == "smart"
     assert handed_off.count("_llm_plan") == 1
     assert "plan" not in handed_off
+
+
+def test_the_answer_cache_write_alone_is_handed_off_and_only_when_the_run_has_a_key(kos_factory, handed_off) -> None:
+    kos = kos_factory()
+    off = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=False)
+    assert off.quality.passed and "_store" not in handed_off  # no key: cache_store stays on the loop
+    handed_off.clear()
+    first = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=True)
+    assert first.quality.passed and first.manifest["cache"]["hit"] is False
+    assert handed_off.count("_store") == 1 and "cache_store" not in handed_off
+    again = kos.run("What changed in openssl since March?", as_of=AS_OF, use_cache=True)
+    assert again.manifest["cache"]["hit"] is True and again.answer == first.answer  # the write happened
