@@ -16,9 +16,9 @@ a second core being free: read it next to the load average), and on one thread, 
 child process started with ``RAYON_NUM_THREADS=1`` (the same table and targets, rows
 marked "1 thread"). ``--batch-threads N`` runs only the batch with N threads.
 
-Timing is built for a shared machine: each of ``--repeats`` rounds times every
-implementation once (a pass of at least ``--min-seconds`` over the whole corpus of a size),
-the implementations taking turns in an order that rotates from round to round, so that
+Timing is built for a shared machine: in each of ``--repeats`` rounds the implementations
+take turns pass by pass (one pass over the whole corpus of a size each, in an order that
+rotates from round to round) until each has run for at least ``--min-seconds``, so that
 load from other processes falls on all of them alike. The table shows the median round;
 each target compares two implementations within each round and reports the median of
 those per-round ratios, with their range. ``--best`` shows the fastest round instead and
@@ -89,23 +89,29 @@ def time_rounds(
 ) -> dict[str, list[float]]:
     """Seconds per call of each run, one figure per round.
 
-    Within a round every run is timed once, for at least ``min_s`` of ``clock``; the order
-    rotates from round to round, so that no run always follows the same one.
+    Within a round the runs take turns call by call (one pass over the corpus each, in an
+    order that rotates from round to round) until every run has been timed for at least
+    ``min_s`` of ``clock``. Interleaved this finely, a burst of load from other processes
+    (a scheduler time slice is a few ms) falls on every run alike instead of on whichever
+    run's pass it hit, so that the per-round ratios of two runs stay close together.
     """
     names = list(runs)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            fn = runs[name]
-            loops = 0
-            start = clock()
-            while True:
+        order = names[r % len(names) :] + names[: r % len(names)]
+        spent = dict.fromkeys(order, 0.0)
+        loops = dict.fromkeys(order, 0)
+        pending = order
+        while pending:
+            for name in pending:
+                fn = runs[name]
+                start = clock()
                 fn()
-                loops += 1
-                elapsed = clock() - start
-                if elapsed >= min_s:
-                    break
-            seconds[name].append(elapsed / loops)
+                spent[name] += clock() - start
+                loops[name] += 1
+            pending = [name for name in order if spent[name] < min_s]
+        for name in order:
+            seconds[name].append(spent[name] / loops[name])
     return seconds
 
 
