@@ -21,7 +21,9 @@ import re
 import threading
 import weakref
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
+from knowledge_os.db.appname import asyncpg_server_settings, psycopg_fallback
 from knowledge_os.errors import BackendTimeoutError, BackendUnavailableError, ConfigError
 from knowledge_os.settings import Settings
 
@@ -71,9 +73,10 @@ def _yoyo_uri(dsn: str, connect_timeout_s: float) -> str:
         raise ConfigError(
             f"postgres.dsn must be a postgresql:// URI for migrations, got {redact_dsn(dsn)!r}"
         )
-    if "connect_timeout=" not in rest:
-        joiner = "&" if "?" in rest else "?"
-        rest = f"{rest}{joiner}connect_timeout={max(1, round(connect_timeout_s))}"
+    extra = {"connect_timeout": str(max(1, round(connect_timeout_s))), **psycopg_fallback("migrations")}
+    for key, value in extra.items():  # yoyo hands the query's keys to psycopg.connect
+        if f"{key}=" not in rest:
+            rest = f"{rest}{'&' if '?' in rest else '?'}{key}={quote(value)}"
     return f"postgresql+psycopg://{rest}"
 
 
@@ -136,7 +139,8 @@ async def get_pool(settings: Settings) -> asyncpg.Pool:
 
     The first call per process and DSN applies the migrations (:func:`upgrade`); the first
     call per loop creates the pool with ``pool_min_size`` / ``pool_max_size`` connections,
-    ``connect_timeout_s`` and ``command_timeout_s``.
+    ``connect_timeout_s`` and ``command_timeout_s``; its connections report
+    ``application_name`` ``kos memory`` (:mod:`knowledge_os.db.appname`).
 
     Raises:
         ConfigError: no DSN configured.
@@ -163,6 +167,7 @@ async def get_pool(settings: Settings) -> asyncpg.Pool:
                 max_size=pg.pool_max_size,
                 command_timeout=pg.command_timeout_s,
                 timeout=pg.connect_timeout_s,
+                server_settings=asyncpg_server_settings(dsn, "memory"),
             )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise BackendUnavailableError(

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from knowledge_os.db.appname import psycopg_fallback
 from knowledge_os.db.pool import redact_dsn, upgrade
 from knowledge_os.errors import BackendUnavailableError, ConfigError
 from knowledge_os.settings import Settings
@@ -53,12 +54,15 @@ class SyncPool:
 
     Args:
         settings: ``postgres.*`` (DSN, ``pool_max_size``, timeouts).
-        what: Names the store in errors and logs, e.g. ``"document store"``.
+        what: Names the store in errors and logs, e.g. ``"document store"``, and its
+            connections in ``pg_stat_activity`` (a key of
+            :data:`knowledge_os.db.appname.APPLICATION_NAMES`).
 
     Raises:
         ConfigError: no DSN configured.
         BackendUnavailableError: the server refused or did not answer within
             ``postgres.connect_timeout_s`` (the DSN named, password redacted).
+        KeyError: ``what`` is not a key of ``APPLICATION_NAMES``.
     """
 
     def __init__(self, settings: Settings, *, what: str) -> None:
@@ -76,7 +80,8 @@ class SyncPool:
 
         self._pool: psycopg_pool.ConnectionPool = psycopg_pool.ConnectionPool(
             dsn, min_size=1, max_size=max(1, min(pg.pool_max_size, 4)), open=False,
-            kwargs={"connect_timeout": max(1, round(pg.connect_timeout_s)), "autocommit": True},
+            kwargs={"connect_timeout": max(1, round(pg.connect_timeout_s)), "autocommit": True,
+                    **psycopg_fallback(what)},  # pg_stat_activity: "kos document store", ...
             check=psycopg_pool.ConnectionPool.check_connection, timeout=pg.connect_timeout_s,
             configure=configure, name=f"kos {what}",
         )

@@ -119,11 +119,14 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[Any]:
         if dsn is None:
             raise ConfigError("storage.checkpointer is 'postgres' but postgres.dsn (KOS_POSTGRES__DSN) is not set")
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.conninfo import make_conninfo
 
+        from knowledge_os.db.appname import psycopg_fallback
         from knowledge_os.db.pool import redact_dsn
 
-        try:
-            cm = AsyncPostgresSaver.from_conn_string(dsn.get_secret_value())
+        try:  # its connection reports application_name "kos checkpointer" (knowledge_os/db/appname.py)
+            cm = AsyncPostgresSaver.from_conn_string(make_conninfo(dsn.get_secret_value(),
+                                                                   **psycopg_fallback("checkpointer")))
             saver = await cm.__aenter__()
             # Workers on several hosts open their first checkpointer at once on a fresh
             # database; LangGraph's setup() is not safe to run concurrently (two inserts

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knowledge_os.db.appname import psycopg_fallback
 from knowledge_os.errors import ConfigError, InputError
 from knowledge_os.queue.ingest import INGEST_TASK, QueuedIngest, aenqueue_ingest, register_ingest_task
 from knowledge_os.settings import Settings
@@ -165,7 +166,8 @@ def ensure_schema(settings: Settings) -> bool:
             return False
     upgrade(settings)
     try:
-        with psycopg.connect(dsn, connect_timeout=max(1, round(settings.postgres.connect_timeout_s))) as conn:
+        with psycopg.connect(dsn, connect_timeout=max(1, round(settings.postgres.connect_timeout_s)),
+                             **psycopg_fallback("queue schema")) as conn:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_SCHEMA_LOCK_KEY,))
                 exists = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()[0]
@@ -234,7 +236,8 @@ def make_app(settings: Settings, kos_factory: KosFactory | None = None) -> procr
         ConfigError: the queue is not configured (``queue.backend``, ``postgres.dsn``).
     """
     dsn = _dsn(settings)
-    app = procrastinate.App(connector=ListeningConnector(conninfo=dsn))
+    # the pool's kwargs reach its LISTEN connection too: both report "kos queue"
+    app = procrastinate.App(connector=ListeningConnector(conninfo=dsn, kwargs=psycopg_fallback("queue")))
     holder: dict[str, KnowledgeOS] = {}
 
     def kos() -> KnowledgeOS:

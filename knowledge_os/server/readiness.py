@@ -66,9 +66,11 @@ def _checks(settings: Settings) -> dict[str, Check]:
         async def postgres_check() -> None:
             import asyncpg
 
+            from knowledge_os.db.appname import asyncpg_server_settings
             from knowledge_os.db.pool import _dsn
 
-            con = await asyncpg.connect(_dsn(s), timeout=s.postgres.connect_timeout_s)
+            con = await asyncpg.connect(_dsn(s), timeout=s.postgres.connect_timeout_s,
+                                        server_settings=asyncpg_server_settings(_dsn(s), "readiness"))
             await con.close()
 
         checks["postgres"] = postgres_check

@@ -48,9 +48,11 @@ def test_redact_dsn_hides_passwords(dsn: str, shown: str) -> None:
     assert "secret" not in redact_uri("neo4j://u:secret@h:7687")
 
 
-def test_yoyo_uri_uses_psycopg3_and_a_connect_timeout() -> None:
-    assert _yoyo_uri("postgresql://u@h/db", 10) == "postgresql+psycopg://u@h/db?connect_timeout=10"
-    assert _yoyo_uri("postgres://u@h/db?sslmode=disable", 2.4).endswith("?sslmode=disable&connect_timeout=2")
+def test_yoyo_uri_uses_psycopg3_a_connect_timeout_and_names_its_connection() -> None:
+    name = "fallback_application_name=kos%20migrations"
+    assert _yoyo_uri("postgresql://u@h/db", 10) == f"postgresql+psycopg://u@h/db?connect_timeout=10&{name}"
+    assert _yoyo_uri("postgres://u@h/db?sslmode=disable", 2.4).endswith(f"?sslmode=disable&connect_timeout=2&{name}")
+    assert _yoyo_uri("postgres://u@h/db?application_name=ops", 1).endswith(f"?application_name=ops&connect_timeout=1&{name}")
     with pytest.raises(ConfigError):
         _yoyo_uri("host=h dbname=db", 10)
 
