@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -85,10 +86,15 @@ class SyncPool:
             check=psycopg_pool.ConnectionPool.check_connection, timeout=pg.connect_timeout_s,
             configure=configure, name=f"kos {what}",
         )
+        self._lent: Counter[int] = Counter()  # thread id -> connections it holds now
+        self._lent_changed = threading.Condition()
+        self._closing = False
+        self._lent_wait_s = pg.command_timeout_s
+        self._worker_wait_s = pg.connect_timeout_s + pg.command_timeout_s
         try:
             self._pool.open(wait=True, timeout=pg.connect_timeout_s)
         except psycopg_pool.PoolTimeout as exc:
-            self._pool.close()
+            self._pool.close(timeout=self._worker_wait_s)
             raise BackendUnavailableError(f"{what}: PostgreSQL at {self.where} did not answer: {exc}") from exc
         logger.debug("%s: PostgreSQL pool on %s", what, self.where)
 
@@ -96,10 +102,19 @@ class SyncPool:
     def connection(self) -> Iterator[psycopg.Connection]:
         """A connection in autocommit mode (use ``conn.transaction()`` for several
         statements); errors of the server or the network become
-        :class:`BackendUnavailableError` naming the store."""
+        :class:`BackendUnavailableError` naming the store.
+
+        Raises:
+            BackendUnavailableError: also once :meth:`close` has begun.
+        """
         import psycopg
         import psycopg_pool
 
+        me = threading.get_ident()
+        with self._lent_changed:
+            if self._closing:
+                raise BackendUnavailableError(f"{self.what}: the PostgreSQL pool on {self.where} is closed")
+            self._lent[me] += 1
         try:
             with self._pool.connection() as conn:
                 yield conn
@@ -107,7 +122,31 @@ class SyncPool:
             raise BackendUnavailableError(f"{self.what}: no PostgreSQL connection to {self.where}: {exc}") from exc
         except psycopg.OperationalError as exc:
             raise BackendUnavailableError(f"{self.what}: PostgreSQL at {self.where}: {exc}") from exc
+        finally:
+            with self._lent_changed:
+                self._lent[me] -= 1
+                if not self._lent[me]:
+                    del self._lent[me]
+                self._lent_changed.notify_all()
 
     def close(self) -> None:
-        """Close every connection (idempotent)."""
-        self._pool.close()
+        """Close every connection; return once they are closed (idempotent).
+
+        New :meth:`connection` calls fail at once. Connections other threads still hold
+        are waited for, up to ``postgres.command_timeout_s`` (the longest one statement
+        may run); one held longer is logged and closed when its thread returns it.
+        Connections the pool's workers are opening are waited for as well, up to
+        ``connect_timeout_s + command_timeout_s`` (connect, then the ``SET`` of each new
+        connection), and closed. psycopg_pool's own ``close()`` closes only the idle
+        connections and gives its workers 5 s (psycopg_pool 3.3 ``ConnectionPool.close``).
+        """
+        me = threading.get_ident()
+        with self._lent_changed:
+            self._closing = True
+            if not self._lent_changed.wait_for(lambda: self._others_lent(me) == 0, timeout=self._lent_wait_s):
+                logger.warning("%s: %d PostgreSQL connection(s) still in use %.0f s after close(); each closes "
+                               "when returned", self.what, self._others_lent(me), self._lent_wait_s)
+        self._pool.close(timeout=self._worker_wait_s)
+
+    def _others_lent(self, me: int) -> int:
+        return sum(n for thread, n in self._lent.items() if thread != me)
