@@ -90,7 +90,8 @@ STATS_SHARE = {"en": "{count} of {uploads} ({share}%)", "ru": "{count} из {upl
 """A kind's count with its share of the window's uploads, as "what share" questions ask."""
 
 DEFAULT_CHANGE_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("security", (r"CVE-\d{4}-\d+", r"\bsecurity\b", "vulnerab", "overflow", "use-after-free",
+    # "CVE-...-regression" names the fix whose regression an upload repairs: not a security fix.
+    ("security", (r"CVE-\d{4}-\d+(?!\d|[-_ ]regression)", r"\bsecurity\b", "vulnerab", "overflow", "use-after-free",
                   r"\bDSA[- ]\d+", r"\bDLA[- ]\d+")),
     ("bugfix", (r"Closes:\s*#\d+", r"\bfix(es|ed)?\b", r"\bcrash", r"\bregression")),
     ("new_upstream", ("new upstream", "upstream (release|version)", r"\bimport(ed)? \d", r"\brebase")),

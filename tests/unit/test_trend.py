@@ -407,3 +407,30 @@ def test_structured_reply_to_a_ranking_gives_the_ranked_entities(kos_factory):
                 use_cache=False)
     assert r.answer.startswith("Top 5 packages by uploads, 2026-01-01..2026-11-22: curl (2); openssl (2).")
     assert r.quality.grounded and r.data_only is False
+
+
+def test_a_patch_for_a_cve_fix_regression_counts_as_a_bug_fix_not_a_security_fix(tmp_path, trend_spec):
+    # curl 7.88.1-10+deb12u13 (Debian bookworm, 2025): the CVE id names the fix whose
+    # regression the upload repairs; the upload itself fixes no vulnerability.
+    regression = ("debian/patches/fix-CVE-2023-27534-regression-{1,2}.patch: add patches from upstream "
+                  "to restore sftp://host/~ behaviour.")
+    store = _store(tmp_path, {"curl": [
+        _entry("7.88.1-10+deb12u13", "Mon, 16 Jun 2025 10:00:00 +0000", ANN, [regression]),
+        _entry("7.88.1-10+deb12u11", "Mon, 10 Feb 2025 10:00:00 +0000", ANN, ["Import patch for CVE-2025-0167."]),
+    ]})
+    s = _trend(store, trend_spec, "How many curl security fixes were there in 2025?", date(2026, 12, 1))
+    kinds = {k["kind"]: k["current"] for k in s["kinds"]}
+    assert kinds["security"] == 1  # CVE-2025-0167 only
+    assert kinds["bugfix"] == 1
+
+
+def test_digest_kinds_read_a_cve_regression_patch_as_a_bug_fix():
+    import re as _re
+
+    from knowledge_os.domains.compose import DEFAULT_CHANGE_KINDS
+
+    def first_kind(line: str) -> str:
+        return next((n for n, pats in DEFAULT_CHANGE_KINDS if any(_re.search(p, line, _re.I) for p in pats)), "other")
+
+    assert first_kind("debian/patches/fix-CVE-2023-27534-regression-1.patch: restore sftp://host/~") == "bugfix"
+    assert first_kind("Fix CVE-2023-27534: path traversal in SFTP") == "security"
