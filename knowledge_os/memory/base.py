@@ -78,6 +78,12 @@ class EpisodicMemory(Protocol):
     async def record_many(self, events: Sequence[EpisodicEvent]) -> None:
         """Store events in one transaction."""
 
+    async def record_once(self, events: Sequence[EpisodicEvent], *, done_type: str) -> bool:
+        """Store ``events`` (at least one) unless the store already holds an event of type
+        ``done_type`` for the entity of the last one (its ``entity_type`` and
+        ``entity_id``): the events of a run, written again by a retried ``finalize``, go in
+        once. Returns True when they were written."""
+
     async def recent(
         self,
         *,

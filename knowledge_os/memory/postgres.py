@@ -148,6 +148,19 @@ class PostgresEpisodicMemory(_PooledStore):
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
             raise self._unavailable(exc) from exc
 
+    async def record_once(self, events: Sequence[EpisodicEvent], *, done_type: str) -> bool:
+        """Store ``events`` unless an event of type ``done_type`` for the last event's
+        entity is there; True when written. The check (:meth:`recent`) and the write
+        (:meth:`record_many`) are two statements: one job per thread runs at a time (the
+        queue's thread lock), so no second writer of the same run's events comes between."""
+        if not events:
+            raise ValueError("record_once needs at least one event")
+        last = events[-1]
+        if await self.recent(entity_type=last.entity_type, entity_id=last.entity_id, types=(done_type,), limit=1):
+            return False
+        await self.record_many(events)
+        return True
+
     async def recent(
         self,
         *,

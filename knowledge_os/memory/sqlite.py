@@ -199,6 +199,32 @@ class SqliteEpisodicMemory:
             write=True,
         )
 
+    async def record_once(self, events: Sequence[EpisodicEvent], *, done_type: str) -> bool:
+        """Store ``events`` in one transaction unless an event of type ``done_type`` for
+        the last event's entity is there; True when written. The check and the write are
+        one ``BEGIN IMMEDIATE`` transaction on one worker-thread hand-off (a ``recent``
+        then a ``record_many`` cost two: ``benchmarks/bench_overhead.py``), so two
+        writers cannot both write."""
+        if not events:
+            raise ValueError("record_once needs at least one event")
+        rows = [self._row(e) for e in events]
+        last = events[-1]
+
+        def _write(conn: sqlite3.Connection) -> bool:
+            if conn.execute(
+                "SELECT 1 FROM kos_episodic_events WHERE entity_type = ? AND entity_id = ? AND type = ? LIMIT 1",
+                (last.entity_type, last.entity_id, done_type),
+            ).fetchone():
+                return False
+            conn.executemany(
+                "INSERT INTO kos_episodic_events (type, entity_type, entity_id, metadata, "
+                "created_at) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            return True
+
+        return await self._db.run(_write, write=True)
+
     async def recent(
         self,
         *,

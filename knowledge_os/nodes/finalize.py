@@ -148,13 +148,12 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         memory = await services.episodic_memory()
         # Idempotent by run id: a queued job retried after this node ran (its checkpoint
         # write failed, its worker died) runs it again; the events went in one transaction
-        # ending with run_completed, so that event says they are all there. Check-then-write
-        # is safe because one job per thread runs at a time (the queue's thread lock).
-        if await memory.recent(entity_type="run", entity_id=run, types=("run_completed",), limit=1):
-            logger.info("run %s: episodic events already written by an earlier attempt; not written again", run)
-        else:
-            await memory.record_many(events)
+        # ending with run_completed, so that event says they are all there (checked and
+        # written in one call: EpisodicMemory.record_once).
+        if await memory.record_once(events, done_type="run_completed"):
             services.metrics.observe_events_written(len(events))
+        else:
+            logger.info("run %s: episodic events already written by an earlier attempt; not written again", run)
     except Exception as exc:  # memory must never lose the answer; the failure is logged
         logger.warning("episodic memory write failed: %s", exc)
     entry = {"run_id": run, "query": state["query"], "domain": state.get("domain"),

@@ -130,6 +130,23 @@ class TestEpisodicMemory:
         await memory.record_many([])
         assert await memory.recent() == []
 
+    async def test_record_once_writes_a_runs_events_once(self, memory: EpisodicMemory) -> None:
+        run = [_ev(1), _ev(1, type="retry"), _ev(1, type="run_completed")]
+        assert await memory.record_once(run, done_type="run_completed") is True
+        assert await memory.record_once(run, done_type="run_completed") is False  # a retried finalize
+        assert sorted(e.type for e in await memory.recent(entity_id="r1")) == ["retry", "run_completed", "run_started"]
+        other = [_ev(2), _ev(2, type="run_completed")]  # another run: its own events go in
+        assert await memory.record_once(other, done_type="run_completed") is True
+        assert len(await memory.recent(entity_id="r2")) == 2
+
+    async def test_record_once_checks_the_done_type_of_the_last_events_entity(self, memory: EpisodicMemory) -> None:
+        await memory.record(_ev(3))  # started, never completed: not "done"
+        assert await memory.record_once([_ev(3, type="run_completed")], done_type="run_completed") is True
+        await memory.record(_ev(4, type="run_completed", entity="job"))  # same id, another entity type
+        assert await memory.record_once([_ev(4, type="run_completed")], done_type="run_completed") is True
+        with pytest.raises(ValueError, match="at least one event"):
+            await memory.record_once([], done_type="run_completed")
+
 
 async def _enqueue(dlq: DeadLetterQueue, i: int = 1, **kw: object) -> int:
     args = {"run_id": f"run{i}", "thread_id": f"t{i}", "checkpoint_id": f"cp{i}",
