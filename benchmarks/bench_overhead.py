@@ -23,7 +23,13 @@ recorded run (:func:`replay_graph`: our wrappers, edges and writes without our n
 code), and prints where ours' CPU goes, phase by phase (each row the difference of two
 interleaved graphs' p50), with each node's own code timed inside its wrapper.
 
+``--thread-runs N`` then runs each graph N times on one thread (every other table uses a
+new thread per run): ours carries the thread's ``history`` (up to
+``storage.thread_history_max`` finished runs, each answer up to 2,000 characters) in every
+checkpoint of every run; ``--answer-chars`` makes the fake's answer that long.
+
     .venv/bin/python benchmarks/bench_overhead.py [--runs 200] [--floor] [--phases]
+        [--thread-runs 60 --answer-chars 2000]
 """
 
 from __future__ import annotations
@@ -208,11 +214,13 @@ def node_cpu_graph(out: dict[str, list[float]], recorded: dict[str, dict[str, An
     return rewrapped_graph(inner)
 
 
-async def timed_runs(graph: Any, runs: int, context: Context | None) -> list[tuple[float, float]]:
-    """``(wall ms, process CPU ms)`` of each of ``runs`` runs on new threads."""
+async def timed_runs(graph: Any, runs: int, context: Context | None,
+                     thread: str | None = None) -> list[tuple[float, float]]:
+    """``(wall ms, process CPU ms)`` of each of ``runs`` runs on new threads (or all on
+    ``thread``)."""
     out = []
     for i in range(runs):
-        cfg = {"configurable": {"thread_id": f"t{time.perf_counter_ns()}-{i}"}}
+        cfg = {"configurable": {"thread_id": thread or f"t{time.perf_counter_ns()}-{i}"}}
         t, c = time.perf_counter(), time.process_time()
         if context is None:
             await graph.ainvoke({"query": "What changed in pkg since March?"}, config=cfg, durability="sync")
@@ -242,12 +250,16 @@ async def step_cpu(graph: Any, runs: int, context: Context | None) -> dict[str, 
     return out
 
 
-async def main_async(runs: int, floor: bool = False, phases: bool = False) -> None:
+async def main_async(runs: int, floor: bool = False, phases: bool = False, thread_runs: int = 0,
+                     answer_chars: int = 0) -> None:
     floor = floor or phases
+    answer = "pkg fixed bugs [1] and [2]."
+    if answer_chars > len(answer):
+        answer = (answer + " ") * (answer_chars // (len(answer) + 1)) + answer
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / ".kos")
         embedder = HashEmbedder()
-        services = Services(settings, chat_model=FakeListChatModel(responses=["pkg fixed bugs [1] and [2]."]),
+        services = Services(settings, chat_model=FakeListChatModel(responses=[answer]),
                             embedder=embedder, vector_store=MemoryVectorStore())
         services.__dict__["retrieval"] = StubRetrieval(embedder)
         services.docstore.upsert(DOCS)
@@ -298,6 +310,12 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False) -> No
                     steps_a.setdefault(name, []).extend(v)
                 for name, v in (await step_cpu(bare, 1, None)).items():
                     steps_b.setdefault(name, []).extend(v)
+            on_thread: list[tuple[float, float]] = []
+            for _ in range(thread_runs):  # interleaved, one thread per graph
+                on_thread.append(((await timed_runs(ours, 1, context, thread="one-thread"))[0][1],
+                                  (await timed_runs(bare, 1, None, thread="one-thread"))[0][1]))
+            history = ((await ours.aget_state({"configurable": {"thread_id": "one-thread"}})).values.get("history")
+                       if thread_runs else None) or []
         finally:
             saver_a.close()
             saver_b.close()
@@ -347,6 +365,14 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False) -> No
     for name in steps_a.keys() - steps_b.keys():
         print(f"{name:14} {statistics.median(steps_a[name]):7.2f} {'-':>7}")
     print(f"{'sum of p50s':14} {total[0]:7.2f} {total[1]:7.2f} {total[0] - total[1]:9.2f}")
+    if on_thread:
+        print(f"\n{thread_runs} runs of each graph on one thread, process CPU p50 ms per block of 10 runs"
+              f" (answers of {len(answer)} characters; history at the end: {len(history)} entries)")
+        print(f"{'runs':10} {'ours':>7} {'bare':>7} {'ratio':>7}")
+        for lo in range(0, thread_runs, 10):
+            block = on_thread[lo:lo + 10]
+            pa, pb = statistics.median(x for x, _ in block), statistics.median(y for _, y in block)
+            print(f"{lo + 1:4d}-{lo + len(block):<5d} {pa:7.2f} {pb:7.2f} {pa / pb:6.2f}x")
 
 
 def main() -> None:
@@ -356,8 +382,11 @@ def main() -> None:
                     help="also time the bare nodes on our schemas carrying our state (floor_graph)")
     ap.add_argument("--phases", action="store_true",
                     help="also time ours with its node updates replayed and print where ours' CPU goes")
+    ap.add_argument("--thread-runs", type=int, default=0,
+                    help="also run each graph this many times on one thread (ours' history grows)")
+    ap.add_argument("--answer-chars", type=int, default=0, help="length of the fake LLM's answer, characters")
     args = ap.parse_args()
-    asyncio.run(main_async(args.runs, args.floor, args.phases))
+    asyncio.run(main_async(args.runs, args.floor, args.phases, args.thread_runs, args.answer_chars))
 
 
 if __name__ == "__main__":
