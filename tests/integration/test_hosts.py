@@ -396,8 +396,10 @@ def test_a_postgresql_restart_mid_run_is_survived(hosts: Hosts, tmp_path: Path) 
 
 
 def listening(hosts: Hosts) -> int:
-    """Sessions of the cluster whose last statement was a LISTEN (a waiting worker's)."""
-    return hosts.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %%'")[0][0]
+    """The queue's sessions (``application_name`` "kos queue") whose last statement was a
+    LISTEN: a waiting worker's."""
+    return hosts.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'kos queue' "
+                       "AND query LIKE 'LISTEN %%'")[0][0]
 
 
 def test_a_waiting_worker_listens_again_after_a_postgresql_restart(hosts: Hosts, tmp_path: Path) -> None:
