@@ -14,11 +14,11 @@ The corpus of each size is 8 MB of text by default (``--corpus-bytes``), read pa
 pass. It must be large: the normaliser branches on the text (non-ASCII characters,
 repeated whitespace) while MD5 does not, and over a small corpus repeated many times the
 CPU's branch predictor learns the text itself, which flatters the Rust figures and no
-other. Measured on the 2-core AMD EPYC VM of issue 13 (10 KB texts, single call against
-``hashlib.md5``, medians, load 2.8): 0.95x over a 100 KB corpus, 0.86x over 1 MB (the
-old default), 0.70x over 10 MB; ``hashlib.md5`` itself slowed by under 10% from the
-larger corpus (L3 instead of L2 cache). Text a cache key is made of is new to the
-predictor, so the large corpus is the figure that holds.
+other. Measured on the 2-core AMD EPYC VM of issue 13, 10 KB texts, passes over a 100 KB
+and a 10 MB corpus interleaved in one process (15 rounds, load 1.5): the Rust single
+call took 1.10-1.14x as long per text over the 10 MB corpus, ``hashlib.md5`` 0.98-1.01x
+(its ratio to ours 0.76-0.80 over 100 KB, 0.69-0.72 over 10 MB). Text a cache key is
+made of is new to the predictor, so the large corpus is the figure that holds.
 
 The batch is measured twice: as it runs by default (rayon spreads a batch of at least
 ``cache_normalizer.PARALLEL_MIN_BYTES`` over one thread per core, so its figure depends on
