@@ -27,8 +27,8 @@ child process started with ``RAYON_NUM_THREADS=1`` (the same table and targets, 
 marked "1 thread"). ``--batch-threads N`` runs only the batch with N threads.
 
 Timing is built for a shared machine: in each of ``--repeats`` rounds the implementations
-take turns pass by pass (one pass over the whole corpus of a size each, in an order that
-rotates from round to round) until each has run for at least ``--min-seconds``, so that
+take turns slice by slice (1 MB of the corpus each, ``SLICE_BYTES``, in an order that
+rotates from slice to slice) until each has run for at least ``--min-seconds``, so that
 load from other processes falls on all of them alike. The table shows the median round;
 each target compares two implementations within each round and reports the median of
 those per-round ratios, with their range. ``--best`` shows the fastest round instead and
@@ -56,8 +56,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
@@ -91,37 +92,52 @@ def make_text(rng: random.Random, size: int) -> str:
     return "".join(parts)
 
 
+#: Input bytes of the corpus slice each implementation is timed on in one turn.
+SLICE_BYTES = 1_000_000
+
+
 def time_rounds(
-    runs: dict[str, Callable[[], object]],
+    runs: dict[str, tuple[Callable[[Sequence[Any]], object], Sequence[Any]]],
     rounds: int,
     min_s: float,
     clock: Callable[[], float] = time.perf_counter,
+    slice_len: int = 1,
 ) -> dict[str, list[float]]:
-    """Seconds per call of each run, one figure per round.
+    """Seconds per pass over the whole corpus of each run, one figure per round.
 
-    Within a round the runs take turns call by call (one pass over the corpus each, in an
-    order that rotates from round to round) until every run has been timed for at least
-    ``min_s`` of ``clock``. Interleaved this finely, a burst of load from other processes
-    (a scheduler time slice is a few ms) falls on every run alike instead of on whichever
-    run's pass it hit, so that the per-round ratios of two runs stay close together.
+    Each run is a function and its inputs (the corpus, one item per text, the same
+    positions in every run). The corpus is taken slice by slice (``slice_len`` items),
+    cycling through it from round to round; each slice is timed in every run, in an order
+    that rotates from slice to slice, until every run has been timed for at least
+    ``min_s`` of ``clock`` in the round. Interleaved this finely (a slice is a few ms), a
+    burst of load from other processes (a scheduler time slice is a few ms too) falls on
+    every run alike instead of on whichever run's pass it hit, so the per-round ratios of
+    two runs stay close together; and each run sees the same text, none of it twice in a
+    row.
     """
     names = list(runs)
+    n = len(runs[names[0]][1])
     seconds: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        spent = dict.fromkeys(order, 0.0)
-        loops = dict.fromkeys(order, 0)
-        pending = order
+    cursor = 0
+    turn = 0
+    for _ in range(rounds):
+        spent = dict.fromkeys(names, 0.0)
+        items = dict.fromkeys(names, 0)
+        pending = names
         while pending:
-            for name in pending:
-                fn = runs[name]
+            lo, hi = cursor, min(cursor + slice_len, n)
+            cursor = hi % n
+            turn += 1
+            for name in pending[turn % len(pending) :] + pending[: turn % len(pending)]:
+                fn, inputs = runs[name]
+                chunk = inputs[lo:hi]
                 start = clock()
-                fn()
+                fn(chunk)
                 spent[name] += clock() - start
-                loops[name] += 1
-            pending = [name for name in order if spent[name] < min_s]
-        for name in order:
-            seconds[name].append(spent[name] / loops[name])
+                items[name] += hi - lo
+            pending = [name for name in names if spent[name] < min_s]
+        for name in names:
+            seconds[name].append(spent[name] / items[name] * n)
     return seconds
 
 
@@ -202,16 +218,17 @@ def main(argv: list[str] | None = None) -> int:
 
         single = rust.normalize_and_hash
         batch = rust.normalize_and_hash_batch
-        runs: dict[str, Callable[[], object]] = {
-            single_name: lambda: [single(t) for t in texts],
-            batch_name: lambda: batch(texts),
-            reference: lambda: [ref_hash(t) for t in texts],
-            raw_md5: lambda: [md5(b).hexdigest() for b in encoded],
+        runs: dict[str, tuple[Callable[[Sequence[Any]], object], Sequence[Any]]] = {
+            single_name: (lambda ts: [single(t) for t in ts], texts),
+            batch_name: (batch, texts),
+            reference: (lambda ts: [ref_hash(t) for t in ts], texts),
+            raw_md5: (lambda bs: [md5(b).hexdigest() for b in bs], encoded),
         }
         if args.batch_threads is not None:
             del runs[single_name]
         clock = time.process_time if args.cpu_time else time.perf_counter
-        seconds = time_rounds(runs, args.repeats, args.min_seconds, clock)
+        slice_len = max(1, len(texts) * SLICE_BYTES // total_bytes)
+        seconds = time_rounds(runs, args.repeats, args.min_seconds, clock, slice_len)
         pick = min if args.best else statistics.median
         median = {name: pick(s) for name, s in seconds.items()}
         for name, s in median.items():
