@@ -85,11 +85,75 @@ impl Sink for Md5 {
     }
 }
 
+/// Sixteen bytes in a register: an SSE2 vector on x86_64, so that a step's output goes
+/// from the classifying compares to the store without passing through general-purpose
+/// registers (whose ALUs the MD5 rounds interleaved with the steps need: every integer
+/// operation of a step competed with the rounds' dependency chain); a `u128` elsewhere.
+#[derive(Clone, Copy)]
+struct Bytes16(
+    #[cfg(target_arch = "x86_64")] core::arch::x86_64::__m128i,
+    #[cfg(not(target_arch = "x86_64"))] u128,
+);
+
+impl Bytes16 {
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    #[inline(always)]
+    fn from_bytes(bytes: [u8; STEP]) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is enabled on every x86_64 target; the load reads 16 bytes.
+        unsafe {
+            Self(core::arch::x86_64::_mm_loadu_si128(bytes.as_ptr().cast()))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Self(u128::from_le_bytes(bytes))
+    }
+
+    #[inline(always)]
+    fn to_bytes(self) -> [u8; STEP] {
+        let mut out = [0u8; STEP];
+        self.store(&mut out);
+        out
+    }
+
+    /// Writes the 16 bytes to `out`.
+    #[inline(always)]
+    fn store(self, out: &mut [u8; STEP]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is enabled on every x86_64 target; the store writes 16 bytes.
+        unsafe {
+            core::arch::x86_64::_mm_storeu_si128(out.as_mut_ptr().cast(), self.0);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            *out = self.0.to_le_bytes();
+        }
+    }
+
+    /// Byte `k` (< 16) removed: the bytes above it move down by one.
+    #[inline(always)]
+    fn without_byte(self, k: usize) -> Self {
+        let below = BYTES_BELOW[k];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is enabled on every x86_64 target; the load reads the 16 bytes of
+        // `below`.
+        unsafe {
+            use core::arch::x86_64::{
+                _mm_and_si128, _mm_andnot_si128, _mm_loadu_si128, _mm_or_si128, _mm_srli_si128,
+            };
+            let below = _mm_loadu_si128((&raw const below).cast());
+            let above = _mm_andnot_si128(below, _mm_srli_si128::<1>(self.0));
+            Self(_mm_or_si128(_mm_and_si128(self.0, below), above))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Self((self.0 & below) | ((self.0 >> 8) & !below))
+    }
+}
+
 /// Sixteen bytes read as ASCII.
 struct Classified {
     /// Each byte lowercased, whitespace turned into b' ' (unchanged where non-ASCII); byte k
     /// of the chunk is byte k of the integer, little-endian.
-    lowered: u128,
+    lowered: Bytes16,
     /// Bit k set: byte k is ASCII whitespace for `str.split()`: 0x09..=0x0d or 0x1c..=0x20
     /// (checked against `tables::ASCII_LOWER` by the tests).
     space: u32,
@@ -124,7 +188,7 @@ fn classify(chunk: &[u8; STEP]) -> Classified {
         // Whitespace bytes are at most 0x20 and not upper: the maximum with 0x20 is 0x20.
         let lowered = _mm_max_epu8(lowered, _mm_and_si128(space, _mm_set1_epi8(0x20)));
         Classified {
-            lowered: core::mem::transmute::<__m128i, u128>(lowered),
+            lowered: Bytes16(lowered),
             space: _mm_movemask_epi8(space) as u32,
             non_ascii: _mm_movemask_epi8(v) as u32,
         }
@@ -140,7 +204,7 @@ fn classify(chunk: &[u8; STEP]) -> Classified {
 /// [`classify`] on two 64-bit words, for targets without a SIMD baseline (and the tests).
 #[cfg(any(test, not(target_arch = "x86_64")))]
 mod swar {
-    use super::{Classified, STEP};
+    use super::{Bytes16, Classified, STEP};
 
     /// Byte k of `ONES * x` is `x`, for a byte `x`.
     const ONES: u64 = u64::MAX / 0xff;
@@ -179,7 +243,9 @@ mod swar {
         let (lowered_lo, space_lo) = lower_ascii_word(lo);
         let (lowered_hi, space_hi) = lower_ascii_word(hi);
         Classified {
-            lowered: u128::from(lowered_lo) | u128::from(lowered_hi) << 64,
+            lowered: Bytes16::from_bytes(
+                (u128::from(lowered_lo) | u128::from(lowered_hi) << 64).to_le_bytes(),
+            ),
             space: gather_high_bits(space_lo) | gather_high_bits(space_hi) << 8,
             non_ascii: gather_high_bits(lo & HIGH) | gather_high_bits(hi & HIGH) << 8,
         }
@@ -298,12 +364,11 @@ impl<'a> Normalizer<'a> {
             c.lowered
         } else if dropped & (dropped - 1) == 0 {
             // One byte to drop: the bytes above it move down by one.
-            let below = BYTES_BELOW[dropped.trailing_zeros() as usize];
-            (c.lowered & below) | ((c.lowered >> 8) & !below)
+            c.lowered.without_byte(dropped.trailing_zeros() as usize)
         } else {
             let keep = valid & !dropped;
             let mut len = self.len;
-            for (k, b) in c.lowered.to_le_bytes().into_iter().enumerate() {
+            for (k, b) in c.lowered.to_bytes().into_iter().enumerate() {
                 self.stage[len] = b;
                 len += (keep >> k & 1) as usize;
             }
@@ -311,7 +376,11 @@ impl<'a> Normalizer<'a> {
             return;
         };
         let len = self.len;
-        self.stage[len..len + STEP].copy_from_slice(&lowered.to_le_bytes());
+        lowered.store(
+            self.stage[len..]
+                .first_chunk_mut::<STEP>()
+                .expect("room for a step's stores"),
+        );
         self.len = len + (ascii - u32::from(dropped != 0)) as usize;
     }
 
@@ -708,7 +777,7 @@ mod tests {
     fn check_classified(chunk: &[u8; STEP], c: &Classified) {
         for (k, &b) in chunk.iter().enumerate() {
             let (lowered, space, non_ascii) = classified_byte(b);
-            assert_eq!(c.lowered.to_le_bytes()[k], lowered, "{chunk:?} byte {k}");
+            assert_eq!(c.lowered.to_bytes()[k], lowered, "{chunk:?} byte {k}");
             assert_eq!(c.space >> k & 1 == 1, space, "{chunk:?} byte {k}");
             assert_eq!(c.non_ascii >> k & 1 == 1, non_ascii, "{chunk:?} byte {k}");
         }
