@@ -21,8 +21,9 @@ call took 1.10-1.14x as long per text over the 10 MB corpus, ``hashlib.md5`` 0.9
 made of is new to the predictor, so the large corpus is the figure that holds.
 
 The batch is measured twice: as it runs by default (rayon spreads a batch of at least
-``cache_normalizer.PARALLEL_MIN_BYTES`` over one thread per core, so its figure depends on
-a second core being free: read it next to the load average), and on one thread, in a
+``PARALLEL_MIN_BYTES`` in texts of ``PARALLEL_MIN_AVG_BYTES`` on average, both in
+rust/cache_normalizer/src/normalize.rs, over one thread per core, so at 10 KB its figure
+depends on a second core being free: read it next to the load average), and on one thread, in a
 child process started with ``RAYON_NUM_THREADS=1`` (the same table and targets, rows
 marked "1 thread"). ``--batch-threads N`` runs only the batch with N threads.
 

@@ -15,7 +15,10 @@ UNICODE_VERSION: str
 equal to ``unicodedata.unidata_version`` where results are guaranteed identical."""
 
 PARALLEL_MIN_BYTES: int
-"""Total UTF-8 bytes from which ``normalize_and_hash_batch`` uses every core."""
+"""Total UTF-8 bytes from which ``normalize_and_hash_batch`` uses every core..."""
+
+PARALLEL_MIN_AVG_BYTES: int
+"""... when its texts average at least this many UTF-8 bytes (below, one thread is faster)."""
 
 def normalize_text(text: str) -> str:
     """Lowercase ``text`` and collapse its whitespace.
@@ -58,7 +61,8 @@ def normalize_and_hash_batch(texts: Iterable[str]) -> list[str]:
     Hashes several texts at once, one per SIMD lane (8 with AVX2, 16 with AVX-512, 4
     otherwise), so a batch beats one call per text on one thread too. Releases the GIL for
     large batches and spreads the work over one thread per core once the batch holds at
-    least ``PARALLEL_MIN_BYTES`` bytes (``RAYON_NUM_THREADS`` caps the threads).
+    least ``PARALLEL_MIN_BYTES`` bytes in texts of ``PARALLEL_MIN_AVG_BYTES`` on average
+    (``RAYON_NUM_THREADS`` caps the threads).
 
     Args:
         texts: Any iterable of ``str`` (a list, a tuple, a generator).

@@ -127,8 +127,9 @@ def test_large_batch_matches_reference(impl) -> None:
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
 def test_large_batch_runs_on_worker_threads() -> None:
     """The batch call spreads a large batch over a pool of one thread per core."""
-    texts = ["Some text to hash, long enough " * 4] * 2000
+    texts = ["Some text to hash, long enough " * 150] * 40
     assert sum(len(t) for t in texts) >= rust.PARALLEL_MIN_BYTES
+    assert sum(len(t) for t in texts) >= rust.PARALLEL_MIN_AVG_BYTES * len(texts)
     rust.normalize_and_hash_batch(texts)
     threads = len(os.listdir("/proc/self/task"))
     assert threads >= 1 + (os.cpu_count() or 1)

@@ -159,6 +159,7 @@ mod python {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("UNICODE_VERSION", tables::UNICODE_VERSION)?;
         m.add("PARALLEL_MIN_BYTES", normalize::PARALLEL_MIN_BYTES)?;
+        m.add("PARALLEL_MIN_AVG_BYTES", normalize::PARALLEL_MIN_AVG_BYTES)?;
         let py = m.py();
         // SAFETY: the definition is static; the module and its name are valid objects;
         // PyCFunction_NewEx returns a new reference or null with an exception set.
