@@ -149,15 +149,15 @@ def speed(args: argparse.Namespace) -> None:
         fn(texts)
         c, w = cpu_s() - c0, time.perf_counter() - t0
         figures[label].append((c, w, tokens))
-        print(f"  {label:34} CPU {c:7.1f} s  wall {w:7.1f} s  {tokens / c:6.0f} tokens/CPU-s  "
+        print(f"  {label:40} CPU {c:7.1f} s  wall {w:7.1f} s  {tokens / c:6.0f} tokens/CPU-s  "
               f"{c / w:4.2f} cores  (load {load()})", flush=True)
-    print(f"\n{'arm':34} {'CPU-s/1k entries':>16} {'tokens/CPU-s':>12} {'tokens/1k':>10} {'cores':>6}")
+    print(f"\n{'arm':40} {'CPU-s/1k entries':>16} {'tokens/CPU-s':>12} {'tokens/1k':>10} {'cores':>6}")
     for label in labels:
         c = sum(f[0] for f in figures[label])
         w = sum(f[1] for f in figures[label])
         tok = sum(f[2] for f in figures[label])
         n = len(sample) * len(figures[label])
-        print(f"{label:34} {1000 * c / n:16.1f} {tok / c:12.0f} {1000 * tok / n:10.0f} {c / w:6.2f}")
+        print(f"{label:40} {1000 * c / n:16.1f} {tok / c:12.0f} {1000 * tok / n:10.0f} {c / w:6.2f}")
     if args.ab == "engine":
         engine_queries(args, table, [d.text[:EMBED_MAX_CHARS] for d in sample[:50]])
     print(f"load average {load()} at end (2 cores)")
@@ -179,7 +179,7 @@ def engine_queries(args: argparse.Namespace, table: dict[str, tuple[Callable, in
     print(f"\nquery embedding, {len(questions)} eval questions x 5 rounds, CPU ms per query (median of rounds)")
     first = list(embs)[0]
     for label, ms in per_query.items():
-        print(f"  {label:34} {np.median(ms):6.2f} ms  ({np.median(per_query[first]) / np.median(ms):4.2f}x)")
+        print(f"  {label:40} {np.median(ms):6.2f} ms  ({np.median(per_query[first]) / np.median(ms):4.2f}x)")
     a, b = embs.values()
     cos_q = [float(a.embed_query(q) @ b.embed_query(q)) for q in questions[:40]]
     cos_d = (a.embed_documents(texts) * b.embed_documents(texts)).sum(axis=1)
