@@ -208,6 +208,12 @@ PARTS = (
 )
 
 
+#: Parts of :data:`PARTS` whose wall time is printed too: the query embedding's wall time
+#: exceeds its calling thread's CPU time when a second OpenMP thread shares the work (or
+#: the thread waits for a core).
+WALL_TOO = ("near lookup (with embedding)", "  of which embed_query")
+
+
 @contextlib.contextmanager
 def timing_parts(acc: dict[str, float]) -> Iterator[None]:
     """Wrap each of :data:`PARTS` so that its time (ms) is added to ``acc[label]``: CPU
@@ -225,11 +231,13 @@ def timing_parts(acc: dict[str, float]) -> Iterator[None]:
                     acc[_label] += (time.perf_counter() - t) * 1000
         else:
             def wrapped(*a, _fn=fn, _label=label, **k):  # noqa: ANN002, ANN003, ANN202
-                t = time.thread_time()
+                t, w = time.thread_time(), time.perf_counter()
                 try:
                     return _fn(*a, **k)
                 finally:
                     acc[_label] += (time.thread_time() - t) * 1000
+                    if _label in WALL_TOO:
+                        acc[f"{_label} (wall)"] += (time.perf_counter() - w) * 1000
         setattr(target, name, functools.wraps(fn)(wrapped))
         undo.append((target, name, fn))
     try:
@@ -269,8 +277,11 @@ def breakdown(home: Path, hits: int) -> None:
                             parts[kind][label] += ms
                         for node, ms in result.manifest["timings_ms"].items():
                             parts[kind][f"node {node} (wall)"] += ms
-    print(f"load average: {load()}")
-    labels = [label for *_, label in PARTS] + sorted({k for p in parts.values() for k in p if k.startswith("node ")})
+        chooser = getattr(services.embedder, "_query_threads", None)  # noqa: SLF001 - what auto chose
+        chose = f"; query_threads auto, wall ms per character by OpenMP threads: {chooser.averages()}" if chooser else ""
+    print(f"load average: {load()}{chose}")
+    labels = [x for *_, label in PARTS for x in (label, *([f"{label} (wall)"] if label in WALL_TOO else []))]
+    labels += sorted({k for p in parts.values() for k in p if k.startswith("node ")})
     print(f"{'ms per hit (mean)':34} {'exact':>8} {'near':>8}")
     for kind in ("exact", "near"):
         if not runs[kind]:
