@@ -8,13 +8,15 @@ state a continuation or ``kos run --thread`` reads. So:
 - any other finished thread keeps only its latest checkpoint;
 - an interrupted thread (a next node is pending) is kept whole: ``kos resume`` needs it.
 
-SQLite checkpoints are self-contained (each holds its channel values), so keeping the
-latest is two DELETEs; PostgreSQL uses the saver's own ``aprune(strategy="keep_latest")``,
-which keeps the blobs the latest checkpoint still references.
+Both savers store each channel value once per version (SQLite:
+:class:`knowledge_os.graph.checkpointer.SqliteSaverInThreads`), so keeping the latest also
+deletes the values no kept checkpoint references: SQLite through the saver's
+``keep_latest``, PostgreSQL through its own ``aprune(strategy="keep_latest")``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,13 +29,6 @@ from knowledge_os.settings import Settings
 __all__ = ["PruneReport", "prune_checkpoints"]
 
 logger = logging.getLogger(__name__)
-
-_SQLITE_KEEP_LATEST = (
-    "DELETE FROM checkpoints WHERE thread_id = ?1 AND checkpoint_id NOT IN "
-    "(SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = ?1 GROUP BY checkpoint_ns)",
-    "DELETE FROM writes WHERE thread_id = ?1 AND checkpoint_id NOT IN "
-    "(SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = ?1 GROUP BY checkpoint_ns)",
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,8 +55,11 @@ async def _counts(saver: Any, kind: str) -> dict[str, int]:
     """Checkpoints per thread id."""
     sql = "SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id"
     if kind == "sqlite":
-        async with saver.conn.execute(sql) as cur:
-            return {str(t): int(n) for t, n in await cur.fetchall()}
+        def read() -> list[tuple[str, int]]:
+            with saver.cursor(transaction=False) as cur:
+                return cur.execute(sql).fetchall()
+
+        return {str(t): int(n) for t, n in await asyncio.to_thread(read)}
     cur = await saver.conn.execute(sql)  # open_checkpointer's saver holds one psycopg connection (dict rows)
     return {str(r["thread_id"]): int(r["count"]) for r in await cur.fetchall()}
 
@@ -107,9 +105,7 @@ async def prune_checkpoints(settings: Settings, *, older_than_days: int | None =
                 deleted += 1
             elif before[thread_id] > 1:
                 if kind == "sqlite":
-                    for sql in _SQLITE_KEEP_LATEST:
-                        await saver.conn.execute(sql, (thread_id,))
-                    await saver.conn.commit()
+                    await asyncio.to_thread(saver.keep_latest, thread_id)
                 else:
                     await saver.aprune([thread_id], strategy="keep_latest")
                 pruned += 1

@@ -12,6 +12,7 @@ import orjson
 from typer.testing import CliRunner
 
 from knowledge_os._cli_ops import db_app
+from knowledge_os.graph.checkpointer import open_sqlite_saver
 from knowledge_os.graph.prune import prune_checkpoints
 from tests.unit.test_runs_and_threads import failing_once
 
@@ -21,6 +22,11 @@ AS_OF = "2026-11-22"
 def checkpoints_per_thread(path: Path) -> dict[str, int]:
     with sqlite3.connect(path) as db:
         return dict(db.execute("SELECT thread_id, count(*) FROM checkpoints GROUP BY thread_id").fetchall())
+
+
+def blob_versions(path: Path, thread_id: str) -> set[tuple[str, str]]:
+    with sqlite3.connect(path) as db:
+        return set(db.execute("SELECT channel, version FROM checkpoint_blobs WHERE thread_id = ?", (thread_id,)))
 
 
 def test_prune_keeps_what_threads_still_need(kos_factory, monkeypatch):
@@ -37,9 +43,19 @@ def test_prune_keeps_what_threads_still_need(kos_factory, monkeypatch):
     before = checkpoints_per_thread(kos.settings.checkpoint_path)
     assert before["done"] > 2 and before["broken"] > 1
 
+    blobs_before = blob_versions(kos.settings.checkpoint_path, "done")
     report = asyncio.run(prune_checkpoints(kos.settings, older_than_days=30))
     after = checkpoints_per_thread(kos.settings.checkpoint_path)
     assert after == {"done": 1, "broken": before["broken"]}
+    # the values only older checkpoints referenced went with them; the latest's stayed
+    saver = open_sqlite_saver(kos.settings)
+    try:
+        versions = saver.get_tuple({"configurable": {"thread_id": "done"}}).checkpoint["channel_versions"]
+    finally:
+        saver.close()
+    kept = {(ch, str(v)) for ch, v in versions.items()} & blobs_before
+    assert "manifest" in {ch for ch, _ in kept}  # a dict of more than 8 keys: stored apart
+    assert blob_versions(kos.settings.checkpoint_path, "done") == kept < blobs_before
     assert (report.threads_pruned, report.threads_deleted, report.threads_kept) == (1, 0, 1)
     assert report.checkpoints_deleted == before["done"] - 1
     seen = kos.get_thread("done")  # the thread still reads and continues
