@@ -41,7 +41,10 @@ Where a hit's milliseconds go:
   (:data:`PARTS`: query analysis, scope, the exact lookup, the signature, the near lookup
   and its query embedding, the manifest, metrics, the checkpoint writes) and the wall time
   of the episodic-memory calls (async), per hit; "rest" is the process CPU not in any of
-  them (LangGraph's loop, asyncio, the worker-thread hops, callbacks).
+  them (LangGraph's loop, asyncio, the worker-thread hops, callbacks). The near lookup
+  and the query embedding also get a wall-time row: with a second OpenMP thread (or a
+  thread waiting for a core) the embedding's wall time exceeds its calling thread's CPU
+  time; the first line says what ``embedder.query_threads=auto`` has measured.
 - ``--embed-threads``: one ``embed_query`` of each paraphrase with 1 and 2 OpenMP
   threads, interleaved (wall and process CPU: a second thread's spin-wait counts).
 - ``--scan``: the near lookup alone (embedding given) in a cache of 10,000 rows of one
@@ -278,7 +281,8 @@ def breakdown(home: Path, hits: int) -> None:
                         for node, ms in result.manifest["timings_ms"].items():
                             parts[kind][f"node {node} (wall)"] += ms
         chooser = getattr(services.embedder, "_query_threads", None)  # noqa: SLF001 - what auto chose
-        chose = f"; query_threads auto, wall ms per character by OpenMP threads: {chooser.averages()}" if chooser else ""
+        chose = ("; query_threads auto, wall ms per character by OpenMP threads: "
+                 + ", ".join(f"{t}: {ms:.3f}" for t, ms in sorted(chooser.averages().items()))) if chooser else ""
     print(f"load average: {load()}{chose}")
     labels = [x for *_, label in PARTS for x in (label, *([f"{label} (wall)"] if label in WALL_TOO else []))]
     labels += sorted({k for p in parts.values() for k in p if k.startswith("node ")})
