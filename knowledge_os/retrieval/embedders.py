@@ -154,45 +154,102 @@ class QueryThreads:
     products and spin there while the other is descheduled. Measured with
     ``benchmarks/bench_cache_hit.py --embed-threads`` (13-16-token paraphrases, patched
     engine): quiet machine (load 1.3), 1 thread p50 9.6 / p95 16.4 ms, 2 threads 6.9 / 9.5
-    ms; beside two busy processes, 1 thread 16.3 / 23.4 ms, 2 threads 24.7 / 62.0 ms. So
-    each choice keeps a moving average of wall milliseconds per input character, the faster
-    one is used, and every :attr:`EXPLORE_EVERY`-th query tries the other, so a change of
-    load is noticed within a few dozen queries. Thread-safe.
+    ms; beside two busy processes, 1 thread 16.3 / 23.4 ms, 2 threads 24.7 / 62.0 ms; at
+    load 0.5-0.7, 1 thread 11.7 / 13.7 ms, 2 threads 7.0 / 18.8 ms (faster at the median,
+    slower at p95).
+
+    So each choice keeps a running statistic of wall milliseconds per input character
+    that weighs its slow queries more than its fast ones, and the faster by that statistic
+    is used. The statistic is an asymmetric moving average: a measurement above it moves
+    it by :attr:`ALPHA_UP`, one below by :attr:`ALPHA_DOWN`, so it settles near the
+    distribution's 0.83-expectile (``ALPHA_UP / (ALPHA_UP + ALPHA_DOWN)``) rather than its
+    mean: answer-cache hits are judged at p95, and a choice that is faster on average but
+    stalls now and then (two threads on a shared core) loses to a steady one.
+
+    The current choice's own measurements notice at once when load arrives. To notice
+    that it has gone, the other choice is tried after :attr:`EXPLORE_EVERY` queries; each
+    try that loses doubles that interval, up to :attr:`EXPLORE_MAX` (a try of two threads
+    on a busy machine can take 300 ms: at 1 in 32 the tries alone are 3 % of the queries,
+    close to the p95). A try faster than the current choice's statistic restarts the
+    tried choice's statistic from that measurement, so it becomes the choice at once (the
+    slow decay below the statistic would otherwise keep out a choice that once stalled
+    for thousands of queries after the load has gone).
+
+    Measured with ``benchmarks/bench_cache_hit.py --embed-threads`` (600 queries each,
+    interleaved), wall p50 / p95 in ms, at load 3.5-3.8 and at 2.2-5.2:
+
+    ======================================  ===========  ===========
+    2 threads                               41.2 / 954   53.5 / 1105
+    1 thread                                17.0 / 31.7  17.4 / 30.1
+    before: plain moving average, 1 in 32   19.1 / 51.2  21.1 / 47.2
+    tail-weighted, 1 in 32                  17.4 / 46.0  20.0 / 41.0
+    tail-weighted, tries backing off (now)  16.9 / 34.9  18.3 / 31.5
+    ======================================  ===========  ===========
+
+    Thread-safe.
     """
 
     EXPLORE_EVERY = 32
-    """One query in this many runs with the choice that is not the faster one."""
-    ALPHA = 0.25
-    """Weight of the newest measurement in a choice's moving average."""
+    """Queries between two tries of the choice that is not the faster one, at first."""
+    EXPLORE_MAX = 1024
+    """The longest interval between two tries."""
+    ALPHA_UP = 0.25
+    """Weight of a measurement above a choice's statistic."""
+    ALPHA_DOWN = 0.05
+    """Weight of a measurement below it."""
 
     def __init__(self) -> None:
         self._avg: dict[int, float] = {}
         self._tried: set[int] = set()
-        self._calls = 0
+        self._every = self.EXPLORE_EVERY
+        self._since = 0  # queries since the last try
+        self._trying: int | None = None  # the choice of the try under way
         self._lock = threading.Lock()
+
+    def _best(self) -> int:
+        return 1 if self._avg[1] <= self._avg[2] else 2
 
     def pick(self) -> int:
         """The OpenMP threads for the next query: 1 or 2."""
         with self._lock:
-            self._calls += 1
             for threads in (1, 2):
                 if threads not in self._tried:  # measure each once first
                     self._tried.add(threads)
                     return threads
             if len(self._avg) < 2:
                 return 1  # a first measurement still under way: the safe choice
-            best = 1 if self._avg[1] <= self._avg[2] else 2
-            return 3 - best if self._calls % self.EXPLORE_EVERY == 0 else best
+            best = self._best()
+            self._since += 1
+            if self._since >= self._every:
+                self._since = 0
+                self._trying = 3 - best
+                return self._trying
+            return best
 
     def record(self, threads: int, wall_s: float, chars: int) -> None:
         """Add one query's wall time (seconds) for ``chars`` input characters."""
         per_char_ms = 1000.0 * wall_s / max(chars, 1)
         with self._lock:
+            before = self._best() if len(self._avg) == 2 else None
             old = self._avg.get(threads)
-            self._avg[threads] = per_char_ms if old is None else old + self.ALPHA * (per_char_ms - old)
+            if old is None or (threads == self._trying and before is not None and per_char_ms < self._avg[before]):
+                self._avg[threads] = per_char_ms  # first, or a try faster than the choice: afresh
+            else:
+                alpha = self.ALPHA_UP if per_char_ms > old else self.ALPHA_DOWN
+                self._avg[threads] = old + alpha * (per_char_ms - old)
+            if threads == self._trying:
+                self._trying = None
+                if before is not None and self._best() == before:  # the try lost
+                    self._every = min(2 * self._every, self.EXPLORE_MAX)
+
+    def explore_every(self) -> int:
+        """Queries until the next try of the other choice, counted from the last one."""
+        with self._lock:
+            return self._every
 
     def averages(self) -> dict[int, float]:
-        """Wall ms per input character, by thread count (the choices measured so far)."""
+        """The statistic (wall ms per input character, tail-weighted: class docstring), by
+        thread count (the choices measured so far)."""
         with self._lock:
             return dict(self._avg)
 

@@ -258,6 +258,52 @@ def test_query_threads_measures_both_then_keeps_the_faster_and_explores() -> Non
     assert picks.count(1) == len(picks) - 1 and picks.count(2) == 1
 
 
+def test_query_threads_judges_by_the_slow_queries_not_the_mean() -> None:
+    from knowledge_os.retrieval.embedders import QueryThreads
+
+    choice = QueryThreads()
+    choice.pick(), choice.pick()
+    for i in range(200):  # two threads: faster on average (0.84 ms per character) but stalling 1 in 10
+        choice.record(1, 0.050, 50)  # one thread: a steady 1.0
+        choice.record(2, 0.150 if i % 10 == 0 else 0.030, 50)
+    assert choice.averages()[2] > choice.averages()[1]
+    assert choice.pick() == 1
+
+    mean = QueryThreads()  # a plain moving average, as before: it would take the stalling one
+    mean.ALPHA_UP = mean.ALPHA_DOWN = 0.25
+    mean.pick(), mean.pick()
+    for i in range(200):
+        mean.record(1, 0.050, 50)
+        mean.record(2, 0.150 if i % 10 == 0 else 0.030, 50)
+    assert mean.averages()[2] < mean.averages()[1]
+
+
+def test_query_threads_tries_the_other_choice_less_often_while_it_keeps_losing() -> None:
+    from knowledge_os.retrieval.embedders import QueryThreads
+
+    def picks_until_a_try(choice: QueryThreads, other: int) -> int:
+        for n in range(1, 5000):
+            if choice.pick() == other:
+                return n
+        raise AssertionError("never tried")
+
+    choice = QueryThreads()
+    choice.pick(), choice.pick()
+    choice.record(1, 0.005, 50)
+    choice.record(2, 0.050, 50)  # two threads slower: one is the choice
+    gaps = []
+    for _ in range(7):
+        gaps.append(picks_until_a_try(choice, 2))
+        choice.record(2, 0.300, 50)  # the try loses again
+    assert gaps == [32, 64, 128, 256, 512, 1024, 1024]
+    picks_until_a_try(choice, 2)
+    choice.record(2, 0.001, 50)  # the load is gone: the try beats one thread, and is the choice at once
+    assert choice.pick() == 2 and choice.explore_every() == 1024  # a try of one thread stays rare
+    for _ in range(3):
+        choice.record(2, 0.300, 50)  # load again: two threads' own queries say so at once
+    assert choice.pick() == 1
+
+
 def test_query_threads_is_per_character() -> None:
     from knowledge_os.retrieval.embedders import QueryThreads
 
