@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, closing
 from typing import Any
 
@@ -38,6 +38,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_writes_sql, search_where
 
 from knowledge_os.errors import BackendError, BackendUnavailableError, ConfigError, UnknownNameError
+from knowledge_os.graph.state import EVERY_STEP_CHANNELS
 from knowledge_os.settings import Settings
 
 __all__ = ["CHECKPOINTERS", "SqliteSaverInThreads", "open_checkpointer", "open_sqlite_saver"]
@@ -57,8 +58,9 @@ _APART_KEY = "channels_apart"
 ``checkpoint_blobs`` (removed when the checkpoint is read back)."""
 
 _BLOB_MIN_ITEMS = 8
-"""A list or dict channel value of at least this many items is stored once per version
-(a thread's ``history``, the documents, the manifest); a smaller one stays in the row."""
+"""A list channel value of at least this many items is stored once per version (a
+thread's ``history``, the documents, the citations); a shorter list, a dict (small, or
+like the manifest written by the last step) and a scalar stay in the row."""
 _BLOB_MIN_CHARS = 1024
 """Likewise a string of more than this many characters (an answer)."""
 
@@ -84,11 +86,11 @@ _BLOBS_PER_QUERY = 400  # (channel, version) pairs per SELECT, well under SQLite
 
 def _stored_apart(value: Any) -> bool:
     """Whether a channel value goes to ``checkpoint_blobs`` (written once per version)
-    rather than into every checkpoint row: a list or dict of :data:`_BLOB_MIN_ITEMS` items
-    or more, a string longer than :data:`_BLOB_MIN_CHARS`. Small values cost less
-    serialised with the row (one msgpack call) than as rows of their own."""
+    rather than into every checkpoint row: a list of :data:`_BLOB_MIN_ITEMS` items or
+    more, a string longer than :data:`_BLOB_MIN_CHARS`. Small values cost less serialised
+    with the row (one msgpack call) than as rows of their own."""
     kind = type(value)
-    if kind is list or kind is dict:
+    if kind is list:
         return len(value) >= _BLOB_MIN_ITEMS
     return kind is str and len(value) > _BLOB_MIN_CHARS
 
@@ -100,10 +102,11 @@ class SqliteSaverInThreads(SqliteSaver):
 
     Layout: LangGraph's ``checkpoints`` and ``writes`` tables, plus ``checkpoint_blobs``
     (one row per thread, namespace, channel and version, as ``PostgresSaver``'s table of
-    that name). A large channel value (:func:`_stored_apart`: a list or dict of 8 items or
-    more, a string over 1,024 characters) is written by the first checkpoint that has its
-    version and read back by version; the rest stays in each checkpoint row with the
-    channel versions. A step that leaves a thread's ``history`` alone writes no byte of
+    that name). A large channel value (:func:`_stored_apart`: a list of 8 items or more, a
+    string over 1,024 characters) is written by the first checkpoint that has its version
+    and read back by version, unless its channel is one of ``inline_channels`` (written by
+    every step: storing it apart saves nothing); the rest stays in each checkpoint row
+    with the channel versions. A step that leaves a thread's ``history`` alone writes no byte of
     it, so checkpoints no longer grow with the thread. Rows of the older layout (the
     whole state in the row, as ``SqliteSaver`` writes) are read as before, and the first
     checkpoint after one writes every large value it holds, so a thread started by an
@@ -124,8 +127,10 @@ class SqliteSaverInThreads(SqliteSaver):
 
     _has_blobs: bool = True
 
-    def __init__(self, conn: sqlite3.Connection, **kwargs: Any) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, inline_channels: Collection[str] = (), **kwargs: Any) -> None:
         super().__init__(conn, **kwargs)
+        self.inline_channels = frozenset(inline_channels)
+        """Channels whose values always stay in the checkpoint row, whatever their size."""
         self._last_put: dict[tuple[str, str], str] = {}
         """(thread, namespace) -> id of the checkpoint this saver put last there: a put whose
         parent it is needs no look-up of the parent's layout."""
@@ -252,8 +257,8 @@ class SqliteSaverInThreads(SqliteSaver):
         versions = checkpoint["channel_versions"]
         values = checkpoint["channel_values"]
         apart = [ch for ch, v in values.items()  # _stored_apart, inlined: ~25 values per put
-                 if ((type(v) is list or type(v) is dict) and len(v) >= _BLOB_MIN_ITEMS
-                     or type(v) is str and len(v) > _BLOB_MIN_CHARS) and ch in versions]
+                 if (type(v) is list and len(v) >= _BLOB_MIN_ITEMS or type(v) is str and len(v) > _BLOB_MIN_CHARS)
+                 and ch in versions and ch not in self.inline_channels]
         stored = {**checkpoint, _APART_KEY: apart}
         if apart:
             stored["channel_values"] = {ch: v for ch, v in values.items() if ch not in apart}
@@ -358,7 +363,8 @@ def open_sqlite_saver(settings: Settings) -> SqliteSaverInThreads:
     path = settings.checkpoint_path
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        saver = SqliteSaverInThreads(sqlite3.connect(str(path), check_same_thread=False))
+        saver = SqliteSaverInThreads(sqlite3.connect(str(path), check_same_thread=False),
+                                     inline_channels=EVERY_STEP_CHANNELS)
         saver.setup()
     except sqlite3.Error as exc:
         raise BackendUnavailableError(f"cannot open the checkpoint database {path}: {exc}") from exc

@@ -37,6 +37,7 @@ from knowledge_os.llm.budget import Usage
 from knowledge_os.services import Services
 
 __all__ = [
+    "EVERY_STEP_CHANNELS",
     "RUN_DEFAULTS",
     "CacheOutcome",
     "Candidate",
@@ -495,6 +496,11 @@ RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
 ``history`` is not per run."""
 
 _APPENDED = frozenset({"spend", "events"})
+
+EVERY_STEP_CHANNELS = ("spend", "usage", "timings_ms")
+"""Fields the node wrapper (``knowledge_os.nodes._common.timed``) writes after every node:
+the SQLite checkpointer keeps them in each checkpoint row (a value stored apart is worth
+it only when later checkpoints carry it unchanged)."""
 
 
 def run_reset() -> dict[str, Any]:

@@ -76,6 +76,9 @@ def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
     ``timings_ms`` (sub-steps) as deltas; the wrapper adds one step and the node's wall
     time (ms, key ``name``), appends them as one :class:`SpendEntry` tagged with the run
     id, and rewrites ``usage`` / ``timings_ms`` as the run's totals (:func:`run_usage`).
+    An empty ``events`` list is left out of the update: appending nothing would still be a
+    pending write, a new channel version and a value in the next checkpoint (route, plan,
+    execute and check return one on most runs).
 
     A plain (non-async) node runs in a worker thread, so the event loop stays free to
     persist checkpoints meanwhile. Each such hand-off costs about 0.2 ms of process CPU
@@ -109,6 +112,8 @@ def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
                 log = [*(state.get("spend") or []), entry]
                 update["spend"] = [entry]
             update["usage"], update["timings_ms"] = run_totals(log, run_id)
+            if update.get("events") == []:  # appending nothing: no write, no new channel version
+                del update["events"]
             return update
 
         return node

@@ -151,6 +151,32 @@ async def test_values_are_stored_once_per_channel_version_and_read_back(tmp_path
         saver.close()
 
 
+async def test_keep_latest_deletes_the_values_only_older_checkpoints_referenced(tmp_path):
+    from knowledge_os.graph.builder import builder
+
+    settings = Settings(home=tmp_path / ".kos")
+    path = settings.checkpoint_path
+    saver = open_sqlite_saver(settings)
+    try:
+        graph = builder.compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "t"}}
+        history = [{"run_id": f"r{i}", "query": "q", "domain": "digest", "answer": "a"} for i in range(9)]
+        docs = [{"id": f"deb:a:{i}"} for i in range(8)]
+        await graph.aupdate_state(config, {"history": history, "documents": docs}, as_node="cache_lookup")
+        await graph.aupdate_state(config, {"documents": [*docs, {"id": "deb:b:9"}]}, as_node="execute")
+        await saver.aput_writes((await saver.aget_tuple(config)).config, [("answer", "pending")], "task-1")
+        await graph.aupdate_state(config, {"answer": "last"}, as_node="verify")
+        assert blobs_by_channel(path, "t") == {"history": 1, "documents": 2}
+        before = (await graph.aget_state(config)).values
+        assert saver.keep_latest("t") == 2
+        assert checkpoints_on_disk(path, "t") == 1
+        assert blobs_by_channel(path, "t") == {"history": 1, "documents": 1}  # the first documents went
+        assert rows(path, "SELECT count(*) FROM writes WHERE thread_id = 't'") == [(0,)]
+        assert (await graph.aget_state(config)).values == before
+    finally:
+        saver.close()
+
+
 async def test_checkpoints_of_the_older_layout_are_read_and_continued(tmp_path):
     """A checkpoint database written before the blob layout (LangGraph's own saver) is
     read as it was, and a thread continues from it: the first new checkpoint stores every

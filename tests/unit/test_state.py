@@ -84,3 +84,21 @@ def test_a_continued_thread_keeps_one_spend_log_per_run_and_a_replay_is_not_paid
                                      "finalize"])
     assert "execute" not in again.manifest["timings_ms"]
     assert [h["run_id"] for h in state["history"]] == [first.run_id, again.run_id]
+
+
+def test_the_node_wrapper_writes_no_empty_events_and_keeps_raised_ones():
+    from knowledge_os.nodes._common import timed
+
+    @timed("quiet")
+    async def quiet(state, runtime):
+        return {"answer": "a", "events": []}
+
+    @timed("loud")
+    async def loud(state, runtime):
+        return {"events": [{"type": "retry"}]}
+
+    state = {"run_id": "r", "spend": []}
+    update = asyncio.run(quiet(state, None))
+    assert "events" not in update  # nothing appended: no write, no new channel version
+    assert (update["answer"], update["usage"], [e["node"] for e in update["spend"]]) == ("a", {"steps": 1}, ["quiet"])
+    assert asyncio.run(loud(state, None))["events"] == [{"type": "retry"}]
