@@ -194,6 +194,17 @@ def render() -> str:
     block_index.append(0)
     assert len(blocks) <= 256
 
+    # Two-byte characters whose lowercase is two bytes too, as their UTF-8 (first byte in
+    # the low half); 0 for whitespace, U+03A3, a length change and the code points below
+    # U+0080 (overlong, never in a str).
+    lower2 = [0] * 0x800
+    for cp in range(0x80, 0x800):
+        mapped = lower.get(cp, chr(cp)).encode("utf-8")
+        if cp in whitespace or cp == CAPITAL_SIGMA or len(mapped) != 2:
+            continue
+        lower2[cp] = mapped[0] | mapped[1] << 8
+        assert lower2[cp] != 0 and 0xC2 <= mapped[0] <= 0xDF, hex(cp)
+
     non_ascii_ws = [cp for cp in whitespace if cp >= 0x80]
     ws_arms = " | ".join(f"0x{cp:x}" for cp in non_ascii_ws)
 
@@ -264,6 +275,22 @@ def render() -> str:
     w("    let bytes = select_unpredictable(unchanged, bytes | u32::from_le_bytes(same.0), bytes);")
     w("    let len = select_unpredictable(unchanged, len | same.1, len);")
     w("    (bytes.to_le_bytes(), len)")
+    w("}")
+    w("")
+    w("/// Per two-byte character (by its code point): its lowercase as two bytes of UTF-8,")
+    w("/// the first in the low half, or 0 where the lowercase is not two bytes, the character")
+    w("/// is whitespace or U+03A3, or the code point is below U+0080.")
+    w(f"static LOWER_2_BYTE: [u16; {len(lower2)}] = [")
+    w(_wrap([f"0x{v:04x}" for v in lower2]))
+    w("];")
+    w("")
+    w("/// The lowercase of the two-byte UTF-8 character `utf8` (first byte in the low half,")
+    w("/// any bits above the second byte ignored) as two bytes the same way, or 0 when it")
+    w("/// is not two bytes, or the character is whitespace or U+03A3. One table load.")
+    w("#[inline(always)]")
+    w("pub fn lower_2_byte(utf8: u32) -> u16 {")
+    w("    let cp = (utf8 & 0x1f) << 6 | (utf8 >> 8 & 0x3f);")
+    w("    LOWER_2_BYTE[cp as usize]")
     w("}")
     w("")
     w("/// Code points the final-sigma rule stops at and finds cased (inclusive ranges).")

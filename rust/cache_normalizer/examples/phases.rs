@@ -14,6 +14,14 @@
 //! predictor learns the text, and branchy phases look up to twice as fast (normalising
 //! 10 KB with 5% non-ASCII words: 4.8 us at 200 KB, 8.5 us at 1 MB on a 2-core AMD EPYC
 //! VM; MD5 alone 12.2 us either way). `RAYON_NUM_THREADS=1` keeps the batch on one thread.
+//! `PASSES` (default 300) sets the passes per figure, `SIZES` (default `100,1000,10000`) the
+//! text sizes.
+//!
+//! `AB=1` times instead the fused key with each way of taking a step turned off or on
+//! (`normalize_and_hash_with`) against MD5 of the input, pass by pass in turn; add
+//! `UNIQUE_BYTES=100000` to make the corpus of copies of that much text (the same memory,
+//! but text the branch predictor learns), e.g.
+//! `AB=1 SIZES=10000 CORPUS_BYTES=8000000 PASSES=25 cargo run --release --example phases`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -21,7 +29,8 @@ use std::time::Instant;
 use cache_normalizer::md5::Md5;
 use cache_normalizer::md5_lanes;
 use cache_normalizer::normalize::{
-    normalize, normalize_and_hash, normalize_and_hash_hex_batch, normalize_to,
+    normalize, normalize_and_hash, normalize_and_hash_hex_batch, normalize_and_hash_with,
+    normalize_to, ALL, ONE_DROP, WHOLE_STEPS,
 };
 
 const ASCII_WORDS: &str =
@@ -74,11 +83,11 @@ fn make_text(rng: &mut Lcg, size: usize, non_ascii_pct: usize) -> String {
     out
 }
 
-/// Fastest of 300 passes of at least 2 ms (on a shared machine the fastest is the least
-/// preempted one), in seconds per call of `f`.
-fn time(mut f: impl FnMut()) -> f64 {
+/// Fastest of `passes` passes of at least 2 ms (on a shared machine the fastest is the
+/// least preempted one), in seconds per call of `f`.
+fn time(passes: usize, mut f: impl FnMut()) -> f64 {
     let mut best = f64::INFINITY;
-    for _ in 0..300 {
+    for _ in 0..passes {
         let start = Instant::now();
         let mut loops = 0u64;
         loop {
@@ -101,8 +110,21 @@ fn main() {
     let pct: usize = std::env::var("NON_ASCII_PCT").map_or(5, |v| v.parse().expect("a percentage"));
     let corpus: usize =
         std::env::var("CORPUS_BYTES").map_or(200_000, |v| v.parse().expect("bytes"));
-    println!("{pct}% of words non-ASCII (NON_ASCII_PCT), {corpus} bytes per size (CORPUS_BYTES)");
-    for size in [100, 1_000, 10_000] {
+    let passes: usize = std::env::var("PASSES").map_or(300, |v| v.parse().expect("a count"));
+    let sizes: Vec<usize> = std::env::var("SIZES").map_or(vec![100, 1_000, 10_000], |v| {
+        v.split(',')
+            .map(|s| s.parse().expect("sizes in bytes"))
+            .collect()
+    });
+    println!(
+        "{pct}% of words non-ASCII (NON_ASCII_PCT), {corpus} bytes per size (CORPUS_BYTES), \
+         fastest of {passes} passes (PASSES)"
+    );
+    if std::env::var_os("AB").is_some() {
+        return ab(&sizes, passes, pct, corpus);
+    }
+    let time = |f: &mut dyn FnMut()| time(passes, f);
+    for size in sizes {
         let mut rng = Lcg(size as u64);
         let texts: Vec<String> = (0..(corpus / size).max(8))
             .map(|_| make_text(&mut rng, size, pct))
@@ -122,7 +144,7 @@ fn main() {
         };
         report(
             "normalize -> String",
-            time(|| {
+            time(&mut || {
                 for t in &texts {
                     black_box(normalize(black_box(t)));
                 }
@@ -130,7 +152,7 @@ fn main() {
         );
         report(
             "md5 of normalised bytes",
-            time(|| {
+            time(&mut || {
                 for t in &normalized {
                     black_box(Md5::digest(black_box(t.as_bytes())));
                 }
@@ -138,7 +160,7 @@ fn main() {
         );
         report(
             "md5 of input bytes",
-            time(|| {
+            time(&mut || {
                 for t in &texts {
                     black_box(Md5::digest(black_box(t.as_bytes())));
                 }
@@ -146,7 +168,7 @@ fn main() {
         );
         report(
             "fused normalize_and_hash",
-            time(|| {
+            time(&mut || {
                 for t in &texts {
                     black_box(normalize_and_hash(black_box(t)));
                 }
@@ -157,7 +179,7 @@ fn main() {
         let mut messages = Vec::new();
         report(
             "batch: normalise into arena",
-            time(|| {
+            time(&mut || {
                 arena.clear();
                 messages.clear();
                 for t in &texts {
@@ -170,14 +192,86 @@ fn main() {
         let mut digests = vec![[0u8; 16]; texts.len()];
         report(
             "batch: md5 lanes of arena",
-            time(|| md5_lanes::digest_padded(black_box(&arena), &messages, &mut digests)),
+            time(&mut || md5_lanes::digest_padded(black_box(&arena), &messages, &mut digests)),
         );
         report(
             "batch (rayon above 32 KB)",
-            time(|| {
+            time(&mut || {
                 black_box(normalize_and_hash_hex_batch(black_box(&refs)));
             }),
         );
         println!();
+    }
+}
+
+/// `AB=1`: the fused key with each way of taking a step turned on or off
+/// (`normalize_and_hash_with`: none, the step before them; [`WHOLE_STEPS`]; [`ONE_DROP`];
+/// both, what the entry points use) and MD5 of the input, pass by pass in turn (one pass:
+/// the whole corpus once), so that load from other processes falls on all alike. Prints
+/// the fastest and the median pass of each, and the median of the per-pass ratios to MD5.
+fn ab(sizes: &[usize], passes: usize, pct: usize, corpus: usize) {
+    for &size in sizes {
+        let mut rng = Lcg(size as u64);
+        // UNIQUE_BYTES: that much text, copied over and over to fill the corpus (the same
+        // memory footprint, but text the branch predictor can learn).
+        let unique: usize =
+            std::env::var("UNIQUE_BYTES").map_or(corpus, |v| v.parse().expect("bytes"));
+        let unique: Vec<String> = (0..(unique / size).max(1))
+            .map(|_| make_text(&mut rng, size, pct))
+            .collect();
+        let texts: Vec<String> = unique
+            .iter()
+            .cycle()
+            .take((corpus / size).max(8))
+            .cloned()
+            .collect();
+        let variants = [0, WHOLE_STEPS, ONE_DROP, ALL];
+        let names = [
+            "before",
+            "whole steps",
+            "one drop",
+            "both (ALL)",
+            "md5 of input",
+        ];
+        for t in &texts {
+            let want = normalize_and_hash(t);
+            assert!(variants
+                .iter()
+                .all(|&w| normalize_and_hash_with(t, w) == want));
+        }
+        let n = texts.len() as f64;
+        let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+        for pass in 0..passes {
+            for turn in 0..names.len() {
+                let which = (pass + turn) % names.len();
+                let start = Instant::now();
+                for t in &texts {
+                    if which == variants.len() {
+                        black_box(Md5::digest(black_box(t.as_bytes())));
+                    } else {
+                        black_box(normalize_and_hash_with(black_box(t), variants[which]));
+                    }
+                }
+                seconds[which].push(start.elapsed().as_secs_f64());
+            }
+        }
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        for (name, s) in names.iter().zip(&seconds) {
+            let ratios: Vec<f64> = seconds[variants.len()]
+                .iter()
+                .zip(s)
+                .map(|(m, x)| m / x)
+                .collect();
+            println!(
+                "{size:>6}B {name:<16} fastest {:>9.1} ns/text, median {:>9.1}, x md5 {:.3}",
+                s.iter().copied().fold(f64::INFINITY, f64::min) / n * 1e9,
+                median(s) / n * 1e9,
+                median(&ratios),
+            );
+        }
     }
 }

@@ -6,14 +6,27 @@
 //!
 //! The input is read in steps of 16 bytes. A step classifies its bytes at once (SSE2 on
 //! x86_64, two 64-bit words elsewhere): ASCII lowercase, and whitespace and non-ASCII as
-//! bitmasks, with no data-dependent branch. The ASCII bytes before the first non-ASCII one
-//! are stored whole; a whitespace byte right after whitespace is shifted out, and only a
-//! step with two of them takes a byte-by-byte path. The non-ASCII characters that follow
-//! are decoded and looked up one by one, again without data-dependent branches except
-//! for U+03A3 (final sigma). Output collects in a small staging buffer, and each 64-byte
-//! block of it goes to the sink with the next four steps interleaved with MD5's four
-//! rounds: the rounds are one long dependency chain that leaves most of the core idle, and
-//! the normalisation of the next block fills it.
+//! bitmasks, with no data-dependent branch. An all-ASCII step is stored whole; a
+//! whitespace byte right after whitespace is shifted out with no branch between dropping
+//! none and dropping one, and only a step with two of them takes a byte-by-byte path.
+//! A step whose non-ASCII characters are all two bytes long and lower to two bytes
+//! (Latin-1, Latin Extended, Greek, Cyrillic, Armenian, Hebrew, Arabic: whitespace,
+//! U+03A3 and the few whose lowercase is longer excepted) is lowered as a whole, one
+//! table load per character in a fixed number of iterations ([`lower_step`]), and stored
+//! the same way. Any other step stores its ASCII bytes before the first non-ASCII one and
+//! decodes and looks up the non-ASCII characters that follow one by one, again without
+//! data-dependent branches except for U+03A3 (final sigma). Output collects in a small
+//! staging buffer, and each 64-byte block of it goes to the sink with the next four steps
+//! interleaved with MD5's four rounds: the rounds are one long dependency chain that
+//! leaves most of the core idle, and the normalisation of the next block fills it.
+//!
+//! What limits the single call on 10 KB of unseen text (benchmarks/bench_cache_normalizer.py)
+//! is the branches that follow the text: a mispredicted one flushes the interleaved MD5
+//! work too. Pure ASCII text keeps close to MD5's speed; each non-ASCII step still costs
+//! one mispredicted branch into its path, and steps of three- and four-byte characters
+//! (CJK, emoji) or of the exceptions go the character-by-character way.
+//! `normalize_and_hash_with` turns each way of taking a step off, so that
+//! `AB=1 cargo run --release --example phases` measures what each brings.
 
 use rayon::prelude::*;
 
@@ -41,9 +54,9 @@ const _: () = assert!(STAGE_HIGH + STEP_OUTPUT + STEP <= STAGE);
 const CAPITAL_SIGMA: u32 = 0x3a3;
 
 /// `BYTES_BELOW[k]`: the bytes below byte k of a 16-byte chunk (as a little-endian u128)
-/// all ones, the others zero.
-const BYTES_BELOW: [u128; STEP] = {
-    let mut masks = [0; STEP];
+/// all ones, the others zero; for k = 16, all ones.
+const BYTES_BELOW: [u128; STEP + 1] = {
+    let mut masks = [u128::MAX; STEP + 1];
     let mut k = 0;
     while k < STEP {
         masks[k] = (1 << (8 * k)) - 1;
@@ -96,7 +109,6 @@ struct Bytes16(
 );
 
 impl Bytes16 {
-    #[cfg(any(test, not(target_arch = "x86_64")))]
     #[inline(always)]
     fn from_bytes(bytes: [u8; STEP]) -> Self {
         #[cfg(target_arch = "x86_64")]
@@ -150,6 +162,7 @@ impl Bytes16 {
 }
 
 /// Sixteen bytes read as ASCII.
+#[derive(Clone, Copy)]
 struct Classified {
     /// Each byte lowercased, whitespace turned into b' ' (unchanged where non-ASCII); byte k
     /// of the chunk is byte k of the integer, little-endian.
@@ -252,8 +265,20 @@ mod swar {
     }
 }
 
-/// The normalisation of one text in progress: input read so far, output not yet taken.
-struct Normalizer<'a> {
+// The ways of taking a step, as bits of the `V` parameter of `Normalizer`: each can be
+// turned off to measure what it brings (`normalize_and_hash_with`, examples/phases.rs).
+
+/// Way of taking a step: non-ASCII steps of two-byte characters lowered as a whole
+/// ([`lower_step`]).
+pub const WHOLE_STEPS: u8 = 1;
+/// Way of taking a step: no branch between dropping no whitespace byte and dropping one.
+pub const ONE_DROP: u8 = 2;
+/// The ways every entry point takes its steps: all of them.
+pub const ALL: u8 = WHOLE_STEPS | ONE_DROP;
+
+/// The normalisation of one text in progress: input read so far, output not yet taken;
+/// `V` says which ways of taking a step are on (bits: [`WHOLE_STEPS`], [`ONE_DROP`]).
+struct Normalizer<'a, const V: u8 = ALL> {
     text: &'a str,
     /// Input bytes read.
     read: usize,
@@ -265,7 +290,7 @@ struct Normalizer<'a> {
     after_space: u32,
 }
 
-impl<'a> Normalizer<'a> {
+impl<'a, const V: u8> Normalizer<'a, V> {
     fn new(text: &'a str) -> Self {
         Self {
             text,
@@ -280,20 +305,15 @@ impl<'a> Normalizer<'a> {
         self.read >= self.text.len()
     }
 
-    /// Reads the next 16 input bytes (a little more if a character straddles their end),
-    /// appending at most STEP_OUTPUT bytes; does nothing once the input is read.
+    /// The 16 input bytes from `start` (< the text's length), padded with spaces past its
+    /// end: they collapse into at most one trailing space, which is dropped at the end like
+    /// any other.
     #[inline(always)]
-    fn step(&mut self) {
+    fn chunk_at(&self, start: usize) -> [u8; STEP] {
         let bytes = self.text.as_bytes();
-        let start = self.read;
-        if start >= bytes.len() {
-            return;
-        }
         let end = start + STEP;
-        let chunk: [u8; STEP] = match bytes.get(start..end) {
+        match bytes.get(start..end) {
             Some(chunk) => chunk.try_into().expect("16 bytes"),
-            // The last bytes, padded with spaces: they collapse into at most one trailing
-            // space, which is dropped at the end like any other.
             None if bytes.len() >= STEP => {
                 // The text's last 16 bytes shifted down over the ones already read: a
                 // fixed-size load instead of a memcpy call of a few bytes.
@@ -307,7 +327,19 @@ impl<'a> Normalizer<'a> {
                 padded[..bytes.len() - start].copy_from_slice(&bytes[start..]);
                 padded
             }
-        };
+        }
+    }
+
+    /// Reads the next 16 input bytes (a little more if a character straddles their end),
+    /// appending at most STEP_OUTPUT bytes; does nothing once the input is read.
+    #[inline(always)]
+    fn step(&mut self) {
+        let start = self.read;
+        if start >= self.text.len() {
+            return;
+        }
+        let end = start + STEP;
+        let chunk = self.chunk_at(start);
         let c = classify(&chunk);
         if c.non_ascii == 0 {
             // All ASCII, the common case: a constant advance keeps the next step's load
@@ -316,10 +348,28 @@ impl<'a> Normalizer<'a> {
             self.read = end;
             return;
         }
-        // The ASCII bytes before the first non-ASCII one, then the non-ASCII characters
-        // that follow, up to the end of the step.
+        let whole = if V & WHOLE_STEPS != 0 {
+            lower_step(&chunk, &c)
+        } else {
+            None
+        };
+        if let Some((lowered, advance)) = whole {
+            let c = Classified { lowered, ..c };
+            self.push_ascii(&c, advance);
+            self.read = start + advance as usize;
+            return;
+        }
+        self.step_any(&c, start);
+    }
+
+    /// [`Normalizer::step`] for any text: the ASCII bytes before the first non-ASCII one,
+    /// then the non-ASCII characters that follow one by one, up to the end of the step.
+    #[inline(never)]
+    fn step_any(&mut self, c: &Classified, start: usize) {
+        let bytes = self.text.as_bytes();
+        let end = start + STEP;
         let ascii = c.non_ascii.trailing_zeros();
-        self.push_ascii(&c, ascii);
+        self.push_ascii(c, ascii);
         let mut i = start + ascii as usize;
         // In locals: the stores into `stage` would otherwise reload them.
         let (mut len, mut after_space) = (self.len, self.after_space);
@@ -352,15 +402,20 @@ impl<'a> Normalizer<'a> {
         self.read = i;
     }
 
-    /// Appends the first `ascii` bytes of `c`, all ASCII, dropping whitespace right after
-    /// whitespace; writes up to 16 bytes past the new end.
+    /// Appends the first `ascii` bytes of `c.lowered` (ASCII, or whole non-ASCII characters
+    /// that [`lower_step`] lowered in place, never whitespace), dropping whitespace right
+    /// after whitespace; writes up to 16 bytes past the new end.
     #[inline(always)]
     fn push_ascii(&mut self, c: &Classified, ascii: u32) {
         let valid = (1u32 << ascii) - 1;
         let spaces_before = c.space << 1 | self.after_space;
         let dropped = c.space & spaces_before & valid;
         self.after_space = spaces_before >> ascii & 1;
-        let lowered = if dropped == 0 {
+        let lowered = if V & ONE_DROP != 0 && dropped & dropped.wrapping_sub(1) == 0 {
+            // None or one byte to drop, without a branch between them: "byte 16" is none.
+            c.lowered
+                .without_byte((dropped | 1 << STEP).trailing_zeros() as usize)
+        } else if dropped == 0 {
             c.lowered
         } else if dropped & (dropped - 1) == 0 {
             // One byte to drop: the bytes above it move down by one.
@@ -411,7 +466,14 @@ impl<'a> Normalizer<'a> {
 /// Hands the UTF-8 bytes of `" ".join(text.lower().split())` to `sink`.
 #[inline(always)]
 fn normalize_into<S: Sink>(text: &str, sink: &mut S) {
-    let mut n = Normalizer::new(text);
+    normalize_into_with::<S, ALL>(text, sink);
+}
+
+/// [`normalize_into`] with only the ways of taking a step that `V` turns on (bits:
+/// [`WHOLE_STEPS`], [`ONE_DROP`]); 0 is the step of cache_normalizer before them.
+#[inline(always)]
+fn normalize_into_with<S: Sink, const V: u8>(text: &str, sink: &mut S) {
+    let mut n = Normalizer::<V>::new(text);
     loop {
         while n.len <= BLOCK && !n.done() {
             n.step();
@@ -428,6 +490,86 @@ fn normalize_into<S: Sink>(text: &str, sink: &mut S) {
     }
     let (stage, len) = n.finish();
     sink.rest(stage, len);
+}
+
+/// Most characters a step can hold: 16 bytes of two-byte characters.
+const STEP_CHARS: usize = STEP / 2;
+/// Where [`lower_step`]'s spare iterations read and write, past every real character.
+const SPARE: usize = STEP + 2;
+/// What the spare iterations read: a two-byte character, "é".
+const SPARE_CHAR: [u8; 2] = *b"\xc3\xa9";
+
+/// The step `chunk` lowered as a whole, and how many of its bytes it took (16, or 15 when
+/// a character straddles the end: it starts the next step), when every non-ASCII character
+/// in it is two bytes long, is not whitespace or U+03A3 and lowers to two bytes (Latin-1,
+/// most of Latin Extended, Greek, Cyrillic, Armenian, Hebrew, Arabic). `None` for any
+/// other step, which [`Normalizer::step_any`] takes character by character.
+///
+/// Fixed work instead of a loop counted by the text: on unseen text the exit of a loop
+/// over its characters is mispredicted about once per step, and the flush also discards
+/// the MD5 work interleaved with it. The step's characters are taken in STEP_CHARS
+/// iterations (those past the last character take a dummy at SPARE), each writing its
+/// lowercase over the step's classified bytes at its own position. `chunk` starts at a
+/// character boundary.
+#[inline(always)]
+fn lower_step(chunk: &[u8; STEP], c: &Classified) -> Option<(Bytes16, u32)> {
+    let (leads, long) = lead_bytes(chunk);
+    if long != 0 {
+        return None;
+    }
+    let advance = STEP as u32 - (leads >> (STEP - 1));
+    let mut todo = leads & ((1 << advance) - 1);
+    let mut input = [0u8; SPARE + 2];
+    input[..STEP].copy_from_slice(chunk);
+    input[SPARE..].copy_from_slice(&SPARE_CHAR);
+    let mut out = [0u8; SPARE + 2];
+    c.lowered
+        .store(out.first_chunk_mut::<STEP>().expect("SPARE >= STEP"));
+    let mut odd = 0;
+    let mut lower_one = |todo: &mut u32| {
+        let k = (*todo | 1 << SPARE).trailing_zeros() as usize;
+        *todo &= todo.wrapping_sub(1);
+        let two = u16::from_le_bytes(*input[k..].first_chunk().expect("SPARE + 2 bytes"));
+        let lowered = tables::lower_2_byte(u32::from(two));
+        odd |= u32::from(lowered == 0);
+        *out[k..].first_chunk_mut().expect("SPARE + 2 bytes") = lowered.to_le_bytes();
+    };
+    for _ in 0..STEP_CHARS {
+        lower_one(&mut todo);
+    }
+    if odd != 0 {
+        return None;
+    }
+    let lowered = Bytes16::from_bytes(*out.first_chunk::<STEP>().expect("SPARE >= STEP"));
+    Some((lowered, advance))
+}
+
+/// Bit k set: byte k of `chunk` starts a non-ASCII character (it is 0xc0 or above); and
+/// bit k set: byte k starts a character of three or four bytes (0xe0 or above).
+#[inline(always)]
+fn lead_bytes(chunk: &[u8; STEP]) -> (u32, u32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is enabled on every x86_64 target; the load reads the 16 bytes of
+    // `chunk`.
+    unsafe {
+        use core::arch::x86_64::{
+            _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        // Signed: 0xc0..=0xff are -64..=-1, the only bytes above -65 that are negative.
+        let negative = _mm_movemask_epi8(v) as u32;
+        let at_least = |b: i8| _mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8(b - 1))) as u32;
+        (at_least(-64) & negative, at_least(-32) & negative)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let (mut leads, mut long) = (0, 0);
+        for (k, &b) in chunk.iter().enumerate() {
+            leads |= u32::from(b >= 0xc0) << k;
+            long |= u32::from(b >= 0xe0) << k;
+        }
+        (leads, long)
+    }
 }
 
 /// The output length and whitespace state after a character whose lowercase, `utf8_len`
@@ -501,6 +643,22 @@ pub fn normalize(text: &str) -> String {
     normalize_into(text, &mut out);
     // Every piece is whole UTF-8: ASCII, a space, or a complete character's bytes.
     String::from_utf8(out).expect("normalized text is UTF-8")
+}
+
+/// [`normalize_and_hash`] with only the ways of taking a step that `variant` turns on
+/// (0, [`WHOLE_STEPS`], [`ONE_DROP`] or [`ALL`]); the same digest every way, for A/B
+/// measurements in one process (`examples/phases.rs`). Panics on any other `variant`.
+#[doc(hidden)]
+pub fn normalize_and_hash_with(text: &str, variant: u8) -> [u8; 16] {
+    let mut hasher = Md5::new();
+    match variant {
+        0 => normalize_into_with::<_, 0>(text, &mut hasher),
+        WHOLE_STEPS => normalize_into_with::<_, WHOLE_STEPS>(text, &mut hasher),
+        ONE_DROP => normalize_into_with::<_, ONE_DROP>(text, &mut hasher),
+        ALL => normalize_into_with::<_, ALL>(text, &mut hasher),
+        _ => panic!("no variant {variant}"),
+    }
+    hasher.finalize()
 }
 
 /// MD5 digest of the UTF-8 bytes of [`normalize`]`(text)`, computed without allocating.
@@ -877,6 +1035,149 @@ mod tests {
                     "n = {n}, sep = {sep:?}"
                 );
             }
+        }
+    }
+
+    /// `" ".join(text.lower().split())` character by character, from the tables alone.
+    fn reference(text: &str) -> String {
+        let mut lowered = String::new();
+        for (at, c) in text.char_indices() {
+            let cp = u32::from(c);
+            if cp < 0x80 {
+                lowered.push(char::from(tables::ASCII_LOWER[c as usize]));
+            } else if cp == CAPITAL_SIGMA {
+                lowered.push(if is_final_sigma(text, at) { 'ς' } else { 'σ' });
+            } else {
+                let mut four = [0u8; 4];
+                let width = c.encode_utf8(&mut four).len();
+                let (utf8, len) = tables::lower_non_ascii_or(cp, (four, width));
+                lowered.push_str(core::str::from_utf8(&utf8[..len]).unwrap());
+            }
+        }
+        lowered
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Checks every entry point and every way of taking a step on `text`.
+    fn check(text: &str) {
+        let want = reference(text);
+        assert_eq!(normalize(text), want, "{text:?}");
+        let digest = Md5::digest(want.as_bytes());
+        for variant in [0, WHOLE_STEPS, ONE_DROP, ALL] {
+            assert_eq!(
+                normalize_and_hash_with(text, variant),
+                digest,
+                "{variant} {text:?}"
+            );
+        }
+        assert_eq!(normalize_and_hash(text), digest, "{text:?}");
+    }
+
+    #[test]
+    fn two_byte_table_agrees_with_lowercase_table() {
+        for cp in 0x80..0x800u32 {
+            let c = char::from_u32(cp).unwrap();
+            let mut four = [0u8; 4];
+            c.encode_utf8(&mut four);
+            let (utf8, len) = tables::lower_non_ascii_or(cp, (four, 2));
+            let two = tables::lower_2_byte(u32::from(four[0]) | u32::from(four[1]) << 8);
+            let simple = len == 2 && utf8[0] != b' ' && cp != CAPITAL_SIGMA;
+            if simple {
+                assert_eq!(two.to_le_bytes(), [utf8[0], utf8[1]], "{c:?}");
+            } else {
+                assert_eq!(two, 0, "{c:?}");
+            }
+        }
+        // The exceptions, by name: whitespace, the sigma, lowercase of another length.
+        for c in ['\u{85}', '\u{a0}', 'Σ', 'İ', '\u{23a}', '\u{23e}'] {
+            let mut four = [0u8; 4];
+            c.encode_utf8(&mut four);
+            assert_eq!(
+                tables::lower_2_byte(u32::from(four[0]) | u32::from(four[1]) << 8),
+                0
+            );
+        }
+    }
+
+    #[test]
+    fn every_two_byte_character_at_every_step_position() {
+        // Each two-byte character at each offset against the 16-byte steps (so at byte 15
+        // it straddles the step's end), next to ASCII, to itself, to whitespace runs, to a
+        // three-byte character (which sends the step the character-by-character way), and
+        // at the text's end.
+        for cp in 0x80..0x800u32 {
+            let c = char::from_u32(cp).unwrap();
+            for offset in 0..=STEP + 2 {
+                let pad = "aB".repeat(offset).chars().take(offset).collect::<String>();
+                check(&format!("{pad}{c}"));
+                check(&format!("{pad}{c}Xy{c}{c} {c}  {c}\t"));
+                if offset % 4 == 0 {
+                    check(&format!(
+                        "{pad} {c}{c}{c}{c}{c}{c}{c}{c}{c}|\u{3000}{c}ÄΣ😀"
+                    ));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn whole_steps_across_blocks_and_whitespace_runs() {
+        let words = [
+            "Größe",
+            "ΟΔΟΣ",
+            "Москва",
+            "İstanbul",
+            "café",
+            "東京",
+            "a",
+            "ÆØÅ",
+        ];
+        let seps = [" ", "  ", "\t\n", "\u{a0}", "\u{85} ", ""];
+        for n in 0..=3 * BLOCK {
+            let mut text = "x".repeat(n % 17);
+            for i in 0..n {
+                text.push_str(words[(i * 7 + n) % words.len()]);
+                text.push_str(seps[(i * 5 + n / 3) % seps.len()]);
+            }
+            check(&text);
+        }
+    }
+
+    #[test]
+    fn final_sigma_at_step_boundaries() {
+        for offset in 0..=2 * STEP {
+            let pad = "é".repeat(offset / 2) + &"a".repeat(offset % 2);
+            for tail in ["", " ", "Σ", "ΑΣ", "Α", "'", "'Α", ".Σ"] {
+                check(&format!("{pad}ΑΣ{tail}"));
+                check(&format!("{pad}Σ{tail}"));
+                check(&format!("{pad} ΣΑ{tail}ςΣ"));
+            }
+        }
+    }
+
+    #[test]
+    fn random_mixed_text_agrees_every_way() {
+        // Pseudo-random texts over ASCII, whitespace (ASCII and not), two-byte characters
+        // of every kind (changing case or not, and the exceptions), three- and four-byte
+        // ones: every way of taking a step gives the reference's digest.
+        let alphabet: Vec<char> =
+            "aZ09 .\t\n\x0b\x1cÀéßÿĀıİſƁǅȺɐΆΣσςΩωЀЖжѠԱաא\u{85}\u{a0}\u{3000}ẞK東😀"
+                .chars()
+                .collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as usize % n
+        };
+        for _ in 0..4000 {
+            let len = next(300);
+            let text: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            check(&text);
         }
     }
 
