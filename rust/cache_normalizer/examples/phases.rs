@@ -30,7 +30,7 @@ use cache_normalizer::md5::Md5;
 use cache_normalizer::md5_lanes;
 use cache_normalizer::normalize::{
     normalize, normalize_and_hash, normalize_and_hash_hex_batch, normalize_and_hash_with,
-    normalize_to, ALL, ONE_DROP, WHOLE_STEPS,
+    normalize_to, ALL, LINEAR_STAGE, ONE_DROP, WHOLE_STEPS,
 };
 
 const ASCII_WORDS: &str =
@@ -122,6 +122,9 @@ fn main() {
     );
     if std::env::var_os("AB").is_some() {
         return ab(&sizes, passes, pct, corpus);
+    }
+    if let Ok(variant) = std::env::var("ONCE") {
+        return once(&sizes, variant.parse().expect("a variant"), pct, corpus);
     }
     let time = |f: &mut dyn FnMut()| time(passes, f);
     for size in sizes {
@@ -225,12 +228,13 @@ fn ab(sizes: &[usize], passes: usize, pct: usize, corpus: usize) {
             .take((corpus / size).max(8))
             .cloned()
             .collect();
-        let variants = [0, WHOLE_STEPS, ONE_DROP, ALL];
+        let variants = [0, WHOLE_STEPS, ONE_DROP, LINEAR_STAGE, ALL];
         let names = [
             "before",
             "whole steps",
             "one drop",
-            "both (ALL)",
+            "linear stage",
+            "all (ALL)",
             "md5 of input",
         ];
         for t in &texts {
@@ -273,5 +277,25 @@ fn ab(sizes: &[usize], passes: usize, pct: usize, corpus: usize) {
                 median(&ratios),
             );
         }
+    }
+}
+
+/// `ONCE=V`: one pass of `normalize_and_hash_with(text, V)` over the corpus of each size
+/// (V = 255: MD5 of the input), and nothing else, to count instructions and branches
+/// under a simulator: `valgrind --tool=cachegrind --cache-sim=no --branch-sim=yes`.
+fn once(sizes: &[usize], variant: u8, pct: usize, corpus: usize) {
+    for &size in sizes {
+        let mut rng = Lcg(size as u64);
+        let texts: Vec<String> = (0..(corpus / size).max(8))
+            .map(|_| make_text(&mut rng, size, pct))
+            .collect();
+        for t in &texts {
+            if variant == 255 {
+                black_box(Md5::digest(black_box(t.as_bytes())));
+            } else {
+                black_box(normalize_and_hash_with(black_box(t), variant));
+            }
+        }
+        println!("{size}: {} texts", texts.len());
     }
 }

@@ -46,10 +46,17 @@ const STEP_OUTPUT: usize = 2 * (STEP + 3);
 /// The steps run while a block is taken stop while the output not yet taken exceeds this
 /// (only text whose lowercase is longer than itself gets there).
 const STAGE_HIGH: usize = 2 * BLOCK;
-/// Staging buffer: a step's output on top of STAGE_HIGH bytes, plus the fixed-size
-/// overshoot of a step's stores.
-const STAGE: usize = 3 * BLOCK;
-const _: () = assert!(STAGE_HIGH + STEP_OUTPUT + STEP <= STAGE);
+/// What stays of the staging buffer when the output not yet taken moves to its start: a
+/// step's output on top of STAGE_HIGH bytes, plus the fixed-size overshoot of a step's
+/// stores.
+const KEPT: usize = 3 * BLOCK;
+const _: () = assert!(STAGE_HIGH + STEP_OUTPUT + STEP <= KEPT);
+/// Staging buffer: output is written on and blocks are taken from it until the next block
+/// would start at RECYCLE, then the KEPT bytes from there move to the start (one fixed-size
+/// move every few blocks, instead of one per block).
+const STAGE: usize = 8 * BLOCK;
+const RECYCLE: usize = STAGE - KEPT;
+const _: () = assert!(RECYCLE.is_multiple_of(BLOCK) && RECYCLE >= BLOCK);
 
 const CAPITAL_SIGMA: u32 = 0x3a3;
 
@@ -69,8 +76,8 @@ const BYTES_BELOW: [u128; STEP + 1] = {
 trait Sink {
     /// Takes `block`, calling `between` STEPS_PER_BLOCK times along the way.
     fn block(&mut self, block: &[u8; BLOCK], between: impl FnMut());
-    /// Takes the first `len` bytes of `stage`, `len` <= BLOCK.
-    fn rest(&mut self, stage: &[u8; STAGE], len: usize);
+    /// Takes the first `len` bytes of `rest`, `len` <= BLOCK.
+    fn rest(&mut self, rest: &[u8; BLOCK], len: usize);
 }
 
 impl Sink for Vec<u8> {
@@ -80,10 +87,10 @@ impl Sink for Vec<u8> {
             between();
         }
     }
-    fn rest(&mut self, stage: &[u8; STAGE], len: usize) {
+    fn rest(&mut self, rest: &[u8; BLOCK], len: usize) {
         // A fixed-size copy, then the length cut back: no memcpy call for a few bytes.
         let end = self.len() + len;
-        self.extend_from_slice(stage.first_chunk::<BLOCK>().expect("STAGE >= BLOCK"));
+        self.extend_from_slice(rest);
         self.truncate(end);
     }
 }
@@ -93,8 +100,8 @@ impl Sink for Md5 {
     fn block(&mut self, block: &[u8; BLOCK], between: impl FnMut()) {
         self.update_block_with(block, between);
     }
-    fn rest(&mut self, stage: &[u8; STAGE], len: usize) {
-        self.update(&stage[..len]);
+    fn rest(&mut self, rest: &[u8; BLOCK], len: usize) {
+        self.update(&rest[..len]);
     }
 }
 
@@ -273,18 +280,23 @@ mod swar {
 pub const WHOLE_STEPS: u8 = 1;
 /// Way of taking a step: no branch between dropping no whitespace byte and dropping one.
 pub const ONE_DROP: u8 = 2;
+/// Way of taking a step: output written along a staging buffer of several blocks, moved
+/// back to its start every few blocks instead of after each.
+pub const LINEAR_STAGE: u8 = 4;
 /// The ways every entry point takes its steps: all of them.
-pub const ALL: u8 = WHOLE_STEPS | ONE_DROP;
+pub const ALL: u8 = WHOLE_STEPS | ONE_DROP | LINEAR_STAGE;
 
 /// The normalisation of one text in progress: input read so far, output not yet taken;
-/// `V` says which ways of taking a step are on (bits: [`WHOLE_STEPS`], [`ONE_DROP`]).
+/// `V` says which ways of taking a step are on (bits: [`WHOLE_STEPS`], [`ONE_DROP`],
+/// [`LINEAR_STAGE`]).
 struct Normalizer<'a, const V: u8 = ALL> {
     text: &'a str,
     /// Input bytes read.
     read: usize,
-    /// Output not yet taken, `len` bytes, and room for what the next steps write.
+    /// Output: `stage[taken..len]` not yet taken, and room for what the next steps write.
     stage: [u8; STAGE],
     len: usize,
+    taken: usize,
     /// 1 when the last character was whitespace or there was none yet; then a space
     /// already sits at `stage[len - 1]` (if `len > 0`) and further whitespace adds nothing.
     after_space: u32,
@@ -297,12 +309,19 @@ impl<'a, const V: u8> Normalizer<'a, V> {
             read: 0,
             stage: [0; STAGE],
             len: 0,
+            taken: 0,
             after_space: 1,
         }
     }
 
     fn done(&self) -> bool {
         self.read >= self.text.len()
+    }
+
+    /// Output bytes not yet taken.
+    #[inline(always)]
+    fn pending(&self) -> usize {
+        self.len - self.taken
     }
 
     /// The 16 input bytes from `start` (< the text's length), padded with spaces past its
@@ -443,23 +462,34 @@ impl<'a, const V: u8> Normalizer<'a, V> {
     /// hold the trailing space that [`Normalizer::finish`] drops.
     #[inline(always)]
     fn take_block(&mut self) -> [u8; BLOCK] {
-        debug_assert!(self.len > BLOCK);
-        let taken = *self
-            .stage
+        debug_assert!(self.pending() > BLOCK);
+        let block = *self.stage[self.taken..]
             .first_chunk::<BLOCK>()
             .expect("the stage holds a block");
-        // A fixed-size move (what is past `len` is garbage anyway).
-        self.stage.copy_within(BLOCK.., 0);
-        self.len -= BLOCK;
-        taken
+        self.taken += BLOCK;
+        // Without LINEAR_STAGE, as before it: the rest moves to the start every block.
+        let recycle = if V & LINEAR_STAGE != 0 {
+            RECYCLE
+        } else {
+            BLOCK
+        };
+        if self.taken == recycle {
+            // A fixed-size move (what is past `len` is garbage anyway).
+            self.stage.copy_within(recycle..recycle + KEPT, 0);
+            self.len -= recycle;
+            self.taken = 0;
+        }
+        block
     }
 
-    /// The stage and the length of the output not yet taken (at most BLOCK bytes),
-    /// without a trailing space.
-    fn finish(&self) -> (&[u8; STAGE], usize) {
-        debug_assert!(self.len <= BLOCK);
-        let len = self.len - usize::from(self.after_space == 1 && self.len > 0);
-        (&self.stage, len)
+    /// The output not yet taken, at the start of a block, and its length (at most BLOCK
+    /// bytes) without a trailing space.
+    fn finish(&self) -> (&[u8; BLOCK], usize) {
+        let pending = self.pending();
+        debug_assert!(pending <= BLOCK);
+        let len = pending - usize::from(self.after_space == 1 && pending > 0);
+        let rest = self.stage[self.taken..].first_chunk::<BLOCK>();
+        (rest.expect("a block after the last taken"), len)
     }
 }
 
@@ -470,26 +500,26 @@ fn normalize_into<S: Sink>(text: &str, sink: &mut S) {
 }
 
 /// [`normalize_into`] with only the ways of taking a step that `V` turns on (bits:
-/// [`WHOLE_STEPS`], [`ONE_DROP`]); 0 is the step of cache_normalizer before them.
+/// [`WHOLE_STEPS`], [`ONE_DROP`], [`LINEAR_STAGE`]); 0 is the step of cache_normalizer before them.
 #[inline(always)]
 fn normalize_into_with<S: Sink, const V: u8>(text: &str, sink: &mut S) {
     let mut n = Normalizer::<V>::new(text);
     loop {
-        while n.len <= BLOCK && !n.done() {
+        while n.pending() <= BLOCK && !n.done() {
             n.step();
         }
-        if n.len <= BLOCK {
+        if n.pending() <= BLOCK {
             break;
         }
         let block = n.take_block();
         sink.block(&block, || {
-            if n.len <= STAGE_HIGH {
+            if n.pending() <= STAGE_HIGH {
                 n.step();
             }
         });
     }
-    let (stage, len) = n.finish();
-    sink.rest(stage, len);
+    let (rest, len) = n.finish();
+    sink.rest(rest, len);
 }
 
 /// Most characters a step can hold: 16 bytes of two-byte characters.
@@ -646,7 +676,7 @@ pub fn normalize(text: &str) -> String {
 }
 
 /// [`normalize_and_hash`] with only the ways of taking a step that `variant` turns on
-/// (0, [`WHOLE_STEPS`], [`ONE_DROP`] or [`ALL`]); the same digest every way, for A/B
+/// (0, [`WHOLE_STEPS`], [`ONE_DROP`], [`LINEAR_STAGE`] or [`ALL`]); the same digest every way, for A/B
 /// measurements in one process (`examples/phases.rs`). Panics on any other `variant`.
 #[doc(hidden)]
 pub fn normalize_and_hash_with(text: &str, variant: u8) -> [u8; 16] {
@@ -655,6 +685,7 @@ pub fn normalize_and_hash_with(text: &str, variant: u8) -> [u8; 16] {
         0 => normalize_into_with::<_, 0>(text, &mut hasher),
         WHOLE_STEPS => normalize_into_with::<_, WHOLE_STEPS>(text, &mut hasher),
         ONE_DROP => normalize_into_with::<_, ONE_DROP>(text, &mut hasher),
+        LINEAR_STAGE => normalize_into_with::<_, LINEAR_STAGE>(text, &mut hasher),
         ALL => normalize_into_with::<_, ALL>(text, &mut hasher),
         _ => panic!("no variant {variant}"),
     }
@@ -1066,7 +1097,7 @@ mod tests {
         let want = reference(text);
         assert_eq!(normalize(text), want, "{text:?}");
         let digest = Md5::digest(want.as_bytes());
-        for variant in [0, WHOLE_STEPS, ONE_DROP, ALL] {
+        for variant in [0, WHOLE_STEPS, ONE_DROP, LINEAR_STAGE, ALL] {
             assert_eq!(
                 normalize_and_hash_with(text, variant),
                 digest,
