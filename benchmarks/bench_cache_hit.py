@@ -208,9 +208,11 @@ PARTS = (
     ("knowledge_os.observability.metrics", "Metrics", "observe_run", "metrics"),
     ("knowledge_os.memory.sqlite", "SqliteEpisodicMemory", "recent", "episodic memory: check (wall)"),
     ("knowledge_os.memory.sqlite", "SqliteEpisodicMemory", "record_many", "episodic memory: write (wall)"),
-    ("langgraph.checkpoint.sqlite", "SqliteSaver", "put", "checkpoint put"),
+    # our saver's own put and get_tuple (the blob layout; an old-layout file goes on to
+    # LangGraph's, inside these), LangGraph's put_writes
+    ("knowledge_os.graph.checkpointer", "SqliteSaverInThreads", "put", "checkpoint put"),
     ("langgraph.checkpoint.sqlite", "SqliteSaver", "put_writes", "checkpoint put_writes"),
-    ("langgraph.checkpoint.sqlite", "SqliteSaver", "get_tuple", "checkpoint get_tuple"),
+    ("knowledge_os.graph.checkpointer", "SqliteSaverInThreads", "get_tuple", "checkpoint get_tuple"),
 )
 
 
