@@ -25,11 +25,21 @@ interleaved graphs' p50), with each node's own code timed inside its wrapper.
 
 ``--thread-runs N`` then runs each graph N times on one thread (every other table uses a
 new thread per run): ours carries the thread's ``history`` (up to
-``storage.thread_history_max`` finished runs, each answer up to 2,000 characters) in every
-checkpoint of every run; ``--answer-chars`` makes the fake's answer that long.
+``storage.thread_history_max`` finished runs, each answer up to 2,000 characters);
+``--answer-chars`` makes the fake's answer that long. The checkpointer stores a long list
+such as the history once per channel version (``checkpoint_blobs``), so a thread's
+checkpoints no longer grow with it. ``--older-layout`` adds both graphs on the
+checkpointer as it was before (:class:`OlderLayoutSaver`: the whole state in every
+checkpoint row) to the timed runs and the thread table, interleaved.
+
+Figures (load average 2.4-2.9, the machine shared): ``--runs 150 --older-layout``: ours
+23.49 vs bare 15.95 ms CPU p50, 1.47x (paired 1.48x); on the older layout 23.89 vs 16.00,
+1.49x. ``--runs 30 --thread-runs 60 --answer-chars 2000 --older-layout``: ours per block of
+10 runs 27.1 -> 31.8 ms (ratio 1.75x -> 1.64x, bare rising with the load) against 27.4 ->
+39.2 ms on the older layout (1.74x -> 2.08x).
 
     .venv/bin/python benchmarks/bench_overhead.py [--runs 200] [--floor] [--phases]
-        [--thread-runs 60 --answer-chars 2000]
+        [--thread-runs 60 --answer-chars 2000] [--older-layout]
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -47,11 +58,12 @@ from typing import Any, TypedDict
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
+from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 
 from knowledge_os.graph import edges  # noqa: E402
 from knowledge_os.graph.builder import builder  # noqa: E402
-from knowledge_os.graph.checkpointer import open_sqlite_saver  # noqa: E402
+from knowledge_os.graph.checkpointer import SqliteSaverInThreads, open_sqlite_saver  # noqa: E402
 from knowledge_os.graph.state import Context, InputState, OutputState, State  # noqa: E402
 from knowledge_os.nodes import (  # noqa: E402
     cache_lookup,
@@ -95,6 +107,23 @@ class StubRetrieval:
 
     def retrieve(self, req: Any) -> RetrievalResult:
         return RetrievalResult(documents=[RetrievedDocument(document=d, score=0.5, sources=("vector",)) for d in DOCS])
+
+
+class OlderLayoutSaver(SqliteSaverInThreads):
+    """The checkpointer before ``checkpoint_blobs`` (``--older-layout``): LangGraph's
+    ``SqliteSaver`` rows, the whole state in each checkpoint, with our async wrappers."""
+
+    get_tuple = SqliteSaver.get_tuple
+    list = SqliteSaver.list
+    put = SqliteSaver.put
+    delete_thread = SqliteSaver.delete_thread
+
+
+def older_layout_saver(home: Path) -> OlderLayoutSaver:
+    home.mkdir(parents=True)
+    saver = OlderLayoutSaver(sqlite3.connect(str(home / "checkpoints.db"), check_same_thread=False))
+    saver.setup()
+    return saver
 
 
 class Bare(TypedDict, total=False):
@@ -251,7 +280,7 @@ async def step_cpu(graph: Any, runs: int, context: Context | None) -> dict[str, 
 
 
 async def main_async(runs: int, floor: bool = False, phases: bool = False, thread_runs: int = 0,
-                     answer_chars: int = 0) -> None:
+                     answer_chars: int = 0, older_layout: bool = False) -> None:
     floor = floor or phases
     answer = "pkg fixed bugs [1] and [2]."
     if answer_chars > len(answer):
@@ -266,11 +295,17 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False, threa
         reset_services(services)
         context = Context(services=services, use_cache=False, as_of=AS_OF)
         saver_a, saver_b = open_sqlite_saver(settings), open_sqlite_saver(Settings(home=Path(tmp) / "bare"))
+        older = [older_layout_saver(Path(tmp) / n) for n in ("ours-older", "bare-older")] if older_layout else []
         try:
             ours = builder.compile(checkpointer=saver_a)
             bare = bare_graph().compile(checkpointer=saver_b)
             await timed_runs(ours, 10, context)
             await timed_runs(bare, 10, None)
+            ours_old = bare_old = None
+            if older:
+                ours_old, bare_old = builder.compile(checkpointer=older[0]), bare_graph().compile(checkpointer=older[1])
+                await timed_runs(ours_old, 10, context)
+                await timed_runs(bare_old, 10, None)
             low = None
             if floor:
                 cfg = {"configurable": {"thread_id": "floor-source"}}
@@ -295,9 +330,14 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False, threa
             b: list[tuple[float, float]] = []
             f: list[tuple[float, float]] = []
             r: list[tuple[float, float]] = []
+            ao: list[tuple[float, float]] = []
+            bo: list[tuple[float, float]] = []
             for _ in range(runs):  # interleaved, so load on the machine hits both alike
                 a += await timed_runs(ours, 1, context)
                 b += await timed_runs(bare, 1, None)
+                if ours_old is not None:
+                    ao += await timed_runs(ours_old, 1, context)
+                    bo += await timed_runs(bare_old, 1, None)
                 if low is not None:
                     f += await timed_runs(low, 1, context)
                 if replay is not None:
@@ -310,21 +350,22 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False, threa
                     steps_a.setdefault(name, []).extend(v)
                 for name, v in (await step_cpu(bare, 1, None)).items():
                     steps_b.setdefault(name, []).extend(v)
-            on_thread: list[tuple[float, float]] = []
+            on_thread: list[tuple[float, ...]] = []
             for _ in range(thread_runs):  # interleaved, one thread per graph
-                on_thread.append(((await timed_runs(ours, 1, context, thread="one-thread"))[0][1],
-                                  (await timed_runs(bare, 1, None, thread="one-thread"))[0][1]))
+                row = [(await timed_runs(g, 1, c, thread="one-thread"))[0][1]
+                       for g, c in ((ours, context), (bare, None), (ours_old, context), (bare_old, None)) if g]
+                on_thread.append(tuple(row))
             history = ((await ours.aget_state({"configurable": {"thread_id": "one-thread"}})).values.get("history")
                        if thread_runs else None) or []
         finally:
-            saver_a.close()
-            saver_b.close()
+            for saver in (saver_a, saver_b, *older):
+                saver.close()
         services.close()
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'graph':24} {'wall p50':>9} {'wall p95':>9} {'CPU p50':>9} {'CPU p95':>9}  (ms)")
     rows = {}
     for name, times in (("knowledge_os (stubbed)", a), ("bare langgraph", b), ("bare, our state", f),
-                        ("ours, updates replayed", r)):
+                        ("ours, updates replayed", r), ("ours, older layout", ao), ("bare, older layout", bo)):
         if not times:
             continue
         cols = [sorted(t[k] for t in times) for k in (0, 1)]
@@ -336,6 +377,12 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False, threa
     paired = [statistics.median(x[k] / y[k] for x, y in zip(a, b, strict=True)) for k in (0, 1)]
     print(f"{'paired ratio p50':24} {paired[0]:8.2f}x {'':9} {paired[1]:8.2f}x"
           "            (median of ours/bare over the interleaved pairs)")
+    if ao:
+        old_r = [rows["ours, older layout"][k][j] / rows["bare, older layout"][k][j] for k in (0, 1) for j in (0, 1)]
+        print(f"{'ratio, older layout':24} " + " ".join(f"{x:8.2f}x" for x in old_r)
+              + "   (both graphs on the checkpointer before checkpoint_blobs)")
+        print(f"{'ours: blobs/older':24} " + " ".join(f"{ours_r[k][j] / rows['ours, older layout'][k][j]:8.2f}x"
+                                                     for k in (0, 1) for j in (0, 1)))
     if f:
         low_r = rows["bare, our state"]
         print(f"{'floor ratio':24} " + " ".join(f"{low_r[k][j] / bare_r[k][j]:8.2f}x" for k in (0, 1) for j in (0, 1))
@@ -368,11 +415,15 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False, threa
     if on_thread:
         print(f"\n{thread_runs} runs of each graph on one thread, process CPU p50 ms per block of 10 runs"
               f" (answers of {len(answer)} characters; history at the end: {len(history)} entries)")
-        print(f"{'runs':10} {'ours':>7} {'bare':>7} {'ratio':>7}")
+        print(f"{'runs':10} {'ours':>7} {'bare':>7} {'ratio':>7}"
+              + (f" {'ours old':>9} {'bare old':>9} {'ratio':>7}   (older layout)" if older else ""))
         for lo in range(0, thread_runs, 10):
             block = on_thread[lo:lo + 10]
-            pa, pb = statistics.median(x for x, _ in block), statistics.median(y for _, y in block)
-            print(f"{lo + 1:4d}-{lo + len(block):<5d} {pa:7.2f} {pb:7.2f} {pa / pb:6.2f}x")
+            p50 = [statistics.median(x[i] for x in block) for i in range(len(block[0]))]
+            line = f"{lo + 1:4d}-{lo + len(block):<5d} {p50[0]:7.2f} {p50[1]:7.2f} {p50[0] / p50[1]:6.2f}x"
+            if older:
+                line += f" {p50[2]:9.2f} {p50[3]:9.2f} {p50[2] / p50[3]:6.2f}x"
+            print(line)
 
 
 def main() -> None:
@@ -385,8 +436,11 @@ def main() -> None:
     ap.add_argument("--thread-runs", type=int, default=0,
                     help="also run each graph this many times on one thread (ours' history grows)")
     ap.add_argument("--answer-chars", type=int, default=0, help="length of the fake LLM's answer, characters")
+    ap.add_argument("--older-layout", action="store_true",
+                    help="also run both graphs on the checkpointer before checkpoint_blobs (OlderLayoutSaver)")
     args = ap.parse_args()
-    asyncio.run(main_async(args.runs, args.floor, args.phases, args.thread_runs, args.answer_chars))
+    asyncio.run(main_async(args.runs, args.floor, args.phases, args.thread_runs, args.answer_chars,
+                           args.older_layout))
 
 
 if __name__ == "__main__":
