@@ -176,15 +176,16 @@ class QueryThreads:
     for thousands of queries after the load has gone).
 
     Measured with ``benchmarks/bench_cache_hit.py --embed-threads`` (600 queries each,
-    interleaved), wall p50 / p95 in ms, at load 3.5-3.8 and at 2.2-5.2:
+    interleaved; 400 at load 1.5-2.0), wall p50 / p95 in ms:
 
-    ======================================  ===========  ===========
-    2 threads                               41.2 / 954   53.5 / 1105
-    1 thread                                17.0 / 31.7  17.4 / 30.1
-    before: plain moving average, 1 in 32   19.1 / 51.2  21.1 / 47.2
-    tail-weighted, 1 in 32                  17.4 / 46.0  20.0 / 41.0
-    tail-weighted, tries backing off (now)  16.9 / 34.9  18.3 / 31.5
-    ======================================  ===========  ===========
+    ======================================  ===========  ===========  ===========
+    load                                    3.5-3.8      2.2-5.2      1.5-2.0
+    2 threads                               41.2 / 954   53.5 / 1105  8.5 / 30.7
+    1 thread                                17.0 / 31.7  17.4 / 30.1  12.5 / 16.7
+    before: plain moving average, 1 in 32   19.1 / 51.2  21.1 / 47.2  8.5 / 14.4
+    tail-weighted, 1 in 32                  17.4 / 46.0  20.0 / 41.0  8.5 / 13.9
+    tail-weighted, tries backing off (now)  16.9 / 34.9  18.3 / 31.5  8.5 / 14.2
+    ======================================  ===========  ===========  ===========
 
     Thread-safe.
     """
