@@ -121,8 +121,9 @@ class SqliteSaverInThreads(SqliteSaver):
     binds its connection to one event loop).
 
     Raises:
-        BackendError: (reads) a checkpoint row or value cannot be deserialised; the
-            message names the file, thread, namespace and checkpoint id.
+        BackendError: (reads) a checkpoint row or value cannot be deserialised, or a value
+            the row references is missing; the message names the file, thread, namespace
+            and checkpoint id.
     """
 
     _has_blobs: bool = True
@@ -175,6 +176,8 @@ class SqliteSaverInThreads(SqliteSaver):
                             (*(x for pair in part for x in pair), thread_id, ns))
                 for channel, blob_type, blob in cur.fetchall():
                     values[channel] = self.serde.loads_typed((blob_type, blob))
+            if missing := [ch for ch, _ in wanted if ch not in values]:
+                raise LookupError(f"no stored value of channel(s) {', '.join(missing)} at their version")
             return checkpoint
         except Exception as exc:
             raise BackendError(f"{self.path}: cannot read checkpoint {checkpoint_id} of thread {thread_id!r} "

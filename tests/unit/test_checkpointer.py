@@ -250,5 +250,9 @@ def test_an_unreadable_checkpoint_names_the_file_and_thread(tmp_path):
             conn.execute("UPDATE checkpoint_blobs SET blob = x'c1'")  # 0xc1: never used by msgpack
         with pytest.raises(BackendError, match=r"checkpoints\.db: cannot read checkpoint .* of thread 't'"):
             saver.get_tuple({"configurable": {"thread_id": "t"}})
+        with sqlite3.connect(settings.checkpoint_path) as conn:
+            conn.execute("DELETE FROM checkpoint_blobs")  # a value lost: an error, not a state without it
+        with pytest.raises(BackendError, match=r"checkpoints\.db: .* no stored value of channel\(s\) documents"):
+            saver.get_tuple({"configurable": {"thread_id": "t"}})
     finally:
         saver.close()
