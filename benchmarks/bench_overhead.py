@@ -32,11 +32,17 @@ checkpoints no longer grow with it. ``--older-layout`` adds both graphs on the
 checkpointer as it was before (:class:`OlderLayoutSaver`: the whole state in every
 checkpoint row) to the timed runs and the thread table, interleaved.
 
-Figures (load average 2.4-2.9, the machine shared): ``--runs 150 --older-layout``: ours
-23.49 vs bare 15.95 ms CPU p50, 1.47x (paired 1.48x); on the older layout 23.89 vs 16.00,
-1.49x. ``--runs 30 --thread-runs 60 --answer-chars 2000 --older-layout``: ours per block of
-10 runs 27.1 -> 31.8 ms (ratio 1.75x -> 1.64x, bare rising with the load) against 27.4 ->
-39.2 ms on the older layout (1.74x -> 2.08x).
+The timed rounds run the graphs in turn, the order reversed every other round: a run pays
+for the garbage and cache misses the run before it left, and with ours always before bare
+about 1 ms of ours' cost landed in bare's runs (the same saver change measured +1.1 or
+-1.1 ms for one graph depending on the order).
+
+Figures (load average 1.7-1.9, the machine shared): ``--runs 150 --older-layout``, two
+runs: ours 21.29 vs bare 13.53 ms CPU p50, 1.57x (paired 1.52x), and 25.17 vs 16.73,
+1.50x (paired 1.44x); on the older layout in the same runs 1.54x and 1.48x (ours 2-3 %
+less CPU there). ``--runs 20 --thread-runs 60 --answer-chars 2000 --older-layout``: ours
+per block of 10 runs 30.2, 26.5, 30.1, 29.3, 39.5, 27.4 ms, ratio 1.74x -> 1.74x; on the
+older layout 29.7 -> 32.9 ms, 2.09x, 1.86x, 2.03x, 1.79x, 1.90x, 1.99x.
 
     .venv/bin/python benchmarks/bench_overhead.py [--runs 200] [--floor] [--phases]
         [--thread-runs 60 --answer-chars 2000] [--older-layout]
@@ -332,17 +338,19 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False, threa
             r: list[tuple[float, float]] = []
             ao: list[tuple[float, float]] = []
             bo: list[tuple[float, float]] = []
-            for _ in range(runs):  # interleaved, so load on the machine hits both alike
-                a += await timed_runs(ours, 1, context)
-                b += await timed_runs(bare, 1, None)
-                if ours_old is not None:
-                    ao += await timed_runs(ours_old, 1, context)
-                    bo += await timed_runs(bare_old, 1, None)
-                if low is not None:
-                    f += await timed_runs(low, 1, context)
-                if replay is not None:
-                    r += await timed_runs(replay, 1, context)
-                    await timed_runs(instrumented, 1, context)
+            sequence: list[tuple[list[tuple[float, float]], Any, Context | None]] = [
+                (a, ours, context), (b, bare, None)]
+            if ours_old is not None:
+                sequence += [(ao, ours_old, context), (bo, bare_old, None)]
+            if low is not None:
+                sequence.append((f, low, context))
+            if replay is not None:
+                sequence += [(r, replay, context), ([], instrumented, context)]
+            for i in range(runs):  # interleaved, so load on the machine hits all alike; the order
+                # reversed every other round, so none always runs after the same one (a run
+                # pays for garbage and cache misses the one before left: up to ~1 ms here)
+                for out, graph, ctx in (sequence if i % 2 == 0 else sequence[::-1]):
+                    out += await timed_runs(graph, 1, ctx)
             steps_a: dict[str, list[float]] = {}
             steps_b: dict[str, list[float]] = {}
             for _ in range(max(runs // 2, 1)):
@@ -351,9 +359,12 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False, threa
                 for name, v in (await step_cpu(bare, 1, None)).items():
                     steps_b.setdefault(name, []).extend(v)
             on_thread: list[tuple[float, ...]] = []
-            for _ in range(thread_runs):  # interleaved, one thread per graph
-                row = [(await timed_runs(g, 1, c, thread="one-thread"))[0][1]
-                       for g, c in ((ours, context), (bare, None), (ours_old, context), (bare_old, None)) if g]
+            graphs = [(g, c) for g, c in ((ours, context), (bare, None), (ours_old, context), (bare_old, None)) if g]
+            for i in range(thread_runs):  # interleaved, one thread per graph, every other round reversed
+                order = range(len(graphs)) if i % 2 == 0 else range(len(graphs) - 1, -1, -1)
+                row = [0.0] * len(graphs)
+                for j in order:
+                    row[j] = (await timed_runs(graphs[j][0], 1, graphs[j][1], thread="one-thread"))[0][1]
                 on_thread.append(tuple(row))
             history = ((await ours.aget_state({"configurable": {"thread_id": "one-thread"}})).values.get("history")
                        if thread_runs else None) or []
