@@ -112,69 +112,66 @@ async def test_saver_passes_langgraphs_checkpointer_conformance_suite(registered
     assert {cap: (r.passed, r.failures) for cap, r in base.items()} == {cap: (True, []) for cap in base}
 
 
-async def test_values_are_stored_once_per_channel_version_and_read_back(tmp_path):
+@pytest.fixture
+def blob_graph(tmp_path):
+    """(checkpoint file, its SqliteSaverInThreads, our graph compiled with it); closed after."""
+    from knowledge_os.graph.builder import builder
+
+    settings = Settings(home=tmp_path / ".kos")
+    saver = open_sqlite_saver(settings)
+    try:
+        yield settings.checkpoint_path, saver, builder.compile(checkpointer=saver)
+    finally:
+        saver.close()
+
+
+async def test_values_are_stored_once_per_channel_version_and_read_back(blob_graph):
     """Round trip through the blob layout: a step that leaves a channel alone writes no
     blob of it; every checkpoint reads back its whole state, the older ones included."""
-    from knowledge_os.graph.builder import builder
+    path, saver, graph = blob_graph
+    config = {"configurable": {"thread_id": "t1"}}
+    history = [{"run_id": f"r{i}", "query": "q", "domain": "digest", "answer": "x" * 2000} for i in range(10)]
+    docs = [{"id": f"deb:a:{i}", "title": f"a {i}", "text": "body"} for i in range(8)]
+    await graph.aupdate_state(config, {"query": "hello", "history": history, "documents": docs,
+                                       "candidates": [{"answer": "short"}]}, as_node="cache_lookup")
+    assert blobs_by_channel(path, "t1") == {"history": 1, "documents": 1}  # small values stay in the row
+    for n in range(3):  # three checkpoints that leave history and documents alone
+        await graph.aupdate_state(config, {"answer": f"draft {n}", "replans": n}, as_node="verify")
+    await graph.aupdate_state(config, {"documents": [*docs, {"id": "deb:b:8"}]}, as_node="execute")
+    assert blobs_by_channel(path, "t1") == {"history": 1, "documents": 2}  # one more version, one more row
+    assert {t for (t,) in rows(path, "SELECT DISTINCT type FROM checkpoints")} == {"blobs+msgpack"}
+    assert all(len(b) < 3000 for (b,) in rows(path, "SELECT checkpoint FROM checkpoints"))  # no history inside
 
-    settings = Settings(home=tmp_path / ".kos")
-    path = settings.checkpoint_path
-    saver = open_sqlite_saver(settings)
-    try:
-        graph = builder.compile(checkpointer=saver)
-        config = {"configurable": {"thread_id": "t1"}}
-        history = [{"run_id": f"r{i}", "query": "q", "domain": "digest", "answer": "x" * 2000} for i in range(10)]
-        docs = [{"id": f"deb:a:{i}", "title": f"a {i}", "text": "body"} for i in range(8)]
-        await graph.aupdate_state(config, {"query": "hello", "history": history, "documents": docs,
-                                           "candidates": [{"answer": "short"}]}, as_node="cache_lookup")
-        assert blobs_by_channel(path, "t1") == {"history": 1, "documents": 1}  # small values stay in the row
-        for n in range(3):  # three checkpoints that leave history and documents alone
-            await graph.aupdate_state(config, {"answer": f"draft {n}", "replans": n}, as_node="verify")
-        await graph.aupdate_state(config, {"documents": [*docs, {"id": "deb:b:8"}]}, as_node="execute")
-        assert blobs_by_channel(path, "t1") == {"history": 1, "documents": 2}  # one more version, one more row
-        assert {t for (t,) in rows(path, "SELECT DISTINCT type FROM checkpoints")} == {"blobs+msgpack"}
-        assert all(len(b) < 3000 for (b,) in rows(path, "SELECT checkpoint FROM checkpoints"))  # no history inside
+    snapshots = [s async for s in graph.aget_state_history(config)]
+    assert len(snapshots) == 5
+    latest = snapshots[0].values
+    assert (latest["query"], latest["answer"], latest["replans"]) == ("hello", "draft 2", 2)
+    assert latest["history"] == history and latest["candidates"] == [{"answer": "short"}]
+    assert [d["id"] for d in latest["documents"]] == [*(d["id"] for d in docs), "deb:b:8"]
+    assert snapshots[1].values["documents"] == docs  # the version it had
+    assert all(s.values["history"] == history for s in snapshots)
 
-        snapshots = [s async for s in graph.aget_state_history(config)]
-        assert len(snapshots) == 5
-        latest = snapshots[0].values
-        assert (latest["query"], latest["answer"], latest["replans"]) == ("hello", "draft 2", 2)
-        assert latest["history"] == history and latest["candidates"] == [{"answer": "short"}]
-        assert [d["id"] for d in latest["documents"]] == [*(d["id"] for d in docs), "deb:b:8"]
-        assert snapshots[1].values["documents"] == docs  # the version it had
-        assert all(s.values["history"] == history for s in snapshots)
-
-        await saver.adelete_thread("t1")
-        assert await saver.aget_tuple(config) is None
-        assert blobs_by_channel(path, "t1") == {} and checkpoints_on_disk(path, "t1") == 0
-    finally:
-        saver.close()
+    await saver.adelete_thread("t1")
+    assert await saver.aget_tuple(config) is None
+    assert blobs_by_channel(path, "t1") == {} and checkpoints_on_disk(path, "t1") == 0
 
 
-async def test_keep_latest_deletes_the_values_only_older_checkpoints_referenced(tmp_path):
-    from knowledge_os.graph.builder import builder
-
-    settings = Settings(home=tmp_path / ".kos")
-    path = settings.checkpoint_path
-    saver = open_sqlite_saver(settings)
-    try:
-        graph = builder.compile(checkpointer=saver)
-        config = {"configurable": {"thread_id": "t"}}
-        history = [{"run_id": f"r{i}", "query": "q", "domain": "digest", "answer": "a"} for i in range(9)]
-        docs = [{"id": f"deb:a:{i}"} for i in range(8)]
-        await graph.aupdate_state(config, {"history": history, "documents": docs}, as_node="cache_lookup")
-        await graph.aupdate_state(config, {"documents": [*docs, {"id": "deb:b:9"}]}, as_node="execute")
-        await saver.aput_writes((await saver.aget_tuple(config)).config, [("answer", "pending")], "task-1")
-        await graph.aupdate_state(config, {"answer": "last"}, as_node="verify")
-        assert blobs_by_channel(path, "t") == {"history": 1, "documents": 2}
-        before = (await graph.aget_state(config)).values
-        assert saver.keep_latest("t") == 2
-        assert checkpoints_on_disk(path, "t") == 1
-        assert blobs_by_channel(path, "t") == {"history": 1, "documents": 1}  # the first documents went
-        assert rows(path, "SELECT count(*) FROM writes WHERE thread_id = 't'") == [(0,)]
-        assert (await graph.aget_state(config)).values == before
-    finally:
-        saver.close()
+async def test_keep_latest_deletes_the_values_only_older_checkpoints_referenced(blob_graph):
+    path, saver, graph = blob_graph
+    config = {"configurable": {"thread_id": "t"}}
+    history = [{"run_id": f"r{i}", "query": "q", "domain": "digest", "answer": "a"} for i in range(9)]
+    docs = [{"id": f"deb:a:{i}"} for i in range(8)]
+    await graph.aupdate_state(config, {"history": history, "documents": docs}, as_node="cache_lookup")
+    await graph.aupdate_state(config, {"documents": [*docs, {"id": "deb:b:9"}]}, as_node="execute")
+    await saver.aput_writes((await saver.aget_tuple(config)).config, [("answer", "pending")], "task-1")
+    await graph.aupdate_state(config, {"answer": "last"}, as_node="verify")
+    assert blobs_by_channel(path, "t") == {"history": 1, "documents": 2}
+    before = (await graph.aget_state(config)).values
+    assert saver.keep_latest("t") == 2
+    assert checkpoints_on_disk(path, "t") == 1
+    assert blobs_by_channel(path, "t") == {"history": 1, "documents": 1}  # the first documents went
+    assert rows(path, "SELECT count(*) FROM writes WHERE thread_id = 't'") == [(0,)]
+    assert (await graph.aget_state(config)).values == before
 
 
 async def test_checkpoints_of_the_older_layout_are_read_and_continued(tmp_path):
