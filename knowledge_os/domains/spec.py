@@ -72,6 +72,12 @@ class RetrievalSpec(_Frozen):
     default_window_days: int | None = Field(
         default=None, ge=1, description="Date window when the query names none."
     )
+    latest_per_package: int = Field(
+        default=0, ge=0, le=20,
+        description="A question naming packages but no period also retrieves each package's "
+        "this many newest entries, whatever their relevance score: 'what changed in X?' "
+        "means lately (0: off).",
+    )
 
 
 def _known_step(step: str) -> str:

@@ -133,6 +133,7 @@ def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRe
         graph_depth=depth if graph_depth is None else graph_depth,
         use_dates=ctx.use_dates,
         use_packages=ctx.use_packages,
+        latest_per_package=r.latest_per_package,
     )
 
 

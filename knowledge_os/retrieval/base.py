@@ -253,6 +253,9 @@ class DocumentStore(Protocol):
         OR-ed; a word with inner punctuation (``CVE-2024-6387``, ``3.0.11-1``) matches
         only as the whole sequence; query syntax in user text is inert."""
 
+    def newest(self, flt: VectorFilter | None = None, *, limit: int = 10) -> list[str]:
+        """Ids of the ``limit`` newest documents matching ``flt``, newest first (ties by id)."""
+
     def iter_documents(self, flt: VectorFilter | None = None) -> Iterator[Document]:
         """Every document matching ``flt``, oldest first (ties by id)."""
 

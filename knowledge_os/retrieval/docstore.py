@@ -284,6 +284,14 @@ class SqliteDocumentStore:
         with self._lock:
             return [(r[0], -float(r[1])) for r in self._db.execute(q, [match, *args, limit])]
 
+    def newest(self, flt: VectorFilter | None = None, *, limit: int = 10) -> list[str]:
+        """Ids of the ``limit`` newest documents matching ``flt``, newest first (ties by
+        id); a package filter reads the ``documents_channel_ts`` index."""
+        where, args = _filter_sql(flt)
+        with self._lock:
+            return [r[0] for r in self._db.execute(
+                f"SELECT d.id FROM documents d WHERE 1=1{where} ORDER BY d.ts DESC, d.id LIMIT ?", [*args, limit])]
+
     def iter_documents(self, flt: VectorFilter | None = None) -> Iterator[Document]:
         """Every document matching ``flt``, oldest first (for statistics)."""
         where, args = _filter_sql(flt)

@@ -335,6 +335,17 @@ class PostgresDocumentStore:
             ).fetchall()
         return [(r[0], float(r[1])) for r in rows]
 
+    def newest(self, flt: VectorFilter | None = None, *, limit: int = 10) -> list[str]:
+        """Ids of the ``limit`` newest documents matching ``flt``, newest first (ties by
+        id, byte order)."""
+        where, args = _filter_sql(flt)
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT d.id FROM kos_documents d WHERE TRUE{where} "
+                'ORDER BY d.ts DESC, d.id COLLATE "C" LIMIT %s', [*args, limit],
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def iter_documents(self, flt: VectorFilter | None = None) -> Iterator[Document]:
         """Every document matching ``flt``, oldest first (ties by id, byte order)."""
         where, args = _filter_sql(flt)

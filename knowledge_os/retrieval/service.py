@@ -4,7 +4,9 @@ Ranked lists (exact ids, vectors, BM25, graph neighbours) are fused by weighted
 Reciprocal Rank Fusion (:func:`knowledge_os.retrieval.fusion.rrf_fuse`); exact id
 matches (CVE, bug numbers) weigh most so the upload that fixed a named CVE or bug always
 comes first. Results are de-duplicated by document id, cut to the domain's
-``max_documents``, and cached (TTL + LRU) under a ``retrieval`` key built by
+``max_documents`` (a question naming packages but no period keeps each package's newest
+entries among them, when the domain asks for it: ``retrieval.latest_per_package``), and
+cached (TTL + LRU) under a ``retrieval`` key built by
 :func:`knowledge_os.cache.keys.cache_key`. Graph expansion has one path,
 :meth:`RetrievalService.expand`, used by retrieval's graph list and by the Smart Path's
 ``expand`` step; it obeys the request's package and date filters.
@@ -26,7 +28,7 @@ from knowledge_os.cache.keys import cache_key
 from knowledge_os.cache.ttl import KeyedCache
 from knowledge_os.retrieval.base import Document, Embedder, GraphStore, VectorFilter, VectorStore
 from knowledge_os.retrieval.docstore import DocumentStore
-from knowledge_os.retrieval.fusion import RRF_K, WEIGHTS, rrf_fuse
+from knowledge_os.retrieval.fusion import RRF_K, WEIGHTS, Fused, rrf_fuse
 from knowledge_os.retrieval.query import QueryAnalysis
 
 __all__ = [
@@ -84,6 +86,9 @@ class RetrievalRequest:
         max_documents: Documents returned after fusion.
         graph_depth: Hops of graph expansion (0 = none).
         use_dates / use_packages: Apply the query's date range / package filter.
+        latest_per_package: With a package filter and no date range, each package's this
+            many newest entries are in the result whatever their fused rank (the domain's
+            ``retrieval.latest_per_package``; 0: off).
     """
 
     analysis: QueryAnalysis
@@ -93,6 +98,7 @@ class RetrievalRequest:
     graph_depth: int = 2
     use_dates: bool = True
     use_packages: bool = True
+    latest_per_package: int = 0
 
     @property
     def filter(self) -> VectorFilter:
@@ -155,7 +161,7 @@ class RetrievalService:
                 "domain": req.domain,
                 "query": req.analysis.text,
                 "filter": [flt.channels, flt.ts_from, flt.ts_to, flt.sources],
-                "limits": [req.top_k, req.max_documents, req.graph_depth],
+                "limits": [req.top_k, req.max_documents, req.graph_depth, req.latest_per_package],
                 # an ingest's text and vector stages each bump it: a result from before
                 # (or from an incomplete vector index) is not reused after them
                 "corpus": self._docstore.generation(),
@@ -197,8 +203,16 @@ class RetrievalService:
             lists["graph"] = self._neighbour_ids(seeds, flt, depth=req.graph_depth, limit=req.top_k)
             timings["graph"] = _ms(t)
 
+        latest: list[str] = []
+        if req.latest_per_package and flt.channels and flt.ts_from is None and flt.ts_to is None:
+            t = time.perf_counter()
+            for channel in flt.channels:
+                one = VectorFilter(channels=(channel,), sources=flt.sources)
+                latest += self._docstore.newest(one, limit=req.latest_per_package)
+            timings["latest"] = _ms(t)
+
         t = time.perf_counter()
-        fused = rrf_fuse(lists, limit=req.max_documents)
+        fused = _cut(rrf_fuse(lists), req.max_documents, keep=latest)
         docs = {d.id: d for d in self._docstore.get([f.id for f in fused])}
         result = [
             RetrievedDocument(document=docs[f.id], score=round(f.score, 6), sources=f.found_by)
@@ -244,6 +258,28 @@ class RetrievalService:
         if flt.is_empty():
             return ids[:limit]
         return [d.id for d in self._docstore.get(ids) if _matches(d, flt)][:limit]
+
+
+def _cut(fused: list[Fused], limit: int, *, keep: Sequence[str] = ()) -> list[Fused]:
+    """The best ``limit`` of ``fused`` (best first), and every id of ``keep`` with them.
+
+    The ids of ``keep`` (a package's newest entries) do not change the fused order: those
+    already among the best ``limit`` stay where they are, the others take the places of
+    the lowest-ranked, after them, with the score the fusion gave them (0.0 when no list
+    found them). Each carries ``"latest"`` among the lists that found it.
+    """
+    if not keep:
+        return fused[:limit]
+    order = list(dict.fromkeys(keep))[:limit]
+    wanted = set(order)
+    # the best others that leave room for every kept id: all of them lie in fused[:limit]
+    best_others = set([f.id for f in fused if f.id not in wanted][: limit - len(order)])
+    head = [f for f in fused[:limit] if f.id in wanted or f.id in best_others]
+    found = {f.id: f for f in fused}
+    in_head = {f.id for f in head}
+    added = [found.get(i) or Fused(id=i, score=0.0, found_by=()) for i in order if i not in in_head]
+    return [f if f.id not in wanted else Fused(id=f.id, score=f.score, found_by=(*f.found_by, "latest"))
+            for f in head + added]
 
 
 def _matches(d: Document, flt: VectorFilter) -> bool:

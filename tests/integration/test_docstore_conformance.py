@@ -114,6 +114,9 @@ def test_filters_by_package_and_date(store: DocumentStore) -> None:
     assert {i for i, _ in store.search_text("security", flt=spring)} == {"curl", "mid"}
     assert {i for i, _ in store.search_text("security", flt=VectorFilter(channels=("curl",), sources=("debian",)))} == {"curl"}
     assert store.search_text("security", flt=VectorFilter(sources=("jsonl",))) == []
+    assert store.newest() == ["new", "curl", "mid", "old"]  # newest first, ties by id
+    assert store.newest(openssh, limit=2) == ["new", "mid"]
+    assert store.newest(VectorFilter(channels=("curl",), ts_from=30 * day)) == []
     assert [d.id for d in store.iter_documents()] == ["old", "curl", "mid", "new"]  # oldest first, ties by id
     assert [d.id for d in store.iter_documents(VectorFilter(channels=("openssh",), ts_from=20 * day))] == ["mid", "new"]
 

@@ -9,7 +9,8 @@ from knowledge_os.domains.steps import StepContext, doc_to_state
 from knowledge_os.domains.steps import expand as expand_step
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import analyze_query
-from knowledge_os.retrieval.service import RetrievalRequest
+from knowledge_os.retrieval.fusion import Fused
+from knowledge_os.retrieval.service import RetrievalRequest, _cut
 
 AS_OF = date(2026, 11, 22)
 FEB = "deb:openssl:3.0.19-1~deb12u1"  # 2026-02-22; its openssl neighbours are from April 2026 and 2025
@@ -64,3 +65,51 @@ def test_retrieve_graph_list_uses_the_same_path(kos_factory) -> None:
     analysis = analyze_query("What changed in openssl in February 2026?", channels=s.channels(), as_of=AS_OF)
     result = s.retrieval.retrieve(RetrievalRequest(analysis=analysis, domain="digest"))
     assert {d.document.id for d in result.documents} == {FEB}
+
+
+NEWEST = "deb:openssl:3.0.19-1~deb12u2"  # 2026-04-03, the newest openssl entry
+
+
+def _retrieve(kos, question: str, **request) -> list:
+    s = kos.services
+    analysis = analyze_query(question, channels=s.channels(), as_of=AS_OF)
+    return s.retrieval.retrieve(RetrievalRequest(analysis=analysis, domain="digest", **request)).documents
+
+
+def test_a_package_question_without_a_period_keeps_the_newest_entries(kos_factory) -> None:
+    kos = kos_factory()
+    one = _retrieve(kos, "What changed in openssl?", max_documents=1, latest_per_package=1)
+    assert [d.document.id for d in one] == [NEWEST] and "latest" in one[0].sources
+    three = _retrieve(kos, "What changed in openssl?", max_documents=3, latest_per_package=2)
+    assert len(three) == 3
+    assert {d.document.id for d in three if "latest" in d.sources} == {NEWEST, "deb:openssl:3.0.19-1~deb12u1"}
+    assert {d.document.channel for d in three} == {"openssl"}
+
+
+def test_newest_entries_are_not_added_with_a_period_or_when_off(kos_factory) -> None:
+    kos = kos_factory()
+    dated = _retrieve(kos, "What changed in openssl in 2025?", latest_per_package=3)
+    assert [d.document.id for d in dated] == ["deb:openssl:3.0.17-1~deb12u3"]
+    assert all("latest" not in d.sources for d in dated)
+    off = _retrieve(kos, "What changed in openssl?", max_documents=1)
+    assert all("latest" not in d.sources for d in off)
+    everything = _retrieve(kos, "What changed lately?", latest_per_package=3)  # no package named
+    assert all("latest" not in d.sources for d in everything)
+
+
+def _fused(*ids: str) -> list[Fused]:
+    return [Fused(id=i, score=1.0 / (n + 1), found_by=("vector",)) for n, i in enumerate(ids)]
+
+
+def test_cut_keeps_the_fused_order_and_adds_the_kept_ids_last() -> None:
+    fused = _fused("a", "b", "c", "d", "e")
+    assert [f.id for f in _cut(fused, 3)] == ["a", "b", "c"]
+    got = _cut(fused, 3, keep=["e"])
+    assert [(f.id, f.found_by) for f in got] == [("a", ("vector",)), ("b", ("vector",)), ("e", ("vector", "latest"))]
+    assert got[2].score == fused[4].score  # the fused score, not a made-up one
+    assert [(f.id, f.found_by) for f in _cut(fused, 3, keep=["b"])] == [
+        ("a", ("vector",)), ("b", ("vector", "latest")), ("c", ("vector",))]
+    assert [f.id for f in _cut(fused, 3, keep=["d", "b"])] == ["a", "b", "d"]
+    unseen = _cut(fused, 2, keep=["x"])
+    assert [(f.id, f.score, f.found_by) for f in unseen] == [("a", 1.0, ("vector",)), ("x", 0.0, ("latest",))]
+    assert [f.id for f in _cut(fused, 2, keep=["x", "y", "z"])] == ["x", "y"]  # never more than the limit

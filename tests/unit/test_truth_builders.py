@@ -81,6 +81,18 @@ def test_package_period_expects_the_entries_in_the_period(doc: Path) -> None:
         assert pkg in c["query"]
 
 
+def test_package_latest_expects_the_three_newest_entries_and_names_no_period(doc: Path) -> None:
+    cases = build_cases("package_latest", doc_dir=doc, as_of=AS_OF, n=20, seed=2)
+    # only alpha has more than 3 uploads: openssl 3, beta 3, curl 2, gamma 2, delta 1
+    assert [c["expected"]["packages"] for c in cases] == [["alpha"]]
+    (case,) = cases
+    assert case["expected"]["doc_ids"] == ["deb:alpha:1.4-1", "deb:alpha:1.3-1", "deb:alpha:1.2-1"]
+    assert "period" not in case["expected"] and case["tags"] == ["digest", "latest"]
+    assert "alpha" in case["query"] and case["lang"] == "en"
+    early = build_cases("package_latest", doc_dir=doc, as_of=date(2024, 6, 12), n=20, seed=2)
+    assert early == []  # by then alpha had 2 uploads: none of them is "the newest" by choice
+
+
 def test_rank_counts_and_breaks_ties_by_name(doc: Path) -> None:
     corpus = load_corpus(doc)
     in_2024 = corpus.in_period(date(2024, 1, 1), date(2024, 12, 31))

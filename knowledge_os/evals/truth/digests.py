@@ -1,11 +1,14 @@
-"""Digest cases: "What changed in <package> <period>?" in English and Russian.
+"""Digest cases: "What changed in <package> <period>?" and, with no period, "What changed
+in <package>?", in English and Russian.
 
 The expected documents are the package's kept entries dated inside the period
 (inclusive, UTC dates), newest first. A period is one of: since the first of a month
 (the month of the package's 1st–4th newest entry), a calendar year, a calendar month or
 quarter, or — resolved against ``as_of`` — this year, last year, the last 6 or 12
 months. Only periods holding 1 to :data:`MAX_EXPECTED` of the package's entries are
-asked (a digest retrieves at most 30 documents).
+asked (a digest retrieves at most 30 documents). Without a period the question means
+lately: the expected documents are the package's :data:`LATEST_EXPECTED` newest entries
+(:func:`package_latest`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from knowledge_os.evals.truth import periods as P
 from knowledge_os.evals.truth._common import is_yaml_example, lang_for, make_case
 from knowledge_os.evals.truth.corpus import TruthCorpus
 
-__all__ = ["MAX_EXPECTED", "package_period"]
+__all__ = ["LATEST_EXPECTED", "MAX_EXPECTED", "package_latest", "package_period"]
 
 MAX_EXPECTED = 12
+#: Newest entries a period-less package question expects to see cited.
+LATEST_EXPECTED = 3
 
 _TEMPLATES = {
     "en": ["What changed in {pkg} {period}?",
@@ -94,4 +99,49 @@ def package_period(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int =
                  "period": period.as_dict()},
             ))
             break
+    return cases
+
+
+_LATEST_TEMPLATES = {
+    "en": ["What changed in {pkg}?", "What's new in {pkg}?", "What are the latest changes in {pkg}?",
+           "What changed in the {pkg} package?"],
+    "ru": ["Что изменилось в пакете {pkg}?", "Что нового в {pkg}?", "Какие последние изменения в {pkg}?",
+           "Что изменилось в {pkg}?"],
+}
+
+
+def package_latest(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int = 7) -> list[dict[str, Any]]:
+    """Up to ``n`` period-less digest cases ("What changed in curl?"), one per package.
+
+    Only packages with more than :data:`LATEST_EXPECTED` dated entries up to ``as_of`` are
+    asked (otherwise every entry is "the newest" and the case tests nothing).
+
+    Args:
+        corpus: The parsed changelogs.
+        as_of: "Today": entries dated after it do not exist yet for the question.
+        n: Number of cases wanted; fewer when the corpus has fewer such packages.
+        seed: Random seed; same corpus and seed give the same cases.
+
+    Returns:
+        Cases with ``expected`` = {domain: "digest", doc_ids: the package's newest
+        :data:`LATEST_EXPECTED` entries, newest first, packages: [package]}.
+    """
+    rng = random.Random(seed)
+    packages = sorted(corpus.by_package)
+    cases: list[dict[str, Any]] = []
+    for pkg in rng.sample(packages, len(packages)):
+        if len(cases) >= n:
+            break
+        dated = [e for e in corpus.by_package[pkg] if e.day is not None and e.day <= as_of]
+        if len(dated) <= LATEST_EXPECTED:
+            continue
+        newest = sorted(dated, key=lambda e: (-e.when.timestamp(), e.doc_id))[:LATEST_EXPECTED]  # type: ignore[union-attr]
+        lang = lang_for(len(cases))
+        query = rng.choice(_LATEST_TEMPLATES[lang]).format(pkg=pkg)
+        if is_yaml_example(query):
+            continue
+        cases.append(make_case(
+            f"latest-{len(cases) + 1:04d}", query, lang, ["digest", "latest"],
+            {"domain": "digest", "doc_ids": [e.doc_id for e in newest], "packages": [pkg]},
+        ))
     return cases
