@@ -40,11 +40,11 @@ _STOP = frozenset(
     your you can could should would will shall may might must not any all some each per its his her
     get got new recent recently change changed changes changing upload uploads uploaded summarise
     summarize summary tell show list give many much long often kind kinds last this year month
-    week quarter today ago between during
+    week quarter today ago between during package packages latest newest
     что как где когда кто какой какая какие каким какую каких почему зачем сколько это эти этот
     для при над под про без или его её их наш ваш был была были было есть быть все всё весь
     изменилось изменения изменился новое нового новые последние последний году года год месяц
-    квартал неделю сегодня""".split()
+    квартал неделю сегодня пакет пакете пакета пакету пакеты пакетов""".split()
 )
 
 
@@ -66,6 +66,14 @@ def query_terms(text: str) -> frozenset[str]:
     return frozenset(w[:_STEM] for w in words
                      if len(w) >= 3 and not w.isdigit() and w not in _STOP and w not in _MONTHS
                      and not w.startswith(_RU_MONTH_STEMS))
+
+
+def names_only(question: str, packages: Sequence[str]) -> bool:
+    """True when the question's content terms (:func:`query_terms`) are all words of the
+    named packages: "What changed in the coreutils package?", "Что изменилось в d3?"
+    ask for the package's changes in general, "Which openssl upload fixed the DANE
+    use-after-free?" for particular ones."""
+    return query_terms(question) <= _blob_terms(" ".join(packages))
 
 
 def _doc_terms(doc: dict[str, Any]) -> frozenset[str]:
@@ -93,6 +101,12 @@ def term_share(terms: frozenset[str], doc: dict[str, Any]) -> float:
     return len(terms & _doc_terms(doc)) / len(terms)
 
 
+def _kept(doc: dict[str, Any]) -> bool:
+    """Retrieval found it as the asked id or kept it as a package's newest entry."""
+    sources = doc.get("sources", ())
+    return "exact" in sources or "latest" in sources
+
+
 def bearing(docs: Sequence[dict[str, Any]], question: str, *, term_ratio: float = TERM_RATIO,
             tie_ratio: float = TIE_RATIO) -> list[dict[str, Any]]:
     """The documents that bear on ``question``, in their given order.
@@ -106,6 +120,9 @@ def bearing(docs: Sequence[dict[str, Any]], question: str, *, term_ratio: float 
 
     Returns:
         A non-empty sub-list when ``docs`` is non-empty (the best document always stays).
+        Documents found as the asked id (``exact``) or kept as the package's newest
+        entries of a period-less question (``latest``,
+        :class:`~knowledge_os.retrieval.service.RetrievalRequest`) always bear.
     """
     if not docs:
         return []
@@ -114,8 +131,8 @@ def bearing(docs: Sequence[dict[str, Any]], question: str, *, term_ratio: float 
     best = max(shares)
     if best > 0:
         keep = [d for d, s in zip(docs, shares, strict=True)
-                if s >= term_ratio * best or "exact" in d.get("sources", ())]
+                if s >= term_ratio * best or _kept(d)]
     else:
         top = max(d["score"] for d in docs)
-        keep = [d for d in docs if d["score"] >= tie_ratio * top or "exact" in d.get("sources", ())]
+        keep = [d for d in docs if d["score"] >= tie_ratio * top or _kept(d)]
     return keep or [docs[0]]

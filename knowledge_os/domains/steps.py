@@ -25,7 +25,7 @@ from knowledge_os.domains.compose import (
     render_choice,
 )
 from knowledge_os.domains.complete import answer_mode, data_complete
-from knowledge_os.domains.relevance import bearing
+from knowledge_os.domains.relevance import bearing, names_only
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExceededError
 from knowledge_os.llm.budget import Budget, merge_usage
@@ -133,7 +133,8 @@ def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRe
         graph_depth=depth if graph_depth is None else graph_depth,
         use_dates=ctx.use_dates,
         use_packages=ctx.use_packages,
-        latest_per_package=r.latest_per_package,
+        # a package's newest entries answer "what changed in X?", not "which X upload did Y?"
+        latest_per_package=r.latest_per_package if names_only(ctx.analysis.text, ctx.analysis.packages) else 0,
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from knowledge_os.domains.relevance import bearing, query_terms, term_share
+from knowledge_os.domains.relevance import bearing, names_only, query_terms, term_share
 from tests.unit.conftest import make_kos
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -63,6 +63,28 @@ def test_bearing_keeps_exact_matches_and_falls_back_to_ties_without_shared_terms
     assert [d["id"] for d in bearing(docs, "Где дельта?")] == ["a", "b", "c"]
     assert [d["id"] for d in bearing(docs, "tell me about delta")] == ["c", "d"]
     assert bearing([], "x") == []
+
+
+def test_bearing_keeps_a_packages_newest_entries_of_a_period_less_question() -> None:
+    # "package" frames the question: every coreutils entry bears, not the one saying "package"
+    docs = [{"id": "old", "score": 0.03, "sources": ["vector", "lexical"], "title": "coreutils 6.10",
+             "channel": "coreutils", "text": "mktemp is not included in this package"},
+            {"id": "new", "score": 0.0, "sources": ["latest"], "title": "coreutils 9.1", "channel": "coreutils",
+             "text": "New upstream release"},
+            {"id": "mid", "score": 0.02, "sources": ["vector"], "title": "coreutils 8.32", "channel": "coreutils",
+             "text": "Fix ls"}]
+    assert [d["id"] for d in bearing(docs, "What changed in the coreutils package?")] == ["old", "new", "mid"]
+    # no content terms ("d3" is too short): the top score's ties, and the newest entries retrieval kept
+    assert [d["id"] for d in bearing(docs, "Что изменилось в d3?")] == ["old", "new"]
+
+
+def test_a_question_naming_only_packages_asks_for_their_changes_in_general() -> None:
+    assert names_only("What changed in the coreutils package?", ["coreutils"])  # "package" frames
+    assert names_only("Что изменилось в пакете prometheus?", ["prometheus"])
+    assert names_only("Какие последние изменения в bc?", ["bc"])  # no content terms at all
+    assert names_only("What changed in openssl and curl?", ["openssl", "curl"])
+    assert not names_only("Which openssl upload fixed the DANE use-after-free?", ["openssl"])
+    assert not names_only("What changed in openssl?", ["curl"])
 
 
 def test_a_year_in_the_question_is_the_date_filters_business_not_a_term() -> None:

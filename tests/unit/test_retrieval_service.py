@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from knowledge_os.domains.steps import StepContext, doc_to_state
+from knowledge_os.domains.steps import StepContext, _request, doc_to_state
 from knowledge_os.domains.steps import expand as expand_step
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import analyze_query
@@ -113,3 +113,11 @@ def test_cut_keeps_the_fused_order_and_adds_the_kept_ids_last() -> None:
     unseen = _cut(fused, 2, keep=["x"])
     assert [(f.id, f.score, f.found_by) for f in unseen] == [("a", 1.0, ("vector",)), ("x", 0.0, ("latest",))]
     assert [f.id for f in _cut(fused, 2, keep=["x", "y", "z"])] == ["x", "y"]  # never more than the limit
+
+
+def test_the_digest_step_asks_for_the_newest_entries_only_of_a_general_question(kos_factory) -> None:
+    kos = kos_factory()
+    general = _ctx(kos, "What changed in openssl?", [])
+    assert _request(general).latest_per_package == kos.services.domains.get("digest").retrieval.latest_per_package == 3
+    particular = _ctx(kos, "Which openssl upload fixed the DANE use-after-free?", [])
+    assert _request(particular).latest_per_package == 0
