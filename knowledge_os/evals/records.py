@@ -50,7 +50,10 @@ class CaseRecord(TypedDict, total=False):
     tokens: int
     """Prompt plus completion tokens of the run."""
     steps: int
-    """Agent steps (nodes) counted against the step budget."""
+    """Graph nodes run, as the step budget counts them (``usage["steps"]``)."""
+    agent_steps: int
+    """Plan steps executed, over every plan of the run (``knowledge_os.nodes.plan.executed_steps``;
+    the seed's agent steps, ``kos_agent_steps_per_request``); 0 in route-only suites."""
     latency_s: float
     """Wall-clock seconds of the call as the caller saw it."""
     cache_hit: bool

@@ -36,6 +36,7 @@ from knowledge_os.evals.spec import CaseSpec, CorpusSpec, SuiteSpec, load_suite_
 from knowledge_os.evals.truth import qa
 from knowledge_os.graph.state import Context, InputState, State
 from knowledge_os.nodes.cache_lookup import cache_lookup
+from knowledge_os.nodes.plan import executed_steps
 from knowledge_os.nodes.route import route
 from knowledge_os.settings import Settings
 
@@ -233,7 +234,7 @@ def _result_fields(r: RunResult) -> dict[str, Any]:
         "retrieved": [d["id"] for d in docs], "retrieved_sources": [list(d.get("sources") or []) for d in docs[:10]],
         "quality_score": r.quality.score, "quality_passed": r.quality.passed,
         "llm_calls": r.usage.llm_calls, "tokens": r.usage.prompt_tokens + r.usage.completion_tokens,
-        "steps": r.usage.steps, "cache_hit": bool((r.manifest.get("cache") or {}).get("hit")) or r.route.method == "cache",
+        "steps": r.usage.steps, "agent_steps": executed_steps(r.manifest.get("plan")), "cache_hit": bool((r.manifest.get("cache") or {}).get("hit")) or r.route.method == "cache",
         "fallback_used": bool(r.manifest.get("fallback_used")),
         "corrected": bool(r.manifest.get("corrected")),
         "data_only": bool(getattr(r, "data_only", False)),
@@ -300,7 +301,7 @@ class _CaseRunner:
                 "route_confidence": float(route.get("confidence", 0.0)), "path": state.get("path", ""),
                 "llm_calls": usage.get("llm_calls", 0),
                 "tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
-                "steps": usage.get("steps", 0), "latency_s": round(latency, 3)}
+                "steps": usage.get("steps", 0), "agent_steps": 0, "latency_s": round(latency, 3)}
 
     async def _pair(self, case: CaseSpec) -> dict[str, Any]:
         kwargs = {**self.kwargs, "use_cache": True}

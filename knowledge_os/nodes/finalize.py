@@ -25,6 +25,7 @@ from knowledge_os.cache.normalizer import normalize_and_hash
 from knowledge_os.graph.state import Context, State, replayed_spend, run_timings, run_usage
 from knowledge_os.memory.base import EpisodicEvent
 from knowledge_os.nodes._common import budget_for, services_of, timed
+from knowledge_os.nodes.plan import executed_steps
 
 __all__ = ["MANIFEST_MAX_BYTES", "build_manifest", "finalize"]
 
@@ -127,7 +128,7 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         quality=quality.get("score"), timings_ms=manifest["timings_ms"],
         cache_outcome="hit" if hit else "miss", qos=route.get("qos"),
         budgets_exceeded=[e.get("budget", "") for e in state.get("events") or [] if e.get("type") == "budget_exceeded"],
-        agent_steps=len((state.get("plan") or {}).get("done") or []),
+        agent_steps=executed_steps(state.get("plan")),
     )
     events = [EpisodicEvent(type="run_started", entity_type="run", entity_id=run,
                             metadata={"thread_id": thread_id, "query_hash": manifest["query_hash"]})]

@@ -33,7 +33,7 @@ from knowledge_os.domains.planning import (
     yaml_plan,
 )
 from knowledge_os.errors import BackendError, BudgetExceededError
-from knowledge_os.graph.state import Context, ReplanScope, State
+from knowledge_os.graph.state import Context, Plan, ReplanScope, State
 from knowledge_os.llm.calls import call_llm, parse_json_reply
 from knowledge_os.nodes._common import analysis_from_state, budget_for, services_of, timed
 
@@ -138,7 +138,7 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         made, new_scope = repaired
     new_plan = _record(made, attempt=previous.get("attempt", 0) + 1, scope=ReplanScope(**new_scope))
     new_plan["earlier"] = [*previous.get("earlier", []),
-                           {k: previous[k] for k in ("steps", "args", "scope", "source", "reason", "check")
+                           {k: previous[k] for k in ("steps", "args", "scope", "source", "reason", "check", "done")
                             if k in previous}]
     return {"plan": new_plan, "replans": state.get("replans", 0) + 1,
             "events": [{"type": "retry", "where": "plan", "scope": dict(new_scope), "why": made.why[:200]}]}
@@ -147,3 +147,17 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 def plan_scope(state: State) -> ReplanScope:
     """The scope of the state's current plan (:data:`AS_ASKED` before any plan)."""
     return (state.get("plan") or {}).get("scope") or AS_ASKED
+
+
+def executed_steps(plan: Plan | dict[str, Any] | None) -> int:
+    """Plan steps a run executed: the current plan's ``done`` plus those of the plans it
+    replaced (``earlier``), 0 without a plan (an answer-cache hit).
+
+    This is the seed's ``agent_steps_per_request`` (seed 002: "P95 agent steps <= 4"; a
+    Fast Path micro-plan has up to 3 steps), observed as ``kos_agent_steps_per_request``
+    and gated as the eval's ``kpi.steps_p95``. It is not the step budget's count
+    (``usage["steps"]``, every graph node run: ``kpi.node_steps_p95``).
+    """
+    if not plan:
+        return 0
+    return len(plan.get("done") or []) + sum(len(e.get("done") or []) for e in plan.get("earlier") or [])

@@ -18,7 +18,7 @@ from knowledge_os.graph.edges import (
     check_gate,
     gate,
 )
-from knowledge_os.nodes.plan import AS_ASKED, replan_scope
+from knowledge_os.nodes.plan import AS_ASKED, executed_steps, replan_scope
 from knowledge_os.settings import Settings
 
 AS_OF = "2026-11-22"
@@ -129,6 +129,9 @@ def test_smart_run_that_stays_failing_corrects_then_replans_within_the_domain_bu
     r = kos.run(FAILING, as_of=AS_OF, use_cache=False)
     assert r.manifest["replans"] == 1 and r.manifest["corrected"] is True
     assert r.manifest["plan"]["done"] == r.manifest["plan"]["steps"]
+    # the replaced plan keeps what it ran: the agent steps count both executions (4 + 4)
+    assert [e["done"] for e in r.manifest["plan"]["earlier"]] == [r.manifest["plan"]["steps"]]
+    assert executed_steps(r.manifest["plan"]) == 2 * SMART_STEPS
     # The quality replan differs in its arguments, not in the filters: top_k 40 -> 80.
     assert r.manifest["plan"]["scope"] == {"use_dates": True, "use_packages": True}
     assert r.manifest["plan"]["args"]["top_k"] == 2 * kos.services.domains.get("digest").retrieval.top_k

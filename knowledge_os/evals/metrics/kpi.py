@@ -2,6 +2,9 @@
 
 The targets are the project seed's, as quoted in the eval issue (#9): Fast Path p95 < 5 s,
 mean LLM calls per request < 3, p95 tokens per request < 8,000, p95 agent steps <= 4.
+Agent steps are the plan steps a run executed (seed 002: a Fast Path micro-plan has up to
+3 of them; the metric ``kos_agent_steps_per_request`` counts the same), not the graph nodes
+the step budget counts (``kpi.node_steps_p95``, reported without a target).
 Suites state them as thresholds; :data:`SEED_TARGETS` records them for the report.
 """
 
