@@ -109,7 +109,8 @@ class Citation(_Model):
 
 
 class RouteInfo(_Model):
-    """``method``: cache, heuristic, llm, fallback (or forced, when a domain was given)."""
+    """``method``: cache, heuristic, llm, fallback (or forced, when a domain was given; thread,
+    for a follow-up that keeps its thread's domain)."""
 
     domain: str
     method: str

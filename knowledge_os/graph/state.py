@@ -101,6 +101,9 @@ class QueryAnalysisState(TypedDict):
     """The question's language; answers are written in it."""
     unknown_packages: NotRequired[list[str]]
     """Names in a package's place that no ingested channel has (the answer says so)."""
+    follows: NotRequired[str]
+    """A follow-up's previous question as read ("" for one that stands alone); ``text`` is
+    then both questions (``knowledge_os.retrieval.query.follow_up``)."""
 
 
 class CacheOutcome(TypedDict):
@@ -127,8 +130,9 @@ class RouteDecision(TypedDict):
 
     domain: str
     """The domain that answers."""
-    method: Literal["forced", "cache", "heuristic", "llm", "fallback"]
-    """How it was chosen (``cache``: the router's own decision cache)."""
+    method: Literal["forced", "cache", "heuristic", "llm", "fallback", "thread"]
+    """How it was chosen (``cache``: the router's own decision cache; ``thread``: a
+    follow-up keeps the domain of its thread's previous run)."""
     confidence: float
     """0..1: heuristic margin ``(top - second) / top``, or the LLM pick's share."""
     path: NotRequired[Literal["fast", "smart"]]
@@ -372,6 +376,8 @@ class HistoryEntry(TypedDict):
     domain: str | None
     answer: str
     """The answer, first 2,000 characters."""
+    read_as: NotRequired[str]
+    """A follow-up's question as it was read (its analysis ``text``), the next follow-up's context."""
 
 
 # -- graph schemas -------------------------------------------------------------------------

@@ -66,6 +66,7 @@ def analysis_from_state(state: State) -> QueryAnalysis:
         text=a["text"], cves=tuple(a["cves"]), bugs=tuple(a["bugs"]),
         packages=tuple(a["packages"]), dates=dates, lang=a.get("lang", "en"),
         unknown_packages=tuple(a.get("unknown_packages", ())),
+        follows=a.get("follows", ""),
     )
 
 

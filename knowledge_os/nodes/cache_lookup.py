@@ -15,7 +15,7 @@ from knowledge_os.cache.keys import cache_key, stable_json
 from knowledge_os.cache.signature import question_signature
 from knowledge_os.graph.state import Context, State, run_reset
 from knowledge_os.nodes._common import as_of, services_of, timed
-from knowledge_os.retrieval.query import QueryAnalysis, analyze_query
+from knowledge_os.retrieval.query import QueryAnalysis, analyze_query, follow_up
 from knowledge_os.services import Services
 
 __all__ = ["analysis_signature", "answer_cache_scope", "cache_lookup"]
@@ -66,12 +66,23 @@ def analysis_signature(a: QueryAnalysis, channels: Mapping[str, str]) -> str:
     ).key()
 
 
+def previous_question(state: State, services: Services, today: Any) -> QueryAnalysis | None:
+    """The thread's previous question as it was read (its ``read_as``, else as asked), or
+    None for a thread's first run."""
+    history = state.get("history") or []
+    if not history:
+        return None
+    last = history[-1]
+    return analyze_query(last.get("read_as") or last["query"], channels=services.channels(), as_of=today)
+
+
 @timed("cache_lookup")
 def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     services = services_of(runtime)
     ctx = runtime.context
     today = as_of(runtime)
-    analysis = analyze_query(state["query"], channels=services.channels(), as_of=today)
+    analysis = follow_up(analyze_query(state["query"], channels=services.channels(), as_of=today),
+                         previous_question(state, services, today))
     use_cache = ctx is None or ctx.use_cache
     persona = services.personas.resolve(ctx.persona) if ctx is not None and ctx.persona else None
     scope = answer_cache_scope(services, ctx, today.isoformat(), persona=persona.scope() if persona else None)
@@ -87,7 +98,9 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     }
     if not (use_cache and services.settings.cache.answer_cache):
         return update
-    key = cache_key("answer", {**scope, "query": state["query"]})
+    # a follow-up's answer depends on the question it follows: its key names both
+    key = cache_key("answer", {**scope, "query": state["query"], **({"follows": analysis.follows}
+                                                                    if analysis.follows else {})})
     update["cache"] = {"hit": False, "kind": None, "key": key}
     cached = services.answer_cache.get_exact(key)
     # 1.0, or an alias's (a question served by a near hit before) similarity to the answered one
@@ -100,7 +113,7 @@ def cache_lookup(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         near = services.answer_cache.get_near(
             scope=stable_json(scope),
             signature=signature,
-            embed=lambda: services.query_embedder.embed(state["query"]),
+            embed=lambda: services.query_embedder.embed(analysis.text if analysis.follows else state["query"]),
             thresholds={d.name: d.cache.near_hit_threshold for d in services.domains},
             alias=(key, state["query"]),  # asked again, this question is an exact hit: no embedding
         )

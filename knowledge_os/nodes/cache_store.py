@@ -38,7 +38,8 @@ def _store(state: State, services: Services) -> None:
     services.answer_cache.put(
         key=key, scope=stable_json(state["scope"]), signature=cache["signature"],
         domain=state["domain"], query=state["query"],
-        embedding=services.query_embedder.embed(state["query"]),
+        embedding=services.query_embedder.embed(state["analysis"]["text"] if state["analysis"].get("follows")
+                                                else state["query"]),
         result={"run_id": state["run_id"], "domain": state["domain"], "path": state["path"],
                 "route": state["route"], "answer": state["answer"], "citations": state["citations"],
                 "quality": state["quality"]},

@@ -76,7 +76,10 @@ def build_manifest(state: State, *, thread_id: str | None, services: Any, limits
         "cache": cache,
         "route": state.get("route") or {},
         "plan": state.get("plan") or {},
-        "analysis": {k: state["analysis"][k] for k in ("cves", "bugs", "packages", "dates")},
+        "analysis": {**{k: state["analysis"][k] for k in ("cves", "bugs", "packages", "dates")},
+                     # a follow-up: the question it continues, and how it was read
+                     **({"follows": f, "read_as": state["analysis"]["text"]}
+                        if (f := state["analysis"].get("follows")) else {})},
         "documents": [
             {"id": d["id"], "hash": d.get("content_hash"), "score": d["score"], "sources": d["sources"]}
             for d in docs
@@ -159,5 +162,7 @@ async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         logger.warning("episodic memory write failed: %s", exc)
     entry = {"run_id": run, "query": state["query"], "domain": state.get("domain"),
              "answer": state.get("answer", "")[:2000]}
+    if (state.get("analysis") or {}).get("follows"):
+        entry["read_as"] = state["analysis"]["text"]
     history = [*(state.get("history") or []), entry][-services.settings.storage.thread_history_max:]
     return {"manifest": manifest, "history": Overwrite(history)}

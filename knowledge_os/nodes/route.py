@@ -270,9 +270,13 @@ async def route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     rs = services.settings.router
     events: list[dict[str, Any]] = []
     usage: dict[str, int] = {}
+    # a follow-up ("And in 2024?", "What about curl?") continues the thread's domain
+    thread_domain = (state.get("history") or [{}])[-1].get("domain") if analysis.follows else None
     if ctx is not None and ctx.domain:
         spec = services.domains.get(ctx.domain)
         decision = {"domain": spec.name, "method": "forced", "confidence": 1.0, "scores": {}}
+    elif thread_domain in {d.name for d in services.domains}:
+        decision = {"domain": thread_domain, "method": "thread", "confidence": 1.0, "scores": {}}
     else:
         key = cache_key("router", {"prompt": services.settings.llm.prompt_version,
                                    "domains": services.domains_fingerprint, "query": state["query"]})

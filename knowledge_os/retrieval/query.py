@@ -15,7 +15,7 @@ from knowledge_os.i18n import Lang, detect_language
 from knowledge_os.retrieval.base import VectorFilter
 from knowledge_os.retrieval.entities import bug_ids, cve_ids
 
-__all__ = ["DateRange", "QueryAnalysis", "analyze_query", "parse_date_range", "unknown_package_names"]
+__all__ = ["DateRange", "QueryAnalysis", "analyze_query", "follow_up", "parse_date_range", "unknown_package_names"]
 
 _MONTHS_EN = {m: i for i, m in enumerate(
     ["january", "february", "march", "april", "may", "june", "july", "august",
@@ -77,6 +77,9 @@ class QueryAnalysis:
         unknown_packages: Names in a package's place ("what changed in NAME", "что
             изменилось в NAME") that no ingested channel has, when no known package is
             named (:func:`unknown_package_names`); the answer says no entry is about them.
+        follows: For a follow-up in a thread ("And in 2024?"), the previous question as
+            it was read; ``text`` is then that question and this one (:func:`follow_up`).
+            Empty for a question that stands alone.
     """
 
     text: str
@@ -86,6 +89,7 @@ class QueryAnalysis:
     dates: DateRange | None = None
     lang: Lang = "en"
     unknown_packages: tuple[str, ...] = ()
+    follows: str = ""
 
     @property
     def entity_ids(self) -> tuple[str, ...]:
@@ -271,4 +275,48 @@ def analyze_query(text: str, *, channels: Mapping[str, str], as_of: date) -> Que
         dates=parse_date_range(q, as_of),
         lang=detect_language(q),
         unknown_packages=() if packages else unknown_package_names(lowered, channels),
+    )
+
+
+# A question that continues the one before it: "And in 2024?", "What about curl?",
+# "А в 2024?", "А что с curl?", "И для curl?".
+_FOLLOW_UP_RE = re.compile(
+    r"^\s*(?:and|also|what about|how about|same for|"
+    r"а|и|а что|а как|что насч[её]т|то же)(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def follow_up(current: QueryAnalysis, previous: QueryAnalysis | None) -> QueryAnalysis:
+    """Read a thread's follow-up question in the context of the question before it.
+
+    A follow-up starts with a continuing word ("and", "what about", "а", "и", "что
+    насчёт", ...), names no CVE or bug, and leaves out the packages or the period: it takes
+    them from ``previous``; what it names itself wins (2024 over 2025, curl over openssl).
+    One that names no package asks about the previous question's topic, so its text
+    becomes both questions ("What changed in curl in 2025? And in 2024?"), which retrieval
+    and the answer read; one that names its own package keeps its own text (the previous
+    package's name would pull in entries that mention it). A follow-up keeps the thread's
+    domain (``nodes/route.py``), and the answer-cache key names the previous question.
+
+    Args:
+        current: The question as asked, analysed alone.
+        previous: The thread's previous question as it was read, or None.
+
+    Returns:
+        ``current`` itself when it is not a follow-up of ``previous``; otherwise its
+        analysis with ``packages``/``dates`` inherited, ``text`` joined and ``follows`` set.
+    """
+    if (previous is None or current.cves or current.bugs or not _FOLLOW_UP_RE.match(current.text)
+            or (current.packages and current.dates)):
+        return current
+    packages = current.packages or previous.packages
+    return QueryAnalysis(
+        text=current.text if current.packages else f"{previous.text} {current.text}",
+        cves=(), bugs=(),
+        packages=packages,
+        dates=current.dates or previous.dates,
+        lang=current.lang,
+        unknown_packages=() if packages else current.unknown_packages,
+        follows=previous.text,
     )

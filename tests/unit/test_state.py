@@ -19,7 +19,7 @@ def test_input_output_and_context_schemas_build():
     out = graph.get_output_jsonschema()
     assert {"answer", "citations", "route", "quality", "usage", "manifest"} <= set(out["properties"])
     route = out["$defs"]["RouteDecision"]
-    assert set(route["properties"]["method"]["enum"]) == {"forced", "cache", "heuristic", "llm", "fallback"}
+    assert set(route["properties"]["method"]["enum"]) == {"forced", "cache", "heuristic", "llm", "fallback", "thread"}
     ctx = graph.get_context_jsonschema()
     assert set(ctx["properties"]) == {"domain", "path", "persona", "as_of", "use_cache", "loops", "qos"}  # not services
 
