@@ -205,6 +205,36 @@ def render() -> str:
         lower2[cp] = mapped[0] | mapped[1] << 8
         assert lower2[cp] != 0 and 0xC2 <= mapped[0] <= 0xDF, hex(cp)
 
+    # Three- and four-byte characters that normalisation leaves as they are (their own
+    # lowercase, not whitespace), keyed by their first two bytes of UTF-8 and looked up
+    # by the third: for a three-byte character bit `third & 63` of its entry says whether
+    # it is plain; for a four-byte one, whether all 64 characters that share its first
+    # three bytes are (a block with an exception, such as Deseret's, counts as not plain).
+    whitespace_set = set(whitespace)
+
+    def plain(cp: int) -> bool:
+        return cp not in lower and cp not in whitespace_set
+
+    plain_blocks: list[int] = [(1 << 64) - 1]
+    plain_ids = {plain_blocks[0]: 0}
+    plain_index: list[int] = []
+    for lead in range(0xE0, 0x100):
+        for second in range(0x80, 0xC0):
+            bits = 0
+            for third in range(64):
+                if lead < 0xF0:
+                    cp = (lead & 0x0F) << 12 | (second & 0x3F) << 6 | third
+                    ok = cp < 0x800 or plain(cp)  # overlong: never in a str
+                else:
+                    base = (lead & 0x07) << 18 | (second & 0x3F) << 12 | third << 6
+                    ok = all(plain(cp) for cp in range(base, base + 64) if cp <= MAX_CODE_POINT)
+                bits |= ok << third
+            if bits not in plain_ids:
+                plain_ids[bits] = len(plain_blocks)
+                plain_blocks.append(bits)
+            plain_index.append(plain_ids[bits])
+    assert len(plain_blocks) <= 256
+
     non_ascii_ws = [cp for cp in whitespace if cp >= 0x80]
     ws_arms = " | ".join(f"0x{cp:x}" for cp in non_ascii_ws)
 
@@ -291,6 +321,30 @@ def render() -> str:
     w("pub fn lower_2_byte(utf8: u32) -> u16 {")
     w("    let cp = (utf8 & 0x1f) << 6 | (utf8 >> 8 & 0x3f);")
     w("    LOWER_2_BYTE[cp as usize]")
+    w("}")
+    w("")
+    w("/// Per first two bytes of a three- or four-byte character, `(lead & 0x1f) << 6 |")
+    w("/// (second & 0x3f)`: which of `LONG_PLAIN_BITS` to read.")
+    w(f"static LONG_PLAIN_INDEX: [u8; {len(plain_index)}] = [")
+    w(_wrap([str(i) for i in plain_index]))
+    w("];")
+    w("")
+    w("/// Bit `third & 0x3f` set: the three-byte character with these first two bytes and")
+    w("/// this third one is plain, or every four-byte character starting with these three")
+    w("/// bytes is.")
+    w(f"static LONG_PLAIN_BITS: [u64; {len(plain_blocks)}] = [")
+    w(_wrap([f"0x{b:016x}" for b in plain_blocks]))
+    w("];")
+    w("")
+    w("/// Whether the three- or four-byte character whose UTF-8 starts `utf8` (first byte in")
+    w("/// the low bits) is left as it is by normalisation: `chr(cp).lower() == chr(cp)` and")
+    w("/// `str.split()` does not split on it. Exact for three bytes; for four, true only when")
+    w("/// all 64 characters sharing its first three bytes are plain. Two loads, no branch.")
+    w("#[inline(always)]")
+    w("pub fn is_plain_long(utf8: u32) -> bool {")
+    w("    let index = ((utf8 & 0x1f) << 6 | (utf8 >> 8 & 0x3f)) as usize;")
+    w("    let block = LONG_PLAIN_INDEX[index];")
+    w("    LONG_PLAIN_BITS[usize::from(block)] >> (utf8 >> 16 & 0x3f) & 1 == 1")
     w("}")
     w("")
     w("/// Code points the final-sigma rule stops at and finds cased (inclusive ranges).")

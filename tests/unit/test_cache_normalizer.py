@@ -266,6 +266,36 @@ def test_property_long_text_across_blocks(repeat_kb: int, unit: str) -> None:
     assert rust.normalize_text(text) == " ".join(text.lower().split())
 
 
+def _left_alone(c: str) -> bool:
+    """Whether normalisation keeps ``c`` as it is: its own lowercase, not whitespace."""
+    return c.lower() == c and len(("a" + c + "a").split()) == 1
+
+
+#: Three- and four-byte characters where ``_left_alone`` changes (both sides of each
+#: boundary), which the Rust crate's step over such characters classifies by table.
+PLAIN_BOUNDARIES = sorted(
+    {
+        c
+        for cp in range(0x801, 0x110000)
+        if not 0xD800 <= cp <= 0xE000
+        and _left_alone(chr(cp)) != _left_alone(chr(cp - 1))
+        for c in (chr(cp - 1), chr(cp))
+    }
+)
+
+
+@needs_rust
+def test_three_and_four_byte_boundaries_at_every_step_offset() -> None:
+    """Each character at a boundary, at each offset against the crate's 16-byte steps."""
+    assert len(PLAIN_BOUNDARIES) > 700
+    texts = [
+        "x" * offset + f"{c}Ж{c}東 {c}😀\u2019{c}" for c in PLAIN_BOUNDARIES for offset in range(20)
+    ] + [c * 7 for c in PLAIN_BOUNDARIES]
+    got = rust.normalize_and_hash_batch(texts)
+    assert got == [reference_hash(t) for t in texts]
+    assert [rust.normalize_and_hash(t) for t in texts[::7]] == got[::7]
+
+
 # ------------------------------------------------------------ module and tables
 
 

@@ -14,6 +14,7 @@
 //! predictor learns the text, and branchy phases look up to twice as fast (normalising
 //! 10 KB with 5% non-ASCII words: 4.8 us at 200 KB, 8.5 us at 1 MB on a 2-core AMD EPYC
 //! VM; MD5 alone 12.2 us either way). `RAYON_NUM_THREADS=1` keeps the batch on one thread.
+//! `OTHER_WORDS` (space-separated) replaces the non-ASCII words, to time one kind of them.
 //! `PASSES` (default 300) sets the passes per figure, `SIZES` (default `100,1000,10000`) the
 //! text sizes.
 //!
@@ -33,7 +34,7 @@ use cache_normalizer::md5::Md5;
 use cache_normalizer::md5_lanes;
 use cache_normalizer::normalize::{
     normalize, normalize_and_hash, normalize_and_hash_hex_batch, normalize_and_hash_with,
-    normalize_to, ALL, LINEAR_STAGE, ONE_DROP, WHOLE_STEPS,
+    normalize_to, ALL, BEFORE_LONG_CHARS, LINEAR_STAGE, ONE_DROP, WHOLE_STEPS,
 };
 
 const ASCII_WORDS: &str =
@@ -64,7 +65,8 @@ impl Lcg {
 
 fn make_text(rng: &mut Lcg, size: usize, non_ascii_pct: usize) -> String {
     let ascii: Vec<&str> = ASCII_WORDS.split_whitespace().collect();
-    let other: Vec<&str> = OTHER_WORDS.split_whitespace().collect();
+    let other_words = std::env::var("OTHER_WORDS").unwrap_or_else(|_| OTHER_WORDS.to_owned());
+    let other: Vec<&str> = other_words.split_whitespace().collect();
     let mut out = String::new();
     while out.len() < size {
         let pool = if rng.below(100) < non_ascii_pct {
@@ -210,6 +212,30 @@ fn main() {
     }
 }
 
+/// Seconds of CPU time this thread has run (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, from
+/// the C library std links on Linux), or of wall time elsewhere and with `AB_WALL=1`.
+fn clock() -> f64 {
+    static WALL: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("AB_WALL").is_none() {
+        #[repr(C)]
+        struct Timespec {
+            sec: i64,
+            nsec: i64,
+        }
+        extern "C" {
+            fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+        }
+        const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+        let mut time = Timespec { sec: 0, nsec: 0 };
+        // SAFETY: clock_gettime writes one timespec (two 64-bit fields on 64-bit Linux).
+        if unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) } == 0 {
+            return time.sec as f64 + time.nsec as f64 * 1e-9;
+        }
+    }
+    WALL.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
 /// `AB=1`: the fused key with each way of taking a step turned on or off
 /// (`normalize_and_hash_with`: none, the step before them; [`WHOLE_STEPS`]; [`ONE_DROP`];
 /// both, what the entry points use) and MD5 of the input, pass by pass in turn (one pass:
@@ -231,15 +257,20 @@ fn ab(sizes: &[usize], passes: usize, pct: usize, corpus: usize) {
             .take((corpus / size).max(8))
             .cloned()
             .collect();
-        let variants = [0, WHOLE_STEPS, ONE_DROP, LINEAR_STAGE, ALL];
-        let names = [
-            "before",
-            "whole steps",
-            "one drop",
-            "linear stage",
-            "all (ALL)",
-            "md5 of input",
-        ];
+        // VARIANTS: the variants to time, comma-separated (default: each way alone, all).
+        let variants: Vec<u8> = std::env::var("VARIANTS").map_or(
+            vec![
+                0,
+                WHOLE_STEPS,
+                ONE_DROP,
+                LINEAR_STAGE,
+                BEFORE_LONG_CHARS,
+                ALL,
+            ],
+            |v| v.split(',').map(|x| x.parse().expect("variants")).collect(),
+        );
+        let mut names: Vec<String> = variants.iter().map(|v| format!("variant {v}")).collect();
+        names.push("md5 of input".into());
         for t in &texts {
             let want = normalize_and_hash(t);
             assert!(variants
@@ -251,7 +282,7 @@ fn ab(sizes: &[usize], passes: usize, pct: usize, corpus: usize) {
         for pass in 0..passes {
             for turn in 0..names.len() {
                 let which = (pass + turn) % names.len();
-                let start = Instant::now();
+                let start = clock();
                 for t in &texts {
                     if which == variants.len() {
                         black_box(Md5::digest(black_box(t.as_bytes())));
@@ -259,7 +290,7 @@ fn ab(sizes: &[usize], passes: usize, pct: usize, corpus: usize) {
                         black_box(normalize_and_hash_with(black_box(t), variants[which]));
                     }
                 }
-                seconds[which].push(start.elapsed().as_secs_f64());
+                seconds[which].push(clock() - start);
             }
         }
         let median = |v: &[f64]| {

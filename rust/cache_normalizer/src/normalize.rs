@@ -290,8 +290,13 @@ pub const ONE_DROP: u8 = 2;
 /// Way of taking a step: output written along a staging buffer of several blocks, moved
 /// back to its start every few blocks instead of after each.
 pub const LINEAR_STAGE: u8 = 4;
+/// Way of taking a step: with [`WHOLE_STEPS`], steps whose three- and four-byte characters
+/// are all left as they are ([`tables::is_plain_long`]) lowered as a whole too.
+pub const LONG_CHARS: u8 = 8;
 /// The ways every entry point takes its steps: all of them.
-pub const ALL: u8 = WHOLE_STEPS | ONE_DROP | LINEAR_STAGE;
+pub const ALL: u8 = WHOLE_STEPS | ONE_DROP | LINEAR_STAGE | LONG_CHARS;
+/// All of them but [`LONG_CHARS`]: the entry points before it, for A/B measurements.
+pub const BEFORE_LONG_CHARS: u8 = ALL & !LONG_CHARS;
 
 /// The normalisation of one text in progress: input read so far, output not yet taken;
 /// `V` says which ways of taking a step are on (bits: [`WHOLE_STEPS`], [`ONE_DROP`],
@@ -375,7 +380,7 @@ impl<'a, const V: u8> Normalizer<'a, V> {
             return;
         }
         let whole = if V & WHOLE_STEPS != 0 {
-            lower_step(&chunk, &c)
+            lower_step::<V>(&chunk, &c)
         } else {
             None
         };
@@ -531,48 +536,83 @@ fn normalize_into_with<S: Sink, const V: u8>(text: &str, sink: &mut S) {
 
 /// Most characters a step can hold: 16 bytes of two-byte characters.
 const STEP_CHARS: usize = STEP / 2;
-/// Where [`lower_step`]'s spare iterations read and write, past every real character.
+/// Most two-byte characters beside a longer one in a step: the longer one takes at least
+/// one of its bytes, even when it straddles the step's end.
+const STEP_CHARS_BESIDE_LONG: usize = (STEP - 1) / 2;
+/// Most three- and four-byte characters that end inside a step: five of three bytes.
+const STEP_LONG_CHARS: usize = STEP / 3;
+/// Where [`lower_step`]'s spare iterations over two-byte characters read and write, past
+/// every real character...
 const SPARE: usize = STEP + 2;
-/// What the spare iterations read: a two-byte character, "é".
-const SPARE_CHAR: [u8; 2] = *b"\xc3\xa9";
+/// ... and where those over three- and four-byte characters read.
+const SPARE_LONG: usize = SPARE + 2;
+/// What the spare iterations read: a two-byte character, "é", then a plain three-byte
+/// one, "東", and a byte its decoding ignores.
+const SPARE_CHARS: [u8; 6] = *b"\xc3\xa9\xe6\x9d\xb1\0";
 
-/// The step `chunk` lowered as a whole, and how many of its bytes it took (16, or 15 when
-/// a character straddles the end: it starts the next step), when every non-ASCII character
-/// in it is two bytes long, is not whitespace or U+03A3 and lowers to two bytes (Latin-1,
-/// most of Latin Extended, Greek, Cyrillic, Armenian, Hebrew, Arabic). `None` for any
-/// other step, which [`Normalizer::step_any`] takes character by character.
+/// The step `chunk` lowered as a whole, and how many of its bytes it took (16, or fewer
+/// when a character straddles the end: it starts the next step), when every non-ASCII
+/// character in it either is two bytes long, not whitespace or U+03A3, and lowers to two
+/// bytes (Latin-1, most of Latin Extended, Greek, Cyrillic, Armenian, Hebrew, Arabic), or,
+/// with [`LONG_CHARS`] in `V`, is three or four bytes long and left as it is (CJK, kana,
+/// most punctuation and symbols, emoji: [`tables::is_plain_long`]). `None` for any other
+/// step, which [`Normalizer::step_any`] takes character by character.
 ///
 /// Fixed work instead of a loop counted by the text: on unseen text the exit of a loop
 /// over its characters is mispredicted about once per step, and the flush also discards
-/// the MD5 work interleaved with it. The step's characters are taken in STEP_CHARS
-/// iterations (those past the last character take a dummy at SPARE), each writing its
-/// lowercase over the step's classified bytes at its own position. `chunk` starts at a
-/// character boundary.
+/// the MD5 work interleaved with it. The step's two-byte characters are taken in
+/// STEP_CHARS iterations (those past the last character take a dummy at SPARE), each
+/// writing its lowercase over the step's classified bytes at its own position; a step with
+/// longer characters checks them in STEP_LONG_CHARS more, which only read (their bytes
+/// are already in place). `chunk` starts at a character boundary.
 #[inline(always)]
-fn lower_step(chunk: &[u8; STEP], c: &Classified) -> Option<(Bytes16, u32)> {
-    let (leads, long) = lead_bytes(chunk);
-    if long != 0 {
+fn lower_step<const V: u8>(chunk: &[u8; STEP], c: &Classified) -> Option<(Bytes16, u32)> {
+    let (leads, long, four) = lead_bytes(chunk);
+    if V & LONG_CHARS == 0 && long != 0 {
         return None;
     }
-    let advance = STEP as u32 - (leads >> (STEP - 1));
-    let mut todo = leads & ((1 << advance) - 1);
-    let mut input = [0u8; SPARE + 2];
+    // The lead of a character that does not end inside the step (two bytes at 15, three
+    // at 14 or 15, four at 13 to 15; at most one): the step stops before it.
+    let straddles = (leads & 1 << (STEP - 1)) | (long & 3 << (STEP - 2)) | (four & 7 << (STEP - 3));
+    let advance = straddles.trailing_zeros().min(STEP as u32);
+    let taken = (1u32 << advance) - 1;
+    let mut todo = leads & !long & taken;
+    let mut input = [0u8; SPARE + SPARE_CHARS.len()];
     input[..STEP].copy_from_slice(chunk);
-    input[SPARE..].copy_from_slice(&SPARE_CHAR);
+    input[SPARE..].copy_from_slice(&SPARE_CHARS);
     let mut out = [0u8; SPARE + 2];
     c.lowered
         .store(out.first_chunk_mut::<STEP>().expect("SPARE >= STEP"));
     let mut odd = 0;
+    // Lowers the next two-byte character (or the dummy); 1 if it cannot be.
     let mut lower_one = |todo: &mut u32| {
         let k = (*todo | 1 << SPARE).trailing_zeros() as usize;
         *todo &= todo.wrapping_sub(1);
         let two = u16::from_le_bytes(*input[k..].first_chunk().expect("SPARE + 2 bytes"));
         let lowered = tables::lower_2_byte(u32::from(two));
-        odd |= u32::from(lowered == 0);
         *out[k..].first_chunk_mut().expect("SPARE + 2 bytes") = lowered.to_le_bytes();
+        u32::from(lowered == 0)
     };
-    for _ in 0..STEP_CHARS {
-        lower_one(&mut todo);
+    if V & LONG_CHARS == 0 || long == 0 {
+        for _ in 0..STEP_CHARS {
+            odd |= lower_one(&mut todo);
+        }
+    } else {
+        // Three- and four-byte characters, which are left in place or send the step the
+        // other way; and the two-byte ones only if there are any (seldom, beside them).
+        let mut long = long & taken;
+        for _ in 0..STEP_LONG_CHARS {
+            let k = (long | 1 << SPARE_LONG).trailing_zeros() as usize;
+            long &= long.wrapping_sub(1);
+            let utf8 = u32::from_le_bytes(*input[k..].first_chunk().expect("SPARE_LONG + 4 bytes"));
+            odd |= u32::from(!tables::is_plain_long(utf8));
+        }
+        if todo == 0 {
+            return (odd == 0).then_some((c.lowered, advance));
+        }
+        for _ in 0..STEP_CHARS_BESIDE_LONG {
+            odd |= lower_one(&mut todo);
+        }
     }
     if odd != 0 {
         return None;
@@ -581,10 +621,11 @@ fn lower_step(chunk: &[u8; STEP], c: &Classified) -> Option<(Bytes16, u32)> {
     Some((lowered, advance))
 }
 
-/// Bit k set: byte k of `chunk` starts a non-ASCII character (it is 0xc0 or above); and
-/// bit k set: byte k starts a character of three or four bytes (0xe0 or above).
+/// Bit k set: byte k of `chunk` starts a non-ASCII character (it is 0xc0 or above); bit k
+/// set: byte k starts a character of three or four bytes (0xe0 or above); and bit k set:
+/// byte k starts one of four bytes (0xf0 or above).
 #[inline(always)]
-fn lead_bytes(chunk: &[u8; STEP]) -> (u32, u32) {
+fn lead_bytes(chunk: &[u8; STEP]) -> (u32, u32, u32) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE2 is enabled on every x86_64 target; the load reads the 16 bytes of
     // `chunk`.
@@ -596,16 +637,21 @@ fn lead_bytes(chunk: &[u8; STEP]) -> (u32, u32) {
         // Signed: 0xc0..=0xff are -64..=-1, the only bytes above -65 that are negative.
         let negative = _mm_movemask_epi8(v) as u32;
         let at_least = |b: i8| _mm_movemask_epi8(_mm_cmpgt_epi8(v, _mm_set1_epi8(b - 1))) as u32;
-        (at_least(-64) & negative, at_least(-32) & negative)
+        (
+            at_least(-64) & negative,
+            at_least(-32) & negative,
+            at_least(-16) & negative,
+        )
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let (mut leads, mut long) = (0, 0);
+        let (mut leads, mut long, mut four) = (0, 0, 0);
         for (k, &b) in chunk.iter().enumerate() {
             leads |= u32::from(b >= 0xc0) << k;
             long |= u32::from(b >= 0xe0) << k;
+            four |= u32::from(b >= 0xf0) << k;
         }
-        (leads, long)
+        (leads, long, four)
     }
 }
 
@@ -683,7 +729,8 @@ pub fn normalize(text: &str) -> String {
 }
 
 /// [`normalize_and_hash`] with only the ways of taking a step that `variant` turns on
-/// (0, [`WHOLE_STEPS`], [`ONE_DROP`], [`LINEAR_STAGE`] or [`ALL`]); the same digest every way, for A/B
+/// (0, [`WHOLE_STEPS`], [`ONE_DROP`], [`LINEAR_STAGE`], [`BEFORE_LONG_CHARS`] or [`ALL`]); the
+/// same digest every way, for A/B
 /// measurements in one process (`examples/phases.rs`). Panics on any other `variant`.
 #[doc(hidden)]
 pub fn normalize_and_hash_with(text: &str, variant: u8) -> [u8; 16] {
@@ -694,6 +741,7 @@ pub fn normalize_and_hash_with(text: &str, variant: u8) -> [u8; 16] {
         ONE_DROP => normalize_into_with::<_, ONE_DROP>(text, &mut hasher),
         LINEAR_STAGE => normalize_into_with::<_, LINEAR_STAGE>(text, &mut hasher),
         ALL => normalize_into_with::<_, ALL>(text, &mut hasher),
+        BEFORE_LONG_CHARS => normalize_into_with::<_, BEFORE_LONG_CHARS>(text, &mut hasher),
         _ => panic!("no variant {variant}"),
     }
     hasher.finalize()
@@ -1104,7 +1152,14 @@ mod tests {
         let want = reference(text);
         assert_eq!(normalize(text), want, "{text:?}");
         let digest = Md5::digest(want.as_bytes());
-        for variant in [0, WHOLE_STEPS, ONE_DROP, LINEAR_STAGE, ALL] {
+        for variant in [
+            0,
+            WHOLE_STEPS,
+            ONE_DROP,
+            LINEAR_STAGE,
+            BEFORE_LONG_CHARS,
+            ALL,
+        ] {
             assert_eq!(
                 normalize_and_hash_with(text, variant),
                 digest,
@@ -1215,6 +1270,174 @@ mod tests {
         for _ in 0..4000 {
             let len = next(300);
             let text: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            check(&text);
+        }
+    }
+
+    /// [`tables::is_plain_long`] of `c`'s UTF-8.
+    fn plain_long(c: char) -> bool {
+        let mut four = [0u8; 4];
+        c.encode_utf8(&mut four);
+        tables::is_plain_long(u32::from_le_bytes(four))
+    }
+
+    /// Whether normalisation leaves non-ASCII `c` as it is, by the lowercase table.
+    fn left_alone(c: char) -> bool {
+        let mut four = [0u8; 4];
+        let width = c.encode_utf8(&mut four).len();
+        let same = tables::lower_non_ascii_or(u32::from(c), (four, width)) == (four, width);
+        same && !tables::is_non_ascii_whitespace(u32::from(c))
+    }
+
+    #[test]
+    fn plain_long_table_agrees_with_lowercase_table() {
+        // Every three-byte character: plain exactly when the lowercase table leaves it as
+        // it is and it is not whitespace; every four-byte one: plain exactly when all 64
+        // that share its first three bytes are left alone.
+        let mut plain = 0;
+        for c in '\u{800}'..='\u{ffff}' {
+            assert_eq!(plain_long(c), left_alone(c), "{c:?}");
+            plain += usize::from(plain_long(c));
+        }
+        for block in (0x10000..=u32::from(char::MAX)).step_by(64) {
+            let chars: Vec<char> = (block..block + 64).filter_map(char::from_u32).collect();
+            let all = chars.iter().all(|&c| left_alone(c));
+            for &c in &chars {
+                assert_eq!(plain_long(c), all, "{c:?}");
+                plain += usize::from(all);
+            }
+        }
+        // Not trivially all or nothing: the exceptions by name, and most are plain.
+        for c in [
+            '\u{2000}', '\u{200a}', '\u{2028}', '\u{2029}', '\u{202f}', '\u{205f}',
+        ] {
+            assert!(!plain_long(c), "{c:?}");
+        }
+        for c in [
+            '\u{3000}',
+            '\u{1680}',
+            'Ａ',
+            'ẞ',
+            '\u{212a}',
+            '\u{2126}',
+            '𐐀',
+            '\u{1e900}',
+            'Ⰰ',
+            'Ḁ',
+        ] {
+            assert!(!plain_long(c), "{c:?}");
+        }
+        for c in [
+            '\u{2019}',
+            '\u{201c}',
+            '\u{200b}',
+            '\u{2030}',
+            '東',
+            'ａ',
+            '😀',
+            '\u{10ffff}',
+        ] {
+            assert!(plain_long(c), "{c:?}");
+        }
+        assert!(plain > 1_000_000, "{plain}");
+    }
+
+    /// Three- and four-byte characters on both sides of every boundary of the plain ones
+    /// (where `is_plain_long` changes), and the ends of both ranges.
+    fn plain_boundary_chars() -> Vec<char> {
+        let mut chars = vec!['\u{800}', '\u{ffff}', '\u{10000}', char::MAX];
+        let long = ('\u{800}'..=char::MAX).collect::<Vec<_>>();
+        for pair in long.windows(2) {
+            if plain_long(pair[0]) != plain_long(pair[1]) {
+                chars.extend(pair);
+            }
+        }
+        chars.dedup();
+        chars
+    }
+
+    #[test]
+    fn every_plain_boundary_at_every_step_position() {
+        // Each character next to a boundary, at each offset against the 16-byte steps (so
+        // that it straddles the step's end by one, two or three bytes), next to ASCII,
+        // two-byte characters that lower, a plain three-byte and a four-byte character,
+        // and whitespace.
+        let chars = plain_boundary_chars();
+        assert!(chars.len() > 700, "{}", chars.len());
+        for &c in &chars {
+            for offset in 0..=STEP + 3 {
+                let pad = "aB".repeat(offset).chars().take(offset).collect::<String>();
+                check(&format!("{pad}{c}"));
+                check(&format!("{pad}{c}Ж{c}東{c} 😀{c}  x"));
+                if offset % 3 == 0 {
+                    check(&format!("{pad}é{c}{c}{c}{c}{c}Σ{c}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_whitespace_at_every_position_of_long_steps() {
+        // Every non-ASCII whitespace character at every offset of a step that holds
+        // three- and four-byte characters (plain, so the step is otherwise taken whole),
+        // after whitespace or not, and runs of it across the 16- and 64-byte boundaries.
+        let spaces: Vec<char> = ('\u{80}'..=char::MAX)
+            .filter(|&c| tables::is_non_ascii_whitespace(u32::from(c)))
+            .collect();
+        assert_eq!(spaces.len(), 19);
+        for &ws in &spaces {
+            for offset in 0..=STEP + 3 {
+                let pad = "x".repeat(offset);
+                check(&format!("{pad}{ws}東京"));
+                check(&format!("東{pad}{ws}😀 {ws}数据{ws}"));
+                check(&format!("{pad} {ws}\u{2019}a{ws}{ws}é"));
+                check(&format!("😀{pad}{ws}"));
+            }
+            for n in [15, 16, 17, 63, 64, 65, 127, 128] {
+                let pad = "京".repeat(n / 3) + &"a".repeat(n % 3);
+                check(&format!("{pad}{ws}{ws} {ws}\u{201c}Q\u{201d}"));
+            }
+        }
+    }
+
+    #[test]
+    fn steps_mixing_two_three_and_four_byte_characters() {
+        // Pseudo-random texts over characters of every length, plain or not: lowering
+        // two-byte ones, the exceptions (U+03A3, İ), three-byte ones that change case
+        // (Ａ, Ḁ, Ⰰ), change length (ẞ, K, Ω) or are whitespace, four-byte ones that
+        // change case (𐐀, Adlam) or not (emoji), and punctuation such as U+2019.
+        let alphabet: Vec<char> = "ab Z.\téЖжΣİ東京ａＡḀḁⰀẞ\u{212a}\u{2126}\u{2019}\u{201c}\u{2026}\u{2028}\u{3000}\u{a0}😀🚀𐐀𐐨\u{1e900}\u{e0041}"
+            .chars()
+            .collect();
+        let mut state = 0x0123_4567_89ab_cdef_u64;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % n
+        };
+        for round in 0..6000 {
+            // Mostly long characters, so that most steps hold several; every length up
+            // to a few blocks.
+            let len = next(if round % 10 == 0 { 400 } else { 60 });
+            let text: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            check(&text);
+        }
+        // The most two-byte characters a step holds beside a longer one (seven when it
+        // straddles the step's end), at every offset, before and after it.
+        for offset in 0..=STEP + 3 {
+            let pad = "x".repeat(offset);
+            for long in ['東', '😀', 'Ａ', '\u{3000}'] {
+                check(&format!("{pad}{long}ЖЖЖЖЖЖЖЖ{long}"));
+                check(&format!("{pad}ЖЖЖЖЖЖ{long}ЖЖЖЖЖЖ"));
+                check(&format!("{pad}ЖЖЖ{long}ЖЖЖ ΣΣ{long}"));
+            }
+        }
+        // Plain long characters only, of every mix of widths, across many blocks.
+        for n in 0..=3 * BLOCK {
+            let text: String = (0..n)
+                .map(|i| ['東', '😀', 'ж', 'a', '\u{2019}'][(i * 7 + n) % 5])
+                .collect();
             check(&text);
         }
     }
