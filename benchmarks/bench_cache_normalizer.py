@@ -21,12 +21,17 @@ call took 1.10-1.14x as long per text over the 10 MB corpus, ``hashlib.md5`` 0.9
 made of is new to the predictor, so the large corpus is the figure that holds.
 
 The 10 KB single-call target is the one this corpus keeps out of reach (0.67x median,
-rounds 0.48-0.91, wall; 0.71x with ``--cpu-time``; load 2.2-2.8, December 2026): the call
-hides its normalisation in the slack of MD5's dependency chain, which is there while the
-core is otherwise idle, and each non-ASCII word costs it a mispredicted branch. Where the
-time goes, counted per 10 KB text, is in the module docs of
-rust/cache_normalizer/src/normalize.rs (``examples/phases.rs``: ``AB=1`` times each way of
-taking a step against MD5, ``ONCE=V`` counts instructions and branches under cachegrind).
+rounds 0.48-0.91, wall; 0.71x with ``--cpu-time``; load 2.2-2.8, December 2026). With
+steps of plain three- and four-byte characters taken whole and the step inlined into MD5's
+rounds, the build before and after loaded side by side in one process (the same slices in
+turn, CPU time, 21 rounds, load 3.7-4.3) went 0.754x -> 0.767x (after/before speed 1.020,
+rounds 0.999-1.037); separate runs of this script at that load gave 0.72-0.83x for either
+build. The call hides its normalisation in the slack of MD5's dependency chain, which is
+there while the core is otherwise idle, and each non-ASCII step costs it a mispredicted
+branch and a fixed number of table loads. Where the time goes, counted per 10 KB text,
+is in the module docs of rust/cache_normalizer/src/normalize.rs (``examples/phases.rs``:
+``AB=1`` times each way of taking a step against MD5, ``ONCE=V`` counts instructions and
+branches under cachegrind).
 
 The batch is measured twice: as it runs by default (rayon spreads a batch of at least
 ``PARALLEL_MIN_BYTES`` in texts of ``PARALLEL_MIN_AVG_BYTES`` on average, both in

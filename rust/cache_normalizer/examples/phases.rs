@@ -19,7 +19,8 @@
 //! text sizes.
 //!
 //! `AB=1` times instead the fused key with each way of taking a step turned off or on
-//! (`normalize_and_hash_with`) against MD5 of the input, pass by pass in turn; add
+//! (`normalize_and_hash_with`; `VARIANTS=7,15` picks which) against MD5 of the input, pass
+//! by pass in turn, in this thread's CPU time (`AB_WALL=1`: wall time); add
 //! `UNIQUE_BYTES=100000` to make the corpus of copies of that much text (the same memory,
 //! but text the branch predictor learns), e.g.
 //! `AB=1 SIZES=10000 CORPUS_BYTES=8000000 PASSES=25 cargo run --release --example phases`.
@@ -237,10 +238,11 @@ fn clock() -> f64 {
 }
 
 /// `AB=1`: the fused key with each way of taking a step turned on or off
-/// (`normalize_and_hash_with`: none, the step before them; [`WHOLE_STEPS`]; [`ONE_DROP`];
-/// both, what the entry points use) and MD5 of the input, pass by pass in turn (one pass:
-/// the whole corpus once), so that load from other processes falls on all alike. Prints
-/// the fastest and the median pass of each, and the median of the per-pass ratios to MD5.
+/// (`normalize_and_hash_with`: by default none, the step before them; [`WHOLE_STEPS`];
+/// [`ONE_DROP`]; [`LINEAR_STAGE`]; all but `LONG_CHARS`; all, what the entry points use)
+/// and MD5 of the input, pass by pass in turn (one pass: the whole corpus once), so that
+/// load from other processes falls on all alike. Prints the fastest and the median pass
+/// of each, and the median of the per-pass ratios to MD5.
 fn ab(sizes: &[usize], passes: usize, pct: usize, corpus: usize) {
     for &size in sizes {
         let mut rng = Lcg(size as u64);

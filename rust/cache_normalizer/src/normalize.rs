@@ -11,14 +11,18 @@
 //! none and dropping one, and only a step with two of them takes a byte-by-byte path.
 //! A step whose non-ASCII characters are all two bytes long and lower to two bytes
 //! (Latin-1, Latin Extended, Greek, Cyrillic, Armenian, Hebrew, Arabic: whitespace,
-//! U+03A3 and the few whose lowercase is longer excepted) is lowered as a whole, one
-//! table load per character in a fixed number of iterations ([`lower_step`]), and stored
-//! the same way. Any other step stores its ASCII bytes before the first non-ASCII one and
-//! decodes and looks up the non-ASCII characters that follow one by one, again without
-//! data-dependent branches except for U+03A3 (final sigma). Output collects in a small
-//! staging buffer, and each 64-byte block of it goes to the sink with the next four steps
-//! interleaved with MD5's four rounds: the rounds are one long dependency chain that
-//! leaves most of the core idle, and the normalisation of the next block fills it.
+//! U+03A3 and the few whose lowercase is longer excepted), or three or four bytes long and
+//! left as they are by lowercasing (CJK, kana, Hangul, punctuation such as U+2019 and
+//! U+201C, symbols, emoji: [`tables::is_plain_long`], keyed by a character's first two
+//! bytes; whitespace such as U+2000..U+200A, U+3000 and the letters that change case
+//! excepted), is lowered as a whole, one table load per character in a fixed number of
+//! iterations ([`lower_step`]), and stored the same way. Any other step stores its ASCII
+//! bytes before the first non-ASCII one and decodes and looks up the non-ASCII characters
+//! that follow one by one, again without data-dependent branches except for U+03A3 (final
+//! sigma). Output collects in a small staging buffer, and each 64-byte block of it goes to
+//! the sink with the next four steps interleaved with MD5's four rounds (inlined into
+//! them): the rounds are one long dependency chain that leaves most of the core idle, and
+//! the normalisation of the next block fills it.
 //!
 //! What limits the single call on 10 KB of unseen text (benchmarks/bench_cache_normalizer.py)
 //! is work beside MD5's dependency chain, which the interleaving hides only while the core
@@ -26,14 +30,17 @@
 //! `valgrind --tool=cachegrind --branch-sim=yes` (the VM of issue 13 exposes no hardware
 //! counters to `perf`), per 10 KB text of the benchmark's mix: MD5 alone executes 105.2K
 //! instructions; the fused call 181.4K before [`WHOLE_STEPS`] and [`ONE_DROP`] with 353
-//! mispredicted branches (cachegrind's simple predictor), 189.7K with 254 after them, and
-//! 169.9K with 48 on text without non-ASCII words. On such ASCII text it runs at 0.96x
-//! MD5's speed (`AB=1 NON_ASCII_PCT=0`, median pass, load about 1.5); with 5% non-ASCII
-//! words each non-ASCII step still mispredicts once into its path, steps of three- and
-//! four-byte characters (CJK, emoji) and of the exceptions go the character-by-character
-//! way, and under load the fused call's passes spread by a third while MD5's stay within
-//! 5%. `normalize_and_hash_with` turns each way of taking a step off, so that
-//! `AB=1 cargo run --release --example phases` measures what each brings.
+//! mispredicted branches (cachegrind's simple predictor), 188.0K with 245 after them;
+//! [`LONG_CHARS`] then 188.6K with 218 (on text whose non-ASCII words are all CJK or emoji:
+//! 184.6K with 240 before it, 183.6K with 159 after), and the step inlined into the rounds
+//! instead of called 180.8K with 234. Text without non-ASCII words: 160.2K with 50, at
+//! 0.90-0.94x MD5's speed (`AB=1 NON_ASCII_PCT=0`, CPU time, load 5). What is left with 5%
+//! non-ASCII words: each non-ASCII step mispredicts once into its path, and lowering a step
+//! of two-byte characters takes a fixed 8 table loads; taking only 2 when a step holds at
+//! most two of them saved 3.5K instructions but added 29 mispredicts, and its fastest pass
+//! was 3-6% slower (not kept). Under load the fused call's passes spread by a third while
+//! MD5's stay within 5%. `normalize_and_hash_with` turns each way of taking a step off, so
+//! that `AB=1 cargo run --release --example phases` measures what each brings.
 
 use rayon::prelude::*;
 
