@@ -271,18 +271,19 @@ class _CaseRunner:
             return await self._route_only(case)
         if self.s.mode == "cache_pair":
             return await self._pair(case)
+        thread = str(uuid.uuid4())
         for q in case.before:
-            await self.kos.arun(q, **self.kwargs)
+            await self.kos.arun(q, **self.kwargs, **({"thread_id": thread} if case.same_thread else {}))
         t = time.perf_counter()
         if self.stream:
-            thread = str(uuid.uuid4())
             trace = [_trace_step(n, u) async for n, u in self.kos.astream(case.query, thread_id=thread, **self.kwargs)]
             latency = time.perf_counter() - t
             result = await self.kos.aget_thread(thread)
             if result is None:
                 raise KnowledgeOSError(f"thread {thread} has no finished run")
         else:
-            result, trace = await self.kos.arun(case.query, **self.kwargs), []
+            result = await self.kos.arun(case.query, **self.kwargs, **({"thread_id": thread} if case.same_thread else {}))
+            trace = []
             latency = time.perf_counter() - t
         out = {**_result_fields(result), "latency_s": round(latency, 3), "trace": trace}
         if self.checker is not None:

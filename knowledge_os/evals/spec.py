@@ -40,7 +40,9 @@ class _Frozen(BaseModel):
 
 class CaseSpec(_Frozen):
     """One case (EVAL_CONTRACT.md "Case"). ``before``: queries run first with the same
-    settings (e.g. to fill the answer cache for a trajectory check). Cache suites use
+    settings (e.g. to fill the answer cache for a trajectory check); with ``same_thread``
+    they and ``query`` run in one thread, so ``query`` is read as their follow-up
+    (``knowledge_os.retrieval.query.follow_up``). Cache suites use
     ``first``/``second``/``kind``/``trap_type`` instead of ``query``."""
 
     id: str = Field(min_length=1)
@@ -49,6 +51,7 @@ class CaseSpec(_Frozen):
     tags: tuple[str, ...] = ()
     expected: dict[str, Any] = Field(default_factory=dict)
     before: tuple[str, ...] = ()
+    same_thread: bool = False
     first: str | None = None
     second: str | None = None
     kind: Literal["trap", "paraphrase"] | None = None

@@ -287,3 +287,18 @@ def test_compare_directions_tolerance_and_undefined_values():
     rows = compare(rep(0.92, 0.05, 0.6), rep(0.96, 0.10, None))["s"]
     assert rows["routing.accuracy"]["regressed"] is False and rows["routing.ece"]["regressed"] is False
     assert "answers.quality_auroc" not in rows  # nothing to compare with
+
+
+def test_a_same_thread_case_runs_its_query_as_the_follow_up_of_before(tmp_path, corpus_dir):
+    cases = """
+  - {id: f1, query: "And in 2025?", before: ["What changed in openssl in 2026?"], same_thread: true,
+     expected: {domain: digest, doc_ids: ["deb:openssl:3.0.17-1~deb12u3"]}}
+  - {id: f2, query: "And in 2025?", before: ["What changed in openssl in 2026?"],
+     expected: {domain: digest, doc_ids: ["deb:openssl:3.0.17-1~deb12u3"]}}"""
+    suite = _suite(tmp_path, corpus_dir, "threads", "run", cases, "[retrieval.recall@10, answers.citation_precision]")
+    run = run_suites([suite], run_dir=tmp_path / "r", make_kos=Counter())
+    records = {r["id"]: r for r in read_results(tmp_path / "r").values()}
+    assert records["f1"]["cited"] == ["deb:openssl:3.0.17-1~deb12u3"]  # openssl's 2025, from the thread
+    assert records["f1"]["route_method"] == "thread"
+    assert records["f2"]["route_method"] != "thread"  # apart, "And in 2025?" follows nothing
+    assert run.report["suites"]["threads"]["cases"] == 2

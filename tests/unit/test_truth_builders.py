@@ -93,6 +93,21 @@ def test_package_latest_expects_the_three_newest_entries_and_names_no_period(doc
     assert early == []  # by then alpha had 2 uploads: none of them is "the newest" by choice
 
 
+def test_package_follow_up_asks_another_year_of_the_package_in_the_same_thread(doc: Path) -> None:
+    cases = build_cases("package_follow_up", doc_dir=doc, as_of=AS_OF, n=20, seed=2)
+    # only openssl has two years (2025, 2026) of entries; every other package has one
+    (case,) = cases
+    assert case["same_thread"] is True and case["expected"]["packages"] == ["openssl"]
+    (first,) = case["before"]
+    assert "openssl" in first and "openssl" not in case["query"]  # the follow-up names no package
+    year = case["expected"]["period"]["from"][:4]
+    (other,) = {"2025", "2026"} - {year}
+    assert year in case["query"] and other in first and year not in first
+    want = {"2025": ["deb:openssl:3.0.17-1~deb12u3"],
+            "2026": ["deb:openssl:3.0.19-1~deb12u2", "deb:openssl:3.0.19-1~deb12u1"]}[year]
+    assert case["expected"]["doc_ids"] == want
+
+
 def test_rank_counts_and_breaks_ties_by_name(doc: Path) -> None:
     corpus = load_corpus(doc)
     in_2024 = corpus.in_period(date(2024, 1, 1), date(2024, 12, 31))

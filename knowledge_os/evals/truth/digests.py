@@ -8,7 +8,8 @@ quarter, or — resolved against ``as_of`` — this year, last year, the last 6 
 months. Only periods holding 1 to :data:`MAX_EXPECTED` of the package's entries are
 asked (a digest retrieves at most 30 documents). Without a period the question means
 lately: the expected documents are the package's :data:`LATEST_EXPECTED` newest entries
-(:func:`package_latest`).
+(:func:`package_latest`). A follow-up in a thread ("And in 2024?") expects the entries
+of the package its thread asked about (:func:`package_follow_up`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from knowledge_os.evals.truth import periods as P
 from knowledge_os.evals.truth._common import is_yaml_example, lang_for, make_case
 from knowledge_os.evals.truth.corpus import TruthCorpus
 
-__all__ = ["LATEST_EXPECTED", "MAX_EXPECTED", "package_latest", "package_period"]
+__all__ = ["LATEST_EXPECTED", "MAX_EXPECTED", "package_follow_up", "package_latest", "package_period"]
 
 MAX_EXPECTED = 12
 #: Newest entries a period-less package question expects to see cited.
@@ -144,4 +145,46 @@ def package_latest(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int =
             f"latest-{len(cases) + 1:04d}", query, lang, ["digest", "latest"],
             {"domain": "digest", "doc_ids": [e.doc_id for e in newest], "packages": [pkg]},
         ))
+    return cases
+
+
+_FIRST = {"en": "What changed in {pkg} {period}?", "ru": "Что изменилось в {pkg} {period}?"}
+_FOLLOW = {"en": ["And {period}?", "What about {period}?"], "ru": ["А {period}?", "А что {period}?"]}
+
+
+def package_follow_up(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int = 7) -> list[dict[str, Any]]:
+    """Up to ``n`` follow-up cases, one per package: "What changed in curl in 2025?", then
+    in the same thread "And in 2024?" (RU "А в 2024 году?"), which names no package.
+
+    Args:
+        corpus: The parsed changelogs.
+        as_of: "Today": the current year is cut at it.
+        n: Number of cases wanted; fewer when fewer packages have two such years.
+        seed: Random seed; same corpus and seed give the same cases.
+
+    Returns:
+        Cases with ``before`` = [the first question], ``same_thread`` true, ``query`` the
+        follow-up and ``expected`` = {domain: "digest", doc_ids: the package's entries in
+        the follow-up's year, packages: [package], period}; both years hold 1 to
+        :data:`MAX_EXPECTED` of the package's entries.
+    """
+    rng = random.Random(seed)
+    cases: list[dict[str, Any]] = []
+    for pkg in rng.sample(sorted(corpus.by_package), len(corpus.by_package)):
+        if len(cases) >= n:
+            break
+        years = sorted({e.day.year for e in corpus.by_package[pkg] if e.day is not None and e.day <= as_of})
+        fit = [P.year(y, as_of=as_of) for y in years]
+        fit = [p for p in fit if 1 <= len(corpus.in_period(p.start, p.end, package=pkg)) <= MAX_EXPECTED]
+        if len(fit) < 2:
+            continue
+        first, then = rng.sample(fit, 2)
+        lang = lang_for(len(cases))
+        found = corpus.in_period(then.start, then.end, package=pkg)
+        case = make_case(
+            f"follow-{len(cases) + 1:04d}", rng.choice(_FOLLOW[lang]).format(period=then.phrase(lang)), lang,
+            ["digest", "follow_up"],
+            {"domain": "digest", "doc_ids": [e.doc_id for e in found], "packages": [pkg], "period": then.as_dict()},
+        )
+        cases.append({**case, "before": [_FIRST[lang].format(pkg=pkg, period=first.phrase(lang))], "same_thread": True})
     return cases
