@@ -118,6 +118,6 @@ def test_cut_keeps_the_fused_order_and_adds_the_kept_ids_last() -> None:
 def test_the_digest_step_asks_for_the_newest_entries_only_of_a_general_question(kos_factory) -> None:
     kos = kos_factory()
     general = _ctx(kos, "What changed in openssl?", [])
-    assert _request(general).latest_per_package == kos.services.domains.get("digest").retrieval.latest_per_package == 3
+    assert _request(general).latest_per_package == kos.services.domains.get("digest").retrieval.latest_per_package == 10
     particular = _ctx(kos, "Which openssl upload fixed the DANE use-after-free?", [])
     assert _request(particular).latest_per_package == 0
