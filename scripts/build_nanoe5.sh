@@ -8,10 +8,11 @@
 # group's 8 rows 4 bytes at a time, so one broadcast of 4 activation bytes feeds all 8
 # rows and each lane of one vector sums one row's exact integer dot (no horizontal
 # reduction); activations are quantised 8 lanes at a time (bit-identical to the scalar
-# loop). Since r4 the weights are laid out so once, when the model is loaded (~22 MB more
-# resident), instead of on every matmul call, and with AVX-512 (F, BW, VNNI) a group holds
-# 16 rows read by 512-bit vpdpbusd; r5 runs two tokens per pass over a group and
-# broadcasts activations from memory. The vectors are bit-identical to r3's built with the
+# loop). Since r4 the weights are laid out so once, when the model is loaded, instead of
+# on every matmul call, and with AVX-512 (F, BW, VNNI) a group holds 16 rows read by
+# 512-bit vpdpbusd; r5 runs two tokens per pass over a group and broadcasts activations
+# from memory; r6 keeps the 16-row layout as nibbles (+13 MB resident, +23 MB with AVX2
+# only) and expands a group into L1 per call. The vectors are bit-identical to r3's built with the
 # same flags; for the figures (r3 -> r5, documents and 6-/16-token queries) see README,
 # "Measuring". Same model, same quantisation; embeddings agree with the
 # stock engine to cosine >= 0.9999 (checked below before anything is installed). Measured
