@@ -397,17 +397,20 @@ impl<'a, const V: u8> Normalizer<'a, V> {
             self.read = start + advance as usize;
             return;
         }
-        self.step_any(&c, start);
+        self.step_any(start);
     }
 
     /// [`Normalizer::step`] for any text: the ASCII bytes before the first non-ASCII one,
     /// then the non-ASCII characters that follow one by one, up to the end of the step.
     #[inline(never)]
-    fn step_any(&mut self, c: &Classified, start: usize) {
+    fn step_any(&mut self, start: usize) {
+        // Classified again here rather than passed in: the step's hot path then keeps its
+        // classification in registers instead of storing it for this call.
+        let c = classify(&self.chunk_at(start));
         let bytes = self.text.as_bytes();
         let end = start + STEP;
         let ascii = c.non_ascii.trailing_zeros();
-        self.push_ascii(c, ascii);
+        self.push_ascii(&c, ascii);
         let mut i = start + ascii as usize;
         // In locals: the stores into `stage` would otherwise reload them.
         let (mut len, mut after_space) = (self.len, self.after_space);
