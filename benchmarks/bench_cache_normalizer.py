@@ -55,15 +55,23 @@ after. ``--cpu-time`` times with the process's CPU time instead (``time.process_
 time spent preempted by other processes drops out, which makes figures on a busy machine
 comparable with a quiet one's, but the batch on several threads then shows the CPU time
 of all its threads together (its work, not its latency; its 1-thread rows are both).
-Run from the repository root:
+``--compare-build SO`` loads another build of the extension beside the installed one (a
+copy of the installed ``cache_normalizer*.so`` taken before rebuilding, say) and times it
+in the same rounds, slice by slice, so that a change is measured against the build before
+it under the same load; it prints the installed/other speed of each round's pair. Run from
+the repository root:
 
     .venv/bin/python benchmarks/bench_cache_normalizer.py
+    cp .venv/lib/python3.11/site-packages/cache_normalizer/cache_normalizer*.so /tmp/before.so
+    bash scripts/build_rust.sh   # the change
+    .venv/bin/python benchmarks/bench_cache_normalizer.py --cpu-time --compare-build /tmp/before.so
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import random
 import statistics
@@ -72,6 +80,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
@@ -163,6 +172,23 @@ def load_average() -> str:
         return "n/a"
 
 
+def load_build(path: Path) -> ModuleType:
+    """Another build of the extension, from its shared library ``path``, beside the installed.
+
+    CPython finds an extension's init function by the last part of the module name, so the
+    library loads as ``cache_normalizer`` inside a package of its own, ``_other_build``.
+
+    Raises:
+        ImportError: ``path`` is not a loadable build of cache_normalizer.
+    """
+    spec = importlib.util.spec_from_file_location("_other_build.cache_normalizer", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"--compare-build: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9, help="rounds of timed passes")
@@ -186,7 +212,18 @@ def main(argv: list[str] | None = None) -> int:
         help="only the batch, on N threads (RAYON_NUM_THREADS); the default run measures "
         "every implementation, then the batch on 1 thread in a child process",
     )
+    parser.add_argument(
+        "--compare-build",
+        type=Path,
+        default=None,
+        metavar="SO",
+        help="another build of the extension (its cache_normalizer*.so file, e.g. a copy of "
+        "the installed one taken before rebuilding), timed in the same rounds as the "
+        "installed one: rows marked 'other', and the installed/other speed per round",
+    )
     args = parser.parse_args(argv)
+    if args.compare_build is not None and not args.compare_build.is_file():
+        parser.error(f"--compare-build: no file {args.compare_build}")
     if args.batch_threads is not None:
         if args.batch_threads < 1:
             parser.error(f"--batch-threads must be >= 1, got {args.batch_threads}")
@@ -199,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print("cache_normalizer is not built: run scripts/build_rust.sh", file=sys.stderr)
         return 2
 
+    other = None if args.compare_build is None else load_build(args.compare_build)
     ref_hash = normalizer._py_normalize_and_hash
     md5 = hashlib.md5
     threads = os.environ.get("RAYON_NUM_THREADS") or f"{os.cpu_count()} (one per core)"
@@ -238,8 +276,14 @@ def main(argv: list[str] | None = None) -> int:
             reference: (lambda ts: [ref_hash(t) for t in ts], texts),
             raw_md5: (lambda bs: [md5(b).hexdigest() for b in bs], encoded),
         }
+        if other is not None:
+            assert [other.normalize_and_hash(t) for t in texts] == expected
+            other_single, other_batch = other.normalize_and_hash, other.normalize_and_hash_batch
+            runs[f"{single_name} other"] = (lambda ts: [other_single(t) for t in ts], texts)
+            runs[f"{batch_name} other"] = (other_batch, texts)
         if args.batch_threads is not None:
             del runs[single_name]
+            runs.pop(f"{single_name} other", None)
         clock = time.process_time if args.cpu_time else time.perf_counter
         slice_len = max(1, len(texts) * SLICE_BYTES // total_bytes)
         seconds = time_rounds(runs, args.repeats, args.min_seconds, clock, slice_len)
@@ -282,6 +326,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{'PASS' if ratio >= goal else 'MISS'}  {label}: {ratio:.2f}x "
             f"({how}; per-round range {min(ratios):.2f}-{max(ratios):.2f})"
         )
+    if other is not None:
+        names = [batch_name] if args.batch_threads is not None else [single_name, batch_name]
+        for size in (100, 1_000, 10_000):
+            for name in names:
+                ratios = speedup(size, name, f"{name} other")
+                print(
+                    f"{name} at {size} B, installed / other build ({args.compare_build.name}): "
+                    f"{statistics.median(ratios):.3f}x the speed (median of {len(ratios)} "
+                    f"rounds; per-round range {min(ratios):.3f}-{max(ratios):.3f})"
+                )
     if args.batch_threads is None:
         print("\nthe batch on one thread (child process, RAYON_NUM_THREADS=1):\n", flush=True)
         child = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:])]

@@ -389,3 +389,31 @@ def test_stub_signatures_match_the_extension() -> None:
             positional_only = [a.arg for a in fn.args.posonlyargs]
             assert [p for p, k in zip(real.parameters, kinds, strict=True)
                     if k is inspect.Parameter.POSITIONAL_ONLY] == positional_only, fn.name
+
+
+def _bench_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench_cache_normalizer", ROOT / "benchmarks" / "bench_cache_normalizer.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_rust
+def test_bench_compare_build_loads_a_second_copy_of_the_extension() -> None:
+    """``--compare-build`` loads the given library beside the installed module, not it."""
+    bench = _bench_module()
+    other = bench.load_build(Path(rust.cache_normalizer.__file__))
+    assert other is not rust and other.__name__ == "_other_build.cache_normalizer"
+    assert other.normalize_and_hash is not rust.normalize_and_hash
+    text = "Ünïcode  ΣΑΣ 東京\u2019 😀"
+    assert other.normalize_and_hash(text) == reference_hash(text)
+
+
+def test_bench_compare_build_refuses_what_is_not_a_build(tmp_path: Path) -> None:
+    bench = _bench_module()
+    fake = tmp_path / "cache_normalizer.so"
+    fake.write_bytes(b"not a shared library")
+    with pytest.raises(ImportError):
+        bench.load_build(fake)
