@@ -33,13 +33,17 @@
 //! mispredicted branches (cachegrind's simple predictor), 188.0K with 245 after them;
 //! [`LONG_CHARS`] then 188.6K with 218 (on text whose non-ASCII words are all CJK or emoji:
 //! 184.6K with 240 before it, 183.6K with 159 after), and the step inlined into the rounds
-//! instead of called 180.8K with 234. Text without non-ASCII words: 160.2K with 50, at
-//! 0.90-0.94x MD5's speed (`AB=1 NON_ASCII_PCT=0`, CPU time, load 5). What is left with 5%
-//! non-ASCII words: each non-ASCII step mispredicts once into its path, and lowering a step
-//! of two-byte characters takes a fixed 8 table loads; taking only 2 when a step holds at
-//! most two of them saved 3.5K instructions but added 29 mispredicts, and its fastest pass
-//! was 3-6% slower (not kept). Under load the fused call's passes spread by a third while
-//! MD5's stay within 5%. `normalize_and_hash_with` turns each way of taking a step off, so
+//! instead of called 180.8K with 234, and with [`Normalizer::step_any`] classifying its
+//! step again rather than taking the classification (which every step then stored for it)
+//! 179.2K. Text without non-ASCII words: 158.4K with 50, at 0.90-0.94x MD5's speed
+//! (`AB=1 NON_ASCII_PCT=0`, CPU time, load 5). What is left with 5% non-ASCII words: each
+//! non-ASCII step mispredicts once into its path, and lowering a step of two-byte
+//! characters takes a fixed 8 table loads. Not kept: taking only 2 when a step holds at
+//! most two of them (3.5K instructions fewer, 29 mispredicts more, fastest pass 3-6%
+//! slower); five steps per block instead of four (so that fewer run outside the rounds: as
+//! many instructions, 22 mispredicts more, fastest pass 2% slower); lowering into a
+//! 128-bit register instead of a buffer (median pass 7-8% slower). Under load the fused
+//! call's passes spread by a third while MD5's stay within 5%. `normalize_and_hash_with` turns each way of taking a step off, so
 //! that `AB=1 cargo run --release --example phases` measures what each brings.
 
 use rayon::prelude::*;
