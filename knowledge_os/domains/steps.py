@@ -198,7 +198,10 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
     lists its first 5 documents (the trend step puts the compared windows' examples
     first). Otherwise the first ``LISTING_MAX`` documents that bear on the question
     (:func:`knowledge_os.domains.relevance.bearing`, a measured cut-off): retrieved
-    context that shares nothing with the question is not cited. With a persona, the
+    context that shares nothing with the question is not cited; a question that names
+    nothing but packages (:func:`~knowledge_os.domains.relevance.names_only`: "What
+    changed in bc in 1997?") asks for all of theirs, so every retrieved entry of those
+    packages bears (a name too short to be a term left it to the top score's ties). With a persona, the
     entries of its interests come first (the same entries, reordered:
     :func:`knowledge_os.personas.registry.order_by_interests`); the statistics style
     keeps its order (its first entries are the compared windows' examples).
@@ -208,6 +211,11 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
         return _for_persona(ctx, exact[:LISTING_MAX])
     if ctx.spec.answer_style != "grouped":
         return ctx.documents[:5]
+    packages = ctx.analysis.packages
+    if packages and names_only(ctx.analysis.text, packages):
+        theirs = [d for d in ctx.documents if d["channel"] in packages]
+        if theirs:
+            return _for_persona(ctx, theirs[:LISTING_MAX])
     return _for_persona(ctx, bearing(ctx.documents, ctx.analysis.text)[:LISTING_MAX])
 
 

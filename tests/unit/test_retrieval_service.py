@@ -3,9 +3,10 @@ retrieval's graph list and by the Smart Path's ``expand`` step."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
-from knowledge_os.domains.steps import StepContext, _request, doc_to_state
+from knowledge_os.domains.steps import StepContext, _request, doc_to_state, select_listing
 from knowledge_os.domains.steps import expand as expand_step
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import analyze_query
@@ -121,3 +122,17 @@ def test_the_digest_step_asks_for_the_newest_entries_only_of_a_general_question(
     assert _request(general).latest_per_package == kos.services.domains.get("digest").retrieval.latest_per_package == 10
     particular = _ctx(kos, "Which openssl upload fixed the DANE use-after-free?", [])
     assert _request(particular).latest_per_package == 0
+
+
+def test_a_question_naming_only_a_short_package_name_lists_all_its_entries(kos_factory) -> None:
+    # "bc" is too short to be a term: bearing alone kept only the top score's ties
+    kos = kos_factory()
+    ctx = _ctx(kos, "What changed in openssl in 2026?", [])
+    ctx.analysis = dataclasses.replace(ctx.analysis, text="Что изменилось в bc в 1997 году?", packages=("bc",))
+    ctx.documents = [{"id": f"deb:bc:1.0{i}", "channel": "bc", "score": 0.03 - i / 1000, "sources": ["vector"],
+                      "title": f"bc 1.0{i}", "text": "Rebuild", "date": "1997-01-01", "metadata": {}} for i in range(4)]
+    ctx.documents.append({"id": "deb:dc:1.0", "channel": "dc", "score": 0.02, "sources": ["graph"],
+                          "title": "dc 1.0", "text": "Rebuild", "date": "1997-01-01", "metadata": {}})
+    assert [d["id"] for d in select_listing(ctx)] == [f"deb:bc:1.0{i}" for i in range(4)]
+    ctx.analysis = dataclasses.replace(ctx.analysis, text="Which bc upload fixed the rebuild?")
+    assert [d["id"] for d in select_listing(ctx)] == [f"deb:bc:1.0{i}" for i in range(4)] + ["deb:dc:1.0"]  # by terms
