@@ -27,9 +27,9 @@ rounds, the build before and after loaded side by side in one process (the same 
 turn, CPU time, 21 rounds, load 3.7-4.3) went 0.754x -> 0.767x (after/before speed 1.020,
 rounds 0.999-1.037); ``--cpu-time --repeats 15 --compare-build`` with the build before
 (load 4.4-6.0): 0.81x -> 0.82x (1.009, rounds 0.988-1.047); separate runs of this script
-at that load gave 0.72-0.83x for either build. The call hides its normalisation in the slack of MD5's dependency chain, which is
-there while the core is otherwise idle, and each non-ASCII step costs it a mispredicted
-branch and a fixed number of table loads. Where the time goes, counted per 10 KB text,
+at that load gave 0.72-0.83x for either build. The call hides its normalisation in the
+slack of MD5's dependency chain, which is there while the core is otherwise idle, and each
+non-ASCII step costs it a mispredicted branch and a fixed number of table loads. Where the time goes, counted per 10 KB text,
 is in the module docs of rust/cache_normalizer/src/normalize.rs (``examples/phases.rs``:
 ``AB=1`` times each way of taking a step against MD5, ``ONCE=V`` counts instructions and
 branches under cachegrind).

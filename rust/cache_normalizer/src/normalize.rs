@@ -43,8 +43,9 @@
 //! slower); five steps per block instead of four (so that fewer run outside the rounds: as
 //! many instructions, 22 mispredicts more, fastest pass 2% slower); lowering into a
 //! 128-bit register instead of a buffer (median pass 7-8% slower). Under load the fused
-//! call's passes spread by a third while MD5's stay within 5%. `normalize_and_hash_with` turns each way of taking a step off, so
-//! that `AB=1 cargo run --release --example phases` measures what each brings.
+//! call's passes spread by a third while MD5's stay within 5%. `normalize_and_hash_with`
+//! turns each way of taking a step off, so that `AB=1 cargo run --release --example phases`
+//! measures what each brings.
 
 use rayon::prelude::*;
 
