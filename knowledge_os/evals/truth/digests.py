@@ -15,6 +15,7 @@ of the package its thread asked about (:func:`package_follow_up`).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -40,6 +41,16 @@ _TEMPLATES = {
            "Что нового в {pkg} {period}?",
            "Какие загрузки {pkg} были {period} и что в них изменилось?"],
 }
+
+
+def _packages_until(corpus: TruthCorpus, rng: random.Random, cases: list[dict[str, Any]],
+                    n: int) -> Iterator[str]:
+    """The corpus's packages in a random order (drawn with ``rng``), until ``cases`` holds ``n``."""
+    packages = sorted(corpus.by_package)
+    for pkg in rng.sample(packages, len(packages)):
+        if len(cases) >= n:
+            return
+        yield pkg
 
 
 def _periods_for(corpus: TruthCorpus, pkg: str, as_of: date, rng: random.Random) -> list[P.Period]:
@@ -78,11 +89,8 @@ def package_period(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int =
         period: {from, to}}.
     """
     rng = random.Random(seed)
-    packages = sorted(corpus.by_package)
     cases: list[dict[str, Any]] = []
-    for pkg in rng.sample(packages, len(packages)):
-        if len(cases) >= n:
-            break
+    for pkg in _packages_until(corpus, rng, cases, n):
         options = _periods_for(corpus, pkg, as_of, rng)
         rng.shuffle(options)
         for period in options:
@@ -128,11 +136,8 @@ def package_latest(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int =
         :data:`LATEST_EXPECTED` entries, newest first, packages: [package]}.
     """
     rng = random.Random(seed)
-    packages = sorted(corpus.by_package)
     cases: list[dict[str, Any]] = []
-    for pkg in rng.sample(packages, len(packages)):
-        if len(cases) >= n:
-            break
+    for pkg in _packages_until(corpus, rng, cases, n):
         dated = [e for e in corpus.by_package[pkg] if e.day is not None and e.day <= as_of]
         if len(dated) <= LATEST_EXPECTED:
             continue
@@ -170,9 +175,7 @@ def package_follow_up(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: in
     """
     rng = random.Random(seed)
     cases: list[dict[str, Any]] = []
-    for pkg in rng.sample(sorted(corpus.by_package), len(corpus.by_package)):
-        if len(cases) >= n:
-            break
+    for pkg in _packages_until(corpus, rng, cases, n):
         years = sorted({e.day.year for e in corpus.by_package[pkg] if e.day is not None and e.day <= as_of})
         fit = [P.year(y, as_of=as_of) for y in years]
         fit = [p for p in fit if 1 <= len(corpus.in_period(p.start, p.end, package=pkg)) <= MAX_EXPECTED]
