@@ -29,13 +29,17 @@ class ChatOpenAICompatible(ChatOpenAI):
 
     json_mode: Literal["json_schema", "json_object"] = "json_schema"
 
-    def _translate(self, exc: Exception) -> Exception:
+    def _translate(self, exc: Exception, timeout: float | None = None) -> Exception:
+        """Our error for the client's ``exc`` (``exc`` itself when it is none of ours);
+        ``timeout``: the call's own timeout (``invoke(..., timeout=)``), else the client's."""
         import openai
 
         from knowledge_os.errors import BackendTimeoutError, BackendUnavailableError
 
         if isinstance(exc, openai.APITimeoutError):
-            return BackendTimeoutError(f"openai: {self.openai_api_base} gave no answer within {self.request_timeout} s")
+            waited = self.request_timeout if timeout is None else timeout
+            shown = f"{waited:.3f}" if isinstance(waited, int | float) else str(waited)  # as call_llm says it
+            return BackendTimeoutError(f"openai: {self.openai_api_base} gave no answer within {shown} s")
         if isinstance(exc, openai.APIConnectionError):
             return BackendUnavailableError(f"openai: cannot reach {self.openai_api_base}: {exc}")
         return exc
@@ -44,7 +48,7 @@ class ChatOpenAICompatible(ChatOpenAI):
         try:
             return super()._generate(*args, **kwargs)
         except Exception as exc:
-            translated = self._translate(exc)
+            translated = self._translate(exc, kwargs.get("timeout"))
             if translated is exc:
                 raise
             raise translated from exc
@@ -53,7 +57,7 @@ class ChatOpenAICompatible(ChatOpenAI):
         try:
             return await super()._agenerate(*args, **kwargs)
         except Exception as exc:
-            translated = self._translate(exc)
+            translated = self._translate(exc, kwargs.get("timeout"))
             if translated is exc:
                 raise
             raise translated from exc
@@ -62,7 +66,7 @@ class ChatOpenAICompatible(ChatOpenAI):
         try:
             yield from super()._stream(*args, **kwargs)
         except Exception as exc:  # also a server that dies mid-reply
-            translated = self._translate(exc)
+            translated = self._translate(exc, kwargs.get("timeout"))
             if translated is exc:
                 raise
             raise translated from exc
@@ -72,7 +76,7 @@ class ChatOpenAICompatible(ChatOpenAI):
             async for chunk in super()._astream(*args, **kwargs):
                 yield chunk
         except Exception as exc:
-            translated = self._translate(exc)
+            translated = self._translate(exc, kwargs.get("timeout"))
             if translated is exc:
                 raise
             raise translated from exc
