@@ -66,23 +66,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
 from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
+from langgraph.types import Command  # noqa: E402
 
-from knowledge_os.graph import edges  # noqa: E402
+from knowledge_os.graph.builder import NODES as OUR_NODES  # noqa: E402
 from knowledge_os.graph.builder import builder  # noqa: E402
+from knowledge_os.graph.builder import wire as wire_ours  # noqa: E402
 from knowledge_os.graph.checkpointer import SqliteSaverInThreads, open_sqlite_saver  # noqa: E402
 from knowledge_os.graph.state import Context, InputState, OutputState, State  # noqa: E402
-from knowledge_os.nodes import (  # noqa: E402
-    cache_lookup,
-    cache_store,
-    check,
-    correct,
-    execute,
-    finalize,
-    plan,
-    rank,
-    route,
-    verify,
-)
 from knowledge_os.nodes._common import timed  # noqa: E402
 from knowledge_os.retrieval.base import Document  # noqa: E402
 from knowledge_os.retrieval.service import RetrievalResult, RetrievedDocument  # noqa: E402
@@ -141,28 +131,44 @@ class Bare(TypedDict, total=False):
 NODES = ("cache_lookup", "route", "plan", "execute", "check", "verify", "rank", "correct", "cache_store", "finalize")
 
 
+CHOICES = {"cache_lookup": ("route", ("route", "finalize")), "check": ("verify", ("plan", "verify")),
+           "rank": ("cache_store", ("cache_store", "correct", "plan", "finalize"))}
+"""The nodes followed by a choice: (the next node our run takes, the choices)."""
+
+CONDITIONAL_EDGES = False
+"""``--conditional-edges``: the bare graphs choose with LangGraph conditional edges, not as
+ours does (a ``Command`` from the node, ``knowledge_os.graph.edges.routed``)."""
+
+
 def wire(g: StateGraph, node: Any) -> StateGraph:
     """Our graph's nodes and edges (knowledge_os/graph/builder.py) on ``g``, each node
-    ``node(name)``; the edge functions async like ours (a plain one would cost a
-    worker-thread hop each), taking the path our run takes."""
+    ``node(name)``, taking the path our run takes. A choice is made as ours makes it: the
+    node returns ``Command(update, goto)``, its destinations declared; with
+    :data:`CONDITIONAL_EDGES`, by a conditional edge (async like ours were: a plain one
+    would cost a worker-thread hop each)."""
     def edge(target: str):  # noqa: ANN202
         async def fn(state: Any) -> str:
             return target
         return fn
 
+    def choosing(fn: Any, target: str):  # noqa: ANN202
+        async def chosen(state: Any) -> Command:
+            return Command(update=await fn(state), goto=target)
+        return chosen
+
     for name in NODES:
-        g.add_node(name, node(name))
+        if name in CHOICES and not CONDITIONAL_EDGES:
+            target, choices = CHOICES[name]
+            g.add_node(name, choosing(node(name), target), destinations=choices)
+        else:
+            g.add_node(name, node(name))
     g.add_edge(START, "cache_lookup")
-    g.add_conditional_edges("cache_lookup", edge("route"), ["route", "finalize"])
-    g.add_edge("route", "plan")
-    g.add_edge("plan", "execute")
-    g.add_edge("execute", "check")
-    g.add_conditional_edges("check", edge("verify"), ["plan", "verify"])
-    g.add_edge("verify", "rank")
-    g.add_conditional_edges("rank", edge("cache_store"), ["cache_store", "correct", "plan", "finalize"])
-    g.add_edge("correct", "verify")
-    g.add_edge("cache_store", "finalize")
-    g.add_edge("finalize", END)
+    if CONDITIONAL_EDGES:
+        for name, (target, choices) in CHOICES.items():
+            g.add_conditional_edges(name, edge(target), list(choices))
+    for src, dst in (("route", "plan"), ("plan", "execute"), ("execute", "check"), ("verify", "rank"),
+                     ("correct", "verify"), ("cache_store", "finalize"), ("finalize", END)):
+        g.add_edge(src, dst)
     return g
 
 
@@ -189,26 +195,12 @@ def floor_graph(first_update: dict[str, Any]) -> StateGraph:
     return wire(StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState), node)
 
 
-OUR_NODES = {m.__name__.rsplit(".", 1)[1]: getattr(m, m.__name__.rsplit(".", 1)[1])
-             for m in (cache_lookup, route, plan, execute, check, verify, rank, correct, cache_store, finalize)}
-"""Our node functions by name, as ``graph/builder.py`` adds them (each wrapped by ``timed``;
-the undecorated function is its ``__wrapped__``)."""
-
-
 def rewrapped_graph(inner: Any) -> StateGraph:
     """Our graph (``graph/builder.py``: schemas, edges, the ``timed`` wrapper) with each
     node's undecorated function passed through ``inner(name, fn)`` before it is wrapped."""
     g = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
-    for name, fn in OUR_NODES.items():
-        g.add_node(name, timed(name)(inner(name, fn.__wrapped__)))
-    g.add_edge(START, "cache_lookup")
-    g.add_conditional_edges("cache_lookup", edges.route_after_cache_lookup)
-    for src, dst in (("route", "plan"), ("plan", "execute"), ("execute", "check"), ("verify", "rank"),
-                     ("correct", "verify"), ("cache_store", "finalize"), ("finalize", END)):
-        g.add_edge(src, dst)
-    g.add_conditional_edges("check", edges.route_after_check)
-    g.add_conditional_edges("rank", edges.route_after_rank)
-    return g
+    return wire_ours(g, {name: timed(name, totals=name == "finalize")(inner(name, fn.__wrapped__))
+                         for name, fn in OUR_NODES.items()})
 
 
 def replay_graph(recorded: dict[str, dict[str, Any]]) -> StateGraph:
@@ -372,7 +364,8 @@ async def main_async(runs: int, floor: bool = False, phases: bool = False, threa
             for saver in (saver_a, saver_b, *older):
                 saver.close()
         services.close()
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+          f"{'; the bare graphs choose by conditional edges' if CONDITIONAL_EDGES else ''}")
     print(f"{'graph':24} {'wall p50':>9} {'wall p95':>9} {'CPU p50':>9} {'CPU p95':>9}  (ms)")
     rows = {}
     for name, times in (("knowledge_os (stubbed)", a), ("bare langgraph", b), ("bare, our state", f),
@@ -449,7 +442,11 @@ def main() -> None:
     ap.add_argument("--answer-chars", type=int, default=0, help="length of the fake LLM's answer, characters")
     ap.add_argument("--older-layout", action="store_true",
                     help="also run both graphs on the checkpointer before checkpoint_blobs (OlderLayoutSaver)")
+    ap.add_argument("--conditional-edges", action="store_true",
+                    help="the bare graphs choose with LangGraph conditional edges instead of a Command, as ours did")
     args = ap.parse_args()
+    global CONDITIONAL_EDGES
+    CONDITIONAL_EDGES = args.conditional_edges
     asyncio.run(main_async(args.runs, args.floor, args.phases, args.thread_runs, args.answer_chars,
                            args.older_layout))
 

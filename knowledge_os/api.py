@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+from langgraph.types import Overwrite
 from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge_os.errors import InputError
-from knowledge_os.graph.state import Context
+from knowledge_os.graph.state import Context, run_totals
 from knowledge_os.i18n import detect_language, pick
 from knowledge_os.llm.calls import SYNTHESIS_TAG
 from knowledge_os.retrieval.ingest import IngestReport
@@ -394,6 +395,10 @@ class KnowledgeOS:
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Yield ``(node_name, state_update)`` as each node finishes (arguments as :meth:`arun`).
 
+        Each node's update carries ``usage`` and ``timings_ms``: the run's totals so far,
+        this node included (summed from the ``spend`` entries streamed; the graph itself
+        writes them only once, at ``finalize``).
+
         ``tokens=True`` also yields the summary's tokens as the model writes them, as
         ``(TOKEN_EVENT, {"node", "call", "variant", "mode", "text"})`` between the node
         updates (no node is named ``token``): ``node`` is the node making the call
@@ -412,6 +417,8 @@ class KnowledgeOS:
         context = self._context(domain, path, persona, as_of, use_cache, qos=qos)
         config = _run_config(thread_id or str(uuid.uuid4()), context)
         modes: Any = ["updates", "messages"] if tokens else "updates"
+        spend: list[Any] = []
+        run_id = ""
         async with self._graph() as graph:
             stream = graph.astream({"query": query}, config=config, context=context, stream_mode=modes,
                                    durability="sync")
@@ -432,7 +439,16 @@ class KnowledgeOS:
                 for node, update in chunk.items():
                     if node.startswith("__"):  # LangGraph's own entries, e.g. __metadata__ on a node-cache hit
                         continue
-                    yield node, update or {}
+                    update = dict(update or {})
+                    run_id = update.get("run_id") or run_id
+                    written = update.get("spend")
+                    if isinstance(written, Overwrite):  # the run's first node starts a fresh log
+                        spend = list(written.value)
+                    elif written:
+                        spend += written
+                    if written is not None and "usage" not in update:
+                        update["usage"], update["timings_ms"] = run_totals(spend, run_id)
+                    yield node, update
 
     async def aget_thread(self, thread_id: str) -> RunResult | None:
         """The latest finished run of a thread, from its checkpoint (None if unknown)."""

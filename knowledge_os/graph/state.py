@@ -13,7 +13,10 @@ Spend is bookkept as an append-only log (``spend``): one :class:`SpendEntry` per
 execution, tagged with the run id that paid for it. A node replayed from LangGraph's node
 cache brings back the entry of the run that computed it, so :func:`run_usage` and
 :func:`run_timings` (which count only this run's entries) leave it out without any
-subtraction. ``usage`` and ``timings_ms`` are those totals, rewritten after every node.
+subtraction. ``usage`` and ``timings_ms`` are those totals, written once by the run's last
+node (``finalize``); a node or edge mid-run reads :func:`usage_so_far`. Writing them after
+every node cost two channel writes and two new channel versions per step
+(``benchmarks/bench_overhead.py``).
 
 The schemas are ``typing_extensions.TypedDict``: pydantic, which builds the JSON schemas
 LangGraph Studio shows, rejects ``typing.TypedDict`` before Python 3.12.
@@ -38,6 +41,7 @@ from knowledge_os.services import Services
 
 __all__ = [
     "EVERY_STEP_CHANNELS",
+    "REDUCED_FIELDS",
     "RUN_DEFAULTS",
     "CacheOutcome",
     "Candidate",
@@ -66,6 +70,7 @@ __all__ = [
     "run_timings",
     "run_totals",
     "run_usage",
+    "usage_so_far",
 ]
 
 
@@ -463,9 +468,10 @@ class State(TypedDict, total=False):
     manifest: dict[str, Any]
     """The unified manifest written by finalize (references only, <= 100 KB)."""
     usage: Usage
-    """This run's totals so far (:func:`run_usage` of ``spend``), rewritten after each node."""
+    """This run's totals (:func:`run_usage` of ``spend``), written by ``finalize``; {} until
+    then (mid-run: :func:`usage_so_far`)."""
     timings_ms: dict[str, float]
-    """This run's wall time per node / sub-step so far, ms (:func:`run_timings`)."""
+    """This run's wall time per node / sub-step, ms (:func:`run_timings`), written by ``finalize``."""
     # -- appended (reducer: operator.add)
     spend: Annotated[list[SpendEntry], operator.add]
     """Append-only spend log of this run: one entry per node execution."""
@@ -503,7 +509,10 @@ RUN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
 
 _APPENDED = frozenset({"spend", "events"})
 
-EVERY_STEP_CHANNELS = ("spend", "usage", "timings_ms")
+REDUCED_FIELDS = frozenset({"spend", "events", "history"})
+"""Fields with a reducer (appended to by each update): the ``Annotated`` fields of :class:`State`."""
+
+EVERY_STEP_CHANNELS = ("spend",)
 """Fields the node wrapper (``knowledge_os.nodes._common.timed``) writes after every node:
 the SQLite checkpointer keeps them in each checkpoint row (a value stored apart is worth
 it only when later checkpoints carry it unchanged)."""
@@ -518,6 +527,12 @@ def run_reset() -> dict[str, Any]:
         fresh = type(value)(value) if isinstance(value, (dict, list)) else value
         out[name] = Overwrite(fresh) if name in _APPENDED else fresh
     return out
+
+
+def usage_so_far(state: Mapping[str, Any]) -> dict[str, int]:
+    """What the current run has spent so far (LLM calls, tokens, steps): :func:`run_usage`
+    of the state's spend log for its ``run_id``; {} before the run's first node."""
+    return run_totals(state.get("spend") or [], state.get("run_id", ""))[0]
 
 
 def run_usage(spend: list[SpendEntry], run_id: str) -> dict[str, int]:

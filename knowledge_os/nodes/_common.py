@@ -70,13 +70,15 @@ def analysis_from_state(state: State) -> QueryAnalysis:
     )
 
 
-def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
+def timed(name: str, *, totals: bool = False) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
     """Record the node's spend in the run's spend log and count one step.
 
     The node returns its own ``usage`` (LLM calls, tokens, steps it counted) and
     ``timings_ms`` (sub-steps) as deltas; the wrapper adds one step and the node's wall
-    time (ms, key ``name``), appends them as one :class:`SpendEntry` tagged with the run
-    id, and rewrites ``usage`` / ``timings_ms`` as the run's totals (:func:`run_usage`).
+    time (ms, key ``name``) and appends them as one :class:`SpendEntry` tagged with the run
+    id. With ``totals`` (the run's last node, ``finalize``) it also writes ``usage`` /
+    ``timings_ms``, the run's totals (:func:`knowledge_os.graph.state.run_totals`); other
+    nodes read the totals so far with :func:`knowledge_os.graph.state.usage_so_far`.
     An empty ``events`` list is left out of the update: appending nothing would still be a
     pending write, a new channel version and a value in the next checkpoint (route, plan,
     execute and check return one on most runs).
@@ -112,7 +114,8 @@ def timed(name: str) -> Callable[[NodeFn | SyncNodeFn], NodeFn]:
             else:
                 log = [*(state.get("spend") or []), entry]
                 update["spend"] = [entry]
-            update["usage"], update["timings_ms"] = run_totals(log, run_id)
+            if totals:
+                update["usage"], update["timings_ms"] = run_totals(log, run_id)
             if update.get("events") == []:  # appending nothing: no write, no new channel version
                 del update["events"]
             return update

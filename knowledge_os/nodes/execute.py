@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 from knowledge_os.domains.compose import compose_answer, fallback_summary
 from knowledge_os.domains.steps import STEPS, StepContext, select_listing
 from knowledge_os.errors import BudgetExceededError
-from knowledge_os.graph.state import Context, State
+from knowledge_os.graph.state import Context, State, usage_so_far
 from knowledge_os.nodes._common import (
     analysis_from_state,
     as_of,
@@ -45,7 +45,7 @@ def step_context(state: State, runtime: Runtime[Context]) -> StepContext:
         analysis=analysis_from_state(state),
         as_of=as_of(runtime),
         budget=budget_for(services, spec, state),
-        usage=dict(state.get("usage", {})),
+        usage=usage_so_far(state),
         persona=(state.get("persona") or {}).get("reader"),
         persona_summary=(state.get("persona") or {}).get("summary"),
         persona_interests=tuple((state.get("persona") or {}).get("interests") or ()),

@@ -110,7 +110,7 @@ def build_manifest(state: State, *, thread_id: str | None, services: Any, limits
     return manifest
 
 
-@timed("finalize")
+@timed("finalize", totals=True)
 async def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     services = services_of(runtime)
     thread_id = (get_config().get("configurable") or {}).get("thread_id")

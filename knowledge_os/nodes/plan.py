@@ -33,7 +33,7 @@ from knowledge_os.domains.planning import (
     yaml_plan,
 )
 from knowledge_os.errors import BackendError, BudgetExceededError
-from knowledge_os.graph.state import Context, Plan, ReplanScope, State
+from knowledge_os.graph.state import Context, Plan, ReplanScope, State, usage_so_far
 from knowledge_os.llm.calls import call_llm, parse_json_reply
 from knowledge_os.nodes._common import analysis_from_state, budget_for, services_of, timed
 
@@ -76,7 +76,7 @@ def _llm_plan(state: State, runtime: Runtime[Context]) -> tuple[MadePlan, dict[s
     services = services_of(runtime)
     spec = services.domains.get(state["domain"])
     budget = budget_for(services, spec, state)
-    usage = dict(state.get("usage") or {})
+    usage = usage_so_far(state)
     drafts = min(2, services.settings.max_rank_candidates)
     later = drafts + (JUDGE_CALLS if drafts == 2 and services.settings.rank.judge else 0)
     if usage.get("llm_calls", 0) + 1 + later > budget.max_llm_calls:

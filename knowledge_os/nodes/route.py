@@ -67,7 +67,7 @@ from langgraph.runtime import Runtime
 
 from knowledge_os.cache.keys import cache_key
 from knowledge_os.errors import BackendError, BudgetExceededError
-from knowledge_os.graph.state import Context, State
+from knowledge_os.graph.state import Context, State, usage_so_far
 from knowledge_os.llm.calls import call_llm, parse_json_reply
 from knowledge_os.nodes._common import analysis_from_state, budget_for, services_of, timed
 from knowledge_os.qos import choose_qos
@@ -238,7 +238,7 @@ def _parse_vote(text: str, names: list[str]) -> str | None:
     return value if isinstance(value, str) and value in names else None
 
 
-def _decide(services: Services, query: str, usage_so_far: dict[str, int]) -> tuple[dict[str, Any], dict[str, int], list]:
+def _decide(services: Services, query: str, spent: dict[str, int]) -> tuple[dict[str, Any], dict[str, int], list]:
     """Heuristics, then the LLM when unsure; returns (decision, LLM usage, events)."""
     probs = heuristic_scores(services, query)
     best, confidence = _best(probs)
@@ -247,7 +247,7 @@ def _decide(services: Services, query: str, usage_so_far: dict[str, int]) -> tup
         return decision, {}, []
     usage: dict[str, int] = {}
     try:
-        vote, usage = _ask_llm(services, query, usage_so_far)
+        vote, usage = _ask_llm(services, query, spent)
         error = None if vote is not None else "the LLM's reply named no domain"
     except (BackendError, BudgetExceededError) as exc:
         vote, error = None, f"{type(exc).__name__}: {exc}"
@@ -285,7 +285,7 @@ async def route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             decision = {**decision, "method": "cache"}
         else:
             decision, usage, events = await asyncio.to_thread(_decide, services, state["query"],
-                                                              dict(state.get("usage", {})))
+                                                              usage_so_far(state))
             if decision["method"] != "fallback":
                 services.router_cache.set(key, decision)
     spec = services.domains.get(decision["domain"])

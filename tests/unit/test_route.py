@@ -50,7 +50,8 @@ def make_services(tmp_path: Path, responses: list[str], *, sleep: float | None =
 def run_route(services: Services, query: str, *, usage: dict[str, int] | None = None,
               domain: str | None = None) -> dict[str, Any]:
     analysis = analyze_query(query, channels={"openssl": "openssl", "curl": "curl"}, as_of=date(2026, 11, 22))
-    state = {"query": query, "analysis": dataclasses.asdict(analysis), "usage": usage or {}}
+    spent = [{"run_id": "r", "node": "execute", "usage": usage, "timings_ms": {}}] if usage else []
+    state = {"query": query, "analysis": dataclasses.asdict(analysis), "run_id": "r", "spend": spent}
     runtime = Runtime(context=Context(services=services, domain=domain))
     return asyncio.run(R.route(state, runtime))
 
@@ -137,7 +138,7 @@ def test_unsure_heuristics_ask_the_llm_and_its_vote_counts(tmp_path: Path) -> No
     assert (r["method"], r["domain"], r["llm_vote"]) == ("llm", "trend", "trend")
     assert r["confidence"] == R.combine_llm_vote(prior, "trend", accuracy=0.9)["trend"]
     assert r["scores"] == prior  # the heuristic probabilities stay in the manifest
-    assert out["usage"]["llm_calls"] == 1
+    assert out["spend"][-1]["usage"]["llm_calls"] == 1
 
 
 def test_llm_vote_with_the_shipped_accuracy(tmp_path: Path) -> None:
@@ -193,7 +194,7 @@ def test_exhausted_budget_falls_back_without_calling_the_llm(tmp_path: Path) -> 
     assert model.calls == 0
     assert r["method"] == "fallback"
     assert "BudgetExceededError" in out["events"][0]["error"]
-    assert "llm_calls" not in out["usage"]
+    assert "llm_calls" not in out["spend"][-1]["usage"]
 
 
 def test_second_identical_question_is_a_cache_hit(tmp_path: Path) -> None:
@@ -203,7 +204,7 @@ def test_second_identical_question_is_a_cache_hit(tmp_path: Path) -> None:
     assert model.calls == 1
     assert again["route"]["method"] == "cache"
     assert (again["route"]["domain"], again["route"]["confidence"]) == (first["domain"], first["confidence"])
-    assert "llm_calls" not in again["usage"]
+    assert "llm_calls" not in again["spend"][-1]["usage"]
 
 
 def test_forced_domain_skips_everything(tmp_path: Path) -> None:

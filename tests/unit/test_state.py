@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import typing
 
 from langgraph.types import Overwrite
 
-from knowledge_os.graph.state import RUN_DEFAULTS, State, run_reset, run_timings, run_usage
+from knowledge_os.graph.state import (
+    REDUCED_FIELDS,
+    RUN_DEFAULTS,
+    State,
+    run_reset,
+    run_timings,
+    run_usage,
+    usage_so_far,
+)
 
 AS_OF = "2026-11-22"
 
@@ -97,8 +106,43 @@ def test_the_node_wrapper_writes_no_empty_events_and_keeps_raised_ones():
     async def loud(state, runtime):
         return {"events": [{"type": "retry"}]}
 
+    @timed("last", totals=True)
+    async def last(state, runtime):
+        return {"usage": {"llm_calls": 1}}
+
     state = {"run_id": "r", "spend": []}
     update = asyncio.run(quiet(state, None))
     assert "events" not in update  # nothing appended: no write, no new channel version
-    assert (update["answer"], update["usage"], [e["node"] for e in update["spend"]]) == ("a", {"steps": 1}, ["quiet"])
+    assert (update["answer"], [(e["node"], e["usage"]) for e in update["spend"]]) == ("a", [("quiet", {"steps": 1})])
+    assert "usage" not in update and "timings_ms" not in update  # totals: written by the run's last node only
     assert asyncio.run(loud(state, None))["events"] == [{"type": "retry"}]
+    before = {"run_id": "r", "spend": update["spend"]}
+    totals = asyncio.run(last(before, None))
+    assert totals["usage"] == {"steps": 2, "llm_calls": 1} and set(totals["timings_ms"]) == {"quiet", "last"}
+    assert usage_so_far({**before, "spend": [*before["spend"], *totals["spend"]]}) == totals["usage"]
+
+
+def test_reduced_fields_are_the_states_fields_with_a_reducer():
+    hints = typing.get_type_hints(State, include_extras=True)
+    assert REDUCED_FIELDS == {k for k, t in hints.items() if typing.get_origin(t) is typing.Annotated}
+
+
+def test_a_routed_node_chooses_its_next_node_on_the_state_after_its_update():
+    from langgraph.types import Command, Overwrite
+
+    from knowledge_os.graph.edges import after_update, routed
+
+    state = {"run_id": "r", "answer": "old", "spend": [{"run_id": "r"}], "events": [{"type": "a"}]}
+    update = {"answer": "new", "spend": [{"run_id": "r", "node": "x"}], "events": Overwrite([])}
+    view = after_update(state, update)
+    assert view["answer"] == "new" and len(view["spend"]) == 2 and view["events"] == []
+    assert state["answer"] == "old" and len(state["spend"]) == 1  # the state itself is untouched
+
+    async def node(state, runtime):
+        return {"answer": "new"}
+
+    async def edge(state) -> typing.Literal["a", "b"]:
+        return "a" if state["answer"] == "new" else "b"
+
+    out = asyncio.run(routed(node, edge)({"answer": "old"}, None))
+    assert isinstance(out, Command) and out.goto == "a" and out.update == {"answer": "new"}
