@@ -42,10 +42,14 @@ runs: ours 21.29 vs bare 13.53 ms CPU p50, 1.57x (paired 1.52x), and 25.17 vs 16
 1.50x (paired 1.44x); on the older layout in the same runs 1.54x and 1.48x (ours 2-3 %
 less CPU there). ``--runs 20 --thread-runs 60 --answer-chars 2000 --older-layout``: ours
 per block of 10 runs 30.2, 26.5, 30.1, 29.3, 39.5, 27.4 ms, ratio 1.74x -> 1.74x; on the
-older layout 29.7 -> 32.9 ms, 2.09x, 1.86x, 2.03x, 1.79x, 1.90x, 1.99x.
+older layout 29.7 -> 32.9 ms, 2.09x, 1.86x, 2.03x, 1.79x, 1.90x, 1.99x. With ours' three
+choices made as ``Command``s and the bare graph choosing the same way (2026-12-02, a slower
+machine, load 0.8-0.9), ``--runs 150`` twice: 32.38 vs 22.35 ms, 1.45x (paired 1.43x), and
+28.99 vs 20.02, 1.45x (paired 1.42x); ``--conditional-edges`` 1.41x (paired 1.37x), where
+the code before gave 1.52x (paired 1.50x).
 
     .venv/bin/python benchmarks/bench_overhead.py [--runs 200] [--floor] [--phases]
-        [--thread-runs 60 --answer-chars 2000] [--older-layout]
+        [--thread-runs 60 --answer-chars 2000] [--older-layout] [--conditional-edges]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Conditional edges. Each returns the name of the next node.
+"""The choices of the next node (edges). Each returns the name of the next node.
 
 The gate after ``rank`` is :func:`gate` and the one after ``check`` is
 :func:`check_gate`, pure functions of what the state says; :func:`route_after_rank` and

@@ -532,13 +532,18 @@ def run_reset() -> dict[str, Any]:
 def usage_so_far(state: Mapping[str, Any]) -> dict[str, int]:
     """What the current run has spent so far (LLM calls, tokens, steps): :func:`run_usage`
     of the state's spend log for its ``run_id``; {} before the run's first node."""
-    return run_totals(state.get("spend") or [], state.get("run_id", ""))[0]
+    return run_usage(state.get("spend") or [], state.get("run_id", ""))
 
 
 def run_usage(spend: list[SpendEntry], run_id: str) -> dict[str, int]:
     """Usage paid by ``run_id``: the sum of its entries in the spend log (entries replayed
     from the node cache carry another run's id and are not counted)."""
-    return run_totals(spend, run_id)[0]
+    usage: dict[str, int] = {}
+    for e in spend:
+        if e["run_id"] == run_id:
+            for k, n in e["usage"].items():
+                usage[k] = usage.get(k, 0) + n
+    return usage
 
 
 def run_timings(spend: list[SpendEntry], run_id: str) -> dict[str, float]:

@@ -22,7 +22,7 @@ from langgraph.types import Overwrite
 import knowledge_os
 from knowledge_os.cache.normalizer import backend as hash_backend
 from knowledge_os.cache.normalizer import normalize_and_hash
-from knowledge_os.graph.state import Context, State, replayed_spend, run_timings, run_usage
+from knowledge_os.graph.state import Context, State, replayed_spend, run_totals
 from knowledge_os.memory.base import EpisodicEvent
 from knowledge_os.nodes._common import budget_for, services_of, timed
 from knowledge_os.nodes.plan import executed_steps
@@ -55,6 +55,7 @@ def build_manifest(state: State, *, thread_id: str | None, services: Any, limits
     spend = state.get("spend") or []
     cache = dict(state.get("cache") or {})
     replayed = replayed_spend(spend, run)
+    usage, timings = run_totals(spend, run)
     if replayed:  # nodes replayed from the node cache: their spend belongs to the run that computed them
         cache["node_hits"] = sorted({e["node"] for e in replayed})
         cache["execute_run_id"] = next((e["run_id"] for e in replayed if e["node"] == "execute"), None)
@@ -97,9 +98,9 @@ def build_manifest(state: State, *, thread_id: str | None, services: Any, limits
         "counts": {"documents": len(docs), "citations": len(state.get("citations") or []),
                    "candidates": len(state.get("candidates") or []), "events": len(state.get("events") or [])},
         "quality": state.get("quality") or {},
-        "usage": run_usage(spend, run),
+        "usage": usage,
         "budget": limits,
-        "timings_ms": run_timings(spend, run),
+        "timings_ms": timings,
         "replans": state.get("replans", 0),
         "corrected": state.get("corrected", False),
         "fallback_used": state.get("fallback_used", False),
