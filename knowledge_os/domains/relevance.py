@@ -40,11 +40,13 @@ _STOP = frozenset(
     your you can could should would will shall may might must not any all some each per its his her
     get got new recent recently change changed changes changing upload uploads uploaded summarise
     summarize summary tell show list give many much long often kind kinds last this year month
-    week quarter today ago between during package packages latest newest
+    week quarter today ago between during package packages latest newest beginning
     что как где когда кто какой какая какие каким какую каких почему зачем сколько это эти этот
     для при над под про без или его её их наш ваш был была были было есть быть все всё весь
     изменилось изменения изменился новое нового новые последние последний году года год месяц
-    квартал неделю сегодня пакет пакете пакета пакету пакеты пакетов""".split()
+    квартал неделю сегодня пакет пакете пакета пакету пакеты пакетов
+    этом этой этого этому эту этим этих прошлом прошлый прошлого прошлая прошлой прошлую
+    неделе недели месяце месяца квартале квартала начала начало""".split()
 )
 
 

@@ -83,6 +83,11 @@ def test_a_question_naming_only_packages_asks_for_their_changes_in_general() -> 
     assert names_only("Что изменилось в пакете prometheus?", ["prometheus"])
     assert names_only("Какие последние изменения в bc?", ["bc"])  # no content terms at all
     assert names_only("What changed in openssl and curl?", ["openssl", "curl"])
+    # a period's words frame the question too (the date filter has the period)
+    assert names_only("Что изменилось в systemd в этом году?", ["systemd"])
+    assert names_only("Что нового в curl в прошлом месяце?", ["curl"])
+    assert names_only("Что изменилось в bash с начала года?", ["bash"])
+    assert names_only("What changed in systemd since the beginning of the year?", ["systemd"])
     assert not names_only("Which openssl upload fixed the DANE use-after-free?", ["openssl"])
     assert not names_only("What changed in openssl?", ["curl"])
 
