@@ -228,6 +228,7 @@ class KnowledgeOS:
         self._sqlite_saver: Any = None  # the SQLite checkpointer of every loop (SqliteSaverInThreads)
         self._saver_lock = threading.Lock()
         self._compiled: Any = None  # the graph compiled once, without a checkpointer
+        self._bound: tuple[Any, Any] | None = None  # (saver, the compiled graph's copy bound to it)
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -283,7 +284,8 @@ class KnowledgeOS:
 
         The graph is compiled once per instance (compiling inspects every node's code,
         tens of milliseconds) and each call gets a shallow copy bound to its checkpointer
-        (``Pregel.copy``, about 0.05 ms; benchmarks/bench_cache_pairs.py ``--latency``).
+        (``Pregel.copy``, 0.05-0.12 ms of CPU), kept while the checkpointer is the same
+        (SQLite's and the synchronous methods' PostgreSQL one live as long as the instance).
         """
         from knowledge_os.graph.builder import builder
         from knowledge_os.graph.checkpointer import open_checkpointer, open_sqlite_saver
@@ -291,7 +293,10 @@ class KnowledgeOS:
         def compiled(saver: Any) -> Any:
             if self._compiled is None:
                 self._compiled = builder.compile(cache=self.services.node_cache, name="knowledge_os")
-            return self._compiled.copy({"checkpointer": saver})
+            bound = self._bound
+            if bound is None or bound[0] is not saver:
+                bound = self._bound = (saver, self._compiled.copy({"checkpointer": saver}))
+            return bound[1]
 
         kind = self.settings.storage.checkpointer
         if kind == "sqlite":
