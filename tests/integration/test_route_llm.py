@@ -60,7 +60,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Services:
 
 def _route(services: Services, query: str) -> dict:
     analysis = analyze_query(query, channels={}, as_of=date(2026, 11, 22))
-    state = {"query": query, "analysis": dataclasses.asdict(analysis), "usage": {}}
+    state = {"query": query, "analysis": dataclasses.asdict(analysis), "run_id": "r", "spend": []}
     return asyncio.run(R.route(state, Runtime(context=Context(services=services))))
 
 
@@ -74,5 +74,6 @@ def test_real_model_answers_the_router_prompt_under_the_deadline(services: Servi
     assert r["method"] == "llm", out["events"]
     assert r["llm_vote"] in services.domains.names()
     assert r["domain"] in services.domains.names() and 0.0 < r["confidence"] <= 1.0
-    assert out["usage"]["llm_calls"] == 1 and out["usage"]["completion_tokens"] <= 16
+    spent = out["spend"][-1]["usage"]  # the route node's own entry in the run's spend log
+    assert spent["llm_calls"] == 1 and spent["completion_tokens"] <= 16
     assert elapsed < deadline_s + 0.5  # the embedder and features add well under 0.5 s
