@@ -12,7 +12,16 @@
 # on every matmul call, and with AVX-512 (F, BW, VNNI) a group holds 16 rows read by
 # 512-bit vpdpbusd; r5 runs two tokens per pass over a group and broadcasts activations
 # from memory; r6 keeps the 16-row layout as nibbles (+13 MB resident, +23 MB with AVX2
-# only) and expands a group into L1 per call. The vectors are bit-identical to r3's built with the
+# only) and expands a group into L1 per call; r7 (AVX2 without VNNI, kernel rows8-avx2) runs
+# two tokens per pass over an 8-row group, so each weight load serves both, and broadcasts
+# the activation words from memory (r6 copied them to the stack first). r7 against r6 on an
+# AMD EPYC (Zen 3, AVX2+FMA, no AVX-512), bench_embed.py speed --ab engine --engine-a <r7 .so>
+# (B = the installed r6), two runs, load 2.1-3.3 on 2 cores: 1-thread CPU ms per query,
+# 6 tokens 6.62 -> 6.02 and 6.66 -> 4.73, 16 tokens 13.22 -> 11.49 and 13.17 -> 9.26;
+# documents unchanged within the noise (1023 -> 1012 tokens/CPU-s over 2 interleaved
+# rounds); the 120 eval questions (2 threads, calling thread's CPU) 13.95 -> 16.66 and
+# 11.62 -> 10.61 ms, i.e. noise under that load. Vectors bit-identical to r6's (260 texts,
+# EN and RU, documents and queries). The vectors are bit-identical to r3's built with the
 # same flags; for the figures (r3 -> r5, documents and 6-/16-token queries) see README,
 # "Measuring". Same model, same quantisation; embeddings agree with the
 # stock engine to cosine >= 0.9999 (checked below before anything is installed). Measured
