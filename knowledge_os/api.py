@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from langgraph.types import Overwrite
 from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge_os.errors import InputError
-from knowledge_os.graph.state import Context, run_totals
+from knowledge_os.graph.state import Context, after_update, run_totals
 from knowledge_os.i18n import detect_language, pick
 from knowledge_os.llm.calls import SYNTHESIS_TAG
 from knowledge_os.retrieval.ingest import IngestReport
@@ -447,10 +446,8 @@ class KnowledgeOS:
                     update = dict(update or {})
                     run_id = update.get("run_id") or run_id
                     written = update.get("spend")
-                    if isinstance(written, Overwrite):  # the run's first node starts a fresh log
-                        spend = list(written.value)
-                    elif written:
-                        spend += written
+                    if written is not None:  # the run's first node starts a fresh log, the others append
+                        spend = after_update({"spend": spend}, {"spend": written})["spend"]
                     if written is not None and "usage" not in update:
                         update["usage"], update["timings_ms"] = run_totals(spend, run_id)
                     yield node, update

@@ -24,10 +24,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, get_args, get_type_hints
 
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Overwrite
+from langgraph.types import Command
 
 from knowledge_os.domains.planning import repair_plan, yaml_plan
-from knowledge_os.graph.state import REDUCED_FIELDS, Context, State, usage_so_far
+from knowledge_os.graph.state import Context, State, after_update, usage_so_far
 from knowledge_os.nodes._common import budget_for, services_of
 
 __all__ = [
@@ -176,21 +176,6 @@ async def route_after_rank(state: State, runtime: Runtime[Context]) -> Gate:
 
 
 Edge = Callable[..., Awaitable[str]]
-
-
-def after_update(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """The state as it will be once ``update`` is applied: replaced fields take the new
-    value, reducer fields (:data:`knowledge_os.graph.state.REDUCED_FIELDS`) are appended to
-    unless wrapped in ``Overwrite``. A shallow copy; ``state`` is not changed."""
-    view = dict(state)
-    for key, value in update.items():
-        if isinstance(value, Overwrite):
-            view[key] = value.value
-        elif key in REDUCED_FIELDS:
-            view[key] = [*(state.get(key) or []), *value]
-        else:
-            view[key] = value
-    return view
 
 
 def destinations(edge: Edge) -> tuple[str, ...]:

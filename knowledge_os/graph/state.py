@@ -65,6 +65,7 @@ __all__ = [
     "RouteDecision",
     "SpendEntry",
     "State",
+    "after_update",
     "replayed_spend",
     "run_reset",
     "run_timings",
@@ -518,6 +519,21 @@ the SQLite checkpointer keeps them in each checkpoint row (a value stored apart 
 it only when later checkpoints carry it unchanged)."""
 
 
+def after_update(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """The state as it will be once ``update`` is applied: replaced fields take the new
+    value, reducer fields (:data:`REDUCED_FIELDS`) are appended to
+    unless wrapped in ``Overwrite``. A shallow copy; ``state`` is not changed."""
+    view = dict(state)
+    for key, value in update.items():
+        if isinstance(value, Overwrite):
+            view[key] = value.value
+        elif key in REDUCED_FIELDS:
+            view[key] = [*(state.get(key) or []), *value]
+        else:
+            view[key] = value
+    return view
+
+
 def run_reset() -> dict[str, Any]:
     """A state update that starts a run: :data:`RUN_DEFAULTS` (fresh copies), with the
     appended fields wrapped in ``Overwrite`` so their reducer does not keep the last run's
@@ -548,21 +564,17 @@ def run_usage(spend: list[SpendEntry], run_id: str) -> dict[str, int]:
 
 def run_timings(spend: list[SpendEntry], run_id: str) -> dict[str, float]:
     """Wall time per node / sub-step paid by ``run_id``, ms (summed, 3 decimals)."""
-    return run_totals(spend, run_id)[1]
-
-
-def run_totals(spend: list[SpendEntry], run_id: str) -> tuple[dict[str, int], dict[str, float]]:
-    """:func:`run_usage` and :func:`run_timings` in one pass over the spend log (the node
-    wrapper rewrites both after every node)."""
-    usage: dict[str, int] = {}
     timings: dict[str, float] = {}
     for e in spend:
         if e["run_id"] == run_id:
-            for k, n in e["usage"].items():
-                usage[k] = usage.get(k, 0) + n
             for k, v in e["timings_ms"].items():
                 timings[k] = round(timings.get(k, 0.0) + v, 3)
-    return usage, timings
+    return timings
+
+
+def run_totals(spend: list[SpendEntry], run_id: str) -> tuple[dict[str, int], dict[str, float]]:
+    """:func:`run_usage` and :func:`run_timings` together (``finalize`` writes both)."""
+    return run_usage(spend, run_id), run_timings(spend, run_id)
 
 
 def replayed_spend(spend: list[SpendEntry], run_id: str) -> list[SpendEntry]:

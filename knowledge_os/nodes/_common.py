@@ -14,7 +14,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from knowledge_os.domains.spec import DomainSpec
-from knowledge_os.graph.state import Context, SpendEntry, State, run_totals
+from knowledge_os.graph.state import Context, SpendEntry, State, after_update, run_totals
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import DateRange, QueryAnalysis
 from knowledge_os.services import Services, get_services
@@ -108,13 +108,10 @@ def timed(name: str, *, totals: bool = False) -> Callable[[NodeFn | SyncNodeFn],
             run_id = update.get("run_id") or state.get("run_id", "")
             entry: SpendEntry = {"run_id": run_id, "node": name, "usage": usage, "timings_ms": timings}
             started = update.get("spend")
-            if isinstance(started, Overwrite):  # the first node of a run: a fresh log
-                log = [*started.value, entry]
-                update["spend"] = Overwrite(log)
-            else:
-                log = [*(state.get("spend") or []), entry]
-                update["spend"] = [entry]
+            # the first node of a run writes a fresh log (Overwrite); the others append
+            update["spend"] = Overwrite([*started.value, entry]) if isinstance(started, Overwrite) else [entry]
             if totals:
+                log = after_update({"spend": state.get("spend") or []}, {"spend": update["spend"]})["spend"]
                 update["usage"], update["timings_ms"] = run_totals(log, run_id)
             if update.get("events") == []:  # appending nothing: no write, no new channel version
                 del update["events"]

@@ -130,7 +130,8 @@ def test_reduced_fields_are_the_states_fields_with_a_reducer():
 def test_a_routed_node_chooses_its_next_node_on_the_state_after_its_update():
     from langgraph.types import Command, Overwrite
 
-    from knowledge_os.graph.edges import after_update, routed
+    from knowledge_os.graph.edges import routed
+    from knowledge_os.graph.state import after_update
 
     state = {"run_id": "r", "answer": "old", "spend": [{"run_id": "r"}], "events": [{"type": "a"}]}
     update = {"answer": "new", "spend": [{"run_id": "r", "node": "x"}], "events": Overwrite([])}
