@@ -23,7 +23,15 @@
 # 11.62 -> 10.61 ms, i.e. noise under that load. Vectors bit-identical to r6's (260 texts,
 # EN and RU, documents and queries). The vectors are bit-identical to r3's built with the
 # same flags; for the figures (r3 -> r5, documents and 6-/16-token queries) see README,
-# "Measuring". Same model, same quantisation; embeddings agree with the
+# "Measuring". r8 (documents; found with perf record -e cpu-clock on a C driver embedding
+# 100 changelog entries: matmul 58 %, attention 28 %, tokeniser 4 %) runs the matmul in
+# tiles of 64 tokens, takes the nibbles' offset 8 off the exact integer dot instead of a
+# second float accumulator (which spilled to the stack with AVX2's 16 registers), and
+# holds a 32-dim attention head in registers. On the same AMD EPYC, one thread, 60
+# entries (6,364 tokens), three interleaved rounds at load ~0.1: r7 1,093-1,227 tokens per
+# CPU-s, r8 1,605-1,738 (1.44x); 13-token queries 1,566-1,965 -> 1,717-2,228 tokens/CPU-s.
+# r8 rounds differently (integer offset, attention's sums): cosine to the stock engine
+# min 0.99995 on those entries, as r7's. Same model, same quantisation; embeddings agree with the
 # stock engine to cosine >= 0.9999 (checked below before anything is installed). Measured
 # with benchmarks/bench_embed.py speed --ab engine (--engine-a for r3 against r4).
 #
