@@ -24,7 +24,7 @@ from knowledge_os.domains.compose import (
     kind_names,
     render_choice,
 )
-from knowledge_os.domains.complete import answer_mode, data_complete
+from knowledge_os.domains.complete import answer_mode, asked_kinds, data_complete
 from knowledge_os.domains.relevance import bearing, names_only
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExceededError
@@ -120,9 +120,25 @@ def doc_to_state(doc: Any, score: float, sources: tuple[str, ...]) -> dict[str, 
     }
 
 
+def closest_are_newest(ctx: StepContext) -> bool:
+    """True when a replan dropped a period that reaches today ("this year", "since March")
+    because nothing in it matched: the entries closest to that period are then each
+    package's newest, not the best-scored of all time (which put 2023 curl uploads under
+    "the closest entries from any date" for "Which security fixes did curl get this year?"
+    while curl had security uploads in 2024 and 2025). A period that ended earlier keeps
+    the relevance order: its closest entries may lie on either side of it."""
+    dates = ctx.analysis.dates
+    if ctx.use_dates or dates is None or not (ctx.use_packages and ctx.analysis.packages):
+        return False
+    today = datetime(ctx.as_of.year, ctx.as_of.month, ctx.as_of.day, tzinfo=UTC).timestamp()
+    return dates.ts_to is None or dates.ts_to > today
+
+
 def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRequest:
     """The retrieval request of this execution: the plan's arguments (else the domain's
-    limits), the replan's filters."""
+    limits), the replan's filters. Each package's newest entries are kept among the
+    documents (``retrieval.latest_per_package``) when the question only names packages, or
+    when :func:`closest_are_newest`."""
     r = ctx.spec.retrieval
     depth = ctx.graph_depth if ctx.graph_depth is not None else r.graph_depth
     return RetrievalRequest(
@@ -134,7 +150,8 @@ def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRe
         use_dates=ctx.use_dates,
         use_packages=ctx.use_packages,
         # a package's newest entries answer "what changed in X?", not "which X upload did Y?"
-        latest_per_package=r.latest_per_package if names_only(ctx.analysis.text, ctx.analysis.packages) else 0,
+        latest_per_package=r.latest_per_package
+        if names_only(ctx.analysis.text, ctx.analysis.packages) or closest_are_newest(ctx) else 0,
     )
 
 
@@ -220,11 +237,14 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
 
 
 def _for_persona(ctx: StepContext, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The listing with the persona's interests first (the same entries; no persona: as is)."""
-    if not ctx.persona_interests:
+    """The listing with the kinds of change the question asks for first ("Which security
+    fixes did curl get?": :func:`~knowledge_os.domains.complete.asked_kinds`), then the
+    persona's interests; the same entries (neither: as is)."""
+    interests = tuple(dict.fromkeys([*asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1]), *ctx.persona_interests]))
+    if not interests:
         return listing
     kinds = [(k.name, k.patterns) for k in ctx.spec.change_kinds] or list(DEFAULT_CHANGE_KINDS)
-    return order_by_interests(listing, ctx.persona_interests, kinds)
+    return order_by_interests(listing, interests, kinds)
 
 
 def summarise(ctx: StepContext) -> None:

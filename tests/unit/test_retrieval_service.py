@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 
-from knowledge_os.domains.steps import StepContext, _request, doc_to_state, select_listing
+from knowledge_os.domains.steps import StepContext, _request, closest_are_newest, doc_to_state, select_listing
 from knowledge_os.domains.steps import expand as expand_step
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import analyze_query
@@ -122,6 +122,41 @@ def test_the_digest_step_asks_for_the_newest_entries_only_of_a_general_question(
     assert _request(general).latest_per_package == kos.services.domains.get("digest").retrieval.latest_per_package == 10
     particular = _ctx(kos, "Which openssl upload fixed the DANE use-after-free?", [])
     assert _request(particular).latest_per_package == 0
+
+
+def test_a_dropped_period_reaching_today_keeps_each_packages_newest_entries(kos_factory) -> None:
+    # nothing this year: "the closest entries from any date" were 2023 curl uploads while
+    # curl had security uploads in 2024 and 2025 (the newest are the closest to this year)
+    kos = kos_factory()
+    latest = kos.services.domains.get("digest").retrieval.latest_per_package
+    for question in ("Which security fixes did openssl get this year?",
+                     "Какие исправления безопасности получил openssl в этом году?",
+                     "Which openssl uploads fixed a CVE since March?"):
+        dropped = _ctx(kos, question, [], use_dates=False)
+        assert dropped.analysis.dates is not None and closest_are_newest(dropped), question
+        assert _request(dropped).latest_per_package == latest
+        assert not closest_are_newest(_ctx(kos, question, []))  # the period still filters
+    past = _ctx(kos, "Which security fixes did openssl get in 2019?", [], use_dates=False)
+    assert not closest_are_newest(past) and _request(past).latest_per_package == 0  # closest: either side of it
+    assert not closest_are_newest(_ctx(kos, "Which security fixes landed this year?", [], use_dates=False))
+    no_packages = _ctx(kos, "Which security fixes did openssl get this year?", [], use_dates=False)
+    no_packages.use_packages = False
+    assert not closest_are_newest(no_packages)
+
+
+def test_the_kinds_a_question_asks_for_are_listed_first(kos_factory) -> None:
+    kos = kos_factory()
+    ctx = _ctx(kos, "Which security fixes did openssl get?", [])
+    texts = ["Rebuild against the new toolchain", "Fix CVE-2025-0001: buffer overflow", "New upstream release",
+             "Fix a crash on empty input", "Fix CVE-2025-0002"]
+    ctx.documents = [{"id": f"deb:openssl:{i}", "channel": "openssl", "score": 0.03 - i / 1000, "sources": ["vector"],
+                      "title": f"openssl {i}", "text": f"openssl {i}\n  * {t}", "date": "2025-01-01",
+                      "metadata": {}} for i, t in enumerate(texts)]
+    listed = [d["id"] for d in select_listing(ctx)]
+    assert listed[:2] == ["deb:openssl:1", "deb:openssl:4"]  # the security fixes, in their own order
+    assert sorted(listed) == sorted(d["id"] for d in ctx.documents)  # the same entries, reordered
+    ctx.analysis = dataclasses.replace(ctx.analysis, text="What changed in openssl?")  # names no kind
+    assert [d["id"] for d in select_listing(ctx)] == [d["id"] for d in ctx.documents]
 
 
 def test_a_question_naming_only_a_short_package_name_lists_all_its_entries(kos_factory) -> None:
