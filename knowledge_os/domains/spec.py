@@ -74,9 +74,10 @@ class RetrievalSpec(_Frozen):
     )
     latest_per_package: int = Field(
         default=0, ge=0, le=20,
-        description="A question naming packages but no period also retrieves each package's "
-        "this many newest entries, whatever their relevance score: 'what changed in X?' "
-        "means lately (0: off).",
+        description="A question naming only packages, or one whose period reaching today found "
+        "nothing (the replan drops the period), also retrieves each package's this many newest "
+        "entries, whatever their relevance score: 'what changed in X?' means lately, and the "
+        "closest entries to 'this year' are the newest (0: off).",
     )
 
 
