@@ -218,25 +218,26 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
     context that shares nothing with the question is not cited; a question that names
     nothing but packages (:func:`~knowledge_os.domains.relevance.names_only`: "What
     changed in bc in 1997?") asks for all of theirs, so every retrieved entry of those
-    packages bears (a name too short to be a term left it to the top score's ties). With a persona, the
-    entries of its interests come first (the same entries, reordered:
+    packages bears (a name too short to be a term left it to the top score's ties). The
+    entries of the kinds of change the question asks for come first, then those of a
+    persona's interests (the same entries, reordered:
     :func:`knowledge_os.personas.registry.order_by_interests`); the statistics style
     keeps its order (its first entries are the compared windows' examples).
     """
     exact = [d for d in ctx.documents if "exact" in d["sources"]]
     if exact and (ctx.analysis.cves or ctx.analysis.bugs):
-        return _for_persona(ctx, exact[:LISTING_MAX])
+        return _interests_first(ctx, exact[:LISTING_MAX])
     if ctx.spec.answer_style != "grouped":
         return ctx.documents[:5]
     packages = ctx.analysis.packages
     if packages and names_only(ctx.analysis.text, packages):
         theirs = [d for d in ctx.documents if d["channel"] in packages]
         if theirs:
-            return _for_persona(ctx, theirs[:LISTING_MAX])
-    return _for_persona(ctx, bearing(ctx.documents, ctx.analysis.text)[:LISTING_MAX])
+            return _interests_first(ctx, theirs[:LISTING_MAX])
+    return _interests_first(ctx, bearing(ctx.documents, ctx.analysis.text)[:LISTING_MAX])
 
 
-def _for_persona(ctx: StepContext, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _interests_first(ctx: StepContext, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The listing with the kinds of change the question asks for first ("Which security
     fixes did curl get?": :func:`~knowledge_os.domains.complete.asked_kinds`), then the
     persona's interests; the same entries (neither: as is)."""
