@@ -31,7 +31,7 @@ from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExc
 from knowledge_os.llm.budget import Budget, merge_usage
 from knowledge_os.llm.calls import SYNTHESIS_TAG, call_llm, parse_json_reply
 from knowledge_os.personas.registry import order_by_interests
-from knowledge_os.retrieval.query import DateRange, QueryAnalysis
+from knowledge_os.retrieval.query import DateRange, QueryAnalysis, day_ts
 from knowledge_os.retrieval.service import RetrievalRequest
 
 if TYPE_CHECKING:
@@ -130,8 +130,7 @@ def closest_are_newest(ctx: StepContext) -> bool:
     dates = ctx.analysis.dates
     if ctx.use_dates or dates is None or not (ctx.use_packages and ctx.analysis.packages):
         return False
-    today = datetime(ctx.as_of.year, ctx.as_of.month, ctx.as_of.day, tzinfo=UTC).timestamp()
-    return dates.ts_to is None or dates.ts_to > today
+    return dates.ts_to is None or dates.ts_to > day_ts(ctx.as_of)
 
 
 def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRequest:

@@ -29,7 +29,7 @@ from knowledge_os.domains.ranking import RankingQuery, count_entities, parse_ran
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.i18n import pick
 from knowledge_os.retrieval.base import Document, VectorFilter
-from knowledge_os.retrieval.query import DateRange, QueryAnalysis
+from knowledge_os.retrieval.query import DateRange, QueryAnalysis, day_ts
 
 if TYPE_CHECKING:
     from knowledge_os.domains.steps import StepContext
@@ -63,11 +63,11 @@ class Window:
 
     @property
     def ts_from(self) -> int | None:
-        return _ts(self.start) if self.start else None
+        return day_ts(self.start) if self.start else None
 
     @property
     def ts_to(self) -> int | None:
-        return _ts(self.end) if self.end else None
+        return day_ts(self.end) if self.end else None
 
     @property
     def days(self) -> int | None:
@@ -83,10 +83,6 @@ class Window:
 
     def contains(self, ts: int) -> bool:
         return (self.ts_from is None or ts >= self.ts_from) and (self.ts_to is None or ts < self.ts_to)
-
-
-def _ts(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
 def _day(ts: int) -> date:

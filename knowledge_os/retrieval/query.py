@@ -15,7 +15,8 @@ from knowledge_os.i18n import Lang, detect_language
 from knowledge_os.retrieval.base import VectorFilter
 from knowledge_os.retrieval.entities import bug_ids, cve_ids
 
-__all__ = ["DateRange", "QueryAnalysis", "analyze_query", "follow_up", "parse_date_range", "unknown_package_names"]
+__all__ = ["DateRange", "QueryAnalysis", "analyze_query", "day_ts", "follow_up", "parse_date_range",
+           "unknown_package_names"]
 
 _MONTHS_EN = {m: i for i, m in enumerate(
     ["january", "february", "march", "april", "may", "june", "july", "august",
@@ -108,7 +109,8 @@ class QueryAnalysis:
         )
 
 
-def _ts(d: date) -> int:
+def day_ts(d: date) -> int:
+    """The start of day ``d`` (00:00 UTC) in Unix seconds: the unit of :class:`DateRange`."""
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
@@ -145,7 +147,7 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
     A month without a year that lies after ``as_of`` means the previous year.
     """
     q = text.lower()
-    tomorrow = _ts(as_of + timedelta(days=1))
+    tomorrow = day_ts(as_of + timedelta(days=1))
 
     def month_year(month: int, year: str | None) -> date:
         y = int(year) if year else as_of.year
@@ -156,51 +158,51 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
     m = re.search(r"\b(?:since|from|after|с|со|после)\s+(\d{4})-(\d{2})(?:-(\d{2}))?\b", q)
     if m:
         start = date(int(m[1]), int(m[2]), int(m[3] or 1))
-        return DateRange(ts_from=_ts(start), ts_to=tomorrow, label=m[0])
+        return DateRange(ts_from=day_ts(start), ts_to=tomorrow, label=m[0])
     m = re.search(rf"\b(?:since|from|after)\s+{_EN_MONTH_RE}\b(?:\s+(\d{{4}}))?", q)
     if m:
         start = month_year(_MONTHS_EN[m[1][:3]], m[2])
-        return DateRange(ts_from=_ts(start), ts_to=tomorrow, label=m[0])
+        return DateRange(ts_from=day_ts(start), ts_to=tomorrow, label=m[0])
     m = re.search(rf"(?:^|\s)(?:с|со|после)\s+{_RU_MONTH_RE}(?:\s+(\d{{4}}))?", q)
     if m:
         start = month_year(_ru_month(m[1]), m[2])
-        return DateRange(ts_from=_ts(start), ts_to=tomorrow, label=m[0].strip())
+        return DateRange(ts_from=day_ts(start), ts_to=tomorrow, label=m[0].strip())
     m = re.search(rf"\b(?:in|during)\s+{_EN_MONTH_RE}\s+(\d{{4}})\b", q)
     if m:
         start = _month_start(int(m[2]), _MONTHS_EN[m[1][:3]])
-        return DateRange(ts_from=_ts(start), ts_to=_ts(_add_months(start, 1)), label=m[0])
+        return DateRange(ts_from=day_ts(start), ts_to=day_ts(_add_months(start, 1)), label=m[0])
     m = re.search(rf"(?:^|\s)(?:в|за)\s+{_RU_MONTH_RE}\s+(\d{{4}})", q)
     if m:
         start = _month_start(int(m[2]), _ru_month(m[1]))
-        return DateRange(ts_from=_ts(start), ts_to=_ts(_add_months(start, 1)), label=m[0].strip())
+        return DateRange(ts_from=day_ts(start), ts_to=day_ts(_add_months(start, 1)), label=m[0].strip())
 
     q_start = _month_start(as_of.year, 3 * ((as_of.month - 1) // 3) + 1)
     if re.search(r"\b(this|current)\s+quarter\b|(?:в|за)\s+(?:этом|этот|текущем|текущий)\s+квартал", q):
-        return DateRange(ts_from=_ts(q_start), ts_to=tomorrow, label="this quarter")
+        return DateRange(ts_from=day_ts(q_start), ts_to=tomorrow, label="this quarter")
     if re.search(r"\b(last|previous|past)\s+quarter\b|(?:в|за)\s+(?:прошлом|прошлый|предыдущем|предыдущий)\s+квартал", q):
         prev = _add_months(q_start, -3)
-        return DateRange(ts_from=_ts(prev), ts_to=_ts(q_start), label="last quarter")
+        return DateRange(ts_from=day_ts(prev), ts_to=day_ts(q_start), label="last quarter")
     if re.search(r"\b(this|current)\s+year\b|(?:в|за)\s+(?:этом|этот|текущем|текущий)\s+год", q):
-        return DateRange(ts_from=_ts(date(as_of.year, 1, 1)), ts_to=tomorrow, label="this year")
+        return DateRange(ts_from=day_ts(date(as_of.year, 1, 1)), ts_to=tomorrow, label="this year")
     if re.search(r"\b(last|previous)\s+year\b|(?:в|за)\s+(?:прошлом|прошлый)\s+год", q):
         y = as_of.year - 1
-        return DateRange(ts_from=_ts(date(y, 1, 1)), ts_to=_ts(date(y + 1, 1, 1)), label="last year")
+        return DateRange(ts_from=day_ts(date(y, 1, 1)), ts_to=day_ts(date(y + 1, 1, 1)), label="last year")
     m = re.search(r"\b(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b", q) or re.search(
         r"(?:за|в)\s+последни[ейх]\s+(\d{1,3})\s+(дн|ден|недел|месяц|год|лет)\w*", q
     )
     if m and m[2] in ("month", "месяц"):  # calendar months: the same day N months back
         back = _add_months(as_of, -int(m[1]))
         start = date(back.year, back.month, min(as_of.day, _month_days(back)))
-        return DateRange(ts_from=_ts(start), ts_to=tomorrow, label=m[0])
+        return DateRange(ts_from=day_ts(start), ts_to=tomorrow, label=m[0])
     if m:
         days = int(m[1]) * _UNIT_DAYS[m[2]]
-        return DateRange(ts_from=_ts(as_of - timedelta(days=days - 1)), ts_to=tomorrow, label=m[0])
+        return DateRange(ts_from=day_ts(as_of - timedelta(days=days - 1)), ts_to=tomorrow, label=m[0])
     m = re.search(r"\b(?:last|past)\s+(day|week|month|year)\b", q) or re.search(
         r"(?:за|в)\s+последн\w+\s+(дн|ден|недел|месяц|год)\w*", q
     )
     if m:
         days = _UNIT_DAYS[m[1]]
-        return DateRange(ts_from=_ts(as_of - timedelta(days=days - 1)), ts_to=tomorrow, label=m[0])
+        return DateRange(ts_from=day_ts(as_of - timedelta(days=days - 1)), ts_to=tomorrow, label=m[0])
     m = re.search(rf"\bq([1-4])\s*(?:of\s+)?((?:19|20)\d{{2}})\b|\b{_EN_ORDINAL_RE}\s+quarter\s+(?:of\s+)?"
                   r"((?:19|20)\d{2})\b", q) or re.search(
         rf"(?:^|\s)(?:в|за)\s+(?:([1-4])-?(?:м|й|ом|ый|ий)?|{_RU_ORDINAL_RE})\s+квартал\w*\s+((?:19|20)\d{{2}})", q
@@ -209,13 +211,13 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
         groups = [g for g in m.groups() if g]
         quarter = int(groups[0]) if groups[0].isdigit() else _ORDINALS[groups[0][:3]]
         start = date(int(groups[1]), 3 * quarter - 2, 1)
-        return DateRange(ts_from=_ts(start), ts_to=_ts(_add_months(start, 3)), label=m[0].strip())
+        return DateRange(ts_from=day_ts(start), ts_to=day_ts(_add_months(start, 3)), label=m[0].strip())
     m = re.search(r"\b(?:in|during|for)\s+((?:19|20)\d{2})\b", q) or re.search(
         r"(?:^|\s)(?:в|за)\s+((?:19|20)\d{2})(?:\s+год\w*)?", q
     )
     if m:
         y = int(m[1])
-        return DateRange(ts_from=_ts(date(y, 1, 1)), ts_to=_ts(date(y + 1, 1, 1)), label=m[0].strip())
+        return DateRange(ts_from=day_ts(date(y, 1, 1)), ts_to=day_ts(date(y + 1, 1, 1)), label=m[0].strip())
     return None
 
 
