@@ -92,6 +92,8 @@ def test_llm_vote_is_combined_by_bayes_rule() -> None:
     "Какие пакеты чаще всего обновлялись в 2024 году?",
     "Покажи активность загрузок по месяцам",
     "Рейтинг мейнтейнеров по числу загрузок",
+    # "Какие исправления" lists fixes (digest) unless the question compares or ranks them
+    "Какие исправления стали встречаться чаще по сравнению с прошлым годом?",
 ])
 def test_ranking_and_time_series_questions_reach_trend(tmp_path: Path, query: str) -> None:
     services, model = make_services(tmp_path, ['{"domain": "digest"}'])
