@@ -211,6 +211,26 @@ class RunResult(_Model):
         )
 
 
+class _Box:
+    """A coroutine's result behind a constant ``repr``. ``asyncio.Runner.run`` on the main
+    thread installs a SIGINT handler holding the task and removes it when the task is done;
+    ``signal`` formats the handler's ``repr`` each time, and the finished task's ``repr``
+    holds its result's: for a ``RunResult`` (about 2.5 KB of text) each synchronous call
+    spent 0.19 ms there instead of 0.06 ms."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<result>"
+
+
+async def _boxed(coro: Any) -> _Box:
+    return _Box(await coro)
+
+
 class KnowledgeOS:
     """The framework's front door.
 
@@ -264,7 +284,7 @@ class KnowledgeOS:
         call: one asyncpg pool and one checkpointer connection serve all of them."""
         if self._runner is None:
             self._runner = asyncio.Runner()
-        return self._runner.run(coro)
+        return self._runner.run(_boxed(coro)).value
 
     def _on_own_loop(self) -> bool:
         return self._runner is not None and asyncio.get_running_loop() is self._runner.get_loop()
