@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from knowledge_os.domains.claims import CLAIM_KINDS, Evidence, extract_claims, trace_claims, ungrounded
+from knowledge_os.domains.claims import CLAIM_KINDS, Evidence, cve_ids, extract_claims, trace_claims, ungrounded
 from knowledge_os.i18n import detect_language
 
 __all__ = ["ALWAYS_ON", "BLOCKING", "CHECKS", "CheckInput", "cited_numbers", "run_checklist"]
@@ -180,6 +180,7 @@ def claim_issues(x: CheckInput) -> tuple[int, list[str]]:
         return 0, []
     stats = x.stats or {}
     numbers = [float(n) for n in stats.get("numbers", [])] + [float(len(x.cited_docs)), float(len(x.documents))]
+    numbers += [float(len(cve_ids(d.get("text") or ""))) for d in x.cited_docs]
     evidence = Evidence(
         documents=x.cited_docs, numbers=numbers, texts=[stats.get("table", "")] if stats else [],
         names=_stats_names(stats), question=x.question, periods=x.periods, today=x.today,

@@ -25,8 +25,9 @@ Rules (each one is tested in ``tests/unit/test_claims.py``):
 - Dates are checked at the granularity written: a day, a month (with or without year),
   a year or a quarter must equal the date of a scoped document, a date written in its
   text, a boundary of the asked or computed period, or a date in the question.
-- Numbers (counts) must be a computed figure, a number in a scoped document, in the
-  question or in the statistics text. A percentage must be written as a percentage
+- Numbers (counts) must be a computed figure, a number in a scoped document, how many
+  CVE ids a cited document names (:func:`cve_ids`), in the question or in the statistics
+  text. A percentage must be written as a percentage
   there (``+100%``): a count of the same value does not ground it.
 - A person's name (two or three capitalised words) must have every word in a scoped
   document's author or text; an e-mail address must appear exactly.
@@ -45,6 +46,7 @@ __all__ = [
     "Claim",
     "Evidence",
     "Trace",
+    "cve_ids",
     "extract_claims",
     "trace_claims",
     "ungrounded",
@@ -63,6 +65,12 @@ _MONTHS_RU = (("январ", 1), ("феврал", 2), ("март", 3), ("апр�
 _CITE = re.compile(r"\[(\d{1,3})\]")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _CVE = re.compile(r"\bCVE-\d{4}-\d{4,7}\b", re.IGNORECASE)
+
+
+def cve_ids(text: str) -> list[str]:
+    """The distinct CVE ids ``text`` names, upper-case, in order of first mention. Their
+    count is evidence for a count claim about a cited entry ("5 CVE ids in all")."""
+    return list(dict.fromkeys(m.upper() for m in _CVE.findall(text)))
 _BUG = re.compile(r"(?:#|\b(?:bug|баг|closes:?)\s*#?)(\d{3,8})\b", re.IGNORECASE)
 _ISO_DAY = re.compile(r"\b((?:19|20)\d{2})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\b")
 _ISO_MONTH = re.compile(r"\b((?:19|20)\d{2})-(0[1-9]|1[0-2])\b(?!-\d)")
@@ -140,7 +148,7 @@ class Evidence:
         documents: The documents the answer lists, in ``[n]`` order (state dicts with
             ``text``, ``channel``, ``date``, ``title``, ``metadata``).
         numbers: Figures the domain computed (``stats["numbers"]``, counts of listed
-            entries).
+            entries, how many CVE ids each cited entry names).
         texts: Framework-written text computed from the data (the statistics table).
         names: Entity names the domain computed (packages, maintainers of a trend).
         question: The question as asked.

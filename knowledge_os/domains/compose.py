@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from knowledge_os.domains.claims import cve_ids
 from knowledge_os.domains.entries import entry_line
 from knowledge_os.domains.relevance import bearing
 from knowledge_os.domains.trend import compose_stats_answer, stats_summary
@@ -62,6 +63,9 @@ DATA_SPAN = {"en": "The listing holds {n} entries of {channels}, dated {first} t
              "ru": "Записей в списке: {n} ({channels}), с {first} по {last}."}
 DATA_COUNT = {"en": "The listing holds {n} entries of {channels}.",
               "ru": "Записей в списке: {n} ({channels})."}
+DATA_ONE = {"en": "The listing holds one entry of {channels}, dated {first}.",
+            "ru": "Записей в списке: 1 ({channels}), от {first}."}
+DATA_ONE_UNDATED = {"en": "The listing holds one entry of {channels}.", "ru": "Записей в списке: 1 ({channels})."}
 DATA_NEWEST = {"en": "The newest is {entry} [{n}].", "ru": "Самая новая: {entry} [{n}]."}
 DATA_CVES = {"en": "CVE ids fixed: {cves}.", "ru": "Исправленные CVE: {cves}."}
 NOTICE = {
@@ -78,6 +82,9 @@ NOTICE = {
 }
 CHOICE_LEAD = {"en": "The entries that bear on the question:", "ru": "Записи по вопросу:"}
 CHOICE_ENTRY = {"en": "{entry}: {kind}{ids} [{n}].", "ru": "{entry}: {kind}{ids} [{n}]."}
+IDS_TOTAL = {"en": "{ids}; {total} CVE ids in all", "ru": "{ids}; всего CVE: {total}"}
+"""An entry's ids when it names more than :func:`_ids_shown` lists, with how many CVE ids
+it names (a count ``verify`` traces to the entry: ``claims.cve_ids``)."""
 STATS_KIND = {
     "en": "Uploads with a {kind}: {current} from {cur_from} to {cur_to}, against {previous} from {prev_from} to {prev_to}.",
     "ru": "Загрузок с видом изменений «{kind}»: {current} с {cur_from} по {cur_to}, против {previous} с {prev_from} по {prev_to}.",
@@ -226,7 +233,10 @@ def fallback_summary(ctx: StepContext, listing: list[dict[str, Any]]) -> str:
         return pick(NOTHING_MATCHES, lang)
     channels = ", ".join(list(dict.fromkeys(d["channel"] for d in listing))[:5])
     dated = sorted(d["date"] for d in listing if d.get("date"))
-    if dated:
+    if len(listing) == 1:
+        parts = [pick(DATA_ONE, lang, channels=channels, first=dated[0]) if dated
+                 else pick(DATA_ONE_UNDATED, lang, channels=channels)]
+    elif dated:
         parts = [pick(DATA_SPAN, lang, n=len(listing), channels=channels, first=dated[0], last=dated[-1])]
     else:
         parts = [pick(DATA_COUNT, lang, n=len(listing), channels=channels)]
@@ -279,11 +289,25 @@ def _stats_data_summary(ctx: StepContext, lang: str) -> str:
     return stats_summary(ctx)
 
 
-def _ids_shown(ctx: StepContext, doc: dict[str, Any]) -> list[str]:
-    """Up to 3 ids of an entry: those the question asks about first, then its CVE ids."""
+def _ids_shown(ctx: StepContext, doc: dict[str, Any]) -> tuple[list[str], int]:
+    """Up to 3 ids of an entry (those the question asks about first, then its CVE ids) and
+    how many CVE ids it names when that leaves some out (0 when every id is shown)."""
     asked = [c.upper() for c in ctx.analysis.cves if c.upper() in doc["text"].upper()]
     asked += [f"#{b}" for b in ctx.analysis.bugs if re.search(rf"(?<!\d){b}(?!\d)", doc["text"])]
-    return list(dict.fromkeys([*asked, *_CVE.findall(doc["text"])]))[:max(3, len(asked))]
+    cves = cve_ids(doc["text"])
+    ids = list(dict.fromkeys([*asked, *cves]))
+    shown = ids[:max(3, len(asked))]
+    return shown, len(cves) if len(shown) < len(ids) else 0
+
+
+def _ids_text(ctx: StepContext, doc: dict[str, Any], lang: str) -> str:
+    """`` (CVE-1, CVE-2, CVE-3; 5 CVE ids in all)`` for an entry's sentence, or "" when it
+    names none."""
+    shown, total = _ids_shown(ctx, doc)
+    if not shown:
+        return ""
+    listed = ", ".join(shown)
+    return f" ({pick(IDS_TOTAL, lang, ids=listed, total=total) if total else listed})"
 
 
 def _more(ctx: StepContext, listing: list[dict[str, Any]]) -> int:
@@ -340,8 +364,7 @@ def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[
     for n, proposed in picked[:4]:
         doc = listing[n - 1]
         kind = entry_kind(ctx, doc, proposed)
-        ids = _ids_shown(ctx, doc)
         sentences.append(pick(CHOICE_ENTRY, lang, entry=_entry_name(doc), kind=kind_label(kind, lang),
-                              ids=f" ({', '.join(ids)})" if ids else "", n=n))
+                              ids=_ids_text(ctx, doc, lang), n=n))
     return " ".join(sentences)
 

@@ -45,6 +45,16 @@ def test_numbers_must_come_from_data() -> None:
     assert not bad["checks"]["nums"] and "300" in bad["issues"][0]
 
 
+def test_a_count_of_the_cve_ids_a_cited_entry_names_is_grounded() -> None:
+    doc = {**DOC, "text": "a 2\n  * Fix CVE-2026-1001, CVE-2026-1002 and cve-2026-1003 (CVE-2026-1001)"}
+    rule = [("claims", "claims_grounded", 1.0, None)]
+    # three distinct ids, whatever their case or repetition
+    ok = run_checklist(inp("a 2 fixed 3 CVE ids [1].", cited_docs=[doc], documents=[doc]), rule)
+    assert ok["checks"]["claims"], ok["issues"]
+    bad = run_checklist(inp("a 2 fixed 4 CVE ids [1].", cited_docs=[doc], documents=[doc]), rule)
+    assert not bad["checks"]["claims"] and "'4'" in bad["issues"][0]
+
+
 def test_period_check() -> None:
     rule = [("p", "within_period", 1.0, None)]
     assert not run_checklist(inp("x [1]", ts_from=200), rule)["checks"]["p"]

@@ -11,6 +11,7 @@ from datetime import date
 import pytest
 
 from knowledge_os.domains.complete import asked_kinds, data_complete, moving_kinds, quoted_entries
+from knowledge_os.domains.compose import fallback_summary
 from knowledge_os.domains.steps import StepContext
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import analyze_query
@@ -63,6 +64,29 @@ def test_a_quoted_phrase_held_by_one_of_several_entries_is_the_answer(ctx_for):
     why, summary = data_complete(ctx, DOCS)
     assert why == "quoted_entry"
     assert summary == "The entries that bear on the question: demo 2.0-1 (2026-02-01): security fix (CVE-2024-1234) [2]."
+
+
+def test_an_entry_naming_more_ids_than_are_listed_says_how_many_it_names(ctx_for):
+    many = [_doc(1, "3.0-1", "  * Fix CVE-2026-0001, CVE-2026-0002, CVE-2026-0003,\n"
+                             "    CVE-2026-0004 and CVE-2026-0005")]
+    _, summary = data_complete(ctx_for("What changed in demo?", many), many)
+    assert summary == ("The entries that bear on the question: demo 3.0-1 (2026-01-01): security fix "
+                       "(CVE-2026-0001, CVE-2026-0002, CVE-2026-0003; 5 CVE ids in all) [1].")
+    _, summary = data_complete(ctx_for("Что изменилось в demo?", many), many)
+    assert summary.endswith("(CVE-2026-0001, CVE-2026-0002, CVE-2026-0003; всего CVE: 5) [1].")
+    # The asked id comes first whatever its place in the entry
+    _, summary = data_complete(ctx_for("Which upload fixed CVE-2026-0005?", many), many)
+    assert "(CVE-2026-0005, CVE-2026-0001, CVE-2026-0002; 5 CVE ids in all) [1]." in summary
+
+
+def test_the_data_written_summary_of_one_entry_says_one_entry(ctx_for):
+    one = DOCS[2:]
+    assert fallback_summary(ctx_for("What changed in demo?", one), one).startswith(
+        "The listing holds one entry of demo, dated 2026-03-01. The newest is demo 1.9-1 (2026-03-01) [1].")
+    assert fallback_summary(ctx_for("Что изменилось в demo?", one), one).startswith(
+        "Записей в списке: 1 (demo), от 2026-03-01.")
+    assert fallback_summary(ctx_for("What changed in demo?", DOCS), DOCS).startswith(
+        "The listing holds 3 entries of demo, dated 2026-01-01 to 2026-03-01.")
 
 
 def test_an_id_lookup_whose_entries_all_name_the_id_lists_them_all(ctx_for):
