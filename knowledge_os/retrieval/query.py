@@ -143,7 +143,9 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
     в 1-м..4-м (первом..четвёртом) квартале <года>; this|last year / в этом|прошлом
     году; last|past N days|weeks|months|years / за последние N дней|недель|месяцев|лет
     (months are calendar months, from the same day N months back); last month|week /
-    за последний месяц|неделю; since YYYY-MM[-DD] / с YYYY-MM[-DD].
+    за последний месяц|неделю; since YYYY-MM[-DD] / с YYYY-MM[-DD]; since|from YYYY /
+    с YYYY [года] (after YYYY / после YYYY: the year after); from YYYY to YYYY / с YYYY по
+    YYYY [год] (whole years, cut at ``as_of``).
     A month without a year that lies after ``as_of`` means the previous year.
     """
     q = text.lower()
@@ -159,6 +161,18 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
     if m:
         start = date(int(m[1]), int(m[2]), int(m[3] or 1))
         return DateRange(ts_from=day_ts(start), ts_to=tomorrow, label=m[0])
+    # Whole years: "from 2021 to 2023" / "с 2021 по 2023 год", then "since 2021" / "с 2021 года"
+    # ("after 2021" / "после 2021 года": from 2022).
+    m = re.search(r"\b(?:from|between)\s+((?:19|20)\d{2})\s+(?:to|and|until|through|till)\s+((?:19|20)\d{2})\b", q) \
+        or re.search(r"(?:^|\s)с\s+((?:19|20)\d{2})\s+(?:по|до)\s+((?:19|20)\d{2})(?!\d)", q)
+    if m and int(m[1]) <= int(m[2]):
+        return DateRange(ts_from=day_ts(date(int(m[1]), 1, 1)),
+                         ts_to=min(day_ts(date(int(m[2]) + 1, 1, 1)), tomorrow), label=m[0].strip())
+    m = re.search(r"\b(since|from|after)\s+((?:19|20)\d{2})\b(?!-\d)", q) \
+        or re.search(r"(?:^|\s)(с|со|после|начиная с)\s+((?:19|20)\d{2})(?!\d)(?:\s+год\w*)?", q)
+    if m:
+        year = int(m[2]) + (m[1] in ("after", "после"))
+        return DateRange(ts_from=day_ts(date(year, 1, 1)), ts_to=tomorrow, label=m[0].strip())
     m = re.search(rf"\b(?:since|from|after)\s+{_EN_MONTH_RE}\b(?:\s+(\d{{4}}))?", q)
     if m:
         start = month_year(_MONTHS_EN[m[1][:3]], m[2])
