@@ -44,6 +44,7 @@ T: dict[str, dict[str, str]] = {
                   "ru": "Топ-{n} {entity} по числу {measure}, {span}{prev}:"},
     "rank_prev": {"en": " (beside each: the count in {span})", "ru": " (рядом: значение за {span})"},
     "rank_tied": {"en": "(and {k} more tied at {v})", "ru": "(и ещё {k} с тем же значением {v})"},
+    "series_head": {"en": "{measure} per {unit}, {span}:", "ru": "{measure} по {unit}, {span}:"},
     "rank_none": {"en": "Nothing to rank: no {entity} with {measure} in {span}.",
                   "ru": "Ранжировать нечего: нет {entity} с {measure} за {span}."},
 }
@@ -78,6 +79,14 @@ _MEASURE = {  # EN: "by <...>"; RU: "по числу <...>" (genitive)
     "bugs": {"en": "bugs closed", "ru": "закрытых ошибок"},
     "packages": {"en": "packages naming it", "ru": "пакетов, где он упомянут"},
 }
+_UNIT = {"month": {"en": "month", "ru": "месяцам"}, "quarter": {"en": "quarter", "ru": "кварталам"},
+         "year": {"en": "year", "ru": "годам"}}
+_SERIES_MEASURE = {  # what a series counts (trend.series_measure), as a header's subject
+    "uploads": {"en": "Uploads", "ru": "Загрузки"},
+    "cve_ids": {"en": "Distinct CVE ids named", "ru": "Разные CVE"},
+    "bugs_closed": {"en": "Distinct bugs closed", "ru": "Разные закрытые ошибки"},
+    "kind": {"en": "Uploads with {kind} changes", "ru": "Загрузки с изменениями вида «{kind}»"},
+}
 _KIND_RU = {  # the built-in kinds (builtin/trend.yaml); a user's kinds keep their names
     "security": "безопасность", "bugfix": "исправления ошибок", "new_upstream": "новые версии upstream",
     "packaging": "упаковка", "translation": "переводы", "documentation": "документация",
@@ -88,7 +97,7 @@ _S: dict[str, dict[str, str]] = {
                      "over {u_cur} uploads against {u_prev}.",
                "ru": "За {cur} по сравнению с {prev} ({basis}) выросли изменения видов: {top}; всего "
                      "загрузок {u_cur} против {u_prev}."},
-    "flat": {"en": "No kind of change rose in {cur} compared with {prev} ({basis}): {u_cur} uploads "
+    "flat": {"en": "No kind of change rose in {cur} compared with {prev} ({basis}): {uploads} "
                    "against {u_prev}.",
              "ru": "Ни один вид изменений не вырос за {cur} по сравнению с {prev} ({basis}): загрузок "
                    "{u_cur} против {u_prev}."},
@@ -105,6 +114,9 @@ _S: dict[str, dict[str, str]] = {
     "most_often": {"en": ", most often with {top} changes", "ru": ", чаще всего с изменениями: {top}"},
     "rank": {"en": "Top {n} {entity} by {measure}, {cur}: {top}.",
              "ru": "Топ-{n} {entity} по числу {measure}, {cur}: {top}."},
+    "series": {"en": "{head} {rows}.", "ru": "{head} {rows}."},
+    "series_busiest": {"en": "{head} most in {top} ({top_n}), fewest in {low} ({low_n}); every {unit} is in the table.",
+                       "ru": "{head} больше всего — {top} ({top_n}), меньше всего — {low} ({low_n}); все периоды — в таблице."},
     "rank_tie": {"en": "and, tied at {v}, {names}", "ru": "и с равным значением {v}: {names}"},
     "rank_empty": {"en": "There are no changelog entries dated {cur}{newest}, so nothing can be ranked.",
                    "ru": "За {cur} нет ни одной записи журнала{newest}, поэтому ранжировать нечего."},
@@ -164,6 +176,9 @@ def render_table(s: dict[str, Any]) -> str:
     for key in ("uploads", "cve_ids", "cve_mentions", "bugs_closed"):
         value = pick(T["vs"], lang, a=tc[key], b=tp[key]) if tp is not None else str(tc[key])
         lines.append(f"- {pick(T[key], lang)}: {value}")
+    if s.get("series"):
+        lines.append(_series_head(s))
+        lines.extend(f"- {row['period']} ({row['from']}..{row['to']}): {row['value']}" for row in s["series"]["rows"])
     r = s["ranking"]
     if r is not None:
         entity, measure = pick(_ENTITY[r["entity"]], lang), pick(_MEASURE[r["measure"]], lang)
@@ -219,12 +234,38 @@ def _top_kinds(kinds: list[dict[str, Any]], key: str, lang: str) -> str:
     return ", ".join(f"{_kind_label(k['kind'], lang)} ({k[key]})" for k in top)
 
 
+_SERIES_LISTED = 12
+"""Most periods a summary names one by one; a longer series is summed up by its extremes."""
+
+
+def _series_head(s: dict[str, Any]) -> str:
+    """``"Uploads per quarter, 2025-01-01..2025-12-31:"``, in the question's language."""
+    lang, series = s["lang"], s["series"]
+    measure = pick(_SERIES_MEASURE[series["measure"]], lang, kind=_kind_label(series["kind"] or "", lang))
+    return pick(T["series_head"], lang, measure=measure, unit=pick(_UNIT[series["unit"]], lang), span=_span(s["window"]))
+
+
+def _series_summary(s: dict[str, Any]) -> str:
+    """The series in one sentence: every period's count, or with more than
+    :data:`_SERIES_LISTED` periods the busiest and the quietest (the earliest of ties)."""
+    lang, rows = s["lang"], s["series"]["rows"]
+    head = _series_head(s)
+    if len(rows) <= _SERIES_LISTED:
+        return pick(_S["series"], lang, head=head, rows=", ".join(f"{r['period']}: {r['value']}" for r in rows))
+    top = max(rows, key=lambda r: r["value"])
+    low = min(rows, key=lambda r: r["value"])
+    return pick(_S["series_busiest"], lang, head=head, top=top["period"], top_n=top["value"], low=low["period"],
+                low_n=low["value"], unit=pick(_UNIT[s["series"]["unit"]], "en"))
+
+
 def render_summary(s: dict[str, Any]) -> str:
     """The summary written from the figures: one to three sentences."""
     lang = s["lang"]
     cur, prev = _span(s["window"]), _span(s["previous"])
     newest = pick(T["newest"], lang, d=s["newest"]) if s["newest"] else ""
     u = s["uploads"]
+    if s.get("series") and not s["empty"]["current"]:
+        return _series_summary(s)
     r = s["ranking"]
     if r is not None:
         entity, measure = pick(_ENTITY[r["entity"]], lang), pick(_MEASURE[r["measure"]], lang)
@@ -262,4 +303,5 @@ def render_summary(s: dict[str, Any]) -> str:
         top = ", ".join(f"{_kind_label(k['kind'], lang)} ({k['previous']} -> {k['current']})" for k in rising[:3])
         return pick(_S["rising"], lang, prev=prev, cur=cur, basis=_basis_text(s), top=top,
                     u_cur=u["current"], u_prev=u["previous"])
-    return pick(_S["flat"], lang, prev=prev, cur=cur, basis=_basis_text(s), u_cur=u["current"], u_prev=u["previous"])
+    return pick(_S["flat"], lang, prev=prev, cur=cur, basis=_basis_text(s), u_cur=u["current"], u_prev=u["previous"],
+                uploads=_uploads(u["current"], lang))

@@ -44,9 +44,11 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
     - ``one_entry`` (structured mode): one entry is listed, so the schema's only entry
       number is 1, and the kind of change is read from the data whatever the model says
       (:func:`compose.entry_kind`): the rendered choice of ``{"n": 1}`` is that reply.
-    - ``ranking`` / ``empty_window`` (structured mode, statistics): a ranking question,
-      or a question whose current window has no upload, is answered by the figures'
-      own summary whatever kinds the model picks (:func:`compose.render_choice`).
+    - ``ranking`` / ``series`` / ``empty_window`` (structured mode, statistics): a ranking
+      question, one asking for a count per month, quarter or year
+      (:func:`knowledge_os.domains.trend.series_unit`), or a question whose current window
+      has no upload, is answered by the figures' own summary whatever kinds the model
+      picks (:func:`compose.render_choice`).
 
     - ``quoted_entry`` (structured mode): the question quotes a phrase that 1..4 listed
       entries hold verbatim (:func:`quoted_entries`); those entries are the answer.
@@ -56,6 +58,9 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
     - ``kinds_named`` (structured mode, statistics): the question names 1-3 kinds of
       change ("how did security fixes and packaging work shift"; :func:`asked_kinds`):
       their figures are the answer.
+    - ``none_rose`` (structured mode, statistics): the question asks which kinds rose and
+      none did between two windows with uploads: the figures' summary says so (a model
+      asked to choose kinds named ones that fell, without a word that they fell).
     - ``kinds_ranked`` (structured mode, statistics): the question asks which kinds rose,
       fell or dominated (:func:`moving_kinds`): the kinds ranked by that figure are the
       answer (the model, shown the figures, led with the list's first kind even when
@@ -77,6 +82,8 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
         stats = ctx.stats or {}
         if stats.get("ranking"):
             return "ranking", stats_summary(ctx)
+        if stats.get("series") and not (stats.get("empty") or {}).get("current"):
+            return "series", stats_summary(ctx)
         if (stats.get("empty") or {}).get("current"):
             return "empty_window", stats_summary(ctx)
         asked = asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1])
@@ -87,6 +94,8 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
         if moved:
             rendered = render_choice(ctx, listing, {"kinds": moved})
             return ("kinds_ranked", rendered) if rendered else None
+        if _none_rose(ctx.analysis.text, stats):
+            return "none_rose", stats_summary(ctx)
         return None
     if len(listing) == 1:
         rendered = render_choice(ctx, listing, {"entries": [{"n": 1, "kind": "other"}]})
@@ -149,6 +158,18 @@ def moving_kinds(question: str, stats: dict[str, Any]) -> list[str]:
     moved = [(r["current"] - r["previous"], r["kind"]) for r in rows]
     moved = [(d, k) for d, k in moved if d != 0 and (sign == 0 or d * sign > 0)]
     return [k for _, k in sorted(moved, key=lambda x: -abs(x[0]))][:_KINDS_MAX]
+
+
+def _none_rose(question: str, stats: dict[str, Any]) -> bool:
+    """Whether the question asks which kinds rose, both windows have uploads, and none rose:
+    the figures' own summary says so ("No kind of change rose ..."), where a model asked to
+    choose kinds named ones that fell."""
+    if not _RISE.search(question) or _FALL.search(question) or _DOMINANT.search(question):
+        return False
+    uploads = stats.get("uploads") or {}
+    if not uploads.get("current") or not uploads.get("previous"):
+        return False
+    return not any((r.get("delta") or 0) > 0 for r in stats.get("kinds") or [] if isinstance(r, dict))
 
 
 def asked_kinds(question: str, names: list[str]) -> list[str]:

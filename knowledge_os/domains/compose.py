@@ -336,7 +336,7 @@ def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[
     """
     lang = _lang(ctx)
     if ctx.spec.answer_style == "stats" and ctx.stats is not None:
-        if ctx.stats.get("ranking"):  # a ranking question: the ranked entities, not kinds
+        if ctx.stats.get("ranking") or ctx.stats.get("series"):  # entities or periods, not kinds
             return stats_summary(ctx)
         rows = _stats_rows(ctx)
         if rows is None:

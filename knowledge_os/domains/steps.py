@@ -192,9 +192,12 @@ def stats(ctx: StepContext) -> None:
     The package scope is kept on a broadening replan (a trend of other packages would
     answer another question); the statistics say when a window has no data.
     """
+    from knowledge_os.domains.complete import asked_kinds
+    from knowledge_os.domains.compose import kind_names
     from knowledge_os.domains.trend import compute_trend
 
-    ctx.stats = compute_trend(ctx.docstore, ctx.spec, ctx.analysis, as_of=ctx.as_of)
+    ctx.stats = compute_trend(ctx.docstore, ctx.spec, ctx.analysis, as_of=ctx.as_of,
+                              asked_kinds=asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1]))
     exact = [d for d in ctx.documents if "exact" in d["sources"]]  # entries naming the asked id
     have = {d["id"] for d in exact}
     examples = [doc_to_state(d, 1.0, ("stats",)) for d in ctx.docstore.get(ctx.stats["examples"])

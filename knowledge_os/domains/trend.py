@@ -191,6 +191,85 @@ def _kinds_of(doc: Document, kinds: list[tuple[str, re.Pattern[str]]]) -> set[st
     return {name for name, pattern in kinds if pattern.search(text)}
 
 
+# -- a count per month, quarter or year ------------------------------------------------
+
+_SERIES_UNITS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("month", re.compile(r"\b(?:per|each|every|by) month\b|\bmonth(?:ly|[- ]by[- ]month)\b"
+                         r"|по месяц\w*|помесячн\w*|ежемесячн\w*|за каждый месяц", re.IGNORECASE)),
+    ("quarter", re.compile(r"\b(?:per|each|every|by) quarter\b|\bquarter(?:ly|[- ]by[- ]quarter)\b"
+                           r"|по квартал\w*|поквартальн\w*|ежекварталь?н\w*|за каждый квартал", re.IGNORECASE)),
+    ("year", re.compile(r"\b(?:per|each|every|by) year\b|\b(?:yearly|annually|year[- ]by[- ]year)\b"
+                        r"|по годам|ежегодн\w*|за каждый год", re.IGNORECASE)),
+)
+_SERIES_MAX = 48
+"""Most periods a series lists; past it, months become quarters and quarters years."""
+_CVE_WORD = re.compile(r"\bcves?\b", re.IGNORECASE)
+_BUGS_CLOSED = re.compile(r"\bbugs? (?:closed|closures?|fixed)|\b(?:closed|fixed) bugs|\bbug closures?"
+                          r"|закрыт\w* (?:баг|ошиб)\w*|(?:баг|ошиб)\w* закрыт\w*", re.IGNORECASE)
+
+
+def series_unit(question: str) -> str | None:
+    """The period a question asks its count per ("per month", "quarterly", "по кварталам",
+    "помесячно", "by year"): ``month``, ``quarter`` or ``year``, the one named first; None
+    when it asks none ("this year" and "last quarter" name a window, not a breakdown)."""
+    hits = [(m.start(), unit) for unit, pattern in _SERIES_UNITS if (m := pattern.search(question))]
+    return min(hits)[1] if hits else None
+
+
+def series_measure(question: str, asked_kinds: list[str]) -> tuple[str, str | None]:
+    """What a series counts: ``("cve_ids", None)`` when the question names CVEs, ``("bugs_closed",
+    None)`` for bug closures, ``("kind", name)`` when it names one kind of change (``asked_kinds``,
+    :func:`knowledge_os.domains.complete.asked_kinds`), else ``("uploads", None)``."""
+    if _CVE_WORD.search(question):
+        return "cve_ids", None
+    if _BUGS_CLOSED.search(question):
+        return "bugs_closed", None
+    if len(asked_kinds) == 1:
+        return "kind", asked_kinds[0]
+    return "uploads", None
+
+
+def _period_of(d: date, unit: str) -> tuple[str, date]:
+    """The calendar period holding ``d``: its label ("2025-03", "2025-Q1", "2025") and first day."""
+    if unit == "month":
+        return f"{d.year}-{d.month:02d}", d.replace(day=1)
+    if unit == "quarter":
+        q = (d.month - 1) // 3
+        return f"{d.year}-Q{q + 1}", date(d.year, 3 * q + 1, 1)
+    return str(d.year), date(d.year, 1, 1)
+
+
+def _next_period(first: date, unit: str) -> date:
+    return _add_months(first, {"month": 1, "quarter": 3, "year": 12}[unit])
+
+
+def _series(window: Window, docs: list[Document], matched: dict[str, set[str]], unit: str,
+            measure: tuple[str, str | None]) -> dict[str, Any] | None:
+    """The count of ``measure`` in each calendar ``unit`` the window touches, oldest first
+    (periods without an upload included, each clipped to the window), or None without a
+    bounded window. Coarsens the unit when the window holds more than :data:`_SERIES_MAX` periods."""
+    if window.start is None or window.last is None:
+        return None
+    while True:
+        firsts = [_period_of(window.start, unit)[1]]
+        while (nxt := _next_period(firsts[-1], unit)) <= window.last:
+            firsts.append(nxt)
+        if len(firsts) <= _SERIES_MAX or unit == "year":
+            break
+        unit = "quarter" if unit == "month" else "year"
+    tallies = {first: _Tally() for first in firsts}
+    for doc in docs:
+        tallies[_period_of(_day(doc.ts), unit)[1]].add(doc, matched[doc.id])
+    what, kind = measure
+    rows = []
+    for first, tally in tallies.items():
+        last = _next_period(first, unit) - timedelta(days=1)
+        value = tally.kinds[kind] if what == "kind" and kind else tally.totals()[what]
+        rows.append({"period": _period_of(first, unit)[0], "from": max(first, window.start).isoformat(),
+                     "to": min(last, window.last).isoformat(), "value": value})
+    return {"unit": unit, "measure": what, "kind": kind, "rows": rows}
+
+
 def _newest_before(store: DocumentStore, channels: tuple[str, ...] | None, ts_to: int | None) -> date | None:
     """Day of the newest entry in scope before ``ts_to`` (looks back two years, then all)."""
     for lookback in (2 * 366 * _DAY_S, None):
@@ -278,9 +357,12 @@ def compute_trend(
     *,
     as_of: date,
     use_packages: bool = True,
+    asked_kinds: list[str] | None = None,
 ) -> dict[str, Any]:
     """Counts per change kind (or per entity, for a ranking question) in the asked
-    window against the window it is compared with (:func:`compare_windows`).
+    window against the window it is compared with (:func:`compare_windows`), and, when
+    the question asks for a count per month, quarter or year (:func:`series_unit`), that
+    count in each such period of the asked window (:func:`series_measure` says of what).
 
     A ranking question (:func:`~knowledge_os.domains.ranking.parse_ranking`) without a
     date range ranks over all dates; any other question without one uses the domain's
@@ -292,6 +374,8 @@ def compute_trend(
         analysis: The question (dates, packages, language).
         as_of: The run's "today" (UTC).
         use_packages: Restrict to the packages the question names.
+        asked_kinds: The kinds of change the question names (a series counts the uploads
+            of the one it names).
 
     Returns:
         A JSON-able dict::
@@ -314,6 +398,10 @@ def compute_trend(
              "ranking": {"entity", "measure", "n", "rows": [{"rank", "key", "name",
                          "members", "current", "previous"}], "tied_left_out": int} | None,
                                               # members: a maintainer's e-mail addresses
+             "series": {"unit": "month"|"quarter"|"year", "measure": "uploads"|"cve_ids"|
+                        "bugs_closed"|"kind", "kind": str | None,
+                        "rows": [{"period", "from", "to", "value"}]} | None,
+                                              # a count per period of the current window
              "examples": [doc id],            # from the compared windows, shown first
              "table": str, "summary": str,    # in the question's language
              "numbers": [int],                # every figure in table and summary
@@ -364,6 +452,9 @@ def compute_trend(
     kind_rows.sort(key=lambda r: (-(r["delta"] or 0), -r["current"], -(r["previous"] or 0), r["kind"]))
 
     rows, tied_left_out = _ranking_rows(query, current, previous) if query is not None else ([], 0)
+    unit = series_unit(analysis.text) if query is None else None
+    series = (_series(current_w, current.docs, matched, unit, series_measure(analysis.text, list(asked_kinds or ())))
+              if unit else None)
     newest = None
     if not current.docs:
         newest = _newest_before(store, channels, current_w.ts_to)
@@ -384,6 +475,7 @@ def compute_trend(
         "kinds": kind_rows,
         "ranking": ({"entity": query.entity, "measure": query.measure, "n": query.n, "rows": rows,
                      "tied_left_out": tied_left_out} if query is not None else None),
+        "series": series,
         "examples": _examples(current, previous, kind_rows, matched, query, rows),
     }
     stats["table"] = render_table(stats)
@@ -413,6 +505,8 @@ def _figures(s: dict[str, Any]) -> list[int]:
         for row in r["rows"]:
             out.update(v for v in (row["rank"], row["current"], row["previous"]) if v is not None)
     out.update(w["days"] for w in (s["window"], s["previous"]) if w and w["days"] is not None)
+    for row in (s.get("series") or {}).get("rows", ()):
+        out.add(row["value"])
     for d in s["dates"]:
         out.update(int(part) for part in d.split("-"))
     return sorted(out)

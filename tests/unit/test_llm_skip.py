@@ -210,6 +210,26 @@ def test_rise_or_fall_without_an_earlier_window_is_left_to_the_model():
     assert moving_kinds("Which kinds of fixes dominated?", one_window) == ["security"]
 
 
+def test_a_rising_kinds_question_when_none_rose_gets_the_figures_summary(ctx_for):
+    fell = {"lang": "en", "summary": "No kind of change rose in A compared with B: 1 upload against 4.",
+            "uploads": {"current": 1, "previous": 4}, "empty": {"current": False, "previous": False},
+            "ranking": None, "series": None,
+            "kinds": [{"kind": "security", "current": 1, "previous": 4, "delta": -3},
+                      {"kind": "translation", "current": 0, "previous": 2, "delta": -2}]}
+    ctx = ctx_for("Which kinds of fixes are rising this quarter?", DOCS, domain="trend")
+    ctx.stats = fell
+    assert data_complete(ctx, DOCS) == ("none_rose", fell["summary"])
+    # A question about falls is not answered by "none rose"
+    ctx = ctx_for("Which kinds of fixes are declining this quarter?", DOCS, domain="trend")
+    ctx.stats = fell
+    out = data_complete(ctx, DOCS)
+    assert out is None or out[0] != "none_rose"
+    # Nothing to compare with: left to the model
+    ctx = ctx_for("Which kinds of fixes are rising this quarter?", DOCS, domain="trend")
+    ctx.stats = {**fell, "uploads": {"current": 1, "previous": 0}}
+    assert data_complete(ctx, DOCS) is None
+
+
 def test_a_rising_kinds_question_is_answered_from_the_figures(kos_factory):
     kos = kos_factory(responses=['{"kinds": ["translation"]}'] * 2, llm={"answer_mode": "structured"})
     r = kos.run("Which kinds of fixes are rising this year?", as_of=AS_OF.isoformat(), use_cache=False)

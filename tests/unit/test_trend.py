@@ -14,7 +14,7 @@ import pytest
 
 from knowledge_os.domains.ranking import RankingQuery, parse_ranking
 from knowledge_os.domains.registry import load_domain_file
-from knowledge_os.domains.trend import Window, compare_windows, compute_trend
+from knowledge_os.domains.trend import Window, compare_windows, compute_trend, series_measure, series_unit
 from knowledge_os.retrieval.docstore import DocumentStore
 from knowledge_os.retrieval.query import analyze_query, parse_date_range
 from knowledge_os.retrieval.sources import discover, read_file
@@ -85,8 +85,12 @@ def trend_spec():
 
 
 def _trend(store: DocumentStore, spec, question: str, as_of: date) -> dict:
+    """compute_trend as the ``stats`` step calls it (with the kinds the question names)."""
+    from knowledge_os.domains.complete import asked_kinds
+
     analysis = analyze_query(question, channels=store.channels(), as_of=as_of)
-    return compute_trend(store, spec, analysis, as_of=as_of)
+    return compute_trend(store, spec, analysis, as_of=as_of,
+                         asked_kinds=asked_kinds(question, [k.name for k in spec.change_kinds]))
 
 
 # -- windows --------------------------------------------------------------------------
@@ -434,3 +438,83 @@ def test_digest_kinds_read_a_cve_regression_patch_as_a_bug_fix():
 
     assert first_kind("debian/patches/fix-CVE-2023-27534-regression-1.patch: restore sftp://host/~") == "bugfix"
     assert first_kind("Fix CVE-2023-27534: path traversal in SFTP") == "security"
+
+
+# -- a count per month, quarter or year -----------------------------------------------
+
+
+@pytest.mark.parametrize(("question", "unit"), [
+    ("How many uploads did linux get per quarter in 2025?", "quarter"),
+    ("Monthly totals of bug closures for 2024.", "month"),
+    ("Show upload activity month by month", "month"),
+    ("Uploads by year since 2020", "year"),
+    ("Сколько загрузок было у linux по кварталам в 2025 году?", "quarter"),
+    ("Помесячная статистика закрытых багов за 2024 год.", "month"),
+    ("Количество исправлений документации по месяцам.", "month"),
+    ("Загрузки по годам", "year"),
+    ("Which kinds of fixes are rising this quarter?", None),  # a window, not a breakdown
+    ("What changed in curl last month?", None),
+    ("Какие виды исправлений растут в этом квартале?", None),
+    ("Сколько загрузок было в прошлом году?", None),
+])
+def test_series_unit_reads_the_breakdown_a_question_asks_for(question, unit):
+    assert series_unit(question) == unit
+
+
+@pytest.mark.parametrize(("question", "kinds", "measure"), [
+    ("Count the CVE fixes per quarter.", ["security"], ("cve_ids", None)),
+    ("Monthly totals of bug closures for 2024.", [], ("bugs_closed", None)),
+    ("Помесячная статистика закрытых багов за 2024 год.", [], ("bugs_closed", None)),
+    ("How many bug-fix uploads per month did we get in 2025?", ["bugfix"], ("kind", "bugfix")),
+    ("Uploads per quarter in 2025", [], ("uploads", None)),
+    ("Security and packaging uploads per month", ["security", "packaging"], ("uploads", None)),
+])
+def test_series_measure(question, kinds, measure):
+    assert series_measure(question, kinds) == measure
+
+
+def test_a_count_per_month_lists_every_month_of_the_window(tmp_path, trend_spec):
+    store = _store(tmp_path, WINDOW_CORPUS)
+    s = _trend(store, trend_spec, "How many uploads per month since July 2026?", date(2026, 12, 1))
+    assert s["window"] == {"from": "2026-07-01", "to": "2026-12-01", "days": 154}
+    rows = s["series"]["rows"]
+    # alpha 1.8-1 (Jul), beta 3.0-1 (31 Aug 23:00 UTC), alpha 1.9-1 and beta 2.9-1 (Sep),
+    # alpha 1.9-2 and beta 3.1-1 (Oct), alpha 2.0-1 (Nov), none in December so far
+    assert [(r["period"], r["value"]) for r in rows] == [
+        ("2026-07", 1), ("2026-08", 1), ("2026-09", 2), ("2026-10", 2), ("2026-11", 1), ("2026-12", 0)]
+    assert (rows[-1]["from"], rows[-1]["to"]) == ("2026-12-01", "2026-12-01")  # cut at as_of
+    assert s["summary"] == ("Uploads per month, 2026-07-01..2026-12-01: 2026-07: 1, 2026-08: 1, 2026-09: 2, "
+                            "2026-10: 2, 2026-11: 1, 2026-12: 0.")
+    assert "- 2026-09 (2026-09-01..2026-09-30): 2" in s["table"]
+    assert sum(r["value"] for r in rows) == s["totals"]["current"]["uploads"]
+
+
+def test_a_count_per_quarter_of_one_kind_in_russian(tmp_path, trend_spec):
+    store = _store(tmp_path, WINDOW_CORPUS)
+    s = _trend(store, trend_spec, "Сколько исправлений безопасности было по кварталам в 2026 году?",
+               date(2026, 12, 1))
+    assert s["series"]["measure"] == "kind" and s["series"]["kind"] == "security"
+    # security: alpha 2.0-1 (Q4), beta 3.1-1 (Q4)
+    assert [(r["period"], r["value"]) for r in s["series"]["rows"]] == [
+        ("2026-Q1", 0), ("2026-Q2", 0), ("2026-Q3", 0), ("2026-Q4", 2)]
+    assert s["summary"].startswith("Загрузки с изменениями вида «безопасность» по кварталам, 2026-01-01..2026-12-01: "
+                                   "2026-Q1: 0,")
+
+
+def test_a_long_series_is_summed_up_by_its_extremes_and_coarsened(tmp_path, trend_spec):
+    store = _store(tmp_path, RANKING_CORPUS)
+    s = _trend(store, trend_spec, "How many uploads per month from 2023 to 2024?", date(2026, 12, 1))
+    assert s["series"]["unit"] == "month" and len(s["series"]["rows"]) == 24
+    # 2023: delta's five uploads in March; 2024: gamma 4 in January, ..., eta 1 in December
+    assert s["summary"] == ("Uploads per month, 2023-01-01..2024-12-31: most in 2023-03 (5), fewest in 2023-01 (0); "
+                            "every month is in the table.")
+    s = _trend(store, trend_spec, "How many uploads per month since 2000?", date(2026, 12, 1))
+    assert s["series"]["unit"] == "year" and len(s["series"]["rows"]) == 27  # 323 months, 108 quarters: years
+    assert [r["value"] for r in s["series"]["rows"] if r["period"] in ("2023", "2024")] == [5, 13]
+
+
+def test_a_series_question_is_answered_from_the_figures_without_the_model(kos_factory):
+    kos = kos_factory(responses=['{"kinds": ["security"]}'], llm={"answer_mode": "structured"})
+    r = kos.run("How many uploads did openssl get per quarter in 2025?", as_of="2026-11-22", use_cache=False)
+    assert r.answer.startswith("Uploads per quarter, 2025-01-01..2025-12-31: 2025-Q1: ")
+    assert r.usage.llm_calls == 0 and r.quality.passed and r.quality.grounded
