@@ -198,7 +198,7 @@ _SERIES_UNITS: tuple[tuple[str, re.Pattern[str]], ...] = (
                          r"|по месяц\w*|помесячн\w*|ежемесячн\w*|за каждый месяц", re.IGNORECASE)),
     ("quarter", re.compile(r"\b(?:per|each|every|by) quarter\b|\bquarter(?:ly|[- ]by[- ]quarter)\b"
                            r"|по квартал\w*|поквартальн\w*|ежекварталь?н\w*|за каждый квартал", re.IGNORECASE)),
-    ("year", re.compile(r"\b(?:per|each|every|by) year\b|\b(?:yearly|annually|year[- ]by[- ]year)\b"
+    ("year", re.compile(r"\b(?:per|each|every|by) year\b|\b(?:yearly|annual(?:ly)?|year[- ]by[- ]year)\b"
                         r"|по годам|ежегодн\w*|за каждый год", re.IGNORECASE)),
 )
 _SERIES_MAX = 48
