@@ -10,7 +10,7 @@ from typing import Any
 
 from knowledge_os.i18n import pick
 
-__all__ = ["T", "render_summary", "render_table"]
+__all__ = ["T", "render_summary", "render_table", "render_total"]
 
 T: dict[str, dict[str, str]] = {
     "header": {"en": "Figures (computed from the changelogs):",
@@ -117,6 +117,9 @@ _S: dict[str, dict[str, str]] = {
     "series": {"en": "{head} {rows}.", "ru": "{head} {rows}."},
     "series_busiest": {"en": "{head} most in {top} ({top_n}), fewest in {low} ({low_n}); every {unit} is in the table.",
                        "ru": "{head} больше всего — {top} ({top_n}), меньше всего — {low} ({low_n}); все периоды — в таблице."},
+    "total": {"en": "{what}: {n} in {cur}, against {m} in {prev} ({basis}).",
+              "ru": "{what}: {n} за {cur}, против {m} за {prev} ({basis})."},
+    "total_one": {"en": "{what}: {n} in {cur}.", "ru": "{what}: {n} за {cur}."},
     "rank_tie": {"en": "and, tied at {v}, {names}", "ru": "и с равным значением {v}: {names}"},
     "rank_empty": {"en": "There are no changelog entries dated {cur}{newest}, so nothing can be ranked.",
                    "ru": "За {cur} нет ни одной записи журнала{newest}, поэтому ранжировать нечего."},
@@ -305,3 +308,18 @@ def render_summary(s: dict[str, Any]) -> str:
                     u_cur=u["current"], u_prev=u["previous"])
     return pick(_S["flat"], lang, prev=prev, cur=cur, basis=_basis_text(s), u_cur=u["current"], u_prev=u["previous"],
                 uploads=_uploads(u["current"], lang))
+
+
+def render_total(s: dict[str, Any], measure: str) -> str:
+    """``"Distinct CVE ids named (linux): 1065 in A, against 248 in B (the previous year)."``:
+    the totals of one measure (``uploads``, ``cve_ids`` or ``bugs_closed``) in the compared
+    windows."""
+    lang = s["lang"]
+    what = pick(_SERIES_MEASURE[measure], lang)
+    if s["packages"]:
+        what += f" ({', '.join(s['packages'])})"
+    tc, tp = s["totals"]["current"], s["totals"]["previous"]
+    if tp is None or s["previous"] is None:
+        return pick(_S["total_one"], lang, what=what, n=tc[measure], cur=_span(s["window"]))
+    return pick(_S["total"], lang, what=what, n=tc[measure], cur=_span(s["window"]), m=tp[measure],
+                prev=_span(s["previous"]), basis=_basis_text(s))

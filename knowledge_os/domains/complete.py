@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.compose import fallback_summary, kind_names, missing_ids, render_choice
-from knowledge_os.domains.trend import stats_summary
+from knowledge_os.domains.trend import series_measure, stats_summary, total_summary
 from knowledge_os.llm.chat import ChatLlamaCpp
 
 if TYPE_CHECKING:
@@ -58,6 +58,9 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
     - ``kinds_named`` (structured mode, statistics): the question names 1-3 kinds of
       change ("how did security fixes and packaging work shift"; :func:`asked_kinds`):
       their figures are the answer.
+    - ``total_asked`` (structured mode, statistics): the question asks how many CVE ids,
+      bugs closed or uploads (no kind of change named): the total of each window
+      (:func:`total_asked`, :func:`knowledge_os.domains.trend.total_summary`).
     - ``none_rose`` (structured mode, statistics): the question asks which kinds rose and
       none did between two windows with uploads: the figures' summary says so (a model
       asked to choose kinds named ones that fell, without a word that they fell).
@@ -87,6 +90,9 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
         if (stats.get("empty") or {}).get("current"):
             return "empty_window", stats_summary(ctx)
         asked = asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1])
+        measure = total_asked(ctx.analysis.text, asked)
+        if measure is not None:
+            return "total_asked", total_summary(ctx, measure)
         if 1 <= len(asked) <= _KINDS_MAX:
             rendered = render_choice(ctx, listing, {"kinds": asked})
             return ("kinds_named", rendered) if rendered else None
@@ -158,6 +164,24 @@ def moving_kinds(question: str, stats: dict[str, Any]) -> list[str]:
     moved = [(r["current"] - r["previous"], r["kind"]) for r in rows]
     moved = [(d, k) for d, k in moved if d != 0 and (sign == 0 or d * sign > 0)]
     return [k for _, k in sorted(moved, key=lambda x: -abs(x[0]))][:_KINDS_MAX]
+
+
+_COUNT_ASKED = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b|\btotal\b|сколько|\bчисл[оа]\b|количеств\w*",
+                          re.IGNORECASE)
+
+
+def total_asked(question: str, asked: list[str]) -> str | None:
+    """The total a question asks for ("How many CVEs were fixed in linux in 2026?",
+    "Сколько ошибок закрыли в systemd?", "How many uploads did openssl get?"):
+    ``cve_ids``, ``bugs_closed`` or ``uploads`` (:func:`knowledge_os.domains.trend.series_measure`),
+    or None when it asks for no count, or for the uploads of kinds of change it names
+    (``asked``), which the kinds' own lines answer."""
+    if not _COUNT_ASKED.search(question):
+        return None
+    measure, _ = series_measure(question, asked)
+    if measure in ("cve_ids", "bugs_closed") or (measure == "uploads" and not asked):
+        return measure
+    return None
 
 
 def _none_rose(question: str, stats: dict[str, Any]) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from knowledge_os.domains._trend_text import T, render_summary, render_table
+from knowledge_os.domains._trend_text import T, render_summary, render_table, render_total
 from knowledge_os.domains.entries import entry_line
 from knowledge_os.domains.ranking import RankingQuery, count_entities, parse_ranking
 from knowledge_os.domains.spec import DomainSpec
@@ -204,8 +204,9 @@ _SERIES_UNITS: tuple[tuple[str, re.Pattern[str]], ...] = (
 _SERIES_MAX = 48
 """Most periods a series lists; past it, months become quarters and quarters years."""
 _CVE_WORD = re.compile(r"\bcves?\b", re.IGNORECASE)
-_BUGS_CLOSED = re.compile(r"\bbugs? (?:closed|closures?|fixed)|\b(?:closed|fixed) bugs|\bbug closures?"
-                          r"|закрыт\w* (?:баг|ошиб)\w*|(?:баг|ошиб)\w* закрыт\w*", re.IGNORECASE)
+_BUGS_CLOSED = re.compile(r"\bbugs? (?:(?:were|got|have been|has been) )?(?:closed|closures?|fixed)"
+                          r"|\b(?:closed|fixed) bugs|\bbug closures?"
+                          r"|закры\w* (?:баг|ошиб)\w*|(?:баг|ошиб)\w* (?:\w+ )?закры\w*", re.IGNORECASE)
 
 
 def series_unit(question: str) -> str | None:
@@ -551,3 +552,11 @@ def stats_summary(ctx: StepContext) -> str:
         s = {**s, "lang": ctx.analysis.lang}
         return render_summary(s)
     return str(s["summary"])
+
+
+def total_summary(ctx: StepContext, measure: str) -> str:
+    """One sentence with the total of ``measure`` (``uploads``, ``cve_ids``, ``bugs_closed``)
+    in each compared window, in the question's language, written from the figures."""
+    s = ctx.stats
+    assert s is not None
+    return render_total({**s, "lang": ctx.analysis.lang}, measure)

@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from knowledge_os.domains.complete import asked_kinds, data_complete, moving_kinds, quoted_entries
+from knowledge_os.domains.complete import asked_kinds, data_complete, moving_kinds, quoted_entries, total_asked
 from knowledge_os.domains.compose import fallback_summary
 from knowledge_os.domains.steps import StepContext
 from knowledge_os.llm.budget import Budget
@@ -228,6 +228,28 @@ def test_a_rising_kinds_question_when_none_rose_gets_the_figures_summary(ctx_for
     ctx = ctx_for("Which kinds of fixes are rising this quarter?", DOCS, domain="trend")
     ctx.stats = {**fell, "uploads": {"current": 1, "previous": 0}}
     assert data_complete(ctx, DOCS) is None
+
+
+@pytest.mark.parametrize(("question", "kinds", "measure"), [
+    ("How many CVEs were fixed in linux in 2026?", ["security"], "cve_ids"),
+    ("Сколько CVE исправили в linux в 2026 году?", ["security"], "cve_ids"),
+    ("Сколько ошибок закрыли в systemd в 2024 году?", [], "bugs_closed"),
+    ("How many bugs were closed in 2024?", [], "bugs_closed"),
+    ("How many uploads did openssl get in 2025?", [], "uploads"),
+    ("Сколько загрузок было у openssl в 2025 году?", [], "uploads"),
+    ("How many security fixes did openssl get in 2025?", ["security"], None),  # the kind's own line
+    ("Which kinds of fixes are rising this year?", [], None),  # no count asked
+])
+def test_total_asked(question, kinds, measure):
+    assert total_asked(question, kinds) == measure
+
+
+def test_a_question_asking_how_many_uploads_gets_the_totals(kos_factory):
+    kos = kos_factory(responses=['{"kinds": ["security"]}'], llm={"answer_mode": "structured"})
+    r = kos.run("How many uploads did openssl get this year?", as_of=AS_OF.isoformat(), use_cache=False)
+    assert r.domain == "trend" and r.usage.llm_calls == 0 and r.quality.grounded
+    assert re.match(r"Uploads \(openssl\): \d+ in 2026-01-01\.\.2026-11-22, against \d+ in 2025-01-01\.\.2025-11-22 "
+                    r"\(the same 326 days of the previous year\)\.", r.answer), r.answer[:200]
 
 
 def test_a_rising_kinds_question_is_answered_from_the_figures(kos_factory):

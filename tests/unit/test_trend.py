@@ -518,3 +518,15 @@ def test_a_series_question_is_answered_from_the_figures_without_the_model(kos_fa
     r = kos.run("How many uploads did openssl get per quarter in 2025?", as_of="2026-11-22", use_cache=False)
     assert r.answer.startswith("Uploads per quarter, 2025-01-01..2025-12-31: 2025-Q1: ")
     assert r.usage.llm_calls == 0 and r.quality.passed and r.quality.grounded
+
+
+def test_the_total_a_question_asks_for_in_both_windows(tmp_path, trend_spec):
+    from knowledge_os.domains._trend_text import render_total
+
+    store = _store(tmp_path, WINDOW_CORPUS)
+    s = _trend(store, trend_spec, "How many CVEs were fixed this quarter?", date(2026, 12, 1))
+    assert render_total(s, "cve_ids") == ("Distinct CVE ids named: 2 in 2026-10-01..2026-12-01, against 0 in "
+                                          "2026-07-01..2026-08-31 (the same 62 days of the previous quarter).")
+    s = _trend(store, trend_spec, "Сколько загрузок было у alpha в этом квартале?", date(2026, 12, 1))
+    assert render_total(s, "uploads") == ("Загрузки (alpha): 2 за 2026-10-01..2026-12-01, против 1 за "
+                                          "2026-07-01..2026-08-31 (те же 62 дн. предыдущего квартала).")
