@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from knowledge_os.domains.claims import cve_ids
 from knowledge_os.domains.entries import entry_line
 from knowledge_os.domains.relevance import bearing
-from knowledge_os.domains.trend import compose_stats_answer, stats_summary
+from knowledge_os.domains.trend import compose_stats_answer, newest_before, stats_summary
 from knowledge_os.i18n import pick
+from knowledge_os.retrieval.query import day_ts
 
 if TYPE_CHECKING:
     from knowledge_os.domains.steps import StepContext
@@ -48,6 +49,10 @@ NOTHING_IN_PERIOD = {
     "ru": "За период {period} ничего не нашлось; ниже ближайшие записи за любое время.",
 }
 NO_ENTRIES = {"en": "No matching entries were found.", "ru": "Подходящих записей не нашлось."}
+NONE_IN_PERIOD_FOR = {"en": "No entry of {name} is dated {period}{newest}.",
+                      "ru": "У {name} нет записей за {period}{newest}."}
+"""Said of each package a question names beside others that has no entry in its period."""
+NEWEST_IS = {"en": " (its newest is from {d})", "ru": " (самая новая от {d})"}
 ID_NOT_FOUND = {
     "en": "No ingested entry names {ids}; the entries below are the closest ones and do not answer that.",
     "ru": "Ни одна загруженная запись не упоминает {ids}; ниже ближайшие записи, они на этот вопрос не отвечают.",
@@ -183,6 +188,7 @@ def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]
         parts.insert(0, pick(NOTHING_IN_PERIOD, lang, label=_MONTH_NAME.sub(lambda m: m[0].capitalize(),
                                                                              ctx.analysis.dates.label),
                              period=ctx.analysis.dates.describe()))
+    parts += _packages_without_entries(ctx, lang)
     if not listing:
         parts.append(pick(NO_ENTRIES, lang))
     else:
@@ -200,6 +206,28 @@ def compose_answer(ctx: StepContext, summary: str, listing: list[dict[str, Any]]
     if notice:
         parts.append(data_notice(notice, lang))
     return "\n\n".join(parts)
+
+
+def _packages_without_entries(ctx: StepContext, lang: str) -> list[str]:
+    """One line for each package a question names beside others ("compare curl and openssl
+    since March") that has no entry in the asked period, with the date of its newest one: a
+    listing of the others alone would pass it over in silence."""
+    dates = ctx.analysis.dates
+    if ctx.spec.answer_style != "grouped" or not ctx.use_dates or dates is None or len(ctx.analysis.packages) < 2:
+        return []
+    present = {d["channel"] for d in ctx.documents}
+    lines = []
+    for name in ctx.analysis.packages:
+        if name in present:
+            continue
+        # Read from the store, not the retrieved documents: a package with entries in the
+        # period that retrieval ranked below its top_k is not "without entries".
+        newest = newest_before(ctx.docstore, (name,), dates.ts_to)
+        if newest is not None and (dates.ts_from is None or day_ts(newest) >= dates.ts_from):
+            continue
+        lines.append(pick(NONE_IN_PERIOD_FOR, lang, name=name, period=dates.describe(),
+                          newest=pick(NEWEST_IS, lang, d=newest.isoformat()) if newest else ""))
+    return lines
 
 
 def missing_ids(ctx: StepContext) -> list[str]:

@@ -271,8 +271,9 @@ def _series(window: Window, docs: list[Document], matched: dict[str, set[str]], 
     return {"unit": unit, "measure": what, "kind": kind, "rows": rows}
 
 
-def _newest_before(store: DocumentStore, channels: tuple[str, ...] | None, ts_to: int | None) -> date | None:
-    """Day of the newest entry in scope before ``ts_to`` (looks back two years, then all)."""
+def newest_before(store: DocumentStore, channels: tuple[str, ...] | None, ts_to: int | None) -> date | None:
+    """Day of the newest entry of ``channels`` (None: any) before ``ts_to`` (None: ever),
+    or None when there is none; looks back two years first, then over all dates."""
     for lookback in (2 * 366 * _DAY_S, None):
         ts_from = ts_to - lookback if (ts_to is not None and lookback) else None
         newest = None
@@ -458,7 +459,7 @@ def compute_trend(
               if unit else None)
     newest = None
     if not current.docs:
-        newest = _newest_before(store, channels, current_w.ts_to)
+        newest = newest_before(store, channels, current_w.ts_to)
     if current_w.start is None and current.docs:  # all dates: say what the data spans
         current_w = Window(start=_day(current.docs[0].ts), end=_day(current.docs[-1].ts) + timedelta(days=1))
 

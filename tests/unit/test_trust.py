@@ -228,3 +228,19 @@ def test_a_named_id_that_exists_still_needs_its_upload_cited(kos_factory):
     r = kos.run("Which upload fixed CVE-2026-28387?", as_of=AS_OF)
     assert not r.answer.startswith("No ingested entry")
     assert r.citations and r.citations[0].id == "deb:openssl:3.0.19-1~deb12u2"
+
+
+@pytest.mark.parametrize(("question", "line"), [
+    ("What changed in curl and openssl since June?",
+     "No entry of openssl is dated 2026-06-01 .. 2026-11-22 (its newest is from 2026-04-03)."),
+    ("Что изменилось в curl и openssl с июня?",
+     "У openssl нет записей за 2026-06-01 .. 2026-11-22 (самая новая от 2026-04-03)."),
+])
+def test_a_named_package_without_entries_in_the_period_is_said_to_have_none(kos_factory, question, line):
+    kos = kos_factory(responses=['{"entries": [{"n": 1, "kind": "bugfix"}]}'] * 3, llm={"answer_mode": "structured"})
+    r = kos.run(question, as_of=AS_OF, use_cache=False)
+    assert line in r.answer.split("\n\n")
+    assert "7.88.1-10+deb12u14" in r.answer  # curl's upload of October is listed
+    # Both packages have entries since March: no such line
+    both = kos.run("What changed in curl and openssl since March?", as_of=AS_OF, use_cache=False)
+    assert "No entry of" not in both.answer
