@@ -244,7 +244,8 @@ _SERIES_LISTED = 12
 def _series_head(s: dict[str, Any]) -> str:
     """``"Uploads per quarter, 2025-01-01..2025-12-31:"``, in the question's language."""
     lang, series = s["lang"], s["series"]
-    measure = pick(_SERIES_MEASURE[series["measure"]], lang, kind=_kind_label(series["kind"] or "", lang))
+    kind = _kind_label(series["kind"] or "", lang).replace("_", " ")  # "new upstream"
+    measure = pick(_SERIES_MEASURE[series["measure"]], lang, kind=kind)
     return pick(T["series_head"], lang, measure=measure, unit=pick(_UNIT[series["unit"]], lang), span=_span(s["window"]))
 
 
@@ -258,7 +259,7 @@ def _series_summary(s: dict[str, Any]) -> str:
     top = max(rows, key=lambda r: r["value"])
     low = min(rows, key=lambda r: r["value"])
     return pick(_S["series_busiest"], lang, head=head, top=top["period"], top_n=top["value"], low=low["period"],
-                low_n=low["value"], unit=pick(_UNIT[s["series"]["unit"]], "en"))
+                low_n=low["value"], unit=s["series"]["unit"])
 
 
 def render_summary(s: dict[str, Any]) -> str:

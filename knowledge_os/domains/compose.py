@@ -38,7 +38,6 @@ __all__ = [
     "render_choice",
 ]
 
-_CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
 _MONTH_NAME = re.compile(r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december"
                          r"|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\b")
 """English month names as the question's lowercased words have them ("since june"), capitalised when echoed."""
@@ -273,7 +272,7 @@ def fallback_summary(ctx: StepContext, listing: list[dict[str, Any]]) -> str:
     parts.append(pick(DATA_NEWEST, lang, entry=_entry_name(listing[newest]), n=newest + 1))
     cves: list[str] = []
     for n, d in enumerate(listing, start=1):
-        for cve in dict.fromkeys(_CVE.findall(d["text"])):
+        for cve in cve_ids(d["text"]):
             if len(cves) < 6:
                 cves.append(f"{cve} [{n}]")
     if cves:
