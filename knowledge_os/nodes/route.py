@@ -28,7 +28,7 @@ already carry most of what the keywords say; 5-fold CV accuracy 0.927, ECE 0.076
 held at 0.25 so that the keywords of a user's domain without patterns still count (5-fold
 CV accuracy 0.920, ECE 0.068; ECE is the expected calibration error over 10 equal-width
 confidence bins). With these weights: ``calib`` accuracy 0.920, ECE 0.060; ``design``
-accuracy 0.995, ECE 0.028; all 349 accuracy 0.966, ECE 0.039
+accuracy 1.000, ECE 0.030; all 349 accuracy 0.968, ECE 0.041
 (``bench_route.py tests/data/routing_dev.jsonl [--split NAME]``).
 
 Below ``router.confidence_threshold`` the LLM is asked for a JSON decision under a hard

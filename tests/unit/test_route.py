@@ -108,6 +108,7 @@ def test_ranking_and_time_series_questions_reach_trend(tmp_path: Path, query: st
     "Summarize the latest openssl uploads",
     "В какой версии закрыт баг #1109876?",
     "Что нового в openssl с марта?",
+    "List all CVEs fixed in openssl in 2024.",
 ])
 def test_what_changed_and_id_lookups_reach_digest(tmp_path: Path, query: str) -> None:
     services, model = make_services(tmp_path, ['{"domain": "trend"}'])
