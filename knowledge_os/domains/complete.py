@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from knowledge_os.domains.claims import cve_ids
 from knowledge_os.domains.compose import fallback_summary, kind_names, missing_ids, render_choice
 from knowledge_os.domains.trend import series_measure, stats_summary, total_summary
 from knowledge_os.llm.chat import ChatLlamaCpp
@@ -68,6 +69,10 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
       fell or dominated (:func:`moving_kinds`): the kinds ranked by that figure are the
       answer (the model, shown the figures, led with the list's first kind even when
       it fell: benchmarks/bench_run.py --seed 7 --show-calls).
+    - ``cves_listed`` (structured mode): the question asks for the CVE ids of packages in a
+      period (:data:`_CVES_ASKED`) and every listed entry is of them and inside it
+      (:func:`_all_in_period`): the 1..4 entries that name CVE ids are the answer, each
+      with up to ``compose.IDS_LISTED_MAX`` of its ids.
     - ``period_listed`` (structured mode): the question names packages and a period and
       the 2-4 listed entries are all uploads of those packages inside it: the question
       asks what those uploads changed, so all of them are the answer
@@ -106,6 +111,12 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
     if len(listing) == 1:
         rendered = render_choice(ctx, listing, {"entries": [{"n": 1, "kind": "other"}]})
         return ("one_entry", rendered) if rendered else None
+    if _CVES_ASKED.search(ctx.analysis.text) and _all_in_period(ctx, listing):
+        numbers = [n for n, d in enumerate(listing, start=1) if cve_ids(d["text"])]
+        if 1 <= len(numbers) <= _CHOICE_MAX:
+            rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]}, all_ids=True)
+            if rendered:
+                return "cves_listed", rendered
     for why, numbers in (("quoted_entry", quoted_entries(ctx.analysis.text, listing)),
                          ("ids_listed", _naming_all(ctx, listing)),
                          ("period_listed", _all_in_period(ctx, listing))):
@@ -117,6 +128,11 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
 
 
 _CHOICE_MAX = 4  # entries a structured reply may choose (choice_schema's maxItems)
+_CVES_ASKED = re.compile(r"\b(?:which|what|list|all|show|name)\b(?:\s+\S+){0,3}?\s+cves?\b|\bcve ids\b"
+                         r"|\bкакие\s+(?:\S+\s+){0,2}?cve\b|\bперечисл\w*(?:\s+\S+){0,3}?\s+cve\b|\bсписок\s+cve\b",
+                         re.IGNORECASE)
+"""A question asking for the CVE ids themselves ("List all CVEs fixed in openssl in 2024",
+"Какие CVE исправлены в curl в 2024 году?")."""
 _KINDS_MAX = 3  # kinds a statistics reply may choose
 # How questions name the default kinds of change (compose.DEFAULT_CHANGE_KINDS), EN and
 # RU; a domain's own kind is named by its name ("new_upstream": "new upstream").

@@ -316,21 +316,21 @@ def _stats_data_summary(ctx: StepContext, lang: str) -> str:
     return stats_summary(ctx)
 
 
-def _ids_shown(ctx: StepContext, doc: dict[str, Any]) -> tuple[list[str], int]:
-    """Up to 3 ids of an entry (those the question asks about first, then its CVE ids) and
-    how many CVE ids it names when that leaves some out (0 when every id is shown)."""
+def _ids_shown(ctx: StepContext, doc: dict[str, Any], *, most: int = 3) -> tuple[list[str], int]:
+    """Up to ``most`` ids of an entry (those the question asks about first, then its CVE
+    ids) and how many CVE ids it names when that leaves some out (0 when every id is shown)."""
     asked = [c.upper() for c in ctx.analysis.cves if c.upper() in doc["text"].upper()]
     asked += [f"#{b}" for b in ctx.analysis.bugs if re.search(rf"(?<!\d){b}(?!\d)", doc["text"])]
     cves = cve_ids(doc["text"])
     ids = list(dict.fromkeys([*asked, *cves]))
-    shown = ids[:max(3, len(asked))]
+    shown = ids[:max(most, len(asked))]
     return shown, len(cves) if len(shown) < len(ids) else 0
 
 
-def _ids_text(ctx: StepContext, doc: dict[str, Any], lang: str) -> str:
+def _ids_text(ctx: StepContext, doc: dict[str, Any], lang: str, *, most: int = 3) -> str:
     """`` (CVE-1, CVE-2, CVE-3; 5 CVE ids in all)`` for an entry's sentence, or "" when it
     names none."""
-    shown, total = _ids_shown(ctx, doc)
+    shown, total = _ids_shown(ctx, doc, most=most)
     if not shown:
         return ""
     listed = ", ".join(shown)
@@ -348,7 +348,12 @@ def _more(ctx: StepContext, listing: list[dict[str, Any]]) -> int:
     return sum(1 for d in pool if d["id"] not in shown)
 
 
-def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[str, Any]) -> str | None:
+IDS_LISTED_MAX = 12
+"""Most CVE ids an entry's sentence names when the question asks for the ids themselves."""
+
+
+def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[str, Any], *,
+                  all_ids: bool = False) -> str | None:
     """Sentences from a structured reply (see :func:`knowledge_os.domains.steps.choice_schema`),
     every fact copied from the data.
 
@@ -357,6 +362,8 @@ def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[
         listing: The documents the reply's entry numbers refer to (1-based).
         choice: ``{"entries": [{"n": int, "kind": str}, ...]}`` (grouped style) or
             ``{"kinds": [str, ...]}`` (stats style).
+        all_ids: Name up to :data:`IDS_LISTED_MAX` CVE ids per entry, not 3 (the question
+            asks for the ids themselves).
 
     Returns:
         The summary, or None when the reply names nothing usable (no valid number or kind).
@@ -392,6 +399,6 @@ def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[
         doc = listing[n - 1]
         kind = entry_kind(ctx, doc, proposed)
         sentences.append(pick(CHOICE_ENTRY, lang, entry=_entry_name(doc), kind=kind_label(kind, lang),
-                              ids=_ids_text(ctx, doc, lang), n=n))
+                              ids=_ids_text(ctx, doc, lang, most=IDS_LISTED_MAX if all_ids else 3), n=n))
     return " ".join(sentences)
 

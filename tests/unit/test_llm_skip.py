@@ -89,6 +89,19 @@ def test_the_data_written_summary_of_one_entry_says_one_entry(ctx_for):
         "The listing holds 3 entries of demo, dated 2026-01-01 to 2026-03-01.")
 
 
+def test_a_question_asking_for_the_cves_of_a_period_lists_every_id(ctx_for):
+    many = [_doc(2, "3.0-2", "  * Fix CVE-2026-0001, CVE-2026-0002, CVE-2026-0003,\n    CVE-2026-0004 and CVE-2026-0005"),
+            _doc(1, "3.0-1", "  * Rebuild")]
+    _, summary = data_complete(ctx_for("List all CVEs fixed in demo in 2023.", many), many)
+    assert summary == ("The entries that bear on the question: demo 3.0-2 (2026-02-01): security fix "
+                       "(CVE-2026-0001, CVE-2026-0002, CVE-2026-0003, CVE-2026-0004, CVE-2026-0005) [1].")
+    why, summary = data_complete(ctx_for("Какие CVE исправлены в demo в 2023 году?", many), many)
+    assert why == "cves_listed" and "CVE-2026-0005) [1]." in summary and "[2]" not in summary
+    # A question not asking for the ids themselves: three of them and the count
+    why, summary = data_complete(ctx_for("What changed in demo in 2023?", many), many)
+    assert why == "period_listed" and "CVE-2026-0003; 5 CVE ids in all) [1]." in summary
+
+
 def test_an_id_lookup_whose_entries_all_name_the_id_lists_them_all(ctx_for):
     listing = DOCS[1:]  # both name CVE-2024-1234
     ctx = ctx_for("Where was CVE-2024-1234 fixed?", listing)
