@@ -65,12 +65,6 @@ _MONTHS_RU = (("январ", 1), ("феврал", 2), ("март", 3), ("апр�
 _CITE = re.compile(r"\[(\d{1,3})\]")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _CVE = re.compile(r"\bCVE-\d{4}-\d{4,7}\b", re.IGNORECASE)
-
-
-def cve_ids(text: str) -> list[str]:
-    """The distinct CVE ids ``text`` names, upper-case, in order of first mention. Their
-    count is evidence for a count claim about a cited entry ("5 CVE ids in all")."""
-    return list(dict.fromkeys(m.upper() for m in _CVE.findall(text)))
 _BUG = re.compile(r"(?:#|\b(?:bug|баг|closes:?)\s*#?)(\d{3,8})\b", re.IGNORECASE)
 _ISO_DAY = re.compile(r"\b((?:19|20)\d{2})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\b")
 _ISO_MONTH = re.compile(r"\b((?:19|20)\d{2})-(0[1-9]|1[0-2])\b(?!-\d)")
@@ -94,6 +88,13 @@ _PKG_WORD = re.compile(r"([a-z0-9][a-z0-9+.-]*[a-z0-9+]|[a-z])\s*$", re.IGNORECA
 _NAME_EN = re.compile(r"\b[A-Z][a-z]+(?:[ ][A-Z][a-z]+){1,2}\b")
 _NAME_RU = re.compile(r"\b[А-ЯЁ][а-яё]+(?:[ ][А-ЯЁ][а-яё]+){1,2}\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+def cve_ids(text: str) -> list[str]:
+    """The distinct CVE ids ``text`` names, upper-case, in order of first mention. Their
+    count is evidence for a count claim about a cited entry ("5 CVE ids in all")."""
+    return list(dict.fromkeys(m.upper() for m in _CVE.findall(text)))
+
 
 # Words before a version that are not package names ("upgraded to 3.0.19", "version 2.1").
 _NOT_PACKAGES = frozenset(

@@ -192,8 +192,6 @@ def stats(ctx: StepContext) -> None:
     The package scope is kept on a broadening replan (a trend of other packages would
     answer another question); the statistics say when a window has no data.
     """
-    from knowledge_os.domains.complete import asked_kinds
-    from knowledge_os.domains.compose import kind_names
     from knowledge_os.domains.trend import compute_trend
 
     ctx.stats = compute_trend(ctx.docstore, ctx.spec, ctx.analysis, as_of=ctx.as_of,
