@@ -14,6 +14,7 @@ The statistics answer body (``answer_style: stats``) is composed by
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.claims import cve_ids
@@ -128,10 +129,22 @@ def _lang(ctx: StepContext) -> str:
     return getattr(ctx.analysis, "lang", "en") or "en"
 
 
+def kind_patterns(ctx: StepContext) -> list[tuple[str, Any]]:
+    """``(kind, regex patterns)`` of the domain's kinds of change in their fixed order:
+    its ``change_kinds``, else :data:`DEFAULT_CHANGE_KINDS`."""
+    return [(k.name, k.patterns) for k in ctx.spec.change_kinds] or list(DEFAULT_CHANGE_KINDS)
+
+
 def kind_names(ctx: StepContext) -> list[str]:
     """The fixed list of kinds of change a structured answer may use (``other`` last)."""
-    names = [k.name for k in ctx.spec.change_kinds] or [n for n, _ in DEFAULT_CHANGE_KINDS]
-    return [*names, "other"]
+    return [*(name for name, _ in kind_patterns(ctx)), "other"]
+
+
+def has_kind(doc: Mapping[str, Any], patterns: Sequence[str]) -> bool:
+    """Whether any line of a document's entry body (its text after the header line)
+    matches one of a kind's ``patterns`` (regexes, case-insensitive)."""
+    body = str(doc.get("text", "")).split("\n", 1)[-1]
+    return any(re.search(p, body, re.IGNORECASE) for p in patterns)
 
 
 def entry_kind(ctx: StepContext, doc: dict[str, Any], proposed: str | None = None) -> str:
@@ -139,10 +152,8 @@ def entry_kind(ctx: StepContext, doc: dict[str, Any], proposed: str | None = Non
     whose patterns match one of its lines (``other`` when none does). ``proposed`` (the
     model's label) is kept only when it is that kind: a model cannot call a packaging
     upload a security fix, nor a CVE fix a mere bug fix."""
-    table = [(k.name, k.patterns) for k in ctx.spec.change_kinds] or list(DEFAULT_CHANGE_KINDS)
-    body = doc["text"].split("\n", 1)[-1]
-    for name, pats in table:
-        if any(re.search(p, body, re.IGNORECASE) for p in pats):
+    for name, pats in kind_patterns(ctx):
+        if has_kind(doc, pats):
             return name
     return "other" if proposed != "other" else proposed
 

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from knowledge_os.domains.compose import (
-    DEFAULT_CHANGE_KINDS,
     compose_answer,
     fallback_summary,
+    has_kind,
     kind_names,
+    kind_patterns,
     render_choice,
 )
 from knowledge_os.domains.complete import answer_mode, asked_kinds, data_complete
@@ -218,7 +219,10 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
     context that shares nothing with the question is not cited; a question that names
     nothing but packages (:func:`~knowledge_os.domains.relevance.names_only`: "What
     changed in bc in 1997?") asks for all of theirs, so every retrieved entry of those
-    packages bears (a name too short to be a term left it to the top score's ties). The
+    packages bears (a name too short to be a term left it to the top score's ties). An
+    entry of a kind of change the question asks for bears too ("Which security fixes did
+    openssl get in 2025?" lists "Import 3.0.16 - CVE-2024-13176", which shares no word
+    with it), if it is of a package the question names (or it names none). The
     entries of the kinds of change the question asks for come first, then those of a
     persona's interests (the same entries, reordered:
     :func:`knowledge_os.personas.registry.order_by_interests`); the statistics style
@@ -234,7 +238,22 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
         theirs = [d for d in ctx.documents if d["channel"] in packages]
         if theirs:
             return _interests_first(ctx, theirs[:LISTING_MAX])
-    return _interests_first(ctx, bearing(ctx.documents, ctx.analysis.text)[:LISTING_MAX])
+    kept = {id(d) for d in bearing(ctx.documents, ctx.analysis.text)}
+    kept.update(id(d) for d in _of_asked_kinds(ctx))
+    return _interests_first(ctx, [d for d in ctx.documents if id(d) in kept][:LISTING_MAX])
+
+
+def _of_asked_kinds(ctx: StepContext) -> list[dict[str, Any]]:
+    """The retrieved entries of the kinds of change the question asks for
+    (:func:`~knowledge_os.domains.complete.asked_kinds`), of the packages it names when
+    it names any; empty when it asks for no kind."""
+    asked = asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1])
+    if not asked:
+        return []
+    table = dict(kind_patterns(ctx))
+    packages = ctx.analysis.packages
+    return [d for d in ctx.documents if (not packages or d["channel"] in packages)
+            and any(has_kind(d, table[k]) for k in asked if k in table)]
 
 
 def _interests_first(ctx: StepContext, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -244,8 +263,7 @@ def _interests_first(ctx: StepContext, listing: list[dict[str, Any]]) -> list[di
     interests = tuple(dict.fromkeys([*asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1]), *ctx.persona_interests]))
     if not interests:
         return listing
-    kinds = [(k.name, k.patterns) for k in ctx.spec.change_kinds] or list(DEFAULT_CHANGE_KINDS)
-    return order_by_interests(listing, interests, kinds)
+    return order_by_interests(listing, interests, kind_patterns(ctx))
 
 
 def summarise(ctx: StepContext) -> None:

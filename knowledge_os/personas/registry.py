@@ -18,7 +18,6 @@ the answer-cache scope.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from cachetools import LRUCache
 
+from knowledge_os.domains.compose import has_kind
 from knowledge_os.errors import UnknownNameError
 from knowledge_os.personas.index import PersonaIndex, build_index
 from knowledge_os.personas.profiles import NAME_RE, PersonaProfile, profile_version, summary_text
@@ -199,10 +199,6 @@ class PersonaRegistry:
         return result
 
 
-def _has_kind(text: str, patterns: Sequence[str]) -> bool:
-    return any(re.search(p, text, re.IGNORECASE) for p in patterns)
-
-
 def order_by_interests(listing: Sequence[Mapping[str, Any]], interests: Sequence[str],
                        kinds: Sequence[tuple[str, Sequence[str]]]) -> list[Any]:
     """The listing reordered by a persona's interests; nothing dropped or added.
@@ -225,7 +221,6 @@ def order_by_interests(listing: Sequence[Mapping[str, Any]], interests: Sequence
     wanted = [table[k] for k in interests if k in table]
 
     def rank(doc: Mapping[str, Any]) -> int:
-        body = str(doc.get("text", "")).split("\n", 1)[-1]
-        return next((i for i, pats in enumerate(wanted) if _has_kind(body, pats)), len(wanted))
+        return next((i for i, pats in enumerate(wanted) if has_kind(doc, pats)), len(wanted))
 
     return sorted(listing, key=rank)

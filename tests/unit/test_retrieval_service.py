@@ -159,6 +159,26 @@ def test_the_kinds_a_question_asks_for_are_listed_first(kos_factory) -> None:
     assert [d["id"] for d in select_listing(ctx)] == [d["id"] for d in ctx.documents]
 
 
+def test_an_entry_of_an_asked_kind_bears_though_it_shares_no_word_with_the_question(kos_factory) -> None:
+    # openssl 3.0.16-1~deb12u1 ("Import 3.0.16 - CVE-2024-13176 ...") was left out of
+    # "Which security fixes did openssl get in 2025?": it shares only "openssl" with it
+    kos = kos_factory()
+    ctx = _ctx(kos, "Which security fixes did openssl get in 2025?", [])
+    rows = [("openssl", "3.0.15-1", "Security fixes for openssl"),
+            ("openssl", "3.0.16-1", "Import 3.0.16 - CVE-2024-13176 (Timing side-channel in ECDSA)"),
+            ("openssl", "3.0.16-2", "Rebuild against the new toolchain"),
+            ("curl", "8.1-1", "Fix CVE-2025-0001: buffer overflow")]
+    ctx.documents = [{"id": f"deb:{p}:{v}", "channel": p, "score": 0.03 - i / 1000, "sources": ["vector"],
+                      "title": f"{p} {v}", "text": f"{p} {v}\n  * {t}", "date": "2025-04-15", "metadata": {}}
+                     for i, (p, v, t) in enumerate(rows)]
+    assert [d["id"] for d in select_listing(ctx)] == ["deb:openssl:3.0.15-1", "deb:openssl:3.0.16-1"]
+    ctx.analysis = dataclasses.replace(ctx.analysis, text="Which openssl upload fixed the security issues?")
+    assert [d["id"] for d in select_listing(ctx)] == ["deb:openssl:3.0.15-1", "deb:openssl:3.0.16-1"]
+    ctx.analysis = dataclasses.replace(ctx.analysis, text="What did the security fixes change?", packages=())
+    assert [d["id"] for d in select_listing(ctx)] == [  # no package named: every security entry bears
+        "deb:openssl:3.0.15-1", "deb:openssl:3.0.16-1", "deb:curl:8.1-1"]
+
+
 def test_a_question_naming_only_a_short_package_name_lists_all_its_entries(kos_factory) -> None:
     # "bc" is too short to be a term: bearing alone kept only the top score's ties
     kos = kos_factory()
