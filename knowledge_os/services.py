@@ -203,10 +203,17 @@ class Services:
         return cache_key("answer", {"domains": [d.model_dump(mode="json") for d in self.domains]})
 
     def channels(self) -> dict[str, str]:
-        """Known package/channel names -> channel; cached until :meth:`invalidate`."""
+        """Known package/channel names -> channel: the corpus's packages and binary names
+        (``DocumentStore.channels``), then the common names of ``corpus.names`` whose
+        channel is in the corpus ("kernel" -> linux); cached until :meth:`invalidate`."""
         with self._lock:
             if self._channels is None:
-                self._channels = self.docstore.channels()
+                known = self.docstore.channels()
+                corpus = set(known.values())
+                for name, channel in self.settings.corpus.names.items():
+                    if channel in corpus:
+                        known.setdefault(name.lower(), channel)
+                self._channels = known
             return self._channels
 
     def example_embeddings(self) -> dict[str, np.ndarray]:

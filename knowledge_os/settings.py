@@ -24,6 +24,7 @@ from pydantic_settings import (
 __all__ = [
     "BudgetSettings",
     "CacheSettings",
+    "CorpusSettings",
     "EmbedderSettings",
     "GraphSettings",
     "LLMSettings",
@@ -232,6 +233,17 @@ class StorageSettings(_Section):
     )
 
 
+class CorpusSettings(_Section):
+    """How questions name the corpus's packages, besides their own and binary names."""
+
+    names: dict[str, str] = Field(
+        default={"kernel": "linux"},
+        description="Common name -> channel (source package): a question that says \"the kernel\" "
+        "asks about the package linux. Lower-case single words; a name whose channel is not in the "
+        "corpus, or that is already a package or binary name there, is ignored.",
+    )
+
+
 class RouterSettings(_Section):
     """Context router. Numbers from DESIGN.md: 800 ms LLM timeout, decisions cached 1 h."""
 
@@ -399,6 +411,7 @@ class Settings(BaseSettings):
     graph: GraphSettings = GraphSettings()
     postgres: PostgresSettings = PostgresSettings()
     storage: StorageSettings = StorageSettings()
+    corpus: CorpusSettings = CorpusSettings()
     router: RouterSettings = RouterSettings()
     cache: CacheSettings = CacheSettings()
     budgets: BudgetSettings = BudgetSettings()

@@ -70,12 +70,14 @@ def query_terms(text: str) -> frozenset[str]:
                      and not w.startswith(_RU_MONTH_STEMS))
 
 
-def names_only(question: str, packages: Sequence[str]) -> bool:
+def names_only(question: str, packages: Sequence[str], names: Sequence[str] = ()) -> bool:
     """True when the question's content terms (:func:`query_terms`) are all words of the
-    named packages: "What changed in the coreutils package?", "Что изменилось в d3?"
-    ask for the package's changes in general, "Which openssl upload fixed the DANE
-    use-after-free?" for particular ones."""
-    return query_terms(question) <= _blob_terms(" ".join(packages))
+    named packages or of the names it gave them (``names``,
+    ``QueryAnalysis.package_names``: "What changed in the kernel?" names linux): "What
+    changed in the coreutils package?", "Что изменилось в d3?" ask for the package's
+    changes in general, "Which openssl upload fixed the DANE use-after-free?" for
+    particular ones."""
+    return query_terms(question) <= _blob_terms(" ".join([*packages, *names]))
 
 
 def _doc_terms(doc: dict[str, Any]) -> frozenset[str]:

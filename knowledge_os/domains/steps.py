@@ -151,7 +151,8 @@ def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRe
         use_packages=ctx.use_packages,
         # a package's newest entries answer "what changed in X?", not "which X upload did Y?"
         latest_per_package=r.latest_per_package
-        if names_only(ctx.analysis.text, ctx.analysis.packages) or closest_are_newest(ctx) else 0,
+        if names_only(ctx.analysis.text, ctx.analysis.packages, ctx.analysis.package_names)
+        or closest_are_newest(ctx) else 0,
     )
 
 
@@ -234,7 +235,7 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
     if ctx.spec.answer_style != "grouped":
         return ctx.documents[:5]
     packages = ctx.analysis.packages
-    if packages and names_only(ctx.analysis.text, packages):
+    if packages and names_only(ctx.analysis.text, packages, ctx.analysis.package_names):
         theirs = [d for d in ctx.documents if d["channel"] in packages]
         if theirs:
             return _interests_first(ctx, theirs[:LISTING_MAX])

@@ -28,7 +28,8 @@ def answer_cache_scope(services: Services, ctx: Context | None, day: str, *,
     (``persona``: its name and version, ``ResolvedPersona.scope()``; free text that matched
     no profile counts as none), the as-of day and the corpus generation
     (``DocumentStore.generation()``, bumped by every ingest that changed documents), so
-    no answer is served after an ingest that changed the corpus.
+    no answer is served after an ingest that changed the corpus, and the common names of
+    packages (``corpus.names``: they decide which package "the kernel" asks about).
 
     The QoS level the caller asked for (``Context.qos``; None: the router picks it from the
     query and domain, so the same query gets the same level) is part of the scope: an
@@ -48,6 +49,7 @@ def answer_cache_scope(services: Services, ctx: Context | None, day: str, *,
         "persona": dict(persona) if persona else None,
         "as_of": day,
         "corpus": services.docstore.generation(),
+        "names": services.settings.corpus.names,
     }
 
 

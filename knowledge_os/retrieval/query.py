@@ -72,6 +72,8 @@ class QueryAnalysis:
         cves: CVE ids, upper-case.
         bugs: Debian bug numbers.
         packages: Channels (source packages) named, resolved through aliases.
+        package_names: The question's words that named ``packages``, as written there
+            (a binary name or a common name: ``libc6``, ``kernel``), in order.
         dates: The date range named, or None.
         lang: The question's language (``knowledge_os.i18n.detect_language``); answers
             are written in it.
@@ -87,6 +89,7 @@ class QueryAnalysis:
     cves: tuple[str, ...] = ()
     bugs: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
+    package_names: tuple[str, ...] = ()
     dates: DateRange | None = None
     lang: Lang = "en"
     unknown_packages: tuple[str, ...] = ()
@@ -277,17 +280,20 @@ def analyze_query(text: str, *, channels: Mapping[str, str], as_of: date) -> Que
     q = text.strip()
     lowered = q.lower()
     packages: dict[str, None] = {}
+    names: dict[str, None] = {}
     for tok in _TOKEN_RE.findall(lowered):
         tok = tok.rstrip(".")
         if tok in _STOPWORDS or tok.isdigit() or len(tok) < 2:
             continue
         if tok in channels:
             packages.setdefault(channels[tok], None)
+            names.setdefault(tok, None)
     return QueryAnalysis(
         text=q,
         cves=tuple(cve_ids(q)),
         bugs=tuple(bug_ids(q, closes_only=False)),
         packages=tuple(packages),
+        package_names=tuple(names),
         dates=parse_date_range(q, as_of),
         lang=detect_language(q),
         unknown_packages=() if packages else unknown_package_names(lowered, channels),
@@ -331,6 +337,7 @@ def follow_up(current: QueryAnalysis, previous: QueryAnalysis | None) -> QueryAn
         text=current.text if current.packages else f"{previous.text} {current.text}",
         cves=(), bugs=(),
         packages=packages,
+        package_names=current.package_names if current.packages else previous.package_names,
         dates=current.dates or previous.dates,
         lang=current.lang,
         unknown_packages=() if packages else current.unknown_packages,

@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 
+from knowledge_os.domains.relevance import names_only
 from knowledge_os.domains.steps import StepContext, _request, closest_are_newest, doc_to_state, select_listing
 from knowledge_os.domains.steps import expand as expand_step
 from knowledge_os.llm.budget import Budget
+from knowledge_os.nodes.cache_lookup import answer_cache_scope
 from knowledge_os.retrieval.query import analyze_query
 from knowledge_os.retrieval.fusion import Fused
 from knowledge_os.retrieval.service import RetrievalRequest, _cut
@@ -191,3 +193,18 @@ def test_a_question_naming_only_a_short_package_name_lists_all_its_entries(kos_f
     assert [d["id"] for d in select_listing(ctx)] == [f"deb:bc:1.0{i}" for i in range(4)]
     ctx.analysis = dataclasses.replace(ctx.analysis, text="Which bc upload fixed the rebuild?")
     assert [d["id"] for d in select_listing(ctx)] == [f"deb:bc:1.0{i}" for i in range(4)] + ["deb:dc:1.0"]  # by terms
+
+
+def test_a_common_name_of_a_package_names_it(kos_factory) -> None:
+    # "What changed in the kernel in 2025?" answered "No ingested entry is about kernel"
+    kos = kos_factory(corpus={"names": {"ssl": "openssl", "kernel": "linux", "curl": "openssl"}})
+    channels = kos.services.channels()
+    assert channels["ssl"] == "openssl"
+    assert "kernel" not in channels  # linux is not in this corpus: the name names nothing
+    assert channels["curl"] == "curl"  # a package's own name is never taken over
+    a = analyze_query("What changed in ssl in 2025?", channels=channels, as_of=date(2026, 11, 22))
+    assert a.packages == ("openssl",) and a.package_names == ("ssl",) and a.unknown_packages == ()
+    # a question naming nothing but the package by that name asks for all of its entries
+    assert names_only(a.text, a.packages, a.package_names) and not names_only(a.text, a.packages)
+    scope = kos.services.settings.corpus.names
+    assert answer_cache_scope(kos.services, None, "2026-11-22")["names"] == scope  # a new table: new keys
