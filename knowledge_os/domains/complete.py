@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.claims import cve_ids
-from knowledge_os.domains.compose import fallback_summary, kind_names, missing_ids, render_choice
+from knowledge_os.domains.compose import fallback_summary, has_kind, kind_names, kind_patterns, missing_ids, render_choice
 from knowledge_os.domains.trend import series_measure, stats_summary, total_summary
 from knowledge_os.llm.chat import ChatLlamaCpp
 
@@ -73,6 +73,13 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
       period (:data:`_CVES_ASKED`) and every listed entry is of them and inside it
       (:func:`_all_in_period`): the 1..4 entries that name CVE ids are the answer, each
       with up to ``compose.IDS_LISTED_MAX`` of its ids.
+    - ``kinds_listed`` (structured mode): the question names packages, a period and kinds
+      of change (:func:`asked_kinds`: "Какие исправления безопасности получил curl в 2025
+      году?"), every listed entry is of them and inside it (:func:`_all_in_period`), and
+      1..4 of the listed entries are of those kinds (:func:`compose.has_kind`, the rule
+      the data-written summary labels them by): those entries are the answer. The
+      model, shown six curl entries of 2025 for that question, chose two of the three
+      security fixes.
     - ``period_listed`` (structured mode): the question names packages and a period and
       the 2-4 listed entries are all uploads of those packages inside it: the question
       asks what those uploads changed, so all of them are the answer
@@ -117,6 +124,11 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
             rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]}, all_ids=True)
             if rendered:
                 return "cves_listed", rendered
+    numbers = _of_asked_kinds(ctx, listing) if _all_in_period(ctx, listing) else []
+    if 1 <= len(numbers) <= _CHOICE_MAX:
+        rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
+        if rendered:
+            return "kinds_listed", rendered
     for why, numbers in (("quoted_entry", quoted_entries(ctx.analysis.text, listing)),
                          ("ids_listed", _naming_all(ctx, listing)),
                          ("period_listed", _all_in_period(ctx, listing))):
@@ -262,6 +274,16 @@ def _naming_all(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
     if all(any(re.search(a, d["text"], re.IGNORECASE) for a in asked) for d in listing):
         return list(range(1, len(listing) + 1))
     return []
+
+
+def _of_asked_kinds(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
+    """The 1-based numbers of the listed entries of the kinds of change the question asks
+    for (:func:`asked_kinds`; :func:`compose.has_kind`); empty when it asks for none."""
+    asked = asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1])
+    if not asked:
+        return []
+    table = dict(kind_patterns(ctx))
+    return [n for n, d in enumerate(listing, start=1) if any(has_kind(d, table[k]) for k in asked if k in table)]
 
 
 def _all_in_period(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:

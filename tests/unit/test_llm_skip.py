@@ -157,6 +157,27 @@ def test_a_digest_the_model_must_choose_in_still_asks_it(ctx_for, question, list
     assert data_complete(ctx_for(question, listing), listing) is None
 
 
+def _with_text(doc: dict, text: str) -> dict:
+    return {**doc, "text": f"demo {doc['metadata']['version']}\n  * {text}"}
+
+
+@pytest.mark.parametrize("question", ["Какие исправления безопасности получил demo в 2026 году?",
+                                      "Which security fixes did demo get in 2026?"])
+def test_a_package_period_digest_asking_for_a_kind_lists_every_entry_of_it(ctx_for, question):
+    # the model, shown six curl entries of 2025, chose two of their three security fixes
+    texts = ["Fix CVE-2026-0001", "Rebuild", "Fix a crash on empty input", "Import patch for CVE-2026-0002",
+             "New upstream release", "Fix test failures"]
+    listing = [_with_text(_dated(n, f"2.{n}-1", f"2026-0{n}-01"), t) for n, t in enumerate(texts, start=1)]
+    why, summary = data_complete(ctx_for(question, listing), listing)
+    assert why == "kinds_listed"
+    assert re.findall(r"\[(\d)\]", summary) == ["1", "4"] and "CVE-2026-0001" in summary and "CVE-2026-0002" in summary
+    more = [_with_text(_dated(n, f"2.{n}-1", f"2026-0{n}-01"), f"Fix CVE-2026-000{n}") for n in range(1, 6)]
+    assert data_complete(ctx_for(question, more), more) is None  # 5 > 4: the model chooses
+    widened = ctx_for(question, listing)
+    widened.use_dates = False
+    assert data_complete(widened, listing) is None
+
+
 def test_a_dropped_period_asks_the_model_again(ctx_for):
     listing = [_dated(1, "2.0-2", "2026-05-01"), _dated(2, "2.0-1", "2026-02-01")]
     ctx = ctx_for("What changed in demo in 2026?", listing)
