@@ -237,10 +237,12 @@ class CorpusSettings(_Section):
     """How questions name the corpus's packages, besides their own and binary names."""
 
     names: dict[str, str] = Field(
-        default={"kernel": "linux"},
+        default={"kernel": "linux", "ядро": "linux", "ядра": "linux", "ядре": "linux", "ядром": "linux",
+                 "ядру": "linux"},
         description="Common name -> channel (source package): a question that says \"the kernel\" "
-        "asks about the package linux. Lower-case single words; a name whose channel is not in the "
-        "corpus, or that is already a package or binary name there, is ignored.",
+        "(\"ядро\", in each case form a question may use) asks about the package linux. Lower-case "
+        "single words, Latin or Cyrillic; a name whose channel is not in the corpus, or that is already "
+        "a package or binary name there, is ignored.",
     )
 
 

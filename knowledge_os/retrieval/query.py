@@ -239,6 +239,7 @@ def parse_date_range(text: str, as_of: date) -> DateRange | None:
 
 
 _TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9.+-]*[a-z0-9+]|[a-z0-9]")
+_CYRILLIC_WORD_RE = re.compile(r"[а-яё]{2,}")
 
 # "what changed in NAME", "fixes for NAME", "что изменилось в NAME": the word after the
 # verb and preposition stands where a package does (a Latin name in a Russian question).
@@ -249,7 +250,13 @@ _PACKAGE_SLOT_RE = re.compile(
     r"(?:пакет\w*\s+)?([a-z][a-z0-9.+-]*[a-z0-9+])")
 
 
-_NOT_NAMES = frozenset("sept current latest newest recent previous next stable last first".split())
+_NOT_NAMES = frozenset("sept current latest newest recent previous next stable last first".split()
+                       # Debian's suites and release code names: "fixed in bookworm" names the
+                       # release an upload went to (an entry's distribution), not a package
+                       + "unstable testing oldstable oldoldstable experimental sid proposed-updates"
+                         " bookworm-security bullseye-security trixie-security buzz rex bo hamm slink"
+                         " potato woody sarge etch lenny squeeze wheezy jessie stretch buster bullseye"
+                         " bookworm trixie forky duke".split())
 _NOT_NAME_RE = re.compile(r"cve-\d{4}-\d+|q[1-4]|h[12]")  # an id, a quarter, a half-year
 
 
@@ -281,7 +288,9 @@ def analyze_query(text: str, *, channels: Mapping[str, str], as_of: date) -> Que
     lowered = q.lower()
     packages: dict[str, None] = {}
     names: dict[str, None] = {}
-    for tok in _TOKEN_RE.findall(lowered):
+    # Latin names, and Cyrillic words for the common names a settings table may give
+    # (corpus.names: "ядре" -> linux); a Cyrillic word is never a package's own name
+    for tok in [*_TOKEN_RE.findall(lowered), *_CYRILLIC_WORD_RE.findall(lowered)]:
         tok = tok.rstrip(".")
         if tok in _STOPWORDS or tok.isdigit() or len(tok) < 2:
             continue

@@ -100,6 +100,8 @@ def test_describe_shows_both_days_inclusive() -> None:
         ("What changed in the last month?", ()),         # stop words
         ("Which kinds of fixes are rising this quarter?", ()),
         ("Что изменилось в марте?", ()),                 # Cyrillic: never a package name
+        ("Was CVE-2024-13176 fixed in bookworm?", ()),   # a Debian release, not a package
+        ("What changed in bookworm-security in 2025?", ()),
     ],
 )
 def test_unknown_package_in_a_package_slot(question: str, unknown: tuple[str, ...]) -> None:
@@ -114,3 +116,12 @@ def test_unknown_package_in_a_package_slot(question: str, unknown: tuple[str, ..
 ])
 def test_ids_quarters_and_adjectives_are_not_package_names(question: str) -> None:
     assert analyze_query(question, channels={}, as_of=date(2026, 12, 1)).unknown_packages == ()
+
+
+def test_a_common_name_in_cyrillic_names_its_package() -> None:
+    # "Что нового в ядре в 2025 году?" listed a gdk-pixbuf entry: "ядре" named nothing
+    channels = {"linux": "linux", "ядре": "linux", "kernel": "linux"}
+    a = analyze_query("Что нового в ядре в 2025 году?", channels=channels, as_of=AS_OF)
+    assert a.packages == ("linux",) and a.package_names == ("ядре",)
+    assert analyze_query("What changed in the kernel?", channels=channels, as_of=AS_OF).packages == ("linux",)
+    assert analyze_query("Что нового в ядре?", channels={"linux": "linux"}, as_of=AS_OF).packages == ()
