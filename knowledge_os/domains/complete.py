@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.claims import cve_ids
+from knowledge_os.domains.relevance import asks_newest
 from knowledge_os.domains.compose import fallback_summary, has_kind, kind_names, kind_patterns, missing_ids, render_choice
 from knowledge_os.domains.trend import series_measure, stats_summary, total_summary
 from knowledge_os.llm.chat import ChatLlamaCpp
@@ -80,6 +81,12 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
       the data-written summary labels them by): those entries are the answer. The
       model, shown six curl entries of 2025 for that question, chose two of the three
       security fixes.
+    - ``newest_asked`` (structured mode): the question names packages and no period, asks
+      for the newest entry (:func:`~knowledge_os.domains.relevance.asks_newest`: "What is
+      the latest version of openssl?") and no kind of change, CVE or bug: each named
+      package's newest listed entry is the answer (retrieval kept each package's newest
+      entries: ``steps._request``). The model, shown openssl entries by relevance, named
+      1.1.1g-1 of 2020.
     - ``period_listed`` (structured mode): the question names packages and a period and
       the 2-4 listed entries are all uploads of those packages inside it: the question
       asks what those uploads changed, so all of them are the answer
@@ -124,6 +131,11 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
             rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]}, all_ids=True)
             if rendered:
                 return "cves_listed", rendered
+    numbers = _newest_of_packages(ctx, listing)
+    if 1 <= len(numbers) <= _CHOICE_MAX:
+        rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
+        if rendered:
+            return "newest_asked", rendered
     numbers = _of_asked_kinds(ctx, listing) if _all_in_period(ctx, listing) else []
     if 1 <= len(numbers) <= _CHOICE_MAX:
         rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
@@ -274,6 +286,27 @@ def _naming_all(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
     if all(any(re.search(a, d["text"], re.IGNORECASE) for a in asked) for d in listing):
         return list(range(1, len(listing) + 1))
     return []
+
+
+def _newest_of_packages(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
+    """For a question asking for the newest entry of the packages it names, with no period,
+    kind of change, CVE or bug: the 1-based number of each named package's newest listed
+    entry, in listing order; otherwise (or when a named package has no listed entry)
+    empty. Only entries retrieval kept as a package's newest (``latest``) count, so an
+    older entry found by relevance alone is never called the newest."""
+    a = ctx.analysis
+    if (not a.packages or a.dates or a.cves or a.bugs or not ctx.use_packages or not asks_newest(a.text)
+            or asked_kinds(a.text, kind_names(ctx)[:-1])):
+        return []
+    newest: dict[str, tuple[int, int]] = {}
+    for n, d in enumerate(listing, start=1):
+        ts = d.get("ts")
+        if d.get("channel") in a.packages and "latest" in d.get("sources", ()) and isinstance(ts, int):
+            if d["channel"] not in newest or ts > newest[d["channel"]][0]:
+                newest[d["channel"]] = (ts, n)
+    if set(newest) != set(a.packages):
+        return []
+    return sorted(n for _, n in newest.values())
 
 
 def _of_asked_kinds(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:

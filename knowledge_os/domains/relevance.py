@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["TERM_RATIO", "TIE_RATIO", "bearing", "query_terms", "term_share"]
+__all__ = ["TERM_RATIO", "TIE_RATIO", "asks_newest", "bearing", "names_only", "query_terms", "term_share"]
 
 TERM_RATIO = 0.6
 TIE_RATIO = 0.99
@@ -78,6 +78,24 @@ def names_only(question: str, packages: Sequence[str], names: Sequence[str] = ()
     changes in general, "Which openssl upload fixed the DANE use-after-free?" for
     particular ones."""
     return query_terms(question) <= _blob_terms(" ".join([*packages, *names]))
+
+
+_NEWEST = re.compile(
+    r"\b(?:latest|newest|most recent)\b|\b(?:current|last)\s+(?:version|release|upload|entry|update)s?\b"
+    r"|последн\w*\s+(?:верси|выпуск|релиз|загрузк|запис|обновлени)\w*|новейш\w*"
+    r"|(?:сам\w+|текущ\w*)\s+(?:нов\w+|свеж\w+\s+)?(?:верси|выпуск|релиз)\w*"
+    r"|сам\w+\s+(?:нов|свеж)\w+",
+    re.IGNORECASE)
+
+
+def asks_newest(question: str) -> bool:
+    """True when the question asks for a package's newest entry ("What is the latest
+    version of openssl?", "Какая последняя версия curl?", "the current release"); a
+    period ("last month", "за последний месяц") is the date filter's, not this. Such a
+    question is answered by each named package's newest entries, which relevance alone
+    did not find: "latest version of openssl" listed 1.1.1g-1 of 2020, whose text says
+    "New upstream version", over 3.0.19-1~deb12u2 of 2026."""
+    return bool(_NEWEST.search(question))
 
 
 def _doc_terms(doc: dict[str, Any]) -> frozenset[str]:

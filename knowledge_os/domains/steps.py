@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from knowledge_os.domains.compose import (
     render_choice,
 )
 from knowledge_os.domains.complete import answer_mode, asked_kinds, data_complete
-from knowledge_os.domains.relevance import bearing, names_only
+from knowledge_os.domains.relevance import asks_newest, bearing, names_only
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExceededError
 from knowledge_os.llm.budget import Budget, merge_usage
@@ -137,8 +137,9 @@ def closest_are_newest(ctx: StepContext) -> bool:
 def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRequest:
     """The retrieval request of this execution: the plan's arguments (else the domain's
     limits), the replan's filters. Each package's newest entries are kept among the
-    documents (``retrieval.latest_per_package``) when the question only names packages, or
-    when :func:`closest_are_newest`."""
+    documents (``retrieval.latest_per_package``) when the question only names packages,
+    asks for the newest (:func:`~knowledge_os.domains.relevance.asks_newest`), or when
+    :func:`closest_are_newest`."""
     r = ctx.spec.retrieval
     depth = ctx.graph_depth if ctx.graph_depth is not None else r.graph_depth
     return RetrievalRequest(
@@ -152,7 +153,7 @@ def _request(ctx: StepContext, *, graph_depth: int | None = None) -> RetrievalRe
         # a package's newest entries answer "what changed in X?", not "which X upload did Y?"
         latest_per_package=r.latest_per_package
         if names_only(ctx.analysis.text, ctx.analysis.packages, ctx.analysis.package_names)
-        or closest_are_newest(ctx) else 0,
+        or asks_newest(ctx.analysis.text) or closest_are_newest(ctx) else 0,
     )
 
 
@@ -238,10 +239,29 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
     if packages and names_only(ctx.analysis.text, packages, ctx.analysis.package_names):
         theirs = [d for d in ctx.documents if d["channel"] in packages]
         if theirs:
-            return _interests_first(ctx, theirs[:LISTING_MAX])
+            return _interests_first(ctx, _shared(theirs, packages))
     kept = {id(d) for d in bearing(ctx.documents, ctx.analysis.text)}
     kept.update(id(d) for d in _of_asked_kinds(ctx))
-    return _interests_first(ctx, [d for d in ctx.documents if id(d) in kept][:LISTING_MAX])
+    return _interests_first(ctx, _shared([d for d in ctx.documents if id(d) in kept], packages))
+
+
+def _shared(docs: list[dict[str, Any]], packages: Sequence[str]) -> list[dict[str, Any]]:
+    """The first ``LISTING_MAX`` of ``docs``, at most an equal share of them (at least 1)
+    from each of two or more named ``packages``, in their order: grouped by package, the
+    first one's entries alone filled the listing ("What changed in curl and openssl?"
+    listed ten curl entries and no openssl one)."""
+    if len(packages) < 2:
+        return docs[:LISTING_MAX]
+    share = max(1, LISTING_MAX // len(packages))
+    taken: dict[str, int] = {}
+    out = []
+    for d in docs:
+        if d["channel"] in packages:
+            if taken.get(d["channel"], 0) >= share:
+                continue
+            taken[d["channel"]] = taken.get(d["channel"], 0) + 1
+        out.append(d)
+    return out[:LISTING_MAX]
 
 
 def _of_asked_kinds(ctx: StepContext) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from datetime import date
 
 import pytest
 
+from knowledge_os.domains.relevance import asks_newest
 from knowledge_os.domains.complete import asked_kinds, data_complete, moving_kinds, quoted_entries, total_asked
 from knowledge_os.domains.compose import fallback_summary
 from knowledge_os.domains.steps import StepContext
@@ -295,3 +296,30 @@ def test_a_rising_kinds_question_is_answered_from_the_figures(kos_factory):
     for line in lead.split(". "):  # every kind reported rose
         current, previous = re.search(r": (\d+)(?: of \d+ \(\d+%\))? from .*against (\d+)(?: of \d+ \(\d+%\))? from", line).groups()
         assert int(current) > int(previous), line
+
+
+@pytest.mark.parametrize(("question", "newest"), [
+    ("What is the latest version of demo?", True),
+    ("Какая последняя версия demo?", True),
+    ("Which was the last release of demo?", True),
+    ("Какая самая новая версия demo?", True),
+    ("What changed in demo last month?", False),  # a period
+    ("Что изменилось в demo за последний месяц?", False),
+    ("What changed in demo?", False),
+])
+def test_asks_newest(question, newest):
+    assert asks_newest(question) is newest
+
+
+def test_a_question_asking_for_the_newest_entry_is_answered_by_it(ctx_for):
+    # "What is the latest version of openssl?" named 1.1.1g-1 of 2020, found by "version"
+    old = {**_with_text(_dated(1, "1.1-1", "2020-04-21"), "New upstream version"), "sources": ("fts",)}
+    newest = [{**_dated(n, f"3.{n}-1", f"2026-0{n}-01"), "sources": ("latest",)} for n in (3, 2)]
+    listing = [*newest, old]
+    why, summary = data_complete(ctx_for("What is the latest version of demo?", listing), listing)
+    assert why == "newest_asked" and re.findall(r"demo (\S+) \(", summary) == ["3.3-1"]
+    # only an entry retrieval kept as the newest is called that; a period is the date filter's
+    for question, shown in (("What is the latest version of demo?", [old]),
+                            ("What is the latest version of demo in 2026?", listing)):
+        result = data_complete(ctx_for(question, shown), shown)
+        assert result is None or result[0] != "newest_asked"

@@ -208,3 +208,15 @@ def test_a_common_name_of_a_package_names_it(kos_factory) -> None:
     assert names_only(a.text, a.packages, a.package_names) and not names_only(a.text, a.packages)
     scope = kos.services.settings.corpus.names
     assert answer_cache_scope(kos.services, None, "2026-11-22")["names"] == scope  # a new table: new keys
+
+
+def test_two_named_packages_share_the_listing(kos_factory) -> None:
+    # "What changed in curl and openssl?" listed ten curl entries and no openssl one
+    kos = kos_factory()
+    ctx = _ctx(kos, "What changed in curl and openssl?", [])
+    assert set(ctx.analysis.packages) == {"curl", "openssl"}
+    ctx.documents = [{"id": f"deb:{p}:{i}", "channel": p, "score": 0.03, "sources": ["latest"], "title": f"{p} {i}",
+                      "text": f"{p} {i}\n  * Fix bug {i}", "date": "2025-04-15", "metadata": {}}
+                     for p, n in (("curl", 12), ("openssl", 3)) for i in range(n)]
+    listed = [d["id"] for d in select_listing(ctx)]
+    assert listed == [f"deb:curl:{i}" for i in range(5)] + [f"deb:openssl:{i}" for i in range(3)]
