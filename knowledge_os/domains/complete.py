@@ -131,7 +131,7 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
             rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]}, all_ids=True)
             if rendered:
                 return "cves_listed", rendered
-    numbers = _newest_of_packages(ctx, listing)
+    numbers = newest_of_packages(ctx, listing)
     if 1 <= len(numbers) <= _CHOICE_MAX:
         rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
         if rendered:
@@ -288,7 +288,7 @@ def _naming_all(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
     return []
 
 
-def _newest_of_packages(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
+def newest_of_packages(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
     """For a question asking for the newest entry of the packages it names, with no period,
     kind of change, CVE or bug: the 1-based number of each named package's newest listed
     entry, in listing order; otherwise (or when a named package has no listed entry)

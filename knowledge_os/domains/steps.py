@@ -25,7 +25,7 @@ from knowledge_os.domains.compose import (
     kind_patterns,
     render_choice,
 )
-from knowledge_os.domains.complete import answer_mode, asked_kinds, data_complete
+from knowledge_os.domains.complete import answer_mode, asked_kinds, data_complete, newest_of_packages
 from knowledge_os.domains.relevance import asks_newest, bearing, names_only
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExceededError
@@ -228,7 +228,10 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
     entries of the kinds of change the question asks for come first, then those of a
     persona's interests (the same entries, reordered:
     :func:`knowledge_os.personas.registry.order_by_interests`); the statistics style
-    keeps its order (its first entries are the compared windows' examples).
+    keeps its order (its first entries are the compared windows' examples). A question
+    asking for the newest entry of the packages it names ("What is the latest version of
+    openssl?": :func:`~knowledge_os.domains.complete.newest_of_packages`) lists each
+    package's newest entry alone.
     """
     exact = [d for d in ctx.documents if "exact" in d["sources"]]
     if exact and (ctx.analysis.cves or ctx.analysis.bugs):
@@ -236,6 +239,9 @@ def select_listing(ctx: StepContext) -> list[dict[str, Any]]:
     if ctx.spec.answer_style != "grouped":
         return ctx.documents[:5]
     packages = ctx.analysis.packages
+    newest = newest_of_packages(ctx, ctx.documents)
+    if newest:
+        return [ctx.documents[n - 1] for n in newest]
     if packages and names_only(ctx.analysis.text, packages, ctx.analysis.package_names):
         theirs = [d for d in ctx.documents if d["channel"] in packages]
         if theirs:

@@ -13,7 +13,7 @@ import pytest
 from knowledge_os.domains.relevance import asks_newest
 from knowledge_os.domains.complete import asked_kinds, data_complete, moving_kinds, quoted_entries, total_asked
 from knowledge_os.domains.compose import fallback_summary
-from knowledge_os.domains.steps import StepContext
+from knowledge_os.domains.steps import StepContext, select_listing
 from knowledge_os.llm.budget import Budget
 from knowledge_os.retrieval.query import analyze_query
 
@@ -318,6 +318,8 @@ def test_a_question_asking_for_the_newest_entry_is_answered_by_it(ctx_for):
     listing = [*newest, old]
     why, summary = data_complete(ctx_for("What is the latest version of demo?", listing), listing)
     assert why == "newest_asked" and re.findall(r"demo (\S+) \(", summary) == ["3.3-1"]
+    ctx = ctx_for("Какая последняя версия demo?", listing)
+    assert [d["id"] for d in select_listing(ctx)] == ["deb:demo:3.3-1"]  # listed alone
     # only an entry retrieval kept as the newest is called that; a period is the date filter's
     for question, shown in (("What is the latest version of demo?", [old]),
                             ("What is the latest version of demo in 2026?", listing)):

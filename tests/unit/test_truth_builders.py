@@ -93,6 +93,16 @@ def test_package_latest_expects_the_three_newest_entries_and_names_no_period(doc
     assert early == []  # by then alpha had 2 uploads: none of them is "the newest" by choice
 
 
+def test_package_newest_expects_the_newest_entry_of_each_package_with_two(doc: Path) -> None:
+    cases = build_cases("package_newest", doc_dir=doc, as_of=AS_OF, n=20, seed=2)
+    # alpha, openssl, beta, curl and gamma have 2+ uploads; delta has 1
+    by_package = {c["expected"]["packages"][0]: c for c in cases}
+    assert sorted(by_package) == ["alpha", "beta", "curl", "gamma", "openssl"]
+    assert by_package["alpha"]["expected"]["doc_ids"] == ["deb:alpha:1.4-1"]
+    assert all(c["tags"] == ["digest", "newest"] and c["expected"]["packages"][0] in c["query"] for c in cases)
+    assert {c["lang"] for c in cases} == {"en", "ru"}
+
+
 def test_package_follow_up_asks_another_year_of_the_package_in_the_same_thread(doc: Path) -> None:
     cases = build_cases("package_follow_up", doc_dir=doc, as_of=AS_OF, n=20, seed=2)
     # only openssl has two years (2025, 2026) of entries; every other package has one

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge_os.evals.truth.corpus import DEFAULT_DOC_DIR, TruthCorpus, fingerprint, load_corpus
-from knowledge_os.evals.truth.digests import package_follow_up, package_latest, package_period
+from knowledge_os.evals.truth.digests import package_follow_up, package_latest, package_newest, package_period
 from knowledge_os.evals.truth.lookups import bug_lookup, cve_lookup, free_text
 from knowledge_os.evals.truth.qa import qa_narrativeqa
 from knowledge_os.evals.truth.trends import trend_kinds, trend_rankings
@@ -47,6 +47,7 @@ BUILDERS: dict[str, Builder] = {
     "bug_lookup": bug_lookup,
     "package_period": package_period,
     "package_latest": package_latest,
+    "package_newest": package_newest,
     "package_follow_up": package_follow_up,
     "trend_kinds": trend_kinds,
     "trend_rankings": trend_rankings,

@@ -153,6 +153,45 @@ def package_latest(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int =
     return cases
 
 
+_NEWEST_TEMPLATES = {
+    "en": ["What is the latest version of {pkg}?", "Which is the newest upload of {pkg}?",
+           "What is the current version of {pkg}?", "What was the most recent release of {pkg}?"],
+    "ru": ["Какая последняя версия {pkg}?", "Какая самая новая версия {pkg}?", "Какая текущая версия {pkg}?",
+           "Какой последний выпуск {pkg}?"],
+}
+
+
+def package_newest(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int = 7) -> list[dict[str, Any]]:
+    """Up to ``n`` cases asking for a package's newest version ("What is the latest version
+    of openssl?", "Какая последняя версия curl?"), one per package with more than one
+    dated entry up to ``as_of``.
+
+    Args:
+        corpus: The parsed changelogs.
+        as_of: "Today": entries dated after it do not exist yet for the question.
+        n: Number of cases wanted; fewer when the corpus has fewer such packages.
+        seed: Random seed; same corpus and seed give the same cases.
+
+    Returns:
+        Cases with ``expected`` = {domain: "digest", doc_ids: [the package's newest entry],
+        packages: [package]}.
+    """
+    rng = random.Random(seed)
+    cases: list[dict[str, Any]] = []
+    for pkg in _packages_until(corpus, rng, cases, n):
+        dated = [e for e in corpus.by_package[pkg] if e.day is not None and e.day <= as_of]
+        if len(dated) < 2:
+            continue
+        newest = min(dated, key=lambda e: (-e.when.timestamp(), e.doc_id))  # type: ignore[union-attr]
+        lang = lang_for(len(cases))
+        query = rng.choice(_NEWEST_TEMPLATES[lang]).format(pkg=pkg)
+        if is_yaml_example(query):
+            continue
+        cases.append(make_case(f"newest-{len(cases) + 1:04d}", query, lang, ["digest", "newest"],
+                               {"domain": "digest", "doc_ids": [newest.doc_id], "packages": [pkg]}))
+    return cases
+
+
 _FIRST = {"en": "What changed in {pkg} {period}?", "ru": "Что изменилось в {pkg} {period}?"}
 _FOLLOW = {"en": ["And {period}?", "What about {period}?"], "ru": ["А {period}?", "А что {period}?"]}
 
