@@ -87,6 +87,10 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
       package's newest listed entry is the answer (retrieval kept each package's newest
       entries: ``steps._request``). The model, shown openssl entries by relevance, named
       1.1.1g-1 of 2020.
+    - ``packages_listed`` (structured mode): the question names 2-4 packages and a period
+      (no kind of change) and every listed entry is of them and inside it: each
+      package's newest listed entries, an equal share of four, are the answer. The model,
+      shown five curl and five openssl entries of 2025, chose two curl entries only.
     - ``period_listed`` (structured mode): the question names packages and a period and
       the 2-4 listed entries are all uploads of those packages inside it: the question
       asks what those uploads changed, so all of them are the answer
@@ -143,12 +147,31 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
             return "kinds_listed", rendered
     for why, numbers in (("quoted_entry", quoted_entries(ctx.analysis.text, listing)),
                          ("ids_listed", _naming_all(ctx, listing)),
-                         ("period_listed", _all_in_period(ctx, listing))):
+                         ("period_listed", _all_in_period(ctx, listing)),
+                         ("packages_listed", _newest_of_each(ctx, listing))):
         if numbers and len(numbers) <= _CHOICE_MAX:
             rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
             if rendered:
                 return why, rendered
     return None
+
+
+def _newest_of_each(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
+    """For a question naming 2-4 packages and a period (no kind of change, no quote),
+    whose listed entries are all of those packages inside it: the numbers of each
+    package's newest listed entries, an equal share of the 4 a reply may choose;
+    otherwise empty."""
+    a = ctx.analysis
+    if (not 2 <= len(a.packages) <= _CHOICE_MAX or not _all_in_period(ctx, listing)
+            or asked_kinds(a.text, kind_names(ctx)[:-1]) or quoted_entries(a.text, listing)):
+        return []
+    share = _CHOICE_MAX // len(a.packages)
+    numbers: list[int] = []
+    for pkg in a.packages:
+        theirs = sorted((n for n, d in enumerate(listing, start=1) if d["channel"] == pkg),
+                        key=lambda n: -(listing[n - 1].get("ts") or 0))
+        numbers += theirs[:share]
+    return sorted(numbers)
 
 
 _CHOICE_MAX = 4  # entries a structured reply may choose (choice_schema's maxItems)

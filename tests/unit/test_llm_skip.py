@@ -325,3 +325,13 @@ def test_a_question_asking_for_the_newest_entry_is_answered_by_it(ctx_for):
                             ("What is the latest version of demo in 2026?", listing)):
         result = data_complete(ctx_for(question, shown), shown)
         assert result is None or result[0] != "newest_asked"
+
+
+def test_a_period_digest_of_two_packages_leads_with_the_newest_of_each(ctx_for):
+    # the model, shown five curl and five openssl entries of 2025, chose two curl entries only
+    listing = ([_dated(n, f"2.{n}-1", f"2026-0{7 - n}-01") for n in (1, 2, 3)]
+               + [_dated(n, f"7.{n}-1", f"2026-0{7 - n}-01", "curl") for n in (4, 5, 6)])
+    why, summary = data_complete(ctx_for("What changed in demo and curl in 2026?", listing), listing)
+    assert why == "packages_listed"
+    assert re.findall(r"\[(\d)\]", summary) == ["1", "2", "4", "5"]
+    assert data_complete(ctx_for("What changed in demo and curl?", listing), listing) is None  # no period
