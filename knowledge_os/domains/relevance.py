@@ -81,17 +81,19 @@ def names_only(question: str, packages: Sequence[str], names: Sequence[str] = ()
 
 
 _NEWEST = re.compile(
-    r"\b(?:latest|newest|most recent)\b|\b(?:current|last)\s+(?:version|release|upload|entry|update)s?\b"
-    r"|последн\w*\s+(?:верси|выпуск|релиз|загрузк|запис|обновлени)\w*|новейш\w*"
-    r"|(?:сам\w+|текущ\w*)\s+(?:нов\w+|свеж\w+\s+)?(?:верси|выпуск|релиз)\w*"
-    r"|сам\w+\s+(?:нов|свеж)\w+",
+    r"\b(?:latest|newest|most recent|current|last)\s+(?:(?:stable|debian|upstream)\s+)?"
+    r"(?:versions?|releases?|upload|entry|update)\b"
+    r"|(?:последн|новейш|текущ)\w*\s+(?:верси|выпуск|релиз)\w*"
+    r"|сам\w+\s+(?:нов|свеж|последн)\w*\s+(?:верси|выпуск|релиз)\w*",
     re.IGNORECASE)
 
 
 def asks_newest(question: str) -> bool:
     """True when the question asks for a package's newest entry ("What is the latest
-    version of openssl?", "Какая последняя версия curl?", "the current release"); a
-    period ("last month", "за последний месяц") is the date filter's, not this. Such a
+    version of openssl?", "Какая последняя версия curl?", "the current release"); its
+    latest changes ("What are the latest changes in curl?", "Какие последние изменения в
+    curl?": its few newest entries) and a period ("last month", "за последний месяц")
+    are not this. Such a
     question is answered by each named package's newest entries, which relevance alone
     did not find: "latest version of openssl" listed 1.1.1g-1 of 2020, whose text says
     "New upstream version", over 3.0.19-1~deb12u2 of 2026."""

@@ -306,6 +306,8 @@ def test_a_rising_kinds_question_is_answered_from_the_figures(kos_factory):
     ("What changed in demo last month?", False),  # a period
     ("Что изменилось в demo за последний месяц?", False),
     ("What changed in demo?", False),
+    ("What are the latest changes in demo?", False),  # its few newest entries (full-latest)
+    ("Какие последние изменения в demo?", False),
 ])
 def test_asks_newest(question, newest):
     assert asks_newest(question) is newest
