@@ -135,19 +135,29 @@ def package_latest(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int =
         Cases with ``expected`` = {domain: "digest", doc_ids: the package's newest
         :data:`LATEST_EXPECTED` entries, newest first, packages: [package]}.
     """
+    return _newest_cases(corpus, as_of=as_of, n=n, seed=seed, templates=_LATEST_TEMPLATES, name="latest",
+                         expected=LATEST_EXPECTED, more_than=LATEST_EXPECTED)
+
+
+def _newest_cases(corpus: TruthCorpus, *, as_of: date, n: int, seed: int, templates: dict[str, list[str]],
+                  name: str, expected: int, more_than: int) -> list[dict[str, Any]]:
+    """One case per package (random order, up to ``n``) with more than ``more_than`` dated
+    entries up to ``as_of``: a question of ``templates`` (alternating EN / RU) expecting
+    its ``expected`` newest entries, newest first; ids ``{name}-0001``..., tags
+    ``["digest", name]``."""
     rng = random.Random(seed)
     cases: list[dict[str, Any]] = []
     for pkg in _packages_until(corpus, rng, cases, n):
         dated = [e for e in corpus.by_package[pkg] if e.day is not None and e.day <= as_of]
-        if len(dated) <= LATEST_EXPECTED:
+        if len(dated) <= more_than:
             continue
-        newest = sorted(dated, key=lambda e: (-e.when.timestamp(), e.doc_id))[:LATEST_EXPECTED]  # type: ignore[union-attr]
+        newest = sorted(dated, key=lambda e: (-e.when.timestamp(), e.doc_id))[:expected]  # type: ignore[union-attr]
         lang = lang_for(len(cases))
-        query = rng.choice(_LATEST_TEMPLATES[lang]).format(pkg=pkg)
+        query = rng.choice(templates[lang]).format(pkg=pkg)
         if is_yaml_example(query):
             continue
         cases.append(make_case(
-            f"latest-{len(cases) + 1:04d}", query, lang, ["digest", "latest"],
+            f"{name}-{len(cases) + 1:04d}", query, lang, ["digest", name],
             {"domain": "digest", "doc_ids": [e.doc_id for e in newest], "packages": [pkg]},
         ))
     return cases
@@ -176,20 +186,8 @@ def package_newest(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int =
         Cases with ``expected`` = {domain: "digest", doc_ids: [the package's newest entry],
         packages: [package]}.
     """
-    rng = random.Random(seed)
-    cases: list[dict[str, Any]] = []
-    for pkg in _packages_until(corpus, rng, cases, n):
-        dated = [e for e in corpus.by_package[pkg] if e.day is not None and e.day <= as_of]
-        if len(dated) < 2:
-            continue
-        newest = min(dated, key=lambda e: (-e.when.timestamp(), e.doc_id))  # type: ignore[union-attr]
-        lang = lang_for(len(cases))
-        query = rng.choice(_NEWEST_TEMPLATES[lang]).format(pkg=pkg)
-        if is_yaml_example(query):
-            continue
-        cases.append(make_case(f"newest-{len(cases) + 1:04d}", query, lang, ["digest", "newest"],
-                               {"domain": "digest", "doc_ids": [newest.doc_id], "packages": [pkg]}))
-    return cases
+    return _newest_cases(corpus, as_of=as_of, n=n, seed=seed, templates=_NEWEST_TEMPLATES, name="newest",
+                         expected=1, more_than=1)
 
 
 _FIRST = {"en": "What changed in {pkg} {period}?", "ru": "Что изменилось в {pkg} {period}?"}
