@@ -15,8 +15,15 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.claims import cve_ids
+from knowledge_os.domains.compose import (
+    fallback_summary,
+    has_kind,
+    kind_names,
+    kind_patterns,
+    missing_ids,
+    render_choice,
+)
 from knowledge_os.domains.relevance import asks_newest
-from knowledge_os.domains.compose import fallback_summary, has_kind, kind_names, kind_patterns, missing_ids, render_choice
 from knowledge_os.domains.trend import series_measure, stats_summary, total_summary
 from knowledge_os.llm.chat import ChatLlamaCpp
 
@@ -140,7 +147,7 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
         rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
         if rendered:
             return "newest_asked", rendered
-    numbers = _of_asked_kinds(ctx, listing) if _all_in_period(ctx, listing) else []
+    numbers = of_asked_kinds(ctx, listing) if _all_in_period(ctx, listing) else []
     if 1 <= len(numbers) <= _CHOICE_MAX:
         rendered = render_choice(ctx, listing, {"entries": [{"n": n} for n in numbers]})
         if rendered:
@@ -332,7 +339,7 @@ def newest_of_packages(ctx: StepContext, listing: list[dict[str, Any]]) -> list[
     return sorted(n for _, n in newest.values())
 
 
-def _of_asked_kinds(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
+def of_asked_kinds(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int]:
     """The 1-based numbers of the listed entries of the kinds of change the question asks
     for (:func:`asked_kinds`; :func:`compose.has_kind`); empty when it asks for none."""
     asked = asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1])

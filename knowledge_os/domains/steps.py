@@ -20,12 +20,17 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from knowledge_os.domains.compose import (
     compose_answer,
     fallback_summary,
-    has_kind,
     kind_names,
     kind_patterns,
     render_choice,
 )
-from knowledge_os.domains.complete import answer_mode, asked_kinds, data_complete, newest_of_packages
+from knowledge_os.domains.complete import (
+    answer_mode,
+    asked_kinds,
+    data_complete,
+    newest_of_packages,
+    of_asked_kinds,
+)
 from knowledge_os.domains.relevance import asks_newest, bearing, names_only
 from knowledge_os.domains.spec import DomainSpec
 from knowledge_os.errors import BackendError, BackendUnavailableError, BudgetExceededError
@@ -274,13 +279,9 @@ def _of_asked_kinds(ctx: StepContext) -> list[dict[str, Any]]:
     """The retrieved entries of the kinds of change the question asks for
     (:func:`~knowledge_os.domains.complete.asked_kinds`), of the packages it names when
     it names any; empty when it asks for no kind."""
-    asked = asked_kinds(ctx.analysis.text, kind_names(ctx)[:-1])
-    if not asked:
-        return []
-    table = dict(kind_patterns(ctx))
     packages = ctx.analysis.packages
-    return [d for d in ctx.documents if (not packages or d["channel"] in packages)
-            and any(has_kind(d, table[k]) for k in asked if k in table)]
+    docs = [ctx.documents[n - 1] for n in of_asked_kinds(ctx, ctx.documents)]
+    return [d for d in docs if not packages or d["channel"] in packages]
 
 
 def _interests_first(ctx: StepContext, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -64,7 +64,8 @@ def analysis_from_state(state: State) -> QueryAnalysis:
     dates = DateRange(**a["dates"]) if a.get("dates") else None
     return QueryAnalysis(
         text=a["text"], cves=tuple(a["cves"]), bugs=tuple(a["bugs"]),
-        packages=tuple(a["packages"]), package_names=tuple(a.get("package_names", ())), dates=dates, lang=a.get("lang", "en"),
+        packages=tuple(a["packages"]), package_names=tuple(a.get("package_names", ())),
+        dates=dates, lang=a.get("lang", "en"),
         unknown_packages=tuple(a.get("unknown_packages", ())),
         follows=a.get("follows", ""),
     )
