@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from knowledge_os.domains.claims import CLAIM_KINDS, Evidence, cve_ids, extract_claims, trace_claims, ungrounded
+from knowledge_os.domains.entries import signer
 from knowledge_os.i18n import detect_language
 
 __all__ = ["ALWAYS_ON", "BLOCKING", "CHECKS", "CheckInput", "cited_numbers", "run_checklist"]
@@ -207,7 +208,10 @@ def language_matches(x: CheckInput, value: Any) -> Result:
     if x.lang is None:
         return NOT_APPLICABLE
     prose = _NEUTRAL_WORDS.sub(" ", x.summary)
-    for name in sorted(set(x.vocabulary), key=len, reverse=True):
+    # names copied from the data are in no language: packages, and the people who signed
+    # the cited entries ("Перечисленные загрузки подписали: Samuel Henrique [1]")
+    signers = {signer(d) for d in x.cited_docs} - {""}
+    for name in sorted(set(x.vocabulary) | signers, key=len, reverse=True):
         prose = re.sub(rf"(?<![\w.+-]){re.escape(name)}(?![\w+-])", " ", prose, flags=re.IGNORECASE)
     if len(re.findall(r"[^\W\d_]", prose)) < 12:
         return NOT_APPLICABLE

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.claims import cve_ids
 from knowledge_os.domains.compose import (
+    authors_summary,
     fallback_summary,
     has_kind,
     kind_names,
@@ -81,6 +82,10 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
       period (:data:`_CVES_ASKED`) and every listed entry is of them and inside it
       (:func:`_all_in_period`): the 1..4 entries that name CVE ids are the answer, each
       with up to ``compose.IDS_LISTED_MAX`` of its ids.
+    - ``authors_asked`` (structured mode, grouped): the question asks who made the uploads
+      (:data:`_WHO_ASKED`: "Кто загружал openssl в 2025 году?"): the listed entries'
+      signers are the answer (:func:`compose.authors_summary`); the model, which is not
+      shown them, summarised the changes instead.
     - ``kinds_listed`` (structured mode): the question names packages, a period and kinds
       of change (:func:`asked_kinds`: "Какие исправления безопасности получил curl в 2025
       году?"), every listed entry is of them and inside it (:func:`_all_in_period`), and
@@ -111,6 +116,10 @@ def data_complete(ctx: StepContext, listing: list[dict[str, Any]]) -> tuple[str,
         return "id_not_found", fallback_summary(ctx, listing)
     if answer_mode(ctx) != "structured":
         return None
+    if ctx.spec.answer_style == "grouped" and _WHO_ASKED.search(ctx.analysis.text):
+        summary = authors_summary(ctx, listing)
+        if summary:
+            return "authors_asked", summary
     if ctx.spec.answer_style == "stats":
         stats = ctx.stats or {}
         if stats.get("ranking"):
@@ -181,6 +190,12 @@ def _newest_of_each(ctx: StepContext, listing: list[dict[str, Any]]) -> list[int
     return sorted(numbers)
 
 
+_WHO_ASKED = re.compile(
+    r"^\s*(?:and\s+)?who\b|\bby whom\b|\bwhich (?:maintainers?|uploaders?|people|developers?|persons?)\b"
+    r"|^\s*(?:а\s+)?кто\b|\bкем\b|\bкакие\s+(?:мейнтейнеры|сопровождающие|разработчики)\b",
+    re.IGNORECASE)
+"""A question asking who made the uploads ("Who uploaded openssl in 2025?", "Which
+maintainers signed curl's uploads?", "Кто загружал openssl в 2025 году?")."""
 _CHOICE_MAX = 4  # entries a structured reply may choose (choice_schema's maxItems)
 _CVES_ASKED = re.compile(r"\b(?:which|what|list|all|show|name)\b(?:\s+\S+){0,3}?\s+cves?\b|\bcve ids\b"
                          r"|\bкакие\s+(?:\S+\s+){0,2}?cve\b|\bперечисл\w*(?:\s+\S+){0,3}?\s+cve\b|\bсписок\s+cve\b",

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from knowledge_os.domains.claims import cve_ids
-from knowledge_os.domains.entries import entry_line
+from knowledge_os.domains.entries import entry_line, signer
 from knowledge_os.domains.relevance import bearing
 from knowledge_os.domains.trend import compose_stats_answer, newest_before, stats_summary
 from knowledge_os.i18n import pick
@@ -29,12 +29,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CHANGE_KINDS",
+    "authors_summary",
     "compose_answer",
     "data_notice",
     "entry_kind",
     "entry_line",
     "fallback_summary",
+    "has_kind",
     "kind_names",
+    "kind_patterns",
     "missing_ids",
     "render_choice",
 ]
@@ -86,6 +89,9 @@ NOTICE = {
     },
 }
 CHOICE_LEAD = {"en": "The entries that bear on the question:", "ru": "Записи по вопросу:"}
+AUTHORS_LEAD = {"en": "The listed uploads were signed by", "ru": "Перечисленные загрузки подписали:"}
+"""Said before the uploaders of the listed entries (:func:`authors_summary`)."""
+AUTHORS_MORE = {"en": "; and {more} more people", "ru": "; и ещё человек: {more}"}
 CHOICE_ENTRY = {"en": "{entry}: {kind}{ids} [{n}].", "ru": "{entry}: {kind}{ids} [{n}]."}
 IDS_TOTAL = {"en": "{ids}; {total} CVE ids in all", "ru": "{ids}; всего CVE: {total}"}
 """An entry's ids when it names more than :func:`_ids_shown` lists, with how many CVE ids
@@ -361,6 +367,28 @@ def _more(ctx: StepContext, listing: list[dict[str, Any]]) -> int:
 
 IDS_LISTED_MAX = 12
 """Most CVE ids an entry's sentence names when the question asks for the ids themselves."""
+
+
+AUTHORS_MAX = 6
+
+
+def authors_summary(ctx: StepContext, listing: list[dict[str, Any]]) -> str | None:
+    """Who signed the listed entries: "The listed uploads were signed by Sebastian Andrzej
+    Siewior [1], [2], [3]." (the changelog trailer's name, ``metadata.author``, without
+    its e-mail address), up to :data:`AUTHORS_MAX` people (then how many more), the one
+    with most entries first, each with the numbers of their entries. None when no listed
+    entry names its author (a document that is no changelog entry)."""
+    by_author: dict[str, list[int]] = {}
+    for n, d in enumerate(listing, start=1):
+        author = signer(d)
+        if author:
+            by_author.setdefault(author, []).append(n)
+    if not by_author:
+        return None
+    ranked = sorted(by_author.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
+    people = "; ".join(f"{a} " + ", ".join(f"[{n}]" for n in ns) for a, ns in ranked[:AUTHORS_MAX])
+    more = pick(AUTHORS_MORE, _lang(ctx), more=len(ranked) - AUTHORS_MAX) if len(ranked) > AUTHORS_MAX else ""
+    return f"{pick(AUTHORS_LEAD, _lang(ctx))} {people}{more}."
 
 
 def render_choice(ctx: StepContext, listing: list[dict[str, Any]], choice: dict[str, Any], *,

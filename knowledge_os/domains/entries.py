@@ -5,9 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["entry_line"]
+__all__ = ["entry_line", "signer"]
 
 _ENTRY_CHARS = 170
+_EMAIL = re.compile(r"\s*<[^>]*>\s*$")
+
+
+def signer(doc: dict[str, Any]) -> str:
+    """Who signed an entry: its changelog trailer's name (``metadata.author``) without the
+    e-mail address ("Sebastian Andrzej Siewior"); empty when it names none."""
+    return _EMAIL.sub("", str((doc.get("metadata") or {}).get("author") or "")).strip()
 
 
 def entry_line(doc: dict[str, Any]) -> str:

@@ -337,3 +337,48 @@ def test_a_period_digest_of_two_packages_leads_with_the_newest_of_each(ctx_for):
     assert why == "packages_listed"
     assert re.findall(r"\[(\d)\]", summary) == ["1", "2", "4", "5"]
     assert data_complete(ctx_for("What changed in demo and curl?", listing), listing) is None  # no period
+
+
+@pytest.mark.parametrize(("question", "lead"), [
+    ("Who uploaded openssl in 2026?", "The listed uploads were signed by Sebastian Andrzej Siewior [1]"),
+    ("Кто загружал openssl в 2026 году?", "Перечисленные загрузки подписали: Sebastian Andrzej Siewior [1]"),
+])
+def test_a_question_asking_who_made_the_uploads_is_answered_by_their_signers(kos_factory, question, lead):
+    # the model, not shown the signers, summarised the changes instead
+    kos = kos_factory(llm={"answer_mode": "structured"})
+    r = kos.run(question, as_of=AS_OF, use_cache=False)
+    assert r.answer.startswith(lead) and "breakpoint.cc" not in r.answer.split("\n")[0]
+    assert r.usage.llm_calls == 0 and r.quality.passed, r.quality.issues  # Latin names: still Russian
+
+
+def test_signers_are_listed_most_entries_first_then_how_many_more():
+    from knowledge_os.domains.compose import authors_summary
+
+    def signed(n: int, who: str) -> dict:
+        return {**_doc(n, f"1.{n}", "  * Fix"), "metadata": {"version": f"1.{n}", "author": f"{who} <{who}@x.org>"}}
+
+    class Ctx:  # what authors_summary reads
+        analysis = analyze_query("Who uploaded demo?", channels={"demo": "demo"}, as_of=AS_OF)
+
+    listing = [signed(1, "Ann"), signed(2, "Bob"), signed(3, "Ann")]
+    assert authors_summary(Ctx, listing) == "The listed uploads were signed by Ann [1], [3]; Bob [2]."
+    many = [signed(n, f"P{n}") for n in range(1, 9)]
+    assert authors_summary(Ctx, many).endswith("P6 [6]; and 2 more people.")
+    assert authors_summary(Ctx, DOCS) is None  # no entry names its signer
+
+
+def test_the_signers_names_of_the_cited_entries_are_in_no_language():
+    # "Кто загружал curl в 2025 году?": five Latin names outweighed the Russian lead
+    from knowledge_os.domains.checks import CheckInput, language_matches
+
+    names = ["Samuel Henrique", "Carlos Henrique Lima Melara", "Dr. Tobias Quathamer", "Matheus Polkorny",
+             "Aquila Macedo Costa"]
+    cited = [{**_doc(n, f"1.{n}", "  * Fix"), "metadata": {"author": f"{who} <x{n}@x.org>"}}
+             for n, who in enumerate(names, start=1)]
+    summary = "Перечисленные загрузки подписали: " + "; ".join(f"{w} [{n}]" for n, w in enumerate(names, 1)) + "."
+    x = CheckInput(answer=summary, summary=summary, cited_docs=cited, documents=cited, stats=None, cves=(),
+                   bugs=(), packages=("curl",), ts_from=None, ts_to=None, lang="ru")
+    assert language_matches(x, None) == (True, None)
+    unsigned = CheckInput(answer=summary, summary=summary, cited_docs=DOCS, documents=DOCS, stats=None, cves=(),
+                          bugs=(), packages=("curl",), ts_from=None, ts_to=None, lang="ru")
+    assert language_matches(unsigned, None)[0] is False  # the same names, not the cited entries' signers
