@@ -174,17 +174,8 @@ _NEWEST_TEMPLATES = {
 def package_newest(corpus: TruthCorpus, *, as_of: date, n: int = 40, seed: int = 7) -> list[dict[str, Any]]:
     """Up to ``n`` cases asking for a package's newest version ("What is the latest version
     of openssl?", "Какая последняя версия curl?"), one per package with more than one
-    dated entry up to ``as_of``.
-
-    Args:
-        corpus: The parsed changelogs.
-        as_of: "Today": entries dated after it do not exist yet for the question.
-        n: Number of cases wanted; fewer when the corpus has fewer such packages.
-        seed: Random seed; same corpus and seed give the same cases.
-
-    Returns:
-        Cases with ``expected`` = {domain: "digest", doc_ids: [the package's newest entry],
-        packages: [package]}.
+    dated entry up to ``as_of``. Arguments as for :func:`package_latest`; ``expected`` =
+    {domain: "digest", doc_ids: [the package's newest entry], packages: [package]}.
     """
     return _newest_cases(corpus, as_of=as_of, n=n, seed=seed, templates=_NEWEST_TEMPLATES, name="newest",
                          expected=1, more_than=1)
